@@ -1,0 +1,222 @@
+"""The one contract between Rapport and a calendar provider.
+
+Connectors turn provider payloads into these provider-neutral models and never touch
+the database; `service/` maps them onto storage. Nothing after a connector knows which
+provider an event came from.
+
+Recurring series are represented as *expanded occurrences*: every occurrence is its own
+`CalendarEvent` carrying `series_id` (Google ``recurringEventId`` / Graph
+``seriesMasterId``) and `original_start` (Google ``originalStartTime`` / Graph
+``originalStart``). Google is asked with ``singleEvents=true`` and Graph's calendarView
+delta only returns expanded occurrences anyway, so both providers reach the service in
+one shape, and the provider's own expansion (time zones, DST, EXDATE, moved instances)
+stays authoritative instead of being re-implemented by a local RRULE engine.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import ClassVar, Protocol, runtime_checkable
+
+from connectors.errors import (  # noqa: F401  (re-exported: one error tree)
+    AuthRevoked,
+    ConnectorError,
+    CursorExpired,
+    Forbidden,
+    NotFound,
+    PreconditionFailed,
+    RateLimited,
+    Transient,
+)
+
+
+class EventStatus(str, enum.Enum):
+    """Whether an event (or one occurrence) takes place."""
+
+    CONFIRMED = "confirmed"
+    TENTATIVE = "tentative"
+    CANCELLED = "cancelled"
+
+
+class Response(str, enum.Enum):
+    """An attendee's answer to the invitation."""
+
+    NEEDS_ACTION = "needsAction"
+    ACCEPTED = "accepted"
+    TENTATIVE = "tentative"
+    DECLINED = "declined"
+
+
+@dataclass(frozen=True)
+class Attendee:
+    """One invitee of an event, as the provider reports it."""
+
+    email: str
+    display_name: str | None = None
+    response: Response = Response.NEEDS_ACTION
+    is_resource: bool = False  # rooms and equipment (Google ``resource``, Graph type ``resource``)
+    is_organizer: bool = False
+    is_self: bool = False  # the owner of the calendar this copy was read from
+
+
+@dataclass(frozen=True)
+class CalendarEvent:
+    """One single event or one occurrence of a recurring series, provider-neutral.
+
+    A tombstone (Google status ``cancelled`` with only ids, Graph ``@removed``) has
+    ``status == CANCELLED`` and may lack start, end, title and attendees.
+    """
+
+    id: str
+    calendar_id: str
+    status: EventStatus = EventStatus.CONFIRMED
+    series_id: str | None = None
+    original_start: datetime | None = None
+    start: datetime | None = None  # aware, UTC
+    end: datetime | None = None  # aware, UTC
+    all_day: bool = False
+    time_zone: str | None = None  # IANA name of the event's own time zone
+    title: str = ""
+    description: str = ""
+    description_is_html: bool = False
+    organizer: str | None = None  # email, lower case
+    attendees: tuple[Attendee, ...] = ()
+    etag: str | None = None
+    updated: datetime | None = None
+    ical_uid: str | None = None  # series-level iCalendar UID shared by every copy of the series
+
+    @property
+    def is_occurrence(self) -> bool:
+        """True for an occurrence (or exception) of a recurring series."""
+        return self.series_id is not None
+
+
+@dataclass(frozen=True)
+class CalendarInfo:
+    """A calendar the account can read."""
+
+    id: str
+    name: str
+    time_zone: str | None = None
+    is_primary: bool = False
+    owner_email: str | None = None
+
+
+@dataclass(frozen=True)
+class ChangePage:
+    """One page of changes; `cursor` is set only on the last page of a round.
+
+    The service saves the cursor in the same transaction as the last page's items, so a
+    crash mid-round replays the round instead of skipping changes.
+    """
+
+    events: list[CalendarEvent]
+    cursor: str | None = None
+    full_sync: bool = False  # True when this round started without a cursor
+    skipped: list[SkippedItem] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class SkippedItem:
+    """A provider item that could not be parsed: logged with its id, the sync goes on."""
+
+    event_id: str | None
+    reason: str
+
+
+@dataclass(frozen=True)
+class BusyInterval:
+    """A span during which a person is not free."""
+
+    start: datetime
+    end: datetime
+
+
+@dataclass(frozen=True)
+class Subscription:
+    """A push channel (Google watch channel / Graph subscription)."""
+
+    id: str
+    resource_id: str | None
+    expires_at: datetime
+
+
+@dataclass(frozen=True)
+class ProviderCall:
+    """One HTTP call made to a provider, reported so the service can count and log it."""
+
+    provider: str
+    operation: str  # e.g. "events.list", "events.patch", "calendarView.delta"
+    status: int
+    duration_ms: float
+
+
+CallObserver = Callable[[ProviderCall], None]
+
+
+@runtime_checkable
+class CalendarConnector(Protocol):
+    """What Rapport needs from a calendar provider, for one account.
+
+    Implementations translate provider errors into `connectors.errors` at the HTTP edge.
+    """
+
+    provider: ClassVar[str]
+
+    def list_calendars(self) -> list[CalendarInfo]:
+        """The calendars this account can read."""
+        ...
+
+    def list_changes(
+        self,
+        calendar_id: str,
+        cursor: str | None,
+        *,
+        window_start: datetime,
+        window_end: datetime,
+    ) -> Iterator[ChangePage]:
+        """Changes since `cursor` (everything in the window when None).
+
+        The window bounds a full sync; an incremental round follows the provider's cursor.
+        Raises `CursorExpired` when the provider says the cursor is gone.
+        """
+        ...
+
+    def get_event(self, calendar_id: str, event_id: str) -> CalendarEvent:
+        """Read one event (or occurrence) fresh, with its current etag."""
+        ...
+
+    def patch_description(
+        self,
+        calendar_id: str,
+        event_id: str,
+        *,
+        description: str,
+        is_html: bool,
+        etag: str | None,
+    ) -> CalendarEvent:
+        """Replace the description, only if the event still has `etag` (If-Match).
+
+        Raises `PreconditionFailed` when someone changed the event in between; attendees
+        are not notified of our edit.
+        """
+        ...
+
+    def free_busy(
+        self, emails: list[str], start: datetime, end: datetime
+    ) -> dict[str, list[BusyInterval]]:
+        """Busy intervals per person between start and end."""
+        ...
+
+    def subscribe(
+        self, calendar_id: str, *, address: str, token: str, ttl_seconds: int
+    ) -> Subscription:
+        """Ask the provider to push change notifications for a calendar to `address`."""
+        ...
+
+    def unsubscribe(self, subscription: Subscription) -> None:
+        """Stop a push channel."""
+        ...

@@ -1,0 +1,47 @@
+"""One error tree for every provider, raised only at the HTTP edge, causes kept.
+
+Workers map these onto dramatiq: `RateLimited` → ``Retry(delay)``, `AuthRevoked` →
+fail and flag the account, `CursorExpired` → drop the cursor and resync.
+"""
+
+from __future__ import annotations
+
+
+class ConnectorError(Exception):
+    """Base of every error a connector raises."""
+
+
+class AuthRevoked(ConnectorError):
+    """The grant is gone or was never valid (``invalid_grant``, 401): re-consent needed."""
+
+
+class Forbidden(ConnectorError):
+    """The account may not do this (403 other than rate limits)."""
+
+
+class NotFound(ConnectorError):
+    """The calendar or event does not exist (404), or no longer (Google 410 on an event)."""
+
+
+class PreconditionFailed(ConnectorError):
+    """The If-Match etag no longer matches (412): read again, merge, retry."""
+
+
+class CursorExpired(ConnectorError):
+    """The sync token / delta link is gone (Google 410, Graph syncStateNotFound): resync."""
+
+
+class RateLimited(ConnectorError):
+    """The provider throttles us (429, Google 403 rateLimitExceeded, Graph 503)."""
+
+    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class Transient(ConnectorError):
+    """A 5xx or network failure that outlived the connector's own retries."""
+
+
+class BadRequest(ConnectorError):
+    """The provider rejected our request as malformed (400): a bug on our side."""
