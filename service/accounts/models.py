@@ -1,0 +1,46 @@
+"""Connected calendar accounts and the people Rapport knows."""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+
+from sqlalchemy import Boolean, ForeignKey, LargeBinary, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from service.db import Base, UTCDateTime, utcnow
+
+
+class AccountStatus(str, enum.Enum):
+    ACTIVE = "active"
+    NEEDS_RECONSENT = "needs_reconsent"
+    DISABLED = "disabled"
+
+
+class Person(Base):
+    """Someone who appears in a 1:1, connected or not; the time zone drives their emails."""
+
+    __tablename__ = "people"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email: Mapped[str] = mapped_column(String(320), unique=True)
+    display_name: Mapped[str | None] = mapped_column(String(200))
+    time_zone: Mapped[str | None] = mapped_column(String(64))
+    opted_out: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class Account(Base):
+    """One OAuth grant at one provider; credentials are encrypted at rest."""
+
+    __tablename__ = "accounts"
+    __table_args__ = (UniqueConstraint("provider", "email"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    provider: Mapped[str] = mapped_column(String(20))
+    email: Mapped[str] = mapped_column(String(320))
+    person_id: Mapped[int | None] = mapped_column(ForeignKey("people.id"))
+    credentials_encrypted: Mapped[bytes] = mapped_column(LargeBinary)
+    status: Mapped[AccountStatus] = mapped_column(String(20), default=AccountStatus.ACTIVE)
+    status_reason: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_sync_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -1,0 +1,69 @@
+"""What agenda we wrote into which occurrence, and the action items a pair carries."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import JSON, ForeignKey, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from service.db import Base, UTCDateTime, utcnow
+
+
+class AgendaRecord(Base):
+    """The agenda planned for one occurrence; `written_hash` is what the invite holds now.
+
+    Due work is visible here: a row whose `content_hash` differs from `written_hash` still
+    needs a write, and the reconciler enqueues it again.
+    """
+
+    __tablename__ = "agendas"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    occurrence_id: Mapped[int] = mapped_column(
+        ForeignKey("occurrences.id", ondelete="CASCADE"), unique=True
+    )
+    pair_id: Mapped[int] = mapped_column(ForeignKey("pairs.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(20))
+    areas: Mapped[list[str]] = mapped_column(JSON, default=list)
+    question_ids: Mapped[list[str]] = mapped_column(JSON, default=list)
+    content_hash: Mapped[str] = mapped_column(String(64))
+    written_hash: Mapped[str | None] = mapped_column(String(64))
+    provider_etag: Mapped[str | None] = mapped_column(String(200))
+    written_copy_id: Mapped[int | None] = mapped_column(
+        ForeignKey("occurrence_copies.id", ondelete="SET NULL")
+    )
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    written_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class ActionItem(Base):
+    """Something agreed in a 1:1; open items carry over into the next agenda."""
+
+    __tablename__ = "action_items"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    pair_id: Mapped[int] = mapped_column(ForeignKey("pairs.id"), index=True)
+    text: Mapped[str] = mapped_column(Text)
+    owner: Mapped[str] = mapped_column(String(10), default="report")  # report | manager
+    source_occurrence_id: Mapped[int | None] = mapped_column(
+        ForeignKey("occurrences.id", ondelete="SET NULL")
+    )
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class PairTopic(Base):
+    """A topic someone queued for the pair's next 1:1 (the report's come first)."""
+
+    __tablename__ = "pair_topics"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    pair_id: Mapped[int] = mapped_column(ForeignKey("pairs.id"), index=True)
+    text: Mapped[str] = mapped_column(Text)
+    added_by: Mapped[str] = mapped_column(String(10), default="report")  # report | manager
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    used_in_occurrence_id: Mapped[int | None] = mapped_column(
+        ForeignKey("occurrences.id", ondelete="SET NULL")
+    )

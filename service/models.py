@@ -1,0 +1,25 @@
+"""Every table, imported in one place so Alembic and `create_all` see the whole schema."""
+
+from service.accounts.models import Account, AccountStatus, Person
+from service.agenda.models import ActionItem, AgendaRecord, PairTopic
+from service.calendars.models import Calendar, ProviderCallLog, QuarantinedItem
+from service.db import Base
+from service.email.models import OutboxMessage, OutboxStatus
+from service.pairs.models import (
+    AdHocMeeting,
+    Occurrence,
+    OccurrenceCopy,
+    OccurrenceStatus,
+    Override,
+    Pair,
+    Series,
+    SeriesSource,
+    SeriesStatus,
+)
+
+__all__ = [
+    "Account", "AccountStatus", "ActionItem", "AdHocMeeting", "AgendaRecord", "Base",
+    "Calendar", "Occurrence", "OccurrenceCopy", "OccurrenceStatus", "OutboxMessage",
+    "OutboxStatus", "Override", "Pair", "PairTopic", "Person", "ProviderCallLog",
+    "QuarantinedItem", "Series", "SeriesSource", "SeriesStatus",
+]
