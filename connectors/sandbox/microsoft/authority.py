@@ -1,0 +1,188 @@
+"""A fake Entra ID (v2.0) authority that MSAL accepts with instance_discovery=False.
+
+MSAL reads ``/<tenant>/v2.0/.well-known/openid-configuration`` (OpenID Connect discovery,
+https://learn.microsoft.com/en-us/entra/identity-platform/v2-protocols-oidc), then posts to the
+token endpoint (refresh_token grant:
+https://learn.microsoft.com/en-us/entra/identity-platform/v2-oauth2-auth-code-flow#refresh-the-access-token;
+device code grant: https://learn.microsoft.com/en-us/entra/identity-platform/v2-oauth2-device-code).
+Responses carry ``client_info`` (base64url ``{"uid", "utid"}``) and an unsigned id_token,
+which is how MSAL builds the cached account. Refresh tokens rotate; a revoked grant answers
+400 ``invalid_grant`` (AADSTS50173-like).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import secrets
+import threading
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from urllib.parse import parse_qs
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+
+from connectors.sandbox import team
+
+TENANT = "rapport-sandbox"
+TENANT_ID = "9188040d-6c67-4c5b-b112-36a304b66dad"
+ACCESS_TOKEN_SECONDS = 3600
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def object_id(email: str) -> str:
+    """The stable Entra object id of a sandbox person."""
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"rapport-sandbox:{email}"))
+
+
+@dataclass
+class Grants:
+    """Issued tokens, revocations and pending device codes."""
+
+    now: Callable[[], datetime]
+    lock: threading.RLock = field(default_factory=threading.RLock)
+    access: dict[str, tuple[str, datetime]] = field(default_factory=dict)
+    refresh: dict[str, str] = field(default_factory=dict)
+    revoked: set[str] = field(default_factory=set)
+    devices: dict[str, dict[str, object]] = field(default_factory=dict)
+
+    def reset(self) -> None:
+        """Seeded refresh tokens only, nothing revoked (issued access tokens stay valid)."""
+        with self.lock:
+            self.refresh = {p.refresh_token: p.email for p in team.people_on("microsoft")}
+            self.revoked.clear()
+            self.devices.clear()
+
+    def user_of(self, access_token: str) -> tuple[str | None, str]:
+        """(email, problem): the owner of a bearer token, or None and why it is refused."""
+        entry = self.access.get(access_token)
+        if entry is None:
+            return None, "Access token validation failure. Invalid audience."
+        email, expires = entry
+        if email in self.revoked:
+            return None, "Access token has been revoked."
+        if expires <= self.now():
+            return None, "Lifetime validation failed, the token is expired."
+        return email, ""
+
+    def issue(self, email: str, client_id: str, scope: str, issuer: str) -> dict[str, object]:
+        """A token response the way Entra answers a successful grant."""
+        now = self.now().astimezone(UTC)
+        access = "sandbox-at-" + secrets.token_urlsafe(24)
+        refresh = "sandbox-rt-" + secrets.token_urlsafe(24)
+        self.access[access] = (email, now + timedelta(seconds=ACCESS_TOKEN_SECONDS))
+        self.refresh[refresh] = email
+        oid = object_id(email)
+        person = team.person(email)
+        claims = {
+            "aud": client_id, "iss": issuer, "iat": int(now.timestamp()),
+            "nbf": int(now.timestamp()), "exp": int(now.timestamp()) + ACCESS_TOKEN_SECONDS,
+            "name": person.name, "oid": oid, "preferred_username": email, "sub": oid,
+            "tid": TENANT_ID, "ver": "2.0",
+        }
+        id_token = ".".join([
+            _b64(json.dumps({"alg": "none", "typ": "JWT"}).encode()),
+            _b64(json.dumps(claims).encode()), "",
+        ])
+        return {
+            "token_type": "Bearer", "scope": scope, "expires_in": ACCESS_TOKEN_SECONDS,
+            "ext_expires_in": ACCESS_TOKEN_SECONDS, "access_token": access,
+            "refresh_token": refresh, "id_token": id_token,
+            "client_info": _b64(json.dumps({"uid": oid, "utid": TENANT_ID}).encode()),
+        }
+
+    def approve_device(self, user_code: str, email: str) -> None:
+        """The person signs in at the verification page and enters `user_code`."""
+        with self.lock:
+            for flow in self.devices.values():
+                if flow["user_code"] == user_code:
+                    flow["email"] = email
+                    return
+        raise KeyError(user_code)
+
+
+def _oauth_error(error: str, description: str, status: int = 400) -> JSONResponse:
+    return JSONResponse(
+        {"error": error, "error_description": description, "error_codes": [],
+         "timestamp": datetime.now(UTC).isoformat(), "trace_id": "sandbox"},
+        status_code=status,
+    )
+
+
+def authority_router(grants: Grants, root: Callable[[], str]) -> APIRouter:
+    """Routes of the fake authority under ``/<tenant>``; `root` gives the https origin."""
+    router = APIRouter()
+
+    def issuer(tenant: str) -> str:
+        return f"{root()}/{tenant}/v2.0"
+
+    @router.get("/{tenant}/v2.0/.well-known/openid-configuration")
+    def openid_configuration(tenant: str) -> dict[str, object]:
+        base = f"{root()}/{tenant}"
+        return {
+            "issuer": issuer(tenant),
+            "authorization_endpoint": f"{base}/oauth2/v2.0/authorize",
+            "token_endpoint": f"{base}/oauth2/v2.0/token",
+            "device_authorization_endpoint": f"{base}/oauth2/v2.0/devicecode",
+            "jwks_uri": f"{base}/discovery/v2.0/keys",
+            "response_types_supported": ["code", "id_token", "code id_token", "id_token token"],
+            "subject_types_supported": ["pairwise"],
+            "id_token_signing_alg_values_supported": ["RS256"],
+            "scopes_supported": ["openid", "profile", "email", "offline_access"],
+            "tenant_region_scope": "EU",
+        }
+
+    @router.get("/{tenant}/discovery/v2.0/keys")
+    def keys(tenant: str) -> dict[str, object]:
+        return {"keys": []}
+
+    @router.post("/{tenant}/oauth2/v2.0/devicecode")
+    async def devicecode(tenant: str, request: Request) -> JSONResponse:
+        form = {k: v[0] for k, v in parse_qs((await request.body()).decode()).items()}
+        device_code = secrets.token_urlsafe(24)
+        user_code = secrets.token_hex(4).upper()
+        with grants.lock:
+            grants.devices[device_code] = {
+                "user_code": user_code, "email": None,
+                "client_id": form.get("client_id", ""), "scope": form.get("scope", ""),
+            }
+        verify = f"{root()}/{tenant}/devicelogin"
+        return JSONResponse({
+            "device_code": device_code, "user_code": user_code, "verification_uri": verify,
+            "expires_in": 900, "interval": 1,
+            "message": f"To sign in, open {verify} and enter the code {user_code}.",
+        })
+
+    @router.post("/{tenant}/oauth2/v2.0/token")
+    async def token(tenant: str, request: Request) -> JSONResponse:
+        form = {k: v[0] for k, v in parse_qs((await request.body()).decode()).items()}
+        grant = form.get("grant_type")
+        client_id = form.get("client_id", "")
+        scope = form.get("scope", "")
+        with grants.lock:
+            if grant == "refresh_token":
+                email = grants.refresh.get(form.get("refresh_token", ""))
+                if email is None or email in grants.revoked:
+                    return _oauth_error(
+                        "invalid_grant",
+                        "AADSTS50173: The provided grant has expired due to it being revoked, "
+                        "a fresh auth token is needed.",
+                    )
+                return JSONResponse(grants.issue(email, client_id, scope, issuer(tenant)))
+            if grant == "urn:ietf:params:oauth:grant-type:device_code":
+                flow = grants.devices.get(form.get("device_code", ""))
+                if flow is None:
+                    return _oauth_error("expired_token", "AADSTS70020: The provided value for the input parameter 'device_code' is not valid.")
+                if flow["email"] is None:
+                    return _oauth_error("authorization_pending", "AADSTS70016: OAuth 2.0 device flow error. Authorization is pending.")
+                del grants.devices[form["device_code"]]
+                return JSONResponse(grants.issue(str(flow["email"]), client_id, scope, issuer(tenant)))
+        return _oauth_error("unsupported_grant_type", f"AADSTS70003: grant type {grant!r} is not supported here.")
+
+    return router

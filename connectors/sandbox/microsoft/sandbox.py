@@ -1,0 +1,267 @@
+"""`GraphSandbox`: the Microsoft 365 side of the local calendar sandbox, with admin helpers.
+
+Admin actions act as the organizer or attendee would in Outlook. Documented behaviour
+followed: deleting an occurrence removes it from the organizer's calendar (delta
+``@removed``) while attendees get a cancellation that marks their copy ``isCancelled``
+until they remove it (https://learn.microsoft.com/en-us/graph/api/event-cancel,
+https://learn.microsoft.com/en-us/graph/api/resources/event "isCancelled"); moving or
+editing one occurrence turns it into an ``exception``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+
+from connectors.sandbox.admin import RecordedRequest
+from connectors.sandbox.microsoft.api import Faults, GraphState, create_app, send_notifications
+from connectors.sandbox.microsoft.authority import TENANT, Grants
+from connectors.sandbox.microsoft.delta import DeltaEngine
+from connectors.sandbox.microsoft.model import Item, opaque_id, outlook_html
+from connectors.sandbox.microsoft.server import HttpsServer
+from connectors.sandbox.microsoft.store import HORIZON, SeriesState, Store
+
+log = logging.getLogger(__name__)
+
+
+def _utc(dt: datetime) -> datetime:
+    return dt.astimezone(UTC)
+
+
+class GraphSandbox:
+    """An HTTPS Graph v1.0 + Entra authority on 127.0.0.1, seeded from `team.py`."""
+
+    provider = "microsoft"
+
+    def __init__(self, now: Callable[[], datetime] | None = None, tenant: str = TENANT) -> None:
+        self.now = now or (lambda: datetime.now(UTC))
+        self.tenant = tenant
+        self.store = Store(self.now)
+        self.grants = Grants(self.now)
+        self.faults = Faults()
+        self.state = GraphState(self.store, DeltaEngine(self.store), self.grants, self.faults,
+                                root=lambda: self._server.origin)
+        self._server = HttpsServer(create_app(self.state))
+        self.reset()
+
+    # lifecycle ----------------------------------------------------------------
+
+    def start(self) -> GraphSandbox:
+        """Start serving (returns self)."""
+        self._server.start()
+        log.info("Graph sandbox listening on %s", self._server.origin)
+        return self
+
+    def stop(self) -> None:
+        """Stop serving."""
+        self._server.stop()
+
+    @property
+    def base_url(self) -> str:
+        """The Graph root, what RAPPORT_GRAPH_API_URL is set to."""
+        return self._server.origin + "/v1.0"
+
+    @property
+    def token_url(self) -> str:
+        """The authority URL, what RAPPORT_MICROSOFT_AUTHORITY is set to."""
+        return f"{self._server.origin}/{self.tenant}"
+
+    @property
+    def ca_file(self) -> str:
+        """PEM of the CA that signed the sandbox certificate (RAPPORT_CA_BUNDLE)."""
+        return self._server.ca_file
+
+    def reset(self) -> None:
+        """Back to the seeded team, no recorded requests, no injected faults."""
+        with self.store.lock:
+            self.store.seed()
+            self.state.delta.expire()
+            self.state.subscriptions.clear()
+        self.grants.reset()
+        with self.faults.lock:
+            self.faults.throttle = 0
+            self.faults.requests.clear()
+
+    # admin: series ------------------------------------------------------------
+
+    def create_series(
+        self, *, organizer: str, attendees: list[str], title: str, first_start: datetime,
+        minutes: int = 30, rrule: str | None = "RRULE:FREQ=WEEKLY", time_zone: str = "UTC",
+        description: str = "",
+    ) -> str:
+        """Create a (recurring) event for the organizer and copies for attendees here."""
+        from zoneinfo import ZoneInfo
+
+        key = self.store.new_key()
+        self.store.add_series(SeriesState(
+            key=key, organizer=organizer, attendees=list(attendees), title=title,
+            time_zone=time_zone, first_start=first_start.astimezone(ZoneInfo(time_zone)),
+            minutes=minutes, rrule=rrule, description=description,
+        ))
+        return key
+
+    def series_keys(self) -> list[str]:
+        """Keys of every series the sandbox knows."""
+        return list(self.store.series)
+
+    def occurrence_starts(self, series_key: str, *, until: datetime) -> list[datetime]:
+        """Original starts (UTC) of the series' occurrences up to `until`, cancelled ones left out."""
+        spec = self.store.series[series_key]
+        if spec.deleted:
+            return []
+        return [s for s in spec.original_starts(_utc(until)) if s not in spec.cancelled]
+
+    def _copies(self, series_key: str, original_start: datetime) -> list[Item]:
+        return self.store.occurrence_copies(series_key, original_start)
+
+    def cancel_occurrence(self, series_key: str, original_start: datetime) -> None:
+        """Organizer deletes one occurrence: removed for them, isCancelled for attendees."""
+        with self.store.lock:
+            spec = self.store.series[series_key]
+            spec.cancelled.add(_utc(original_start))
+            for item in self._copies(series_key, original_start):
+                if item.owner == spec.organizer:
+                    item.removed = True
+                else:
+                    item.is_cancelled = True
+                    item.subject = f"Canceled: {spec.title}"
+                self.store.touch(item)
+
+    def move_occurrence(self, series_key: str, original_start: datetime, new_start: datetime) -> None:
+        """Organizer moves one occurrence: it becomes an exception in every copy."""
+        with self.store.lock:
+            for item in self._copies(series_key, original_start):
+                length = item.end - item.start
+                item.start, item.end = _utc(new_start), _utc(new_start) + length
+                if item.kind == "occurrence":
+                    item.kind = "exception"
+                self.store.touch(item)
+
+    def decline_occurrence(self, series_key: str, original_start: datetime, attendee: str) -> None:
+        """An attendee declines one occurrence (Outlook's "keep declined item" behaviour)."""
+        with self.store.lock:
+            for item in self._copies(series_key, original_start):
+                for a in item.attendees:
+                    if a.email == attendee:
+                        a.response = "declined"
+                if item.owner == attendee:
+                    item.response = "declined"
+                self.store.touch(item)
+
+    def delete_series(self, series_key: str) -> None:
+        """Organizer deletes the series: gone for them, cancelled for attendees."""
+        with self.store.lock:
+            spec = self.store.series[series_key]
+            spec.deleted = True
+            for item in list(self.store.items_of(series_key)):
+                if item.removed:
+                    continue
+                if item.owner == spec.organizer:
+                    item.removed = True
+                else:
+                    item.is_cancelled = True
+                    item.subject = f"Canceled: {spec.title}"
+                self.store.touch(item)
+
+    def end_series(self, series_key: str, until: datetime) -> None:
+        """Organizer ends the recurrence at `until`: later occurrences leave every calendar."""
+        with self.store.lock:
+            spec = self.store.series[series_key]
+            spec.until = _utc(until)
+            for item in list(self.store.items_of(series_key)):
+                if item.kind == "seriesMaster":
+                    item.recurrence = {**(item.recurrence or {}), "range": {
+                        **dict((item.recurrence or {}).get("range", {})),  # type: ignore[call-overload]
+                        "type": "endDate", "endDate": spec.until.date().isoformat()}}
+                    self.store.touch(item)
+                elif item.original_start and item.original_start > spec.until and not item.removed:
+                    item.removed = True
+                    self.store.touch(item)
+
+    # admin: descriptions and faults ---------------------------------------------
+
+    def _copy_of(self, owner: str, series_key: str, original_start: datetime) -> Item:
+        for item in self._copies(series_key, original_start):
+            if item.owner == owner:
+                return item
+        raise KeyError(f"{owner} holds no copy of {series_key} at {original_start}")
+
+    def human_edit_description(
+        self, owner: str, series_key: str, original_start: datetime, new_description: str
+    ) -> None:
+        """A person edits the occurrence's body in Outlook, which stores HTML."""
+        with self.store.lock:
+            item = self._copy_of(owner, series_key, original_start)
+            item.body, item.body_type = outlook_html(new_description), "html"
+            if item.kind == "occurrence":
+                item.kind = "exception"
+            self.store.touch(item)
+
+    def description_of(self, owner: str, series_key: str, original_start: datetime) -> str:
+        """The occurrence's body as stored in `owner`'s calendar (HTML)."""
+        return self._copy_of(owner, series_key, original_start).body
+
+    def add_malformed_event(self, owner: str, kind: str) -> str:
+        """A broken single event tomorrow: "malformed", "bad_timezone" or "huge_description"."""
+        overrides: dict[str, dict[str, object]] = {
+            "malformed": {"start": {"dateTime": "not-a-date", "timeZone": "UTC"}},
+            "bad_timezone": {"start": {"dateTime": "2030-01-01T10:00:00.0000000", "timeZone": "Mars/Olympus_Mons"},
+                             "end": {"dateTime": "2030-01-01T11:00:00.0000000", "timeZone": "Mars/Olympus_Mons"}},
+            "huge_description": {"body": {"contentType": "html", "content": "<p>" + "x" * 2_100_000 + "</p>"}},
+        }
+        if kind not in overrides:
+            raise ValueError(f"unknown kind {kind!r}")
+        start = _utc(self.now()).replace(minute=0, second=0, microsecond=0) + timedelta(days=1)
+        key = self.create_series(organizer=owner, attendees=[], title=f"Broken ({kind})",
+                                 first_start=start, rrule=None)
+        item = next(self.store.items_of(key))
+        with self.store.lock:
+            item.overrides = dict(overrides[kind])
+            self.store.touch(item)
+        return item.id
+
+    def expire_cursors(self) -> None:
+        """Every delta link answers 410 syncStateNotFound from now on."""
+        self.state.delta.expire()
+
+    def inject_throttle(self, count: int, *, retry_after: float = 1.0) -> None:
+        """The next `count` Graph requests answer 429 TooManyRequests with Retry-After."""
+        with self.faults.lock:
+            self.faults.throttle, self.faults.retry_after = count, retry_after
+
+    def revoke(self, email: str) -> None:
+        """Refresh answers invalid_grant and access tokens 401 for this person."""
+        with self.grants.lock:
+            self.grants.revoked.add(email)
+
+    def requests(self) -> list[RecordedRequest]:
+        """Requests served since the last reset (or `clear_requests`)."""
+        with self.faults.lock:
+            return list(self.faults.requests)
+
+    def clear_requests(self) -> None:
+        """Forget recorded requests."""
+        with self.faults.lock:
+            self.faults.requests.clear()
+
+    # Microsoft-only helpers -------------------------------------------------------
+
+    def approve_device_code(self, user_code: str, email: str) -> None:
+        """`email` completes the device code sign-in showing `user_code`."""
+        self.grants.approve_device(user_code, email)
+
+    def notify(self, email: str) -> int:
+        """Post a change notification (with clientState) to the mailbox's subscriptions."""
+        return send_notifications(self.state, email)
+
+    def calendar_id(self, email: str) -> str:
+        """The id of a person's default calendar."""
+        return self.store.calendar_id(email)
+
+    def event_id(self, owner: str, series_key: str, original_start: datetime) -> str:
+        """The id of an occurrence in `owner`'s mailbox."""
+        return self._copy_of(owner, series_key, original_start).id
+
+
+__all__ = ["GraphSandbox", "HORIZON", "opaque_id"]
