@@ -1,0 +1,234 @@
+"""`GraphConnector`: Rapport's `CalendarConnector` over Microsoft Graph v1.0.
+
+Sync uses calendarView delta (https://learn.microsoft.com/en-us/graph/api/event-delta):
+the window is fixed by the round's first request and carried inside the delta link, so
+the cursor (the full ``@odata.deltaLink``) keeps following that window. When the service
+wants the window to move (it rolls forward with the clock), it starts a new round with
+``cursor=None``; `cursor_is_stale` tells it when that is due.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any, ClassVar
+from urllib.parse import quote
+
+from connectors.base import (
+    BusyInterval,
+    CalendarEvent,
+    CalendarInfo,
+    CallObserver,
+    ChangePage,
+    SkippedItem,
+    Subscription,
+)
+from connectors.errors import ConnectorError, NotFound
+from connectors.microsoft.client import GraphClient, RetryPolicy
+from connectors.microsoft.parse import (
+    parse_busy,
+    parse_calendar,
+    parse_event,
+    parse_instant,
+    parse_item,
+    text_to_html,
+)
+from connectors.microsoft.types import DeltaPage, GraphEvent
+
+log = logging.getLogger(__name__)
+
+PAGE_SIZE = 100
+PREFER = 'outlook.timezone="UTC", outlook.body-content-type="html"'
+MAX_SUBSCRIPTION = timedelta(minutes=10070)  # Outlook events: a little under 7 days
+
+
+def _graph_time(dt: datetime) -> str:
+    return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class GraphConnector:
+    """One Microsoft 365 account, through Graph v1.0; auth is handed in as `token_provider`."""
+
+    provider: ClassVar[str] = "microsoft"
+
+    def __init__(
+        self,
+        *,
+        token_provider: Callable[[], str],
+        api_url: str,
+        verify: str | bool = True,
+        observer: CallObserver | None = None,
+        user: str | None = None,
+        owner_email: str | None = None,
+        page_size: int = PAGE_SIZE,
+        retry: RetryPolicy | None = None,
+    ) -> None:
+        self.client = GraphClient(
+            token_provider=token_provider, api_url=api_url, verify=verify, observer=observer, retry=retry
+        )
+        self._root = f"users/{quote(user)}" if user else "me"
+        self._owner = (owner_email or user or "").lower() or None
+        self.page_size = page_size
+        self._series_uids: dict[str, str | None] = {}
+
+    def close(self) -> None:
+        """Release the HTTP connections."""
+        self.client.close()
+
+    def _calendar_path(self, calendar_id: str) -> str:
+        if calendar_id in ("", "primary", "default"):
+            return self._root
+        return f"{self._root}/calendars/{quote(calendar_id)}"
+
+    def owner_email(self) -> str | None:
+        """The mailbox address (from GET /me, once): https://learn.microsoft.com/en-us/graph/api/user-get."""
+        if self._owner is None:
+            me = self.client.json("GET", self._root, operation="user.get",
+                                  params={"$select": "mail,userPrincipalName"})
+            address = me.get("mail") or me.get("userPrincipalName")
+            self._owner = address.lower() if address else None
+        return self._owner
+
+    def list_calendars(self) -> list[CalendarInfo]:
+        """GET /me/calendars: https://learn.microsoft.com/en-us/graph/api/user-list-calendars."""
+        data = self.client.json("GET", f"{self._root}/calendars", operation="calendars.list")
+        return [parse_calendar(c) for c in data.get("value", [])]
+
+    def list_changes(
+        self, calendar_id: str, cursor: str | None, *, window_start: datetime, window_end: datetime
+    ) -> Iterator[ChangePage]:
+        """calendarView delta pages: https://learn.microsoft.com/en-us/graph/api/event-delta.
+
+        `cursor` is the previous round's ``@odata.deltaLink``; the window applies only when
+        it is None. Raises `CursorExpired` on 410 ``syncStateNotFound``.
+        """
+        full = cursor is None
+        headers = {"Prefer": f"{PREFER}, odata.maxpagesize={self.page_size}"}
+        url: str
+        params: dict[str, str] | None
+        if cursor is None:
+            url = f"{self._calendar_path(calendar_id)}/calendarView/delta"
+            params = {"startDateTime": _graph_time(window_start), "endDateTime": _graph_time(window_end)}
+        else:
+            url, params = cursor, None
+        while True:
+            page: DeltaPage = self.client.json("GET", url, operation="calendarView.delta",
+                                               params=params, headers=headers)
+            events, skipped = self._parse_page(calendar_id, page.get("value", []))
+            next_link = page.get("@odata.nextLink")
+            if next_link:
+                yield ChangePage(events=events, full_sync=full, skipped=skipped)
+                url, params = next_link, None
+                continue
+            delta_link = page.get("@odata.deltaLink")
+            if not delta_link:
+                raise ConnectorError("Graph delta page has neither nextLink nor deltaLink")
+            yield ChangePage(events=events, cursor=delta_link, full_sync=full, skipped=skipped)
+            return
+
+    def _parse_page(self, calendar_id: str, items: list[GraphEvent]) -> tuple[list[CalendarEvent], list[SkippedItem]]:
+        events: list[CalendarEvent] = []
+        skipped: list[SkippedItem] = []
+        owner = self.owner_email() if any("@removed" not in i for i in items) else self._owner
+        for raw in items:
+            uid = None
+            master = raw.get("seriesMasterId") if isinstance(raw, dict) else None
+            if master and "@removed" not in raw:
+                uid = self._series_uid(master)
+            parsed = parse_item(raw, calendar_id=calendar_id, owner=owner, series_uid=uid)
+            if isinstance(parsed, SkippedItem):
+                log.warning("skipping Graph event %s in calendar %s: %s", parsed.event_id, calendar_id, parsed.reason)
+                skipped.append(parsed)
+            else:
+                events.append(parsed)
+        return events, skipped
+
+    def _series_uid(self, master_id: str) -> str | None:
+        """The series master's iCalUId (occurrences have their own), fetched once per series."""
+        if master_id not in self._series_uids:
+            try:
+                data = self.client.json("GET", f"{self._root}/events/{quote(master_id)}",
+                                        operation="events.get", params={"$select": "iCalUId"})
+                self._series_uids[master_id] = data.get("iCalUId")
+            except NotFound:
+                self._series_uids[master_id] = None
+        return self._series_uids[master_id]
+
+    def _parse(self, calendar_id: str, raw: GraphEvent) -> CalendarEvent:
+        master = raw.get("seriesMasterId")
+        uid = self._series_uid(master) if master else None
+        return parse_event(raw, calendar_id=calendar_id, owner=self.owner_email(), series_uid=uid)
+
+    def get_event(self, calendar_id: str, event_id: str) -> CalendarEvent:
+        """GET /me/events/{id}: https://learn.microsoft.com/en-us/graph/api/event-get."""
+        raw = self.client.json("GET", f"{self._root}/events/{quote(event_id)}", operation="events.get",
+                               headers={"Prefer": PREFER})
+        return self._parse(calendar_id, raw)
+
+    def patch_description(
+        self, calendar_id: str, event_id: str, *, description: str, is_html: bool, etag: str | None
+    ) -> CalendarEvent:
+        """PATCH /me/events/{id} with If-Match: https://learn.microsoft.com/en-us/graph/api/event-update.
+
+        Graph bodies are HTML; plain text is escaped first. 412 raises `PreconditionFailed`.
+        """
+        content = description if is_html else text_to_html(description)
+        headers = {"Prefer": PREFER}
+        if etag:
+            headers["If-Match"] = etag
+        raw = self.client.json("PATCH", f"{self._root}/events/{quote(event_id)}", operation="events.patch",
+                               json={"body": {"contentType": "html", "content": content}}, headers=headers)
+        return self._parse(calendar_id, raw)
+
+    def free_busy(self, emails: list[str], start: datetime, end: datetime) -> dict[str, list[BusyInterval]]:
+        """POST /me/calendar/getSchedule: https://learn.microsoft.com/en-us/graph/api/calendar-getschedule.
+
+        People Graph cannot see (another provider, another tenant) are left out of the result.
+        """
+        body: dict[str, Any] = {
+            "schedules": emails,
+            "startTime": {"dateTime": start.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S"), "timeZone": "UTC"},
+            "endTime": {"dateTime": end.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S"), "timeZone": "UTC"},
+            "availabilityViewInterval": 30,
+        }
+        data = self.client.json("POST", f"{self._root}/calendar/getSchedule", operation="calendar.getSchedule",
+                                json=body, headers={"Prefer": 'outlook.timezone="UTC"'})
+        out: dict[str, list[BusyInterval]] = {}
+        for info in data.get("value", []):
+            if info.get("error"):
+                log.info("no free/busy for a schedule: %s", info["error"].get("responseCode"))
+                continue
+            out[str(info.get("scheduleId", "")).lower()] = parse_busy(info)
+        return out
+
+    def subscribe(self, calendar_id: str, *, address: str, token: str, ttl_seconds: int) -> Subscription:
+        """POST /subscriptions: https://learn.microsoft.com/en-us/graph/api/subscription-post-subscriptions.
+
+        `token` travels as clientState; Graph validates `address` before answering.
+        """
+        ttl = min(timedelta(seconds=ttl_seconds), MAX_SUBSCRIPTION)
+        resource = f"{self._calendar_path(calendar_id)}/events"
+        body = {
+            "changeType": "created,updated,deleted", "notificationUrl": address, "resource": resource,
+            "expirationDateTime": _graph_time(datetime.now(UTC) + ttl), "clientState": token,
+        }
+        data = self.client.json("POST", "subscriptions", operation="subscriptions.create", json=body)
+        expires = parse_instant(data.get("expirationDateTime")) or datetime.now(UTC) + ttl
+        return Subscription(id=data["id"], resource_id=data.get("resource"), expires_at=expires)
+
+    def unsubscribe(self, subscription: Subscription) -> None:
+        """DELETE /subscriptions/{id}: https://learn.microsoft.com/en-us/graph/api/subscription-delete."""
+        try:
+            self.client.request("DELETE", f"subscriptions/{quote(subscription.id)}",
+                                operation="subscriptions.delete")
+        except NotFound:
+            log.info("subscription %s was already gone", subscription.id)
+
+
+def cursor_is_stale(
+    round_started: datetime, *, now: datetime, max_age: timedelta = timedelta(days=7)
+) -> bool:
+    """Whether a delta round's fixed window has drifted enough that the service should start
+    a fresh round (cursor None) with a window around `now`."""
+    return now - round_started >= max_age
