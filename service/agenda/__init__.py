@@ -1,0 +1,1 @@
+"""The agenda domain: question bank, agenda composition and the block in the invite."""

@@ -1,0 +1,207 @@
+"""The agenda block inside an event description: render, find, replace, hash.
+
+Rapport owns exactly one marked block of the description and never touches a byte outside
+it. Markers are plain text (not attributes or ids), because Google's and Outlook's editors
+keep text but strip attributes; they are found in the visible text, so a block still counts
+after an editor has turned the description into HTML. The content hash is taken over the
+visible text, so our own write echoing back, even re-serialised as HTML, causes no new write.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import html
+import re
+import unicodedata
+from dataclasses import dataclass
+
+from service.agenda.generator import Agenda, Source
+from service.agenda.htmltext import absorb_wrappers, looks_like_html, project, visible_text
+
+START_MARKER = "── Rapport agenda (managed) ──"
+END_MARKER = "── end of Rapport agenda ──"
+MAX_DESCRIPTION_CHARS = 1_000_000
+
+FOOTER = (
+    "Add your own notes above or below this block: "
+    "Rapport only rewrites the lines between the two markers."
+)
+
+_DECOR = r"[─━–—=~_\-]"
+_START = re.compile(
+    rf"(?:{_DECOR}+[ \t\xa0]*)?Rapport\s+agenda\s+\(managed\)(?:[ \t\xa0]*{_DECOR}+)?",
+    re.IGNORECASE,
+)
+_END = re.compile(
+    rf"(?:{_DECOR}+[ \t\xa0]*)?end\s+of\s+Rapport\s+agenda(?:[ \t\xa0]*{_DECOR}+)?",
+    re.IGNORECASE,
+)
+_MARKUP_AFTER_MARKER = re.compile(r"(?:[ \t\xa0]|&#?\w+;)*<")
+_MARKER_WORDS = re.compile(r"(rapport)\s+(agenda)", re.IGNORECASE)
+_BODY_CLOSE = re.compile(r"</body\s*>", re.IGNORECASE)
+_SECTIONS = (
+    (Source.REPORT, "Report's topics"),
+    (Source.MANAGER, "Manager's topics"),
+    (Source.FOLLOW_UP, "Follow up from last time"),
+    (Source.BALANCE, "For balance"),
+)
+
+
+class DescriptionTooLarge(ValueError):
+    """The description is too big to parse safely; the caller logs the event id and skips it."""
+
+    def __init__(self, size: int) -> None:
+        super().__init__(f"description has {size} characters, limit is {MAX_DESCRIPTION_CHARS}")
+        self.size = size
+
+
+@dataclass(frozen=True)
+class _Span:
+    start: int  # first byte of the block, wrapper tags included
+    end: int  # one past the last byte of the block
+    body: int  # just after the start marker
+
+
+def render_block_text(agenda: Agenda) -> str:
+    """The block as plain text, markers included."""
+    return "\n".join(text for text, _ in _lines(agenda))
+
+
+def render_block_html(agenda: Agenda) -> str:
+    """The block as an HTML fragment: one ``<div>``, lines joined by ``<br>``, all escaped."""
+    parts = (f"<b>{html.escape(t)}</b>" if bold else html.escape(t) for t, bold in _lines(agenda))
+    return "<div>" + "<br>".join(parts) + "</div>"
+
+
+def replace_block(description: str, *, is_html: bool, agenda: Agenda) -> str:
+    """Put the agenda into the description, keeping every byte outside the block.
+
+    The first block is replaced, later duplicates are removed, a start marker without an
+    end marker runs to the end; with no block, one is appended. HTML is written when the
+    provider says so or the description already is HTML.
+    """
+    _guard(description)
+    spans, found_html = _locate(description)
+    as_html = is_html or found_html
+    block = render_block_html(agenda) if as_html else render_block_text(agenda)
+    if not spans:
+        return _append(description, block, as_html=as_html)
+    parts = [description[: spans[0].start], block]
+    for previous, span in zip(spans, spans[1:], strict=False):
+        parts.append(description[previous.end : span.start])
+    parts.append(description[spans[-1].end :])
+    return "".join(parts)
+
+
+def extract_block(description: str) -> str | None:
+    """The first block exactly as it stands in the description, or None."""
+    _guard(description)
+    spans, _ = _locate(description)
+    return description[spans[0].start : spans[0].end] if spans else None
+
+
+def content_hash(agenda: Agenda) -> str:
+    """SHA-256 of the block's normalised visible text: what `block_hash_in` reads back."""
+    return _digest(render_block_text(agenda))
+
+
+def block_hash_in(description: str) -> str | None:
+    """Hash of the block found in a description (plain or HTML), or None without a block."""
+    _guard(description)
+    spans, found_html = _locate(description)
+    if not spans:
+        return None
+    raw = description[spans[0].start : spans[0].end]
+    return _digest(visible_text(raw) if found_html else raw)
+
+
+def _lines(agenda: Agenda) -> list[tuple[str, bool]]:
+    """(text, bold) lines shared by both renderings, so both hash alike."""
+    lines = [
+        (START_MARKER, False),
+        (f"Rapport agenda · {agenda.kind.value.capitalize()} 1:1", True),
+        (f"Check-in: {agenda.check_in.text}", False),
+    ]
+    for source, label in _SECTIONS:
+        items = [item for item in agenda.items if item.source is source]
+        if items:
+            lines.append((f"{label}:", True))
+        for item in items:
+            prefix = f"{item.area.value.capitalize()}: " if item.area else ""
+            lines.append((f"• {prefix}{_clean(item.text)}", False))
+    lines += [(FOOTER, False), (END_MARKER, False)]
+    return lines
+
+
+def _clean(text: str) -> str:
+    """One line of people's text that can never be mistaken for one of our markers."""
+    return _MARKER_WORDS.sub(r"\1-\2", " ".join(text.split()))
+
+
+def _locate(description: str) -> tuple[list[_Span], bool]:
+    """The blocks in the description, and whether it is to be read as HTML.
+
+    A plain description stays plain even when a topic inside our own block looks like
+    markup; only markup outside the blocks, or right after a start marker, makes it HTML.
+    """
+    spans = _find(description, as_html=False)
+    outside = "".join(
+        description[a:b]
+        for a, b in zip(
+            [0, *(s.end for s in spans)], [*(s.start for s in spans), None], strict=True
+        )
+    )
+    if not looks_like_html(outside) and not any(
+        _MARKUP_AFTER_MARKER.match(description, s.body) for s in spans
+    ):
+        return spans, False
+    return _find(description, as_html=True), True
+
+
+def _find(description: str, *, as_html: bool) -> list[_Span]:
+    """Every block, in order: start marker to the next end marker (or to the end)."""
+    if as_html:
+        projection = project(description)
+        text, starts, ends = projection.text, projection.starts, projection.ends
+    else:
+        text = description
+    spans: list[_Span] = []
+    position = 0
+    while (start := _START.search(text, position)) is not None:
+        end = _END.search(text, start.end())
+        stop = end.end() if end else len(text.rstrip()) if as_html else len(text)
+        if as_html:
+            first, last = absorb_wrappers(description, starts[start.start()], ends[stop - 1])
+            spans.append(_Span(first, last, ends[start.end() - 1]))
+        else:
+            spans.append(_Span(start.start(), stop, start.end()))
+        if end is None:
+            break
+        position = end.end()
+    return spans
+
+
+def _append(description: str, block: str, *, as_html: bool) -> str:
+    """Add the block after people's text, separated by a blank line (or inside ``<body>``)."""
+    if not description:
+        return block
+    if as_html:
+        closes = list(_BODY_CLOSE.finditer(description))
+        if closes:
+            at = closes[-1].start()
+            return description[:at] + block + description[at:]
+        return description + "<br>" + block
+    separator = (
+        "" if description.endswith("\n\n") else "\n" if description.endswith("\n") else "\n\n"
+    )
+    return description + separator + block
+
+
+def _digest(text: str) -> str:
+    lines = (" ".join(line.split()) for line in unicodedata.normalize("NFC", text).splitlines())
+    return hashlib.sha256("\n".join(line for line in lines if line).encode()).hexdigest()
+
+
+def _guard(description: str) -> None:
+    if len(description) > MAX_DESCRIPTION_CHARS:
+        raise DescriptionTooLarge(len(description))
