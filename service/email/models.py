@@ -11,7 +11,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from service.db import Base, UTCDateTime, utcnow
 
 
-class OutboxStatus(enum.StrEnum):
+class OutboxStatus(str, enum.Enum):
     PENDING = "pending"
     SENDING = "sending"
     SENT = "sent"
