@@ -10,6 +10,7 @@ connection failures, so the status-code policy lives here, small and injectable.
 from __future__ import annotations
 
 import logging
+import ssl
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -111,7 +112,8 @@ class GraphClient:
         self._token = token_provider
         self._observer = observer
         self.retry = retry or RetryPolicy()
-        self._http = httpx.Client(verify=verify, timeout=timeout, trust_env=verify is True)
+        tls: ssl.SSLContext | bool = ssl.create_default_context(cafile=verify) if isinstance(verify, str) else verify
+        self._http = httpx.Client(verify=tls, timeout=timeout, trust_env=verify is True)
 
     def close(self) -> None:
         """Close the connection pool."""

@@ -63,5 +63,6 @@ class HttpsServer:
         """Stop serving and delete the certificate files."""
         if self._server is not None and self._thread is not None:
             self._server.should_exit = True
+            self._server.force_exit = True
             self._thread.join(timeout=10)
         self._dir.cleanup()

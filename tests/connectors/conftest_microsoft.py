@@ -1,0 +1,93 @@
+"""Fixtures for the Microsoft 365 side: one HTTPS Graph sandbox per session, reset per test.
+
+Wire into conftest.py with ``from conftest_microsoft import *  # noqa: F401,F403`` (or
+import the fixtures in a test module).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from connectors.microsoft import GraphConnector
+from connectors.microsoft.auth import MsalTokenProvider
+from connectors.microsoft.client import RetryPolicy
+from connectors.sandbox import team
+from connectors.sandbox.microsoft import GraphSandbox
+
+CLIENT_ID = "rapport-tests"
+
+
+@pytest.fixture(scope="session")
+def graph_sandbox_server() -> Iterator[GraphSandbox]:
+    """The started Graph sandbox, shared by the session."""
+    sandbox = GraphSandbox().start()
+    yield sandbox
+    sandbox.stop()
+
+
+@pytest.fixture
+def graph_sandbox(graph_sandbox_server: GraphSandbox) -> GraphSandbox:
+    """The session's Graph sandbox, back to the seeded team for this test."""
+    graph_sandbox_server.reset()
+    return graph_sandbox_server
+
+
+class SleepRecorder:
+    """An injectable sleep that records what it was asked to wait and returns at once."""
+
+    def __init__(self) -> None:
+        self.waits: list[float] = []
+
+    def __call__(self, seconds: float) -> None:
+        self.waits.append(seconds)
+
+
+@pytest.fixture
+def graph_sleeps() -> SleepRecorder:
+    """What the connectors made by `graph_connector_for` slept."""
+    return SleepRecorder()
+
+
+@pytest.fixture
+def graph_token_provider_for(graph_sandbox: GraphSandbox) -> Callable[[str], MsalTokenProvider]:
+    """Real MSAL against the sandbox authority, the person's grant imported."""
+
+    def make(email: str) -> MsalTokenProvider:
+        provider = MsalTokenProvider(client_id=CLIENT_ID, authority=graph_sandbox.token_url,
+                                     ca_file=graph_sandbox.ca_file)
+        provider.import_refresh_token(team.person(email).refresh_token)
+        return provider
+
+    return make
+
+
+@pytest.fixture
+def graph_connector_for(
+    graph_sandbox: GraphSandbox,
+    graph_token_provider_for: Callable[[str], MsalTokenProvider],
+    graph_sleeps: SleepRecorder,
+) -> Iterator[Callable[..., GraphConnector]]:
+    """`graph_connector_for(email, page_size=..., attempts=...)`: a connector for a seeded person."""
+    made: list[GraphConnector] = []
+
+    def make(email: str, *, page_size: int = 100, attempts: int = 4) -> GraphConnector:
+        connector = GraphConnector(
+            token_provider=graph_token_provider_for(email), api_url=graph_sandbox.base_url,
+            verify=graph_sandbox.ca_file, owner_email=email, page_size=page_size,
+            retry=RetryPolicy(attempts=attempts, sleep=graph_sleeps),
+        )
+        made.append(connector)
+        return connector
+
+    yield make
+    for connector in made:
+        connector.close()
+
+
+def sync_window(now: datetime | None = None) -> tuple[datetime, datetime]:
+    """The window a full sync reads: four weeks back, 120 days ahead (the settings' defaults)."""
+    now = now or datetime.now(UTC)
+    return now - timedelta(days=28), now + timedelta(days=120)
