@@ -1,0 +1,6 @@
+"""Google Calendar API v3 connector: client (HTTP edge), raw types, pure parsing, provider."""
+
+from connectors.google.auth import CALENDAR_SCOPES, google_credentials
+from connectors.google.provider import GoogleConnector, MalformedEvent
+
+__all__ = ["CALENDAR_SCOPES", "GoogleConnector", "MalformedEvent", "google_credentials"]

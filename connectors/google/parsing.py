@@ -1,0 +1,153 @@
+"""Pure parsing: Google event JSON -> `CalendarEvent`. No I/O.
+
+Follows https://developers.google.com/calendar/api/v3/reference/events#resource: times are
+RFC 3339 ``dateTime`` with offset or ``date`` for all-day events; an instance carries
+``recurringEventId`` and ``originalStartTime``; a deleted item may be a tombstone with only
+``id`` and ``status: "cancelled"``.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, date, datetime
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from connectors.base import Attendee, CalendarEvent, EventStatus, Response, SkippedItem
+from connectors.google.types import Event, EventAttendee, EventDateTime
+
+MAX_DESCRIPTION_CHARS = 1_000_000  # larger descriptions are skipped: too big to merge into safely
+
+_HTML = re.compile(r"<\s*(p|br|div|span|b|i|u|a|ul|ol|li|strong|em|html)\b[^>]*>", re.IGNORECASE)
+_STATUSES = {s.value: s for s in EventStatus}
+_RESPONSES = {r.value: r for r in Response}
+
+
+class EventParseError(ValueError):
+    """A provider item Rapport cannot read; reported as `SkippedItem`, never stops a sync."""
+
+
+def parse_timestamp(value: str) -> datetime:
+    """RFC 3339 timestamp -> aware UTC datetime."""
+    try:
+        parsed = datetime.fromisoformat(value)
+    except (TypeError, ValueError) as err:
+        raise EventParseError(f"bad timestamp {value!r}") from err
+    if parsed.tzinfo is None:
+        raise EventParseError(f"timestamp without offset {value!r}")
+    return parsed.astimezone(UTC)
+
+
+def _zone(name: str | None) -> str | None:
+    if name is None:
+        return None
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError) as err:
+        raise EventParseError(f"unknown time zone {name!r}") from err
+    return name
+
+
+def parse_when(when: EventDateTime | None, field: str) -> tuple[datetime, bool, str | None]:
+    """(UTC start, all-day?, IANA zone) of a ``start``/``end``/``originalStartTime`` object.
+
+    All-day dates become midnight UTC of that date: they belong to no time zone.
+    """
+    if not isinstance(when, dict):
+        raise EventParseError(f"missing {field}")
+    zone = _zone(when.get("timeZone"))
+    if "dateTime" in when:
+        return parse_timestamp(when["dateTime"]), False, zone
+    if "date" in when:
+        try:
+            day = date.fromisoformat(when["date"])
+        except (TypeError, ValueError) as err:
+            raise EventParseError(f"bad {field} date {when['date']!r}") from err
+        return datetime(day.year, day.month, day.day, tzinfo=UTC), True, zone
+    raise EventParseError(f"{field} has neither dateTime nor date")
+
+
+def parse_attendee(raw: EventAttendee) -> Attendee:
+    """One attendee, email lower-cased."""
+    email = raw.get("email")
+    if not email:
+        raise EventParseError("attendee without email")
+    return Attendee(
+        email=email.strip().lower(),
+        display_name=raw.get("displayName"),
+        response=_RESPONSES.get(raw.get("responseStatus", ""), Response.NEEDS_ACTION),
+        is_resource=bool(raw.get("resource", False)),
+        is_organizer=bool(raw.get("organizer", False)),
+        is_self=bool(raw.get("self", False)),
+    )
+
+
+def looks_like_html(text: str) -> bool:
+    """True when a description was stored as HTML (Google's editor writes <br>, <p>, ...)."""
+    return bool(_HTML.search(text))
+
+
+def parse_event(raw: Event, calendar_id: str) -> CalendarEvent:
+    """A Google event, instance or tombstone as a `CalendarEvent`; raises `EventParseError`."""
+    event_id = raw.get("id")
+    if not event_id:
+        raise EventParseError("event without id")
+    status = _STATUSES.get(raw.get("status", "confirmed"))
+    if status is None:
+        raise EventParseError(f"unknown status {raw.get('status')!r}")
+    series_id = raw.get("recurringEventId")
+    original = raw.get("originalStartTime")
+    original_start = parse_when(original, "originalStartTime")[0] if original else None
+    updated = parse_timestamp(raw["updated"]) if raw.get("updated") else None
+    if status is EventStatus.CANCELLED and "start" not in raw:
+        return CalendarEvent(
+            id=event_id,
+            calendar_id=calendar_id,
+            status=status,
+            series_id=series_id,
+            original_start=original_start,
+            etag=raw.get("etag"),
+            updated=updated,
+            ical_uid=raw.get("iCalUID"),
+        )
+    start, all_day, zone = parse_when(raw.get("start"), "start")
+    end, _, end_zone = parse_when(raw.get("end"), "end")
+    if end < start:
+        raise EventParseError("end before start")
+    description = raw.get("description") or ""
+    if len(description) > MAX_DESCRIPTION_CHARS:
+        raise EventParseError(f"description too large ({len(description)} characters)")
+    organizer = (raw.get("organizer") or {}).get("email")
+    return CalendarEvent(
+        id=event_id,
+        calendar_id=calendar_id,
+        status=status,
+        series_id=series_id,
+        original_start=original_start,
+        start=start,
+        end=end,
+        all_day=all_day,
+        time_zone=zone or end_zone,
+        title=raw.get("summary") or "",
+        description=description,
+        description_is_html=looks_like_html(description),
+        organizer=organizer.strip().lower() if organizer else None,
+        attendees=tuple(parse_attendee(a) for a in raw.get("attendees") or ()),
+        etag=raw.get("etag"),
+        updated=updated,
+        ical_uid=raw.get("iCalUID"),
+    )
+
+
+def parse_items(
+    items: list[Event], calendar_id: str
+) -> tuple[list[CalendarEvent], list[SkippedItem]]:
+    """Parse a page; unreadable items become `SkippedItem` with their id."""
+    events: list[CalendarEvent] = []
+    skipped: list[SkippedItem] = []
+    for raw in items:
+        try:
+            events.append(parse_event(raw, calendar_id))
+        except (ValueError, TypeError, AttributeError, KeyError) as err:  # EventParseError too
+            event_id = raw.get("id") if isinstance(raw, dict) else None
+            skipped.append(SkippedItem(event_id=event_id, reason=str(err)))
+    return events, skipped

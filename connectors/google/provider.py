@@ -1,0 +1,243 @@
+"""`GoogleConnector`: the `CalendarConnector` for Google Calendar API v3.
+
+Why expanded instances: Rapport works on occurrences (one agenda per occurrence, one
+alert per dropped occurrence), so series are read with ``singleEvents=true``. Google then
+does the expansion itself (time zones, DST, EXDATE, moved and cancelled instances) and every
+occurrence arrives with ``recurringEventId`` and ``originalStartTime``, the same shape Graph's
+calendarView delta gives; no local RRULE engine second-guesses the provider (see
+`connectors.base`).
+
+Sync (https://developers.google.com/calendar/api/guides/sync,
+https://developers.google.com/calendar/api/v3/reference/events/list):
+
+- A full round (no cursor) sends ``timeMin=window_start`` and **no** ``timeMax``. The docs
+  allow restricting the initial full sync, but later incremental rounds only report items
+  that *change*; with a ``timeMax`` an unchanged occurrence that slides into the window as
+  time passes would never arrive. Without it Google returns every future instance once and
+  the service filters by window. (``window_end`` is therefore not sent.)
+- ``showDeleted=true`` on the full round too, so occurrences cancelled before the first sync
+  are seen; incremental rounds always include deleted items. The same ``singleEvents`` and
+  ``showDeleted`` values are sent on both, as the docs ask.
+- ``nextSyncToken`` comes only with the last page; it becomes the last `ChangePage.cursor`.
+  410 ``fullSyncRequired`` raises `CursorExpired`.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, ClassVar
+
+import google_auth_httplib2
+import httplib2
+from google.auth.credentials import Credentials
+from googleapiclient.discovery import build
+
+from connectors.base import (
+    BusyInterval,
+    CalendarEvent,
+    CalendarInfo,
+    CallObserver,
+    ChangePage,
+    Subscription,
+)
+from connectors.errors import ConnectorError
+from connectors.google.client import GoogleClient, Sleep
+from connectors.google.parsing import EventParseError, parse_event, parse_items, parse_timestamp
+
+log = logging.getLogger(__name__)
+
+DEFAULT_API_URL = "https://www.googleapis.com/calendar/v3/"
+
+
+class MalformedEvent(ConnectorError):
+    """A single event read with `get_event` could not be parsed."""
+
+
+def _rfc3339(value: datetime) -> str:
+    if value.tzinfo is None:
+        raise ValueError("aware datetimes only")
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+class GoogleConnector:
+    """Google Calendar for one account; auth is handed in as google-auth credentials."""
+
+    provider: ClassVar[str] = "google"
+
+    def __init__(
+        self,
+        credentials: Credentials,
+        *,
+        api_url: str = DEFAULT_API_URL,
+        observer: CallObserver | None = None,
+        http: httplib2.Http | None = None,
+        ca_bundle: str | Path | None = None,
+        timeout: float = 30.0,
+        sleep: Sleep = time.sleep,
+        max_attempts: int = 4,
+        max_sleep: float = 10.0,
+        page_size: int = 250,
+    ) -> None:
+        if http is None:
+            http = httplib2.Http(
+                timeout=timeout, ca_certs=str(ca_bundle) if ca_bundle is not None else None
+            )
+        authorized = google_auth_httplib2.AuthorizedHttp(credentials, http=http)
+        service = build(
+            "calendar",
+            "v3",
+            http=authorized,
+            static_discovery=True,
+            cache_discovery=False,
+            client_options={"api_endpoint": api_url if api_url.endswith("/") else api_url + "/"},
+        )
+        self._client = GoogleClient(
+            service, observer=observer, sleep=sleep, max_attempts=max_attempts, max_sleep=max_sleep
+        )
+        self._page_size = page_size
+
+    def list_calendars(self) -> list[CalendarInfo]:
+        """The calendars this account can read (calendarList.list, all pages)."""
+        calendars: list[CalendarInfo] = []
+        page_token: str | None = None
+        while True:
+            params: dict[str, Any] = {"pageToken": page_token} if page_token else {}
+            page = self._client.calendar_list(**params)
+            for item in page.get("items", []):
+                primary = bool(item.get("primary", False))
+                calendars.append(
+                    CalendarInfo(
+                        id=item["id"],
+                        name=item.get("summaryOverride") or item.get("summary") or item["id"],
+                        time_zone=item.get("timeZone"),
+                        is_primary=primary,
+                        owner_email=item["id"].lower() if primary else None,
+                    )
+                )
+            page_token = page.get("nextPageToken")
+            if not page_token:
+                return calendars
+
+    def list_changes(
+        self,
+        calendar_id: str,
+        cursor: str | None,
+        *,
+        window_start: datetime,
+        window_end: datetime,
+    ) -> Iterator[ChangePage]:
+        """Changes since `cursor`, or every occurrence from `window_start` on when None."""
+        full_sync = cursor is None
+        params: dict[str, Any] = {
+            "singleEvents": True,
+            "showDeleted": True,
+            "maxResults": self._page_size,
+        }
+        if cursor is None:
+            params["timeMin"] = _rfc3339(window_start)
+        else:
+            params["syncToken"] = cursor
+        page_token: str | None = None
+        while True:
+            page = self._client.list_events(
+                calendar_id, **params, **({"pageToken": page_token} if page_token else {})
+            )
+            events, skipped = parse_items(page.get("items", []), calendar_id)
+            for item in skipped:
+                log.warning(
+                    "google calendar item skipped: event_id=%s reason=%s",
+                    item.event_id,
+                    item.reason,
+                )
+            page_token = page.get("nextPageToken")
+            if page_token:
+                yield ChangePage(events=events, cursor=None, full_sync=full_sync, skipped=skipped)
+                continue
+            next_cursor = page.get("nextSyncToken")
+            if not next_cursor:
+                log.warning("google events.list ended without nextSyncToken for a calendar")
+            yield ChangePage(
+                events=events, cursor=next_cursor, full_sync=full_sync, skipped=skipped
+            )
+            return
+
+    def get_event(self, calendar_id: str, event_id: str) -> CalendarEvent:
+        """Read one event or instance fresh, with its current etag."""
+        raw = self._client.get_event(calendar_id, event_id)
+        try:
+            return parse_event(raw, calendar_id)
+        except EventParseError as err:
+            raise MalformedEvent(f"event {event_id} cannot be read: {err}") from err
+
+    def patch_description(
+        self,
+        calendar_id: str,
+        event_id: str,
+        *,
+        description: str,
+        is_html: bool,
+        etag: str | None,
+    ) -> CalendarEvent:
+        """Replace the description if the event still has `etag` (412 -> PreconditionFailed).
+
+        Google keeps one description field that may hold HTML, so `is_html` needs no flag here.
+        """
+        raw = self._client.patch_event(
+            calendar_id, event_id, {"description": description}, etag=etag
+        )
+        try:
+            return parse_event(raw, calendar_id)
+        except EventParseError as err:
+            raise MalformedEvent(f"event {event_id} cannot be read after patch: {err}") from err
+
+    def free_busy(
+        self, emails: list[str], start: datetime, end: datetime
+    ) -> dict[str, list[BusyInterval]]:
+        """Busy intervals per person (freebusy.query); unknown people are left out."""
+        body = {
+            "timeMin": _rfc3339(start),
+            "timeMax": _rfc3339(end),
+            "items": [{"id": email} for email in emails],
+        }
+        answer = self._client.freebusy(body)
+        result: dict[str, list[BusyInterval]] = {}
+        for calendar_id, info in (answer.get("calendars") or {}).items():
+            if info.get("errors"):
+                log.info("google free/busy unavailable for one calendar: %s", info["errors"])
+                continue
+            result[calendar_id.lower()] = [
+                BusyInterval(start=parse_timestamp(b["start"]), end=parse_timestamp(b["end"]))
+                for b in info.get("busy", [])
+            ]
+        return result
+
+    def subscribe(
+        self, calendar_id: str, *, address: str, token: str, ttl_seconds: int
+    ) -> Subscription:
+        """Open a push channel for the calendar's events (events.watch)."""
+        body = {
+            "id": str(uuid.uuid4()),
+            "type": "web_hook",
+            "address": address,
+            "token": token,
+            "params": {"ttl": str(int(ttl_seconds))},
+        }
+        channel = self._client.watch(calendar_id, body)
+        expiration = channel.get("expiration")
+        expires_at = (
+            datetime.fromtimestamp(int(expiration) / 1000, UTC)
+            if expiration
+            else datetime.now(UTC) + timedelta(seconds=ttl_seconds)
+        )
+        return Subscription(
+            id=channel["id"], resource_id=channel.get("resourceId"), expires_at=expires_at
+        )
+
+    def unsubscribe(self, subscription: Subscription) -> None:
+        """Stop a push channel (channels.stop)."""
+        self._client.stop_channel(subscription.id, subscription.resource_id)
