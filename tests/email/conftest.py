@@ -157,7 +157,7 @@ def smtps_server(tls_ca: tuple[trustme.CA, Path]) -> Iterator[SmtpServer]:
         port=port,
         ssl_context=_server_context(ca),
         auth_required=True,
-        auth_require_tls=False,  # the whole connection is TLS already
+        auth_require_tls=False,  # aiosmtpd only counts STARTTLS as TLS, not implicit TLS
         authenticator=_authenticator,
     )
     controller.start()
