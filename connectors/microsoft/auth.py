@@ -26,11 +26,20 @@ from connectors.errors import AuthRevoked, ConnectorError, Transient
 log = logging.getLogger(__name__)
 
 SCOPES = ["Calendars.ReadWrite", "User.Read"]  # MSAL adds openid, profile, offline_access
-MICROSOFT_HOSTS = frozenset({
-    "login.microsoftonline.com", "login.microsoft.com", "login.windows.net", "sts.windows.net",
-    "login.microsoftonline.us", "login.chinacloudapi.cn", "login.partner.microsoftonline.cn",
-})
-REVOKED_ERRORS = frozenset({"invalid_grant", "interaction_required", "invalid_client", "unauthorized_client"})
+MICROSOFT_HOSTS = frozenset(
+    {
+        "login.microsoftonline.com",
+        "login.microsoft.com",
+        "login.windows.net",
+        "sts.windows.net",
+        "login.microsoftonline.us",
+        "login.chinacloudapi.cn",
+        "login.partner.microsoftonline.cn",
+    }
+)
+REVOKED_ERRORS = frozenset(
+    {"invalid_grant", "interaction_required", "invalid_client", "unauthorized_client"}
+)
 
 
 def is_microsoft_authority(authority: str) -> bool:
@@ -63,11 +72,17 @@ class MsalTokenProvider:
         own = is_microsoft_authority(authority)
         try:
             self.app = msal.PublicClientApplication(
-                client_id, authority=authority, token_cache=self.cache, http_client=session,
-                instance_discovery=None if own else False, validate_authority=own,
+                client_id,
+                authority=authority,
+                token_cache=self.cache,
+                http_client=session,
+                instance_discovery=None if own else False,
+                validate_authority=own,
             )
         except (ValueError, requests.RequestException) as err:
-            raise Transient(f"cannot reach the Microsoft authority {authority}: {type(err).__name__}") from err
+            raise Transient(
+                f"cannot reach the Microsoft authority {authority}: {type(err).__name__}"
+            ) from err
 
     # cache ------------------------------------------------------------------
 
@@ -88,7 +103,9 @@ class MsalTokenProvider:
 
     def import_refresh_token(self, refresh_token: str) -> str:
         """Trade an existing refresh token for MSAL-managed tokens; returns the username."""
-        result = self._call(self.app.acquire_token_by_refresh_token, refresh_token, scopes=self.scopes)
+        result = self._call(
+            self.app.acquire_token_by_refresh_token, refresh_token, scopes=self.scopes
+        )
         return self._account_from(result)
 
     def device_flow_start(self) -> dict[str, Any]:
@@ -109,13 +126,23 @@ class MsalTokenProvider:
 
     def access_token(self, *, force_refresh: bool = False) -> str:
         """A valid access token; `force_refresh` skips the cached access token."""
-        accounts = self.app.get_accounts(username=self.username) if self.username else self.app.get_accounts()
+        accounts = (
+            self.app.get_accounts(username=self.username)
+            if self.username
+            else self.app.get_accounts()
+        )
         if not accounts:
             raise AuthRevoked("no Microsoft account in the token cache: the user must sign in")
-        result = self._call(self.app.acquire_token_silent_with_error, self.scopes, account=accounts[0],
-                            force_refresh=force_refresh)
+        result = self._call(
+            self.app.acquire_token_silent_with_error,
+            self.scopes,
+            account=accounts[0],
+            force_refresh=force_refresh,
+        )
         if not result:
-            raise AuthRevoked("Microsoft token cache holds no usable grant: the user must sign in again")
+            raise AuthRevoked(
+                "Microsoft token cache holds no usable grant: the user must sign in again"
+            )
         self._check(result)
         return str(result["access_token"])
 
@@ -133,7 +160,9 @@ class MsalTokenProvider:
             return
         description = str(result.get("error_description", "")).split("\n")[0][:200]
         if error in REVOKED_ERRORS:
-            raise AuthRevoked(f"Microsoft refused the grant ({error}): the user must sign in again. {description}")
+            raise AuthRevoked(
+                f"Microsoft refused the grant ({error}): the user must sign in again. {description}"
+            )
         if error in ("temporarily_unavailable", "server_error"):
             raise Transient(f"Microsoft authority error ({error}): {description}")
         raise ConnectorError(f"Microsoft authority error ({error}): {description}")

@@ -112,7 +112,9 @@ class GraphClient:
         self._token = token_provider
         self._observer = observer
         self.retry = retry or RetryPolicy()
-        tls: ssl.SSLContext | bool = ssl.create_default_context(cafile=verify) if isinstance(verify, str) else verify
+        tls: ssl.SSLContext | bool = (
+            ssl.create_default_context(cafile=verify) if isinstance(verify, str) else verify
+        )
         self._http = httpx.Client(verify=tls, timeout=timeout, trust_env=verify is True)
 
     def close(self) -> None:
@@ -139,14 +141,21 @@ class GraphClient:
             all_headers = {"Authorization": f"Bearer {self._token()}", **(headers or {})}
             started = time.monotonic()
             try:
-                response = self._http.request(method, url, params=params, json=json, headers=all_headers)
+                response = self._http.request(
+                    method, url, params=params, json=json, headers=all_headers
+                )
             except httpx.TransportError as err:
                 self._observe(operation, 0, started)
                 if attempt == self.retry.attempts:
                     raise Transient(f"Graph {operation} failed: {type(err).__name__}") from err
                 wait = self.retry.delay(None, attempt)
-                log.warning("Graph %s network error (%s), retry %d in %.1fs",
-                            operation, type(err).__name__, attempt, wait)
+                log.warning(
+                    "Graph %s network error (%s), retry %d in %.1fs",
+                    operation,
+                    type(err).__name__,
+                    attempt,
+                    wait,
+                )
                 self.retry.sleep(wait)
                 continue
             self._observe(operation, response.status_code, started)
@@ -155,8 +164,13 @@ class GraphClient:
             if response.status_code in RETRY_STATUSES and attempt < self.retry.attempts:
                 wait = self.retry.delay(response, attempt)
                 if wait <= self.retry.max_wait:
-                    log.info("Graph %s answered %d, retry %d in %.1fs",
-                             operation, response.status_code, attempt, wait)
+                    log.info(
+                        "Graph %s answered %d, retry %d in %.1fs",
+                        operation,
+                        response.status_code,
+                        attempt,
+                        wait,
+                    )
                     self.retry.sleep(wait)
                     continue
             error = translate(response, operation)
@@ -176,4 +190,6 @@ class GraphClient:
 
     def _observe(self, operation: str, status: int, started: float) -> None:
         if self._observer is not None:
-            self._observer(ProviderCall(self.provider, operation, status, (time.monotonic() - started) * 1000))
+            self._observer(
+                ProviderCall(self.provider, operation, status, (time.monotonic() - started) * 1000)
+            )

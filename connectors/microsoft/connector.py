@@ -65,7 +65,11 @@ class GraphConnector:
         retry: RetryPolicy | None = None,
     ) -> None:
         self.client = GraphClient(
-            token_provider=token_provider, api_url=api_url, verify=verify, observer=observer, retry=retry
+            token_provider=token_provider,
+            api_url=api_url,
+            verify=verify,
+            observer=observer,
+            retry=retry,
         )
         self._root = f"users/{quote(user)}" if user else "me"
         self._owner = (owner_email or user or "").lower() or None
@@ -84,8 +88,12 @@ class GraphConnector:
     def owner_email(self) -> str | None:
         """The mailbox address (from GET /me, once): https://learn.microsoft.com/en-us/graph/api/user-get."""
         if self._owner is None:
-            me = self.client.json("GET", self._root, operation="user.get",
-                                  params={"$select": "mail,userPrincipalName"})
+            me = self.client.json(
+                "GET",
+                self._root,
+                operation="user.get",
+                params={"$select": "mail,userPrincipalName"},
+            )
             address = me.get("mail") or me.get("userPrincipalName")
             self._owner = address.lower() if address else None
         return self._owner
@@ -109,12 +117,16 @@ class GraphConnector:
         params: dict[str, str] | None
         if cursor is None:
             url = f"{self._calendar_path(calendar_id)}/calendarView/delta"
-            params = {"startDateTime": _graph_time(window_start), "endDateTime": _graph_time(window_end)}
+            params = {
+                "startDateTime": _graph_time(window_start),
+                "endDateTime": _graph_time(window_end),
+            }
         else:
             url, params = cursor, None
         while True:
-            page: DeltaPage = self.client.json("GET", url, operation="calendarView.delta",
-                                               params=params, headers=headers)
+            page: DeltaPage = self.client.json(
+                "GET", url, operation="calendarView.delta", params=params, headers=headers
+            )
             events, skipped = self._parse_page(calendar_id, page.get("value", []))
             next_link = page.get("@odata.nextLink")
             if next_link:
@@ -127,7 +139,9 @@ class GraphConnector:
             yield ChangePage(events=events, cursor=delta_link, full_sync=full, skipped=skipped)
             return
 
-    def _parse_page(self, calendar_id: str, items: list[GraphEvent]) -> tuple[list[CalendarEvent], list[SkippedItem]]:
+    def _parse_page(
+        self, calendar_id: str, items: list[GraphEvent]
+    ) -> tuple[list[CalendarEvent], list[SkippedItem]]:
         events: list[CalendarEvent] = []
         skipped: list[SkippedItem] = []
         owner = self.owner_email() if any("@removed" not in i for i in items) else self._owner
@@ -138,7 +152,12 @@ class GraphConnector:
                 uid = self._series_uid(master)
             parsed = parse_item(raw, calendar_id=calendar_id, owner=owner, series_uid=uid)
             if isinstance(parsed, SkippedItem):
-                log.warning("skipping Graph event %s in calendar %s: %s", parsed.event_id, calendar_id, parsed.reason)
+                log.warning(
+                    "skipping Graph event %s in calendar %s: %s",
+                    parsed.event_id,
+                    calendar_id,
+                    parsed.reason,
+                )
                 skipped.append(parsed)
             else:
                 events.append(parsed)
@@ -148,8 +167,12 @@ class GraphConnector:
         """The series master's iCalUId (occurrences have their own), fetched once per series."""
         if master_id not in self._series_uids:
             try:
-                data = self.client.json("GET", f"{self._root}/events/{quote(master_id)}",
-                                        operation="events.get", params={"$select": "iCalUId"})
+                data = self.client.json(
+                    "GET",
+                    f"{self._root}/events/{quote(master_id)}",
+                    operation="events.get",
+                    params={"$select": "iCalUId"},
+                )
                 self._series_uids[master_id] = data.get("iCalUId")
             except NotFound:
                 self._series_uids[master_id] = None
@@ -162,8 +185,12 @@ class GraphConnector:
 
     def get_event(self, calendar_id: str, event_id: str) -> CalendarEvent:
         """GET /me/events/{id}: https://learn.microsoft.com/en-us/graph/api/event-get."""
-        raw = self.client.json("GET", f"{self._root}/events/{quote(event_id)}", operation="events.get",
-                               headers={"Prefer": PREFER})
+        raw = self.client.json(
+            "GET",
+            f"{self._root}/events/{quote(event_id)}",
+            operation="events.get",
+            headers={"Prefer": PREFER},
+        )
         return self._parse(calendar_id, raw)
 
     def patch_description(
@@ -177,23 +204,41 @@ class GraphConnector:
         headers = {"Prefer": PREFER}
         if etag:
             headers["If-Match"] = etag
-        raw = self.client.json("PATCH", f"{self._root}/events/{quote(event_id)}", operation="events.patch",
-                               json={"body": {"contentType": "html", "content": content}}, headers=headers)
+        raw = self.client.json(
+            "PATCH",
+            f"{self._root}/events/{quote(event_id)}",
+            operation="events.patch",
+            json={"body": {"contentType": "html", "content": content}},
+            headers=headers,
+        )
         return self._parse(calendar_id, raw)
 
-    def free_busy(self, emails: list[str], start: datetime, end: datetime) -> dict[str, list[BusyInterval]]:
+    def free_busy(
+        self, emails: list[str], start: datetime, end: datetime
+    ) -> dict[str, list[BusyInterval]]:
         """POST /me/calendar/getSchedule: https://learn.microsoft.com/en-us/graph/api/calendar-getschedule.
 
         People Graph cannot see (another provider, another tenant) are left out of the result.
         """
         body: dict[str, Any] = {
             "schedules": emails,
-            "startTime": {"dateTime": start.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S"), "timeZone": "UTC"},
-            "endTime": {"dateTime": end.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S"), "timeZone": "UTC"},
+            "startTime": {
+                "dateTime": start.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S"),
+                "timeZone": "UTC",
+            },
+            "endTime": {
+                "dateTime": end.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S"),
+                "timeZone": "UTC",
+            },
             "availabilityViewInterval": 30,
         }
-        data = self.client.json("POST", f"{self._root}/calendar/getSchedule", operation="calendar.getSchedule",
-                                json=body, headers={"Prefer": 'outlook.timezone="UTC"'})
+        data = self.client.json(
+            "POST",
+            f"{self._root}/calendar/getSchedule",
+            operation="calendar.getSchedule",
+            json=body,
+            headers={"Prefer": 'outlook.timezone="UTC"'},
+        )
         out: dict[str, list[BusyInterval]] = {}
         for info in data.get("value", []):
             if info.get("error"):
@@ -202,7 +247,9 @@ class GraphConnector:
             out[str(info.get("scheduleId", "")).lower()] = parse_busy(info)
         return out
 
-    def subscribe(self, calendar_id: str, *, address: str, token: str, ttl_seconds: int) -> Subscription:
+    def subscribe(
+        self, calendar_id: str, *, address: str, token: str, ttl_seconds: int
+    ) -> Subscription:
         """POST /subscriptions: https://learn.microsoft.com/en-us/graph/api/subscription-post-subscriptions.
 
         `token` travels as clientState; Graph validates `address` before answering.
@@ -210,18 +257,26 @@ class GraphConnector:
         ttl = min(timedelta(seconds=ttl_seconds), MAX_SUBSCRIPTION)
         resource = f"{self._calendar_path(calendar_id)}/events"
         body = {
-            "changeType": "created,updated,deleted", "notificationUrl": address, "resource": resource,
-            "expirationDateTime": _graph_time(datetime.now(UTC) + ttl), "clientState": token,
+            "changeType": "created,updated,deleted",
+            "notificationUrl": address,
+            "resource": resource,
+            "expirationDateTime": _graph_time(datetime.now(UTC) + ttl),
+            "clientState": token,
         }
-        data = self.client.json("POST", "subscriptions", operation="subscriptions.create", json=body)
+        data = self.client.json(
+            "POST", "subscriptions", operation="subscriptions.create", json=body
+        )
         expires = parse_instant(data.get("expirationDateTime")) or datetime.now(UTC) + ttl
         return Subscription(id=data["id"], resource_id=data.get("resource"), expires_at=expires)
 
     def unsubscribe(self, subscription: Subscription) -> None:
         """DELETE /subscriptions/{id}: https://learn.microsoft.com/en-us/graph/api/subscription-delete."""
         try:
-            self.client.request("DELETE", f"subscriptions/{quote(subscription.id)}",
-                                operation="subscriptions.delete")
+            self.client.request(
+                "DELETE",
+                f"subscriptions/{quote(subscription.id)}",
+                operation="subscriptions.delete",
+            )
         except NotFound:
             log.info("subscription %s was already gone", subscription.id)
 

@@ -88,22 +88,34 @@ def _attendees(raw: GraphEvent, organizer: str | None, owner: str | None) -> tup
         if not address or address in seen:
             continue
         seen.add(address)
-        response = RESPONSES.get(str((entry.get("status") or {}).get("response", "none")), Response.NEEDS_ACTION)
+        response = RESPONSES.get(
+            str((entry.get("status") or {}).get("response", "none")), Response.NEEDS_ACTION
+        )
         if address == owner and own not in (None, Response.NEEDS_ACTION):
             response = own  # the owner's own copy knows their answer best
-        out.append(Attendee(
-            email=address,
-            display_name=(entry.get("emailAddress") or {}).get("name") or None,
-            response=Response.ACCEPTED if address == organizer else response,
-            is_resource=entry.get("type") == "resource",
-            is_organizer=address == organizer,
-            is_self=address == owner,
-        ))
+        out.append(
+            Attendee(
+                email=address,
+                display_name=(entry.get("emailAddress") or {}).get("name") or None,
+                response=Response.ACCEPTED if address == organizer else response,
+                is_resource=entry.get("type") == "resource",
+                is_organizer=address == organizer,
+                is_self=address == owner,
+            )
+        )
     if organizer and organizer not in seen:
         # Graph leaves the organizer out of `attendees`; Google lists them. One shape for both.
         name = ((raw.get("organizer") or {}).get("emailAddress") or {}).get("name")
-        out.insert(0, Attendee(email=organizer, display_name=name or None, response=Response.ACCEPTED,
-                               is_organizer=True, is_self=organizer == owner))
+        out.insert(
+            0,
+            Attendee(
+                email=organizer,
+                display_name=name or None,
+                response=Response.ACCEPTED,
+                is_organizer=True,
+                is_self=organizer == owner,
+            ),
+        )
     return tuple(out)
 
 
@@ -125,7 +137,9 @@ def parse_event(
     body = raw.get("body") or {}
     content = body.get("content") or ""
     if len(content) > MAX_DESCRIPTION_CHARS:
-        raise ParseError(f"description of {len(content)} characters is over {MAX_DESCRIPTION_CHARS}")
+        raise ParseError(
+            f"description of {len(content)} characters is over {MAX_DESCRIPTION_CHARS}"
+        )
     organizer = ((raw.get("organizer") or {}).get("emailAddress") or {}).get("address")
     organizer = organizer.strip().lower() if organizer else None
     owner = owner.lower() if owner else None
@@ -162,14 +176,18 @@ def parse_item(
         return parse_event(raw, calendar_id=calendar_id, owner=owner, series_uid=series_uid)
     except (ParseError, TypeError, AttributeError, KeyError) as err:
         event_id = raw.get("id") if isinstance(raw, dict) else None
-        return SkippedItem(event_id=event_id if isinstance(event_id, str) else None, reason=str(err))
+        return SkippedItem(
+            event_id=event_id if isinstance(event_id, str) else None, reason=str(err)
+        )
 
 
 def parse_calendar(raw: GraphCalendar) -> CalendarInfo:
     """A Graph calendar as `CalendarInfo`."""
     owner = (raw.get("owner") or {}).get("address")
     return CalendarInfo(
-        id=raw["id"], name=raw.get("name") or "", is_primary=bool(raw.get("isDefaultCalendar")),
+        id=raw["id"],
+        name=raw.get("name") or "",
+        is_primary=bool(raw.get("isDefaultCalendar")),
         owner_email=owner.lower() if owner else None,
     )
 

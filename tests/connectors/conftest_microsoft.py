@@ -56,8 +56,9 @@ def graph_token_provider_for(graph_sandbox: GraphSandbox) -> Callable[[str], Msa
     """Real MSAL against the sandbox authority, the person's grant imported."""
 
     def make(email: str) -> MsalTokenProvider:
-        provider = MsalTokenProvider(client_id=CLIENT_ID, authority=graph_sandbox.token_url,
-                                     ca_file=graph_sandbox.ca_file)
+        provider = MsalTokenProvider(
+            client_id=CLIENT_ID, authority=graph_sandbox.token_url, ca_file=graph_sandbox.ca_file
+        )
         provider.import_refresh_token(team.person(email).refresh_token)
         return provider
 
@@ -70,13 +71,16 @@ def graph_connector_for(
     graph_token_provider_for: Callable[[str], MsalTokenProvider],
     graph_sleeps: SleepRecorder,
 ) -> Iterator[Callable[..., GraphConnector]]:
-    """`graph_connector_for(email, page_size=..., attempts=...)`: a connector for a seeded person."""
+    """`graph_connector_for(email, page_size=, attempts=)`: a connector for a seeded person."""
     made: list[GraphConnector] = []
 
     def make(email: str, *, page_size: int = 100, attempts: int = 4) -> GraphConnector:
         connector = GraphConnector(
-            token_provider=graph_token_provider_for(email), api_url=graph_sandbox.base_url,
-            verify=graph_sandbox.ca_file, owner_email=email, page_size=page_size,
+            token_provider=graph_token_provider_for(email),
+            api_url=graph_sandbox.base_url,
+            verify=graph_sandbox.ca_file,
+            owner_email=email,
+            page_size=page_size,
             retry=RetryPolicy(attempts=attempts, sleep=graph_sleeps),
         )
         made.append(connector)

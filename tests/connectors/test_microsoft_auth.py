@@ -1,5 +1,6 @@
 """MSAL against the sandbox's fake Entra authority; revoked grants become AuthRevoked."""
 
+# ruff: noqa: F811  (pytest fixtures imported from conftest_microsoft)
 from __future__ import annotations
 
 import pytest
@@ -20,7 +21,9 @@ DANA = f"dana@{DOMAIN}"
 
 
 def test_msal_imports_a_refresh_token_and_gets_an_access_token_from_the_authority(graph_sandbox):
-    provider = MsalTokenProvider(client_id=CLIENT_ID, authority=graph_sandbox.token_url, ca_file=graph_sandbox.ca_file)
+    provider = MsalTokenProvider(
+        client_id=CLIENT_ID, authority=graph_sandbox.token_url, ca_file=graph_sandbox.ca_file
+    )
     assert provider.import_refresh_token(f"sandbox-refresh-{DANA}") == DANA
     token = provider()
     assert token and provider() == token  # second call served from the cache
@@ -30,20 +33,28 @@ def test_msal_imports_a_refresh_token_and_gets_an_access_token_from_the_authorit
 
 def test_token_cache_survives_serialization(graph_sandbox, graph_token_provider_for):
     state = graph_token_provider_for(DANA).serialize()
-    again = MsalTokenProvider(client_id=CLIENT_ID, authority=graph_sandbox.token_url,
-                              ca_file=graph_sandbox.ca_file, cache_state=state)
+    again = MsalTokenProvider(
+        client_id=CLIENT_ID,
+        authority=graph_sandbox.token_url,
+        ca_file=graph_sandbox.ca_file,
+        cache_state=state,
+    )
     assert again.access_token(force_refresh=True).startswith("sandbox-at-")
 
 
 def test_device_code_flow_signs_a_person_in(graph_sandbox):
-    provider = MsalTokenProvider(client_id=CLIENT_ID, authority=graph_sandbox.token_url, ca_file=graph_sandbox.ca_file)
+    provider = MsalTokenProvider(
+        client_id=CLIENT_ID, authority=graph_sandbox.token_url, ca_file=graph_sandbox.ca_file
+    )
     flow = provider.device_flow_start()
     assert flow["user_code"] in flow["message"]
     graph_sandbox.approve_device_code(flow["user_code"], DANA)
     assert provider.device_flow_finish(flow) == DANA and provider()
 
 
-def test_revoked_grant_raises_auth_revoked_for_graph_calls_and_refresh(graph_sandbox, graph_token_provider_for, graph_connector_for):
+def test_revoked_grant_raises_auth_revoked_for_graph_calls_and_refresh(
+    graph_sandbox, graph_token_provider_for, graph_connector_for
+):
     connector = graph_connector_for(DANA)
     provider = graph_token_provider_for(DANA)
     connector.list_calendars()
@@ -55,7 +66,9 @@ def test_revoked_grant_raises_auth_revoked_for_graph_calls_and_refresh(graph_san
 
 
 def test_unknown_refresh_token_is_refused_with_a_clear_error(graph_sandbox):
-    provider = MsalTokenProvider(client_id=CLIENT_ID, authority=graph_sandbox.token_url, ca_file=graph_sandbox.ca_file)
+    provider = MsalTokenProvider(
+        client_id=CLIENT_ID, authority=graph_sandbox.token_url, ca_file=graph_sandbox.ca_file
+    )
     with pytest.raises(AuthRevoked, match="sign in again"):
         provider.import_refresh_token("not-a-grant")
 

@@ -1,5 +1,6 @@
 """Graph writes, throttling, free/busy and subscriptions against the Graph sandbox."""
 
+# ruff: noqa: F811  (pytest fixtures imported from conftest_microsoft)
 from __future__ import annotations
 
 import json
@@ -25,34 +26,47 @@ DANA, LEE = f"dana@{DOMAIN}", f"lee@{DOMAIN}"
 
 def upcoming(sandbox) -> datetime:  # noqa: ANN001
     now = datetime.now(UTC)
-    return next(s for s in sandbox.occurrence_starts("dana-lee", until=now + timedelta(days=60)) if s > now)
+    return next(
+        s for s in sandbox.occurrence_starts("dana-lee", until=now + timedelta(days=60)) if s > now
+    )
 
 
-def test_patch_with_current_etag_writes_an_html_body_and_bumps_the_etag(graph_sandbox, graph_connector_for):
+def test_patch_with_current_etag_writes_an_html_body_and_bumps_the_etag(
+    graph_sandbox, graph_connector_for
+):
     dana = graph_connector_for(DANA)
     when = upcoming(graph_sandbox)
     event = dana.get_event("primary", graph_sandbox.event_id(DANA, "dana-lee", when))
-    updated = dana.patch_description("primary", event.id, description="Agenda <b>\n1. Growth",
-                                     is_html=False, etag=event.etag)
+    updated = dana.patch_description(
+        "primary", event.id, description="Agenda <b>\n1. Growth", is_html=False, etag=event.etag
+    )
     stored = graph_sandbox.description_of(DANA, "dana-lee", when)
     assert "Agenda &lt;b&gt;<br>" in stored and "1. Growth" in stored
     assert updated.description == stored and updated.description_is_html
     assert updated.etag != event.etag and updated.ical_uid == "dana-lee@rapport-sandbox"
 
 
-def test_patch_with_stale_etag_raises_precondition_failed_and_keeps_the_human_text(graph_sandbox, graph_connector_for):
+def test_patch_with_stale_etag_raises_precondition_failed_and_keeps_the_human_text(
+    graph_sandbox, graph_connector_for
+):
     dana = graph_connector_for(DANA)
     when = upcoming(graph_sandbox)
     event = dana.get_event("primary", graph_sandbox.event_id(DANA, "dana-lee", when))
-    graph_sandbox.human_edit_description(DANA, "dana-lee", when, "Lee: let's talk about the offsite")
+    graph_sandbox.human_edit_description(
+        DANA, "dana-lee", when, "Lee: let's talk about the offsite"
+    )
     with pytest.raises(PreconditionFailed) as caught:
-        dana.patch_description("primary", event.id, description="<p>ours</p>", is_html=True, etag=event.etag)
+        dana.patch_description(
+            "primary", event.id, description="<p>ours</p>", is_html=True, etag=event.etag
+        )
     assert "ErrorIrresolvableConflict" in str(caught.value)
     kept = graph_sandbox.description_of(DANA, "dana-lee", when)
     assert "let&#x27;s talk about the offsite" in kept and kept.startswith("<html>")
 
 
-def test_throttled_request_is_retried_after_the_retry_after_seconds(graph_sandbox, graph_connector_for, graph_sleeps):
+def test_throttled_request_is_retried_after_the_retry_after_seconds(
+    graph_sandbox, graph_connector_for, graph_sleeps
+):
     dana = graph_connector_for(DANA)
     dana.list_calendars()  # warm up: tokens fetched
     graph_sandbox.clear_requests()
@@ -62,7 +76,9 @@ def test_throttled_request_is_retried_after_the_retry_after_seconds(graph_sandbo
     assert [r.status for r in graph_sandbox.requests()] == [429, 429, 200]
 
 
-def test_persistent_throttling_raises_rate_limited_with_retry_after(graph_sandbox, graph_connector_for, graph_sleeps):
+def test_persistent_throttling_raises_rate_limited_with_retry_after(
+    graph_sandbox, graph_connector_for, graph_sleeps
+):
     dana = graph_connector_for(DANA, attempts=3)
     graph_sandbox.clear_requests()
     graph_sandbox.inject_throttle(10, retry_after=2)
@@ -73,9 +89,13 @@ def test_persistent_throttling_raises_rate_limited_with_retry_after(graph_sandbo
     assert [r.status for r in graph_sandbox.requests()] == [429, 429, 429]
 
 
-def test_free_busy_reports_busy_intervals_and_leaves_out_people_graph_cannot_see(graph_sandbox, graph_connector_for):
+def test_free_busy_reports_busy_intervals_and_leaves_out_people_graph_cannot_see(
+    graph_sandbox, graph_connector_for
+):
     when = upcoming(graph_sandbox)
-    busy = graph_connector_for(DANA).free_busy([LEE, f"maya@{DOMAIN}"], when - timedelta(hours=1), when + timedelta(hours=2))
+    busy = graph_connector_for(DANA).free_busy(
+        [LEE, f"maya@{DOMAIN}"], when - timedelta(hours=1), when + timedelta(hours=2)
+    )
     assert list(busy) == [LEE]
     assert any(b.start == when and b.end == when + timedelta(minutes=30) for b in busy[LEE])
 
@@ -100,7 +120,9 @@ class _Receiver(BaseHTTPRequestHandler):
         pass
 
 
-def test_subscription_passes_validation_and_notifications_carry_client_state(graph_sandbox, graph_connector_for):
+def test_subscription_passes_validation_and_notifications_carry_client_state(
+    graph_sandbox, graph_connector_for
+):
     server = HTTPServer(("127.0.0.1", 0), _Receiver)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     _Receiver.notifications = []

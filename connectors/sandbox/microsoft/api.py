@@ -80,7 +80,9 @@ class GraphState:
         return self.root() + "/v1.0"
 
 
-def _error(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+def _error(
+    status: int, code: str, message: str, headers: dict[str, str] | None = None
+) -> JSONResponse:
     return JSONResponse(graph_error(code, message), status_code=status, headers=headers)
 
 
@@ -107,7 +109,9 @@ def create_app(state: GraphState) -> FastAPI:
     app.include_router(authority_router(state.grants, state.root))
 
     @app.middleware("http")
-    async def graph_edge(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+    async def graph_edge(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
         path = request.url.path
         user: str | None = None
         response: Response
@@ -116,14 +120,18 @@ def create_app(state: GraphState) -> FastAPI:
         else:
             header = request.headers.get("authorization", "")
             token = header[7:] if header.lower().startswith("bearer ") else ""
-            user, problem = state.grants.user_of(token) if token else (None, "Access token is empty.")
+            user, problem = (
+                state.grants.user_of(token) if token else (None, "Access token is empty.")
+            )
             with state.faults.lock:
                 throttled = state.faults.throttle > 0
                 if throttled:
                     state.faults.throttle -= 1
             if throttled:
                 response = _error(
-                    429, "TooManyRequests", "Please retry after the time given in Retry-After.",
+                    429,
+                    "TooManyRequests",
+                    "Please retry after the time given in Retry-After.",
                     {"Retry-After": f"{state.faults.retry_after:g}"},
                 )
             elif user is None:
@@ -132,10 +140,15 @@ def create_app(state: GraphState) -> FastAPI:
                 request.state.user = user
                 response = await call_next(request)
         with state.faults.lock:
-            state.faults.requests.append(RecordedRequest(
-                method=request.method, path=path, query=dict(request.query_params),
-                status=response.status_code, user=user,
-            ))
+            state.faults.requests.append(
+                RecordedRequest(
+                    method=request.method,
+                    path=path,
+                    query=dict(request.query_params),
+                    status=response.status_code,
+                    user=user,
+                )
+            )
         return response
 
     def owner(request: Request, uid: str | None) -> str | None:
@@ -147,30 +160,48 @@ def create_app(state: GraphState) -> FastAPI:
     def me(request: Request, uid: str | None = None) -> Any:
         email = owner(request, uid)
         if email is None:
-            return _error(403, "ErrorAccessDenied", "Access is denied. Check credentials and try again.")
+            return _error(
+                403, "ErrorAccessDenied", "Access is denied. Check credentials and try again."
+            )
         from connectors.sandbox import team
 
         p = team.person(email)
-        return {"id": object_id(email), "displayName": p.name, "mail": email, "userPrincipalName": email}
+        return {
+            "id": object_id(email),
+            "displayName": p.name,
+            "mail": email,
+            "userPrincipalName": email,
+        }
 
     def calendars(request: Request, uid: str | None = None) -> Any:
         email = owner(request, uid)
         if email is None:
-            return _error(403, "ErrorAccessDenied", "Access is denied. Check credentials and try again.")
+            return _error(
+                403, "ErrorAccessDenied", "Access is denied. Check credentials and try again."
+            )
         return {
             "@odata.context": f"{state.base_url}/$metadata#users('{email}')/calendars",
-            "value": [{
-                "id": state.store.calendar_id(email), "name": "Calendar", "color": "auto",
-                "isDefaultCalendar": True, "canEdit": True, "canShare": True,
-                "canViewPrivateItems": True, "changeKey": "sandbox",
-                "owner": {"name": email, "address": email},
-            }],
+            "value": [
+                {
+                    "id": state.store.calendar_id(email),
+                    "name": "Calendar",
+                    "color": "auto",
+                    "isDefaultCalendar": True,
+                    "canEdit": True,
+                    "canShare": True,
+                    "canViewPrivateItems": True,
+                    "changeKey": "sandbox",
+                    "owner": {"name": email, "address": email},
+                }
+            ],
         }
 
     def delta(request: Request, uid: str | None = None, cid: str | None = None) -> Any:
         email = owner(request, uid)
         if email is None or (cid is not None and cid != state.store.calendar_id(email)):
-            return _error(404, "ErrorItemNotFound", "The specified object was not found in the store.")
+            return _error(
+                404, "ErrorItemNotFound", "The specified object was not found in the store."
+            )
         prefer = request.headers.get("prefer")
         zone_name, zone = preferred_zone(prefer)
         size = preferred_page_size(prefer, DEFAULT_PAGE_SIZE)
@@ -182,21 +213,34 @@ def create_app(state: GraphState) -> FastAPI:
         else:
             start, end = _parse_time(q.get("startDateTime")), _parse_time(q.get("endDateTime"))
             if start is None or end is None:
-                return _error(400, "ErrorInvalidParameter",
-                              "This request requires a time window specified by the query string "
-                              "parameters StartDateTime and EndDateTime.")
+                return _error(
+                    400,
+                    "ErrorInvalidParameter",
+                    "This request requires a time window specified by the query string "
+                    "parameters StartDateTime and EndDateTime.",
+                )
             key = state.delta.begin(email, start, end)
         page = state.delta.page(key, size) if key else None
         if page is None or page.owner != email:
-            return _error(410, "syncStateNotFound",
-                          "The sync state generation is not found. Resync is required.")
+            return _error(
+                410,
+                "syncStateNotFound",
+                "The sync state generation is not found. Resync is required.",
+            )
         values = []
         with state.store.lock:
             for item_id in page.item_ids:
                 item = state.store.mailboxes[email][item_id]
-                values.append(removed(item) if item.removed else render_event(item, zone_name, zone, state.base_url))
+                values.append(
+                    removed(item)
+                    if item.removed
+                    else render_event(item, zone_name, zone, state.base_url)
+                )
         link = f"{state.base_url}{request.url.path.removeprefix('/v1.0')}"
-        body: dict[str, Any] = {"@odata.context": f"{state.base_url}/$metadata#Collection(event)", "value": values}
+        body: dict[str, Any] = {
+            "@odata.context": f"{state.base_url}/$metadata#Collection(event)",
+            "value": values,
+        }
         if page.skiptoken:
             body["@odata.nextLink"] = f"{link}?$skiptoken={page.skiptoken}"
         else:
@@ -208,7 +252,9 @@ def create_app(state: GraphState) -> FastAPI:
         email = owner(request, uid)
         item = state.store.find(email, event_id) if email else None
         if item is None:
-            return _error(404, "ErrorItemNotFound", "The specified object was not found in the store.")
+            return _error(
+                404, "ErrorItemNotFound", "The specified object was not found in the store."
+            )
         zone_name, zone = preferred_zone(request.headers.get("prefer"))
         data = render_event(item, zone_name, zone, state.base_url)
         select = request.query_params.get("$select")
@@ -223,17 +269,24 @@ def create_app(state: GraphState) -> FastAPI:
         with state.store.lock:
             item = state.store.find(email, event_id) if email else None
             if item is None:
-                return _error(404, "ErrorItemNotFound", "The specified object was not found in the store.")
+                return _error(
+                    404, "ErrorItemNotFound", "The specified object was not found in the store."
+                )
             if_match = request.headers.get("if-match")
             if if_match and if_match not in ("*", f'W/"{item.etag}"', item.etag):
-                return _error(412, "ErrorIrresolvableConflict",
-                              "The send or update operation could not be performed because the "
-                              "change key passed in the request does not match the current change "
-                              "key for the item.")
+                return _error(
+                    412,
+                    "ErrorIrresolvableConflict",
+                    "The send or update operation could not be performed because the "
+                    "change key passed in the request does not match the current change "
+                    "key for the item.",
+                )
             body = payload.get("body")
             if isinstance(body, dict):
                 item.body = str(body.get("content", ""))
-                item.body_type = "html" if str(body.get("contentType", "")).lower() == "html" else "text"
+                item.body_type = (
+                    "html" if str(body.get("contentType", "")).lower() == "html" else "text"
+                )
             if "subject" in payload:
                 item.subject = str(payload["subject"])
             if item.kind == "occurrence":
@@ -254,26 +307,61 @@ def create_app(state: GraphState) -> FastAPI:
         for address in payload.get("schedules", []):
             email = str(address).lower()
             if email not in state.store.mailboxes:
-                out.append({"scheduleId": address, "availabilityView": "", "scheduleItems": [],
-                            "error": {"message": "The requested user is not found.",
-                                      "responseCode": "ErrorMailRecipientNotFound"}})
+                out.append(
+                    {
+                        "scheduleId": address,
+                        "availabilityView": "",
+                        "scheduleItems": [],
+                        "error": {
+                            "message": "The requested user is not found.",
+                            "responseCode": "ErrorMailRecipientNotFound",
+                        },
+                    }
+                )
                 continue
-            busy = [i for i in state.store.in_window(email, start, end)
-                    if not i.removed and not i.is_cancelled and i.response != "declined"]
+            busy = [
+                i
+                for i in state.store.in_window(email, start, end)
+                if not i.removed and not i.is_cancelled and i.response != "declined"
+            ]
             view, slot = [], start
             while slot < end:
-                view.append("2" if any(i.start < slot + step and i.end > slot for i in busy) else "0")
+                view.append(
+                    "2" if any(i.start < slot + step and i.end > slot for i in busy) else "0"
+                )
                 slot += step
-            out.append({
-                "scheduleId": address, "availabilityView": "".join(view),
-                "scheduleItems": [{
-                    "isPrivate": False, "status": "busy", "subject": i.subject, "location": i.location,
-                    "start": {"dateTime": i.start.astimezone(zone).strftime("%Y-%m-%dT%H:%M:%S.0000000"), "timeZone": zone_name},
-                    "end": {"dateTime": i.end.astimezone(zone).strftime("%Y-%m-%dT%H:%M:%S.0000000"), "timeZone": zone_name},
-                } for i in busy],
-                "workingHours": {},
-            })
-        return {"@odata.context": f"{state.base_url}/$metadata#Collection(microsoft.graph.scheduleInformation)", "value": out}
+            out.append(
+                {
+                    "scheduleId": address,
+                    "availabilityView": "".join(view),
+                    "scheduleItems": [
+                        {
+                            "isPrivate": False,
+                            "status": "busy",
+                            "subject": i.subject,
+                            "location": i.location,
+                            "start": {
+                                "dateTime": i.start.astimezone(zone).strftime(
+                                    "%Y-%m-%dT%H:%M:%S.0000000"
+                                ),
+                                "timeZone": zone_name,
+                            },
+                            "end": {
+                                "dateTime": i.end.astimezone(zone).strftime(
+                                    "%Y-%m-%dT%H:%M:%S.0000000"
+                                ),
+                                "timeZone": zone_name,
+                            },
+                        }
+                        for i in busy
+                    ],
+                    "workingHours": {},
+                }
+            )
+        return {
+            "@odata.context": f"{state.base_url}/$metadata#Collection(microsoft.graph.scheduleInformation)",  # noqa: E501
+            "value": out,
+        }
 
     def create_subscription(request: Request, payload: dict[str, Any]) -> Any:
         """Validation handshake: https://learn.microsoft.com/en-us/graph/change-notifications-delivery-webhooks."""
@@ -281,31 +369,59 @@ def create_app(state: GraphState) -> FastAPI:
         expires = _parse_time(payload.get("expirationDateTime"))
         now = state.store.now().astimezone(UTC)
         if not url or expires is None or expires <= now:
-            return _error(400, "InvalidRequest", "notificationUrl and a future expirationDateTime are required.")
+            return _error(
+                400,
+                "InvalidRequest",
+                "notificationUrl and a future expirationDateTime are required.",
+            )
         if expires > now + timedelta(minutes=MAX_SUBSCRIPTION_MINUTES):
-            return _error(400, "InvalidRequest", "Subscription expiration can only be 10070 minutes in the future.")
+            return _error(
+                400,
+                "InvalidRequest",
+                "Subscription expiration can only be 10070 minutes in the future.",
+            )
         token = secrets.token_urlsafe(16)
         try:
-            answer = httpx.post(url, params={"validationToken": token}, timeout=10,
-                                headers={"Content-Type": "text/plain; charset=utf-8"})
+            answer = httpx.post(
+                url,
+                params={"validationToken": token},
+                timeout=10,
+                headers={"Content-Type": "text/plain; charset=utf-8"},
+            )
             ok = answer.status_code == 200 and answer.text == token
         except httpx.HTTPError:
             ok = False
         if not ok:
-            return _error(400, "InvalidRequest", "Subscription validation request failed. Notification endpoint must respond with 200 OK to validation request.")
+            return _error(
+                400,
+                "InvalidRequest",
+                "Subscription validation request failed. Notification endpoint must respond "
+                "with 200 OK to validation request.",
+            )
         sub = SubscriptionRecord(
-            id=str(secrets.token_hex(16)), owner=request.state.user, resource=str(payload.get("resource", "")),
+            id=str(secrets.token_hex(16)),
+            owner=request.state.user,
+            resource=str(payload.get("resource", "")),
             change_type=str(payload.get("changeType", "created,updated,deleted")),
-            notification_url=url, client_state=payload.get("clientState"), expires=expires,
+            notification_url=url,
+            client_state=payload.get("clientState"),
+            expires=expires,
         )
         state.subscriptions[sub.id] = sub
-        return JSONResponse({
-            "@odata.context": f"{state.base_url}/$metadata#subscriptions/$entity",
-            "id": sub.id, "resource": sub.resource, "applicationId": "sandbox",
-            "changeType": sub.change_type, "clientState": sub.client_state,
-            "notificationUrl": url, "expirationDateTime": stamp(expires),
-            "creatorId": object_id(sub.owner),
-        }, status_code=201)
+        return JSONResponse(
+            {
+                "@odata.context": f"{state.base_url}/$metadata#subscriptions/$entity",
+                "id": sub.id,
+                "resource": sub.resource,
+                "applicationId": "sandbox",
+                "changeType": sub.change_type,
+                "clientState": sub.client_state,
+                "notificationUrl": url,
+                "expirationDateTime": stamp(expires),
+                "creatorId": object_id(sub.owner),
+            },
+            status_code=201,
+        )
 
     async def post_subscription(request: Request) -> Any:
         import anyio
@@ -323,13 +439,30 @@ def create_app(state: GraphState) -> FastAPI:
     for prefix in ("/v1.0/me", "/v1.0/users/{uid}"):
         app.add_api_route(prefix, me, methods=["GET"], response_model=None)
         app.add_api_route(prefix + "/calendars", calendars, methods=["GET"], response_model=None)
-        app.add_api_route(prefix + "/calendarView/delta", delta, methods=["GET"], response_model=None)
-        app.add_api_route(prefix + "/calendars/{cid}/calendarView/delta", delta, methods=["GET"], response_model=None)
-        app.add_api_route(prefix + "/events/{event_id}", get_event, methods=["GET"], response_model=None)
-        app.add_api_route(prefix + "/events/{event_id}", patch_event, methods=["PATCH"], response_model=None)
-        app.add_api_route(prefix + "/calendar/getSchedule", get_schedule, methods=["POST"], response_model=None)
-    app.add_api_route("/v1.0/subscriptions", post_subscription, methods=["POST"], response_model=None)
-    app.add_api_route("/v1.0/subscriptions/{sub_id}", delete_subscription, methods=["DELETE"], response_model=None)
+        app.add_api_route(
+            prefix + "/calendarView/delta", delta, methods=["GET"], response_model=None
+        )
+        app.add_api_route(
+            prefix + "/calendars/{cid}/calendarView/delta",
+            delta,
+            methods=["GET"],
+            response_model=None,
+        )
+        app.add_api_route(
+            prefix + "/events/{event_id}", get_event, methods=["GET"], response_model=None
+        )
+        app.add_api_route(
+            prefix + "/events/{event_id}", patch_event, methods=["PATCH"], response_model=None
+        )
+        app.add_api_route(
+            prefix + "/calendar/getSchedule", get_schedule, methods=["POST"], response_model=None
+        )
+    app.add_api_route(
+        "/v1.0/subscriptions", post_subscription, methods=["POST"], response_model=None
+    )
+    app.add_api_route(
+        "/v1.0/subscriptions/{sub_id}", delete_subscription, methods=["DELETE"], response_model=None
+    )
     return app
 
 
@@ -337,12 +470,23 @@ def send_notifications(state: GraphState, email: str) -> int:
     """POST a change notification to every subscription on the mailbox; returns how many."""
     subs = [s for s in state.subscriptions.values() if s.owner == email]
     for sub in subs:
-        body = {"value": [{
-            "subscriptionId": sub.id, "subscriptionExpirationDateTime": stamp(sub.expires),
-            "changeType": "updated", "clientState": sub.client_state, "tenantId": "sandbox",
-            "resource": f"Users/{object_id(email)}/Events/sandbox",
-            "resourceData": {"@odata.type": "#Microsoft.Graph.Event", "@odata.id": f"Users/{object_id(email)}/Events/sandbox", "id": "sandbox"},
-        }]}
+        body = {
+            "value": [
+                {
+                    "subscriptionId": sub.id,
+                    "subscriptionExpirationDateTime": stamp(sub.expires),
+                    "changeType": "updated",
+                    "clientState": sub.client_state,
+                    "tenantId": "sandbox",
+                    "resource": f"Users/{object_id(email)}/Events/sandbox",
+                    "resourceData": {
+                        "@odata.type": "#Microsoft.Graph.Event",
+                        "@odata.id": f"Users/{object_id(email)}/Events/sandbox",
+                        "id": "sandbox",
+                    },
+                }
+            ]
+        }
         try:
             httpx.post(sub.notification_url, json=body, timeout=10)
         except httpx.HTTPError as err:

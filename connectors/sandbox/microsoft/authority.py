@@ -81,19 +81,33 @@ class Grants:
         oid = object_id(email)
         person = team.person(email)
         claims = {
-            "aud": client_id, "iss": issuer, "iat": int(now.timestamp()),
-            "nbf": int(now.timestamp()), "exp": int(now.timestamp()) + ACCESS_TOKEN_SECONDS,
-            "name": person.name, "oid": oid, "preferred_username": email, "sub": oid,
-            "tid": TENANT_ID, "ver": "2.0",
+            "aud": client_id,
+            "iss": issuer,
+            "iat": int(now.timestamp()),
+            "nbf": int(now.timestamp()),
+            "exp": int(now.timestamp()) + ACCESS_TOKEN_SECONDS,
+            "name": person.name,
+            "oid": oid,
+            "preferred_username": email,
+            "sub": oid,
+            "tid": TENANT_ID,
+            "ver": "2.0",
         }
-        id_token = ".".join([
-            _b64(json.dumps({"alg": "none", "typ": "JWT"}).encode()),
-            _b64(json.dumps(claims).encode()), "",
-        ])
+        id_token = ".".join(
+            [
+                _b64(json.dumps({"alg": "none", "typ": "JWT"}).encode()),
+                _b64(json.dumps(claims).encode()),
+                "",
+            ]
+        )
         return {
-            "token_type": "Bearer", "scope": scope, "expires_in": ACCESS_TOKEN_SECONDS,
-            "ext_expires_in": ACCESS_TOKEN_SECONDS, "access_token": access,
-            "refresh_token": refresh, "id_token": id_token,
+            "token_type": "Bearer",
+            "scope": scope,
+            "expires_in": ACCESS_TOKEN_SECONDS,
+            "ext_expires_in": ACCESS_TOKEN_SECONDS,
+            "access_token": access,
+            "refresh_token": refresh,
+            "id_token": id_token,
             "client_info": _b64(json.dumps({"uid": oid, "utid": TENANT_ID}).encode()),
         }
 
@@ -109,8 +123,13 @@ class Grants:
 
 def _oauth_error(error: str, description: str, status: int = 400) -> JSONResponse:
     return JSONResponse(
-        {"error": error, "error_description": description, "error_codes": [],
-         "timestamp": datetime.now(UTC).isoformat(), "trace_id": "sandbox"},
+        {
+            "error": error,
+            "error_description": description,
+            "error_codes": [],
+            "timestamp": datetime.now(UTC).isoformat(),
+            "trace_id": "sandbox",
+        },
         status_code=status,
     )
 
@@ -149,15 +168,22 @@ def authority_router(grants: Grants, root: Callable[[], str]) -> APIRouter:
         user_code = secrets.token_hex(4).upper()
         with grants.lock:
             grants.devices[device_code] = {
-                "user_code": user_code, "email": None,
-                "client_id": form.get("client_id", ""), "scope": form.get("scope", ""),
+                "user_code": user_code,
+                "email": None,
+                "client_id": form.get("client_id", ""),
+                "scope": form.get("scope", ""),
             }
         verify = f"{root()}/{tenant}/devicelogin"
-        return JSONResponse({
-            "device_code": device_code, "user_code": user_code, "verification_uri": verify,
-            "expires_in": 900, "interval": 1,
-            "message": f"To sign in, open {verify} and enter the code {user_code}.",
-        })
+        return JSONResponse(
+            {
+                "device_code": device_code,
+                "user_code": user_code,
+                "verification_uri": verify,
+                "expires_in": 900,
+                "interval": 1,
+                "message": f"To sign in, open {verify} and enter the code {user_code}.",
+            }
+        )
 
     @router.post("/{tenant}/oauth2/v2.0/token")
     async def token(tenant: str, request: Request) -> JSONResponse:
@@ -178,11 +204,22 @@ def authority_router(grants: Grants, root: Callable[[], str]) -> APIRouter:
             if grant == "urn:ietf:params:oauth:grant-type:device_code":
                 flow = grants.devices.get(form.get("device_code", ""))
                 if flow is None:
-                    return _oauth_error("expired_token", "AADSTS70020: The provided value for the input parameter 'device_code' is not valid.")
+                    return _oauth_error(
+                        "expired_token",
+                        "AADSTS70020: The provided value for the input parameter 'device_code' "
+                        "is not valid.",
+                    )
                 if flow["email"] is None:
-                    return _oauth_error("authorization_pending", "AADSTS70016: OAuth 2.0 device flow error. Authorization is pending.")
+                    return _oauth_error(
+                        "authorization_pending",
+                        "AADSTS70016: OAuth 2.0 device flow error. Authorization is pending.",
+                    )
                 del grants.devices[form["device_code"]]
-                return JSONResponse(grants.issue(str(flow["email"]), client_id, scope, issuer(tenant)))
-        return _oauth_error("unsupported_grant_type", f"AADSTS70003: grant type {grant!r} is not supported here.")
+                return JSONResponse(
+                    grants.issue(str(flow["email"]), client_id, scope, issuer(tenant))
+                )
+        return _oauth_error(
+            "unsupported_grant_type", f"AADSTS70003: grant type {grant!r} is not supported here."
+        )
 
     return router

@@ -70,8 +70,12 @@ class DeltaEngine:
             else:
                 box = self.store.mailboxes.get(owner, {}).values()
                 changed = [
-                    i for i in box
-                    if i.version > since and i.kind != "seriesMaster" and i.start < end and i.end > start
+                    i
+                    for i in box
+                    if i.version > since
+                    and i.kind != "seriesMaster"
+                    and i.start < end
+                    and i.end > start
                 ]
                 ids = [i.id for i in sorted(changed, key=lambda i: (i.version, i.id))]
             key = secrets.token_urlsafe(18)
@@ -90,10 +94,12 @@ class DeltaEngine:
         rnd = self.rounds.get(skiptoken)
         if rnd is None:
             return None
-        ids = rnd.ids[rnd.offset: rnd.offset + size]
+        ids = rnd.ids[rnd.offset : rnd.offset + size]
         if rnd.offset + size < len(rnd.ids):
             nxt = secrets.token_urlsafe(18)
-            self.rounds[nxt] = Round(rnd.owner, rnd.start, rnd.end, rnd.ids, rnd.issued_at, rnd.offset + size)
+            self.rounds[nxt] = Round(
+                rnd.owner, rnd.start, rnd.end, rnd.ids, rnd.issued_at, rnd.offset + size
+            )
             return Page(rnd.owner, ids, nxt, None)
         token = secrets.token_urlsafe(24)
         self.tokens[token] = DeltaState(rnd.owner, rnd.start, rnd.end, rnd.issued_at)

@@ -19,7 +19,9 @@ class AttendeeRecord:
     email: str
     name: str
     kind: str = "required"  # required | optional | resource
-    response: str = "none"  # none | organizer | tentativelyAccepted | accepted | declined | notResponded
+    response: str = (
+        "none"  # none | organizer | tentativelyAccepted | accepted | declined | notResponded
+    )
 
 
 @dataclass

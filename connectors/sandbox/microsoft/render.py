@@ -107,7 +107,11 @@ def render_event(item: Item, zone_name: str, zone: tzinfo, base_url: str) -> dic
 
 def removed(item: Item) -> dict[str, object]:
     """A delta entry for an item that left the calendar view."""
-    return {"@odata.type": "#microsoft.graph.event", "id": item.id, "@removed": {"reason": "deleted"}}
+    return {
+        "@odata.type": "#microsoft.graph.event",
+        "id": item.id,
+        "@removed": {"reason": "deleted"},
+    }
 
 
 def graph_error(code: str, message: str) -> dict[str, object]:

@@ -40,8 +40,13 @@ class GraphSandbox:
         self.store = Store(self.now)
         self.grants = Grants(self.now)
         self.faults = Faults()
-        self.state = GraphState(self.store, DeltaEngine(self.store), self.grants, self.faults,
-                                root=lambda: self._server.origin)
+        self.state = GraphState(
+            self.store,
+            DeltaEngine(self.store),
+            self.grants,
+            self.faults,
+            root=lambda: self._server.origin,
+        )
         self._server = HttpsServer(create_app(self.state))
         self.reset()
 
@@ -86,19 +91,34 @@ class GraphSandbox:
     # admin: series ------------------------------------------------------------
 
     def create_series(
-        self, *, organizer: str, attendees: list[str], title: str, first_start: datetime,
-        minutes: int = 30, rrule: str | None = "RRULE:FREQ=WEEKLY", time_zone: str = "UTC",
+        self,
+        *,
+        organizer: str,
+        attendees: list[str],
+        title: str,
+        first_start: datetime,
+        minutes: int = 30,
+        rrule: str | None = "RRULE:FREQ=WEEKLY",
+        time_zone: str = "UTC",
         description: str = "",
     ) -> str:
         """Create a (recurring) event for the organizer and copies for attendees here."""
         from zoneinfo import ZoneInfo
 
         key = self.store.new_key()
-        self.store.add_series(SeriesState(
-            key=key, organizer=organizer, attendees=list(attendees), title=title,
-            time_zone=time_zone, first_start=first_start.astimezone(ZoneInfo(time_zone)),
-            minutes=minutes, rrule=rrule, description=description,
-        ))
+        self.store.add_series(
+            SeriesState(
+                key=key,
+                organizer=organizer,
+                attendees=list(attendees),
+                title=title,
+                time_zone=time_zone,
+                first_start=first_start.astimezone(ZoneInfo(time_zone)),
+                minutes=minutes,
+                rrule=rrule,
+                description=description,
+            )
+        )
         return key
 
     def series_keys(self) -> list[str]:
@@ -106,7 +126,7 @@ class GraphSandbox:
         return list(self.store.series)
 
     def occurrence_starts(self, series_key: str, *, until: datetime) -> list[datetime]:
-        """Original starts (UTC) of the series' occurrences up to `until`, cancelled ones left out."""
+        """Original starts (UTC) of the series' occurrences up to `until`, minus cancelled ones."""
         spec = self.store.series[series_key]
         if spec.deleted:
             return []
@@ -128,7 +148,9 @@ class GraphSandbox:
                     item.subject = f"Canceled: {spec.title}"
                 self.store.touch(item)
 
-    def move_occurrence(self, series_key: str, original_start: datetime, new_start: datetime) -> None:
+    def move_occurrence(
+        self, series_key: str, original_start: datetime, new_start: datetime
+    ) -> None:
         """Organizer moves one occurrence: it becomes an exception in every copy."""
         with self.store.lock:
             for item in self._copies(series_key, original_start):
@@ -171,9 +193,14 @@ class GraphSandbox:
             spec.until = _utc(until)
             for item in list(self.store.items_of(series_key)):
                 if item.kind == "seriesMaster":
-                    item.recurrence = {**(item.recurrence or {}), "range": {
-                        **dict((item.recurrence or {}).get("range", {})),  # type: ignore[call-overload]
-                        "type": "endDate", "endDate": spec.until.date().isoformat()}}
+                    item.recurrence = {
+                        **(item.recurrence or {}),
+                        "range": {
+                            **dict((item.recurrence or {}).get("range", {})),  # type: ignore[call-overload]
+                            "type": "endDate",
+                            "endDate": spec.until.date().isoformat(),
+                        },
+                    }
                     self.store.touch(item)
                 elif item.original_start and item.original_start > spec.until and not item.removed:
                     item.removed = True
@@ -206,16 +233,24 @@ class GraphSandbox:
         """A broken single event tomorrow: "malformed", "bad_timezone" or "huge_description"."""
         overrides: dict[str, dict[str, object]] = {
             "malformed": {"start": {"dateTime": "not-a-date", "timeZone": "UTC"}},
-            "bad_timezone": {"start": {"dateTime": "2030-01-01T10:00:00.0000000", "timeZone": "Mars/Olympus_Mons"},
-                             "end": {"dateTime": "2030-01-01T11:00:00.0000000", "timeZone": "Mars/Olympus_Mons"}},
-            "huge_description": {"body": {"contentType": "html", "content": "<p>" + "x" * 2_100_000 + "</p>"}},
+            "bad_timezone": {
+                "start": {
+                    "dateTime": "2030-01-01T10:00:00.0000000",
+                    "timeZone": "Mars/Olympus_Mons",
+                },
+                "end": {"dateTime": "2030-01-01T11:00:00.0000000", "timeZone": "Mars/Olympus_Mons"},
+            },
+            "huge_description": {
+                "body": {"contentType": "html", "content": "<p>" + "x" * 2_100_000 + "</p>"}
+            },
         }
         if kind not in overrides:
             raise ValueError(f"unknown kind {kind!r}")
         start = _utc(self.now()).replace(minute=0, second=0, microsecond=0) + timedelta(days=1)
-        key = self.create_series(organizer=owner, attendees=[], title=f"Broken ({kind})",
-                                 first_start=start, rrule=None)
-        item = next(self.store.items_of(key))
+        key = self.create_series(
+            organizer=owner, attendees=[], title=f"Broken ({kind})", first_start=start, rrule=None
+        )
+        item = next(iter(self.store.items_of(key)))
         with self.store.lock:
             item.overrides = dict(overrides[kind])
             self.store.touch(item)

@@ -45,8 +45,12 @@ class HttpsServer:
         sock.bind(("127.0.0.1", 0))
         self.port = sock.getsockname()[1]
         config = uvicorn.Config(
-            self.app, ssl_certfile=self._cert, ssl_keyfile=self._key, log_level="warning",
-            lifespan="off", access_log=False,
+            self.app,
+            ssl_certfile=self._cert,
+            ssl_keyfile=self._key,
+            log_level="warning",
+            lifespan="off",
+            access_log=False,
         )
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(

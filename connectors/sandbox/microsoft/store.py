@@ -116,12 +116,21 @@ class Store:
             self.mailboxes = {p.email: {} for p in team.people_on("microsoft")}
             today = self.now().astimezone(UTC).date()
             for spec in team.SERIES:
-                self.add_series(SeriesState(
-                    key=spec.key, organizer=spec.organizer, attendees=list(spec.attendees),
-                    title=spec.title, time_zone=spec.time_zone,
-                    first_start=spec.first_start(today), minutes=spec.minutes, rrule=spec.rrule,
-                    description=spec.description, all_day=spec.all_day, room=spec.room,
-                ))
+                self.add_series(
+                    SeriesState(
+                        key=spec.key,
+                        organizer=spec.organizer,
+                        attendees=list(spec.attendees),
+                        title=spec.title,
+                        time_zone=spec.time_zone,
+                        first_start=spec.first_start(today),
+                        minutes=spec.minutes,
+                        rrule=spec.rrule,
+                        description=spec.description,
+                        all_day=spec.all_day,
+                        room=spec.room,
+                    )
+                )
 
     def calendar_id(self, owner: str) -> str:
         """The id of the owner's default calendar."""
@@ -157,7 +166,9 @@ class Store:
                     master.ical_uid = spec.ical_uid
                     self._put(master)
                     for start in starts:
-                        occ = self._item(spec, owner, occurrence_id(master_id, start), "occurrence", start)
+                        occ = self._item(
+                            spec, owner, occurrence_id(master_id, start), "occurrence", start
+                        )
                         occ.master_id = master_id
                         occ.original_start = start
                         # Graph: iCalUId "is different for each occurrence in a recurring series".
@@ -172,7 +183,9 @@ class Store:
         self.touch(item)
         self.mailboxes[item.owner][item.id] = item
 
-    def _item(self, spec: SeriesState, owner: str, item_id: str, kind: str, start: datetime) -> Item:
+    def _item(
+        self, spec: SeriesState, owner: str, item_id: str, kind: str, start: datetime
+    ) -> Item:
         if spec.all_day:
             day = start.astimezone(ZoneInfo(spec.time_zone)).date()
             start = datetime(day.year, day.month, day.day, tzinfo=UTC)
@@ -182,20 +195,35 @@ class Store:
         attendees = []
         for email in spec.attendees:
             p = _person(email)
-            attendees.append(AttendeeRecord(
-                email=email, name=p.name if p else email,
-                kind="resource" if p and p.is_room else "required", response="accepted",
-            ))
+            attendees.append(
+                AttendeeRecord(
+                    email=email,
+                    name=p.name if p else email,
+                    kind="resource" if p and p.is_room else "required",
+                    response="accepted",
+                )
+            )
         org = _person(spec.organizer)
         now = self.now().astimezone(UTC)
         room = _person(spec.room) if spec.room else None
         return Item(
-            id=item_id, owner=owner, series_key=spec.key, kind=kind, subject=spec.title,
-            start=start, end=end, time_zone=spec.time_zone, organizer=spec.organizer,
-            organizer_name=org.name if org else spec.organizer, attendees=attendees,
+            id=item_id,
+            owner=owner,
+            series_key=spec.key,
+            kind=kind,
+            subject=spec.title,
+            start=start,
+            end=end,
+            time_zone=spec.time_zone,
+            organizer=spec.organizer,
+            organizer_name=org.name if org else spec.organizer,
+            attendees=attendees,
             body=outlook_html(spec.description) if spec.description else "",
-            body_type="html", response="organizer" if owner == spec.organizer else "accepted",
-            all_day=spec.all_day, created=now, location=room.name if room else "",
+            body_type="html",
+            response="organizer" if owner == spec.organizer else "accepted",
+            all_day=spec.all_day,
+            created=now,
+            location=room.name if room else "",
         )
 
     # lookups ------------------------------------------------------------------
@@ -211,7 +239,8 @@ class Store:
         """The copies of one occurrence (by original start) in every mailbox."""
         start = original_start.astimezone(UTC)
         found = [
-            i for i in self.items_of(series_key)
+            i
+            for i in self.items_of(series_key)
             if (i.original_start == start) or (i.kind == "singleInstance" and i.start == start)
         ]
         if not found:
@@ -226,8 +255,11 @@ class Store:
     def in_window(self, owner: str, start: datetime, end: datetime) -> list[Item]:
         """Occurrences, exceptions and single instances overlapping [start, end)."""
         return sorted(
-            (i for i in self.mailboxes.get(owner, {}).values()
-             if i.kind != "seriesMaster" and i.start < end and i.end > start),
+            (
+                i
+                for i in self.mailboxes.get(owner, {}).values()
+                if i.kind != "seriesMaster" and i.start < end and i.end > start
+            ),
             key=lambda i: (i.start, i.id),
         )
 
