@@ -46,6 +46,8 @@ class GoogleSandbox:
         self._keys: dict[str, str] = {}  # series key -> event id
         self._counter = itertools.count(1)
         self._server: ServerThread | None = None
+        self.base_url = ""  # API root for ``api_endpoint`` (ends in /calendar/v3/); set by start()
+        self.token_url = ""  # OAuth token endpoint for google-auth's ``token_uri``; set by start()
         self._app = SandboxApp(self.store, self.runtime, lambda: self.base_url)
         self.reset()
 
@@ -56,6 +58,9 @@ class GoogleSandbox:
         if self._server is None:
             self._server = ServerThread(self._app.build())
             self._server.start()
+            origin = f"http://127.0.0.1:{self._server.port}"
+            self.base_url = f"{origin}/calendar/v3/"
+            self.token_url = f"{origin}/token"
             log.info("google sandbox listening on %s", self.base_url)
         return self
 
@@ -64,28 +69,13 @@ class GoogleSandbox:
         if self._server is not None:
             self._server.stop()
             self._server = None
+            self.base_url = self.token_url = ""
 
     def __enter__(self) -> GoogleSandbox:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
-
-    @property
-    def _origin(self) -> str:
-        if self._server is None or self._server.port is None:
-            raise RuntimeError("GoogleSandbox is not started")
-        return f"http://127.0.0.1:{self._server.port}"
-
-    @property
-    def base_url(self) -> str:
-        """API root to pass as ``api_endpoint`` (ends in ``/calendar/v3/`` like Google's)."""
-        return f"{self._origin}/calendar/v3/"
-
-    @property
-    def token_url(self) -> str:
-        """OAuth token endpoint (``token_uri`` of google-auth credentials)."""
-        return f"{self._origin}/token"
 
     # -- SandboxAdmin ---------------------------------------------------------------------
 
