@@ -27,7 +27,7 @@ FOOTER = (
     "Rapport only rewrites the lines between the two markers."
 )
 
-_DECOR = r"[─━–—=~_\-]"
+_DECOR = r"[─━]"  # box drawing only: people type "-" and "=" right next to our text
 _START = re.compile(
     rf"(?:{_DECOR}+[ \t\xa0]*)?Rapport\s+agenda\s+\(managed\)(?:[ \t\xa0]*{_DECOR}+)?",
     re.IGNORECASE,

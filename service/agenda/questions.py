@@ -139,6 +139,8 @@ pro-19 DR  What would make it quicker to bring a newcomer up to speed on your wo
 pro-20 R   Where are we doing the same work twice?
 pro-21 C   What is the biggest obstacle between you and your objectives this quarter?
 pro-22 DR  With one extra day a week, what would you fix in how we work?
+pro-23 DR  Which part of how we work keeps you from doing your best work?
+pro-24 CD  Which of our processes would you like to own and improve yourself?
 """,
 )
 
