@@ -16,7 +16,13 @@ import unicodedata
 from dataclasses import dataclass
 
 from service.agenda.generator import Agenda, Source
-from service.agenda.htmltext import absorb_wrappers, looks_like_html, project, visible_text
+from service.agenda.htmltext import (
+    Projection,
+    absorb_wrappers,
+    looks_like_html,
+    project,
+    visible_text,
+)
 
 START_MARKER = "── Rapport agenda (managed) ──"
 END_MARKER = "── end of Rapport agenda ──"
@@ -160,21 +166,17 @@ def _locate(description: str) -> tuple[list[_Span], bool]:
 
 def _find(description: str, *, as_html: bool) -> list[_Span]:
     """Every block, in order: start marker to the next end marker (or to the end)."""
-    if as_html:
-        projection = project(description)
-        text, starts, ends = projection.text, projection.starts, projection.ends
-    else:
-        text = description
+    projection = project(description) if as_html else Projection.identity(description)
+    text = projection.text
     spans: list[_Span] = []
     position = 0
     while (start := _START.search(text, position)) is not None:
         end = _END.search(text, start.end())
         stop = end.end() if end else len(text.rstrip()) if as_html else len(text)
+        first, last = projection.starts[start.start()], projection.ends[stop - 1]
         if as_html:
-            first, last = absorb_wrappers(description, starts[start.start()], ends[stop - 1])
-            spans.append(_Span(first, last, ends[start.end() - 1]))
-        else:
-            spans.append(_Span(start.start(), stop, start.end()))
+            first, last = absorb_wrappers(description, first, last)
+        spans.append(_Span(first, last, body=projection.ends[start.end() - 1]))
         if end is None:
             break
         position = end.end()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import html
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 _TOKEN = re.compile(
@@ -30,6 +31,7 @@ _HTML_HINT = re.compile(
     r"|&nbsp;|&#[0-9]+;",
     re.IGNORECASE,
 )
+_MAX_WRAPPERS = 8  # editors nest a few levels; the cap keeps odd input linear
 _OPEN_TAG = re.compile(r"<([A-Za-z][A-Za-z0-9:-]*)\b[^<>]*>")
 _CLOSE_TAG = re.compile(r"</([A-Za-z][A-Za-z0-9:-]*)\s*>")
 
@@ -44,8 +46,13 @@ class Projection:
     """Visible text plus, for each visible character, the source span it came from."""
 
     text: str
-    starts: tuple[int, ...]
-    ends: tuple[int, ...]
+    starts: Sequence[int]
+    ends: Sequence[int]
+
+    @classmethod
+    def identity(cls, text: str) -> Projection:
+        """Plain text is its own visible text; ranges keep this free for big descriptions."""
+        return cls(text=text, starts=range(len(text)), ends=range(1, len(text) + 1))
 
 
 def project(source: str) -> Projection:
@@ -88,7 +95,7 @@ def absorb_wrappers(source: str, start: int, end: int) -> tuple[int, int]:
     """
     opened: list[tuple[str, int]] = []
     cursor = start
-    while True:
+    while len(opened) < _MAX_WRAPPERS:
         before = source[:cursor].rstrip()
         match = _last_tag(before)
         if match is None or not _is_open(match):
