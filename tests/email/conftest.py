@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import ssl
 import threading
+import uuid
 from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from email import message_from_bytes, policy
 from email.message import EmailMessage
@@ -16,6 +19,7 @@ import pytest
 import trustme
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, Envelope, LoginPassword
+from sqlalchemy import create_engine, make_url, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from service.db import make_engine, migrate, session_factory
@@ -77,13 +81,38 @@ def _authenticator(
     return AuthResult(success=ok, handled=False)
 
 
-@pytest.fixture
-def factory(tmp_path: Path) -> Iterator[sessionmaker[Session]]:
-    """Sessions on a fresh SQLite file, migrated with Alembic like production."""
-    engine = make_engine(f"sqlite:///{tmp_path / 'rapport.db'}")
-    migrate(engine)
-    yield session_factory(engine)
-    engine.dispose()
+@contextmanager
+def _postgres_database() -> Iterator[str]:
+    """A throwaway database on RAPPORT_TEST_POSTGRES_URL's server; skips without (fails on CI)."""
+    admin_url = os.environ.get("RAPPORT_TEST_POSTGRES_URL")
+    if not admin_url:
+        if os.environ.get("CI"):
+            pytest.fail("RAPPORT_TEST_POSTGRES_URL must be set under CI")
+        pytest.skip("set RAPPORT_TEST_POSTGRES_URL to run against PostgreSQL")
+    name = f"rapport_email_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(make_url(admin_url), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.integration)])
+def factory(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[sessionmaker[Session]]:
+    """Sessions on a fresh database (SQLite file, or PostgreSQL), migrated like production."""
+    with ExitStack() as stack:
+        if request.param == "sqlite":
+            url = f"sqlite:///{tmp_path / 'rapport.db'}"
+        else:
+            url = stack.enter_context(_postgres_database())
+        engine = make_engine(url)
+        stack.callback(engine.dispose)
+        migrate(engine)
+        yield session_factory(engine)
 
 
 @dataclass

@@ -54,6 +54,11 @@ def load(factory: sessionmaker[Session], message_id: int) -> OutboxMessage:
         return session.get_one(OutboxMessage, message_id)
 
 
+def due(factory: sessionmaker[Session], *, now: datetime) -> list[int]:
+    with factory() as session:  # closed at once: a SQLite session may hold the write lock
+        return due_messages(session, now=now)
+
+
 def smtp(server: SmtpServer) -> SmtpTransport:
     return SmtpTransport(f"smtp://{server.host}:{server.port}?starttls=never&timeout=5")
 
@@ -180,7 +185,7 @@ def test_a_sent_message_is_never_sent_again(
     later = NOW + timedelta(days=1)
     again = deliver(factory, message_id=message_id, transport=transport, now=later, sender=SENDER)
     assert again.outcome is DeliveryOutcome.SKIPPED
-    assert due_messages(factory(), now=later) == []
+    assert due(factory, now=later) == []
     assert len(smtp_server.collector.messages) == 1
 
 
@@ -230,10 +235,10 @@ def test_a_transport_failure_is_retried_after_a_backoff_and_sent_once(
     assert row.last_error is not None and "421 try again later" in row.last_error
     assert EMAIL.text not in row.last_error
 
-    assert due_messages(factory(), now=NOW) == []
+    assert due(factory, now=NOW) == []
     early = deliver(factory, message_id=message_id, transport=transport, now=NOW, sender=SENDER)
     assert early.outcome is DeliveryOutcome.SKIPPED
-    assert due_messages(factory(), now=first.retry_at) == [message_id]
+    assert due(factory, now=first.retry_at) == [message_id]
 
     second = deliver(
         factory, message_id=message_id, transport=transport, now=first.retry_at, sender=SENDER
@@ -269,7 +274,7 @@ def test_a_message_fails_for_good_after_the_last_attempt(
         now = result.retry_at or now
     assert outcomes == [DeliveryOutcome.RETRY, DeliveryOutcome.RETRY, DeliveryOutcome.FAILED]
     assert load(factory, message_id).status == OutboxStatus.FAILED
-    assert due_messages(factory(), now=now + timedelta(days=1)) == []
+    assert due(factory, now=now + timedelta(days=1)) == []
 
 
 def test_a_refused_recipient_fails_at_once_without_retries(
@@ -303,12 +308,12 @@ def test_a_worker_crash_mid_send_is_resent_after_the_lease_with_the_same_message
 
     # Inside the lease nobody touches it: the first worker might still be talking SMTP.
     soon = NOW + LEASE - timedelta(seconds=1)
-    assert due_messages(factory(), now=soon) == []
+    assert due(factory, now=soon) == []
     busy = deliver(factory, message_id=message_id, transport=transport, now=soon, sender=SENDER)
     assert busy.outcome is DeliveryOutcome.SKIPPED
 
     later = NOW + LEASE
-    assert due_messages(factory(), now=later) == [message_id]
+    assert due(factory, now=later) == [message_id]
     result = deliver(factory, message_id=message_id, transport=transport, now=later, sender=SENDER)
     assert (result.outcome, result.resent, result.attempts) == (DeliveryOutcome.SENT, True, 2)
     row = load(factory, message_id)
@@ -366,7 +371,7 @@ def test_an_opted_out_recipient_is_never_sent_to(
         session.commit()
     message_id = queue(factory)
     assert load(factory, message_id).status == OutboxStatus.SUPPRESSED
-    assert due_messages(factory(), now=NOW + timedelta(days=1)) == []
+    assert due(factory, now=NOW + timedelta(days=1)) == []
     result = deliver(
         factory, message_id=message_id, transport=smtp(smtp_server), now=NOW, sender=SENDER
     )
@@ -405,9 +410,9 @@ def test_a_message_queued_for_later_waits_until_it_is_due(
     factory: sessionmaker[Session], smtp_server: SmtpServer
 ) -> None:
     message_id = queue(factory, not_before=NOW + timedelta(hours=1))
-    assert due_messages(factory(), now=NOW) == []
+    assert due(factory, now=NOW) == []
     early = deliver(
         factory, message_id=message_id, transport=smtp(smtp_server), now=NOW, sender=SENDER
     )
     assert early.outcome is DeliveryOutcome.SKIPPED
-    assert due_messages(factory(), now=NOW + timedelta(hours=1)) == [message_id]
+    assert due(factory, now=NOW + timedelta(hours=1)) == [message_id]
