@@ -37,6 +37,8 @@ BACKOFF_MAX = timedelta(hours=6)
 DEFAULT_ID_DOMAIN = "rapport.localhost"
 
 _NOT_ATOM = re.compile(r"[^A-Za-z0-9_-]+")
+_LINE_BREAK = re.compile(r"[\r\n]")
+_SUBJECT_MAX = 500  # the column's size
 
 
 class DeliveryOutcome(enum.StrEnum):
@@ -71,6 +73,11 @@ def backoff(attempts: int) -> timedelta:
     return min(BACKOFF_BASE * (2 ** max(attempts - 1, 0)), BACKOFF_MAX)
 
 
+def _fit(text: str, limit: int) -> str:
+    """`text`, cut with an ellipsis when longer than `limit` (a long subject must not fail)."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def _opted_out(session: Session, addresses: Iterable[str]) -> set[str]:
     """The addresses (lower-cased) of people who asked not to get Rapport email."""
     wanted = {a.strip().lower() for a in addresses if a.strip()}
@@ -101,6 +108,9 @@ def enqueue(
     PostgreSQL, so a concurrent duplicate neither raises nor aborts the caller's transaction.
     Opted-out recipients get a SUPPRESSED row (the key stays used); opted-out Cc's are dropped.
     """
+    for address in [recipient, *(cc or [])]:
+        if "@" not in address or _LINE_BREAK.search(address):
+            raise ValueError(f"not a usable email address for outbox {dedupe_key!r}")
     existing = session.scalars(
         select(OutboxMessage).where(OutboxMessage.dedupe_key == dedupe_key)
     ).one_or_none()
@@ -115,7 +125,7 @@ def enqueue(
         "dedupe_key": dedupe_key,
         "recipient": recipient.strip(),
         "cc": ", ".join(cc_kept) or None,
-        "subject": rendered.subject,
+        "subject": _fit(rendered.subject, _SUBJECT_MAX),
         "body_text": rendered.text,
         "body_html": rendered.html,
         "message_id": make_message_id(dedupe_key, domain=message_id_domain),

@@ -416,3 +416,16 @@ def test_a_message_queued_for_later_waits_until_it_is_due(
     )
     assert early.outcome is DeliveryOutcome.SKIPPED
     assert due(factory, now=NOW + timedelta(hours=1)) == [message_id]
+
+
+def test_an_address_with_a_line_break_is_refused_before_it_reaches_a_header(
+    factory: sessionmaker[Session],
+) -> None:
+    with pytest.raises(ValueError, match="alert:occ:9"):
+        queue(factory, "alert:occ:9", recipient="ann@example.com\r\nBcc: all@example.com")
+
+
+def test_an_overlong_subject_is_shortened_not_refused(factory: sessionmaker[Session]) -> None:
+    long = RenderedEmail(subject="x" * 600, text=EMAIL.text, html=EMAIL.html)
+    row = load(factory, queue(factory, rendered=long))
+    assert len(row.subject) == 500 and row.subject.endswith("…")
