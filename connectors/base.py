@@ -33,7 +33,7 @@ from connectors.errors import (  # noqa: F401  (re-exported: one error tree)
 )
 
 
-class EventStatus(str, enum.Enum):
+class EventStatus(enum.StrEnum):
     """Whether an event (or one occurrence) takes place."""
 
     CONFIRMED = "confirmed"
@@ -41,7 +41,7 @@ class EventStatus(str, enum.Enum):
     CANCELLED = "cancelled"
 
 
-class Response(str, enum.Enum):
+class Response(enum.StrEnum):
     """An attendee's answer to the invitation."""
 
     NEEDS_ACTION = "needsAction"

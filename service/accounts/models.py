@@ -11,7 +11,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from service.db import Base, UTCDateTime, utcnow
 
 
-class AccountStatus(str, enum.Enum):
+class AccountStatus(enum.StrEnum):
     ACTIVE = "active"
     NEEDS_RECONSENT = "needs_reconsent"
     DISABLED = "disabled"

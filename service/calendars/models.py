@@ -28,6 +28,8 @@ class Calendar(Base):
     last_full_sync_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_sync_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     sync_requested_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    sync_lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_error: Mapped[str | None] = mapped_column(Text)
     subscription_id: Mapped[str | None] = mapped_column(String(300))
     subscription_resource_id: Mapped[str | None] = mapped_column(String(300))
     subscription_token_encrypted: Mapped[bytes | None] = mapped_column()

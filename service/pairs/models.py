@@ -25,17 +25,17 @@ from sqlalchemy.orm import Mapped, mapped_column
 from service.db import Base, UTCDateTime, utcnow
 
 
-class Override(str, enum.Enum):
+class Override(enum.StrEnum):
     INCLUDE = "include"
     EXCLUDE = "exclude"
 
 
-class SeriesStatus(str, enum.Enum):
+class SeriesStatus(enum.StrEnum):
     ACTIVE = "active"
     ENDED = "ended"
 
 
-class OccurrenceStatus(str, enum.Enum):
+class OccurrenceStatus(enum.StrEnum):
     CONFIRMED = "confirmed"
     CANCELLED = "cancelled"
 
@@ -131,6 +131,8 @@ class OccurrenceCopy(Base):
     is_organizer_copy: Mapped[bool] = mapped_column(Boolean, default=False)
     etag: Mapped[str | None] = mapped_column(String(200))
     block_hash: Mapped[str | None] = mapped_column(String(64))  # hash of our block as read back
+    description: Mapped[str | None] = mapped_column(Text)  # as last read or written; merge base
+    description_is_html: Mapped[bool] = mapped_column(Boolean, default=False)
     removed: Mapped[bool] = mapped_column(Boolean, default=False)
     seen_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 

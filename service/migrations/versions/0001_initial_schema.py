@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-23 15:29:41.116445
+Create Date: 2026-11-23 15:31:52.860120
 """
 from __future__ import annotations
 
@@ -87,6 +87,8 @@ def upgrade() -> None:
     sa.Column('last_full_sync_at', service.db.UTCDateTime(timezone=True), nullable=True),
     sa.Column('last_sync_at', service.db.UTCDateTime(timezone=True), nullable=True),
     sa.Column('sync_requested_at', service.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('sync_lease_until', service.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('last_error', sa.Text(), nullable=True),
     sa.Column('subscription_id', sa.String(length=300), nullable=True),
     sa.Column('subscription_resource_id', sa.String(length=300), nullable=True),
     sa.Column('subscription_token_encrypted', sa.LargeBinary(), nullable=True),
@@ -219,6 +221,8 @@ def upgrade() -> None:
     sa.Column('is_organizer_copy', sa.Boolean(), nullable=False),
     sa.Column('etag', sa.String(length=200), nullable=True),
     sa.Column('block_hash', sa.String(length=64), nullable=True),
+    sa.Column('description', sa.Text(), nullable=True),
+    sa.Column('description_is_html', sa.Boolean(), nullable=False),
     sa.Column('removed', sa.Boolean(), nullable=False),
     sa.Column('seen_at', service.db.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['calendar_id'], ['calendars.id'], name=op.f('fk_occurrence_copies_calendar_id_calendars'), ondelete='CASCADE'),

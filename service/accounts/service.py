@@ -1,0 +1,84 @@
+"""Accounts: stored credentials (encrypted), status, and the calendars they bring."""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from connectors.base import CalendarInfo
+from service.accounts.crypto import Vault
+from service.accounts.models import Account, AccountStatus
+from service.calendars.models import Calendar
+from service.pairs.service import ensure_person
+
+log = logging.getLogger(__name__)
+
+
+def save_account(session: Session, *, vault: Vault, provider: str, email: str,
+                 credentials: dict[str, Any], display_name: str | None = None,
+                 time_zone: str | None = None) -> Account:
+    """Create or update the account for (provider, email) with fresh, encrypted credentials."""
+    email = email.lower()
+    person = ensure_person(session, email=email, display_name=display_name, time_zone=time_zone)
+    account = session.scalar(select(Account).where(Account.provider == provider,
+                                                   Account.email == email))
+    blob = vault.encrypt(json.dumps(credentials))
+    if account is None:
+        account = Account(provider=provider, email=email, person_id=person.id,
+                          credentials_encrypted=blob)
+        session.add(account)
+    else:
+        account.credentials_encrypted = blob
+    account.status = AccountStatus.ACTIVE
+    account.status_reason = None
+    session.flush()
+    log.info("account %s saved (%s, domain %s)", account.id, provider, email.split("@")[-1])
+    return account
+
+
+def read_credentials(account: Account, *, vault: Vault) -> dict[str, Any]:
+    """The decrypted credentials of an account (never logged)."""
+    data: dict[str, Any] = json.loads(vault.decrypt(account.credentials_encrypted))
+    return data
+
+
+def store_credentials(account: Account, *, vault: Vault, credentials: dict[str, Any]) -> None:
+    """Replace an account's credentials (e.g. a rotated refresh token or MSAL cache)."""
+    account.credentials_encrypted = vault.encrypt(json.dumps(credentials))
+
+
+def mark_needs_reconsent(session: Session, *, account_id: int, reason: str) -> None:
+    """Flag an account whose grant is gone; other accounts go on."""
+    account = session.get(Account, account_id)
+    if account is None:
+        return
+    account.status = AccountStatus.NEEDS_RECONSENT
+    account.status_reason = reason
+    log.warning("account %s (%s) needs re-consent: %s", account.id, account.provider, reason)
+
+
+def save_calendars(session: Session, *, account: Account,
+                   calendars: list[CalendarInfo]) -> list[Calendar]:
+    """Remember the account's primary calendar (the one that holds its 1:1s)."""
+    saved = []
+    for info in calendars:
+        if not info.is_primary:
+            continue
+        calendar = session.scalar(select(Calendar).where(
+            Calendar.account_id == account.id, Calendar.provider_calendar_id == info.id))
+        if calendar is None:
+            calendar = Calendar(account_id=account.id, provider_calendar_id=info.id)
+            session.add(calendar)
+        calendar.name = info.name
+        calendar.time_zone = info.time_zone
+        calendar.owner_email = (info.owner_email or account.email).lower()
+        if info.time_zone:
+            person = ensure_person(session, email=calendar.owner_email)
+            person.time_zone = person.time_zone or info.time_zone
+        saved.append(calendar)
+    session.flush()
+    return saved

@@ -1,0 +1,137 @@
+"""Decide the agenda of each upcoming 1:1 occurrence from the pair's history.
+
+Planning is deterministic for the same history (the generator is seeded by series and date),
+so re-planning changes nothing and an unchanged agenda costs no write. Agendas of meetings
+that have started are frozen: they are the pair's record of what was asked.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from service.agenda.block import content_hash
+from service.agenda.generator import Agenda, compose_agenda, kind_for
+from service.agenda.models import ActionItem, AgendaRecord, PairTopic
+from service.agenda.questions import Area
+from service.pairs.models import (
+    Occurrence,
+    OccurrenceCopy,
+    OccurrenceStatus,
+    Series,
+    SeriesStatus,
+)
+from service.settings import Settings
+
+RECENT_MEETINGS_FOR_BALANCE = 6
+RECENT_MEETINGS_FOR_REPEATS = 16
+
+
+@dataclass(frozen=True)
+class PlannedAgenda:
+    """An agenda with the record it is stored in."""
+
+    record: AgendaRecord
+    agenda: Agenda
+    content_hash: str
+
+
+def plan_occurrence(session: Session, *, occurrence: Occurrence, series: Series,
+                    settings: Settings) -> PlannedAgenda:
+    """Compose (or recompose) the agenda of one occurrence and store what it covers."""
+    assert series.pair_id is not None
+    pair_id = series.pair_id
+    earlier = session.scalars(
+        select(AgendaRecord).join(Occurrence, Occurrence.id == AgendaRecord.occurrence_id)
+        .where(AgendaRecord.pair_id == pair_id,
+               Occurrence.original_start < occurrence.original_start)
+        .order_by(Occurrence.original_start.desc())
+    ).all()
+    areas: Counter[Area] = Counter({area: 0 for area in Area})
+    for record in earlier[:RECENT_MEETINGS_FOR_BALANCE]:
+        areas.update(Area(a) for a in record.areas)
+    # most recent first, so an exhausted pool brings back the question asked longest ago
+    recently_asked = [q for r in earlier[:RECENT_MEETINGS_FOR_REPEATS] for q in r.question_ids]
+    topics = session.scalars(
+        select(PairTopic).where(
+            PairTopic.pair_id == pair_id,
+            (PairTopic.used_in_occurrence_id.is_(None))
+            | (PairTopic.used_in_occurrence_id == occurrence.id))
+        .order_by(PairTopic.created_at, PairTopic.id)
+    ).all()
+    for topic in topics:
+        topic.used_in_occurrence_id = occurrence.id
+    open_items = session.scalars(
+        select(ActionItem.text).where(ActionItem.pair_id == pair_id,
+                                      ActionItem.closed_at.is_(None))
+        .order_by(ActionItem.created_at, ActionItem.id)
+    ).all()
+    agenda = compose_agenda(
+        series_key=f"pair-{pair_id}",
+        occurrence_date=occurrence.original_start.date(),
+        kind=kind_for(cadence=settings.kinds, occurrence_index=len(earlier)),
+        report_topics=[t.text for t in topics if t.added_by == "report"],
+        manager_topics=[t.text for t in topics if t.added_by != "report"],
+        open_action_items=list(open_items),
+        recent_area_counts=dict(areas),
+        recently_asked=recently_asked,
+    )
+    digest = content_hash(agenda)
+    record = session.scalar(select(AgendaRecord).where(
+        AgendaRecord.occurrence_id == occurrence.id))
+    if record is None:
+        record = AgendaRecord(occurrence_id=occurrence.id, pair_id=pair_id, content_hash=digest,
+                              kind=str(agenda.kind))
+        session.add(record)
+    record.pair_id = pair_id
+    record.kind = str(agenda.kind)
+    record.areas = sorted(str(a) for a in agenda.areas)
+    record.question_ids = list(agenda.question_ids)
+    record.content_hash = digest
+    session.flush()
+    return PlannedAgenda(record=record, agenda=agenda, content_hash=digest)
+
+
+def target_copy(session: Session, occurrence_id: int) -> OccurrenceCopy | None:
+    """The organizer's copy: the only one both people see, and the only one providers let us
+    change (Google answers 403 forbiddenForNonOrganizer to an attendee). None until the
+    organizer's calendar is connected and synced; the reconciler tries again then."""
+    return session.scalars(
+        select(OccurrenceCopy).where(OccurrenceCopy.occurrence_id == occurrence_id,
+                                     OccurrenceCopy.removed.is_(False),
+                                     OccurrenceCopy.is_organizer_copy.is_(True))
+        .order_by(OccurrenceCopy.id).limit(1)
+    ).first()
+
+
+def plan_due_agendas(session: Session, *, settings: Settings, now: datetime,
+                     series_ids: set[int] | None = None) -> list[int]:
+    """Plan every upcoming 1:1 occurrence in the horizon; ids of agendas the invite lacks."""
+    query = select(Series).where(Series.pair_id.is_not(None),
+                                 Series.status == SeriesStatus.ACTIVE)
+    if series_ids is not None:
+        if not series_ids:
+            return []
+        query = query.where(Series.id.in_(series_ids))
+    due: list[int] = []
+    horizon = now + timedelta(days=settings.agenda_horizon_days)
+    for series in session.scalars(query.order_by(Series.id)).all():
+        upcoming = session.scalars(
+            select(Occurrence).where(Occurrence.series_id == series.id,
+                                     Occurrence.status == OccurrenceStatus.CONFIRMED,
+                                     Occurrence.scheduled_start >= now,
+                                     Occurrence.scheduled_start < horizon)
+            .order_by(Occurrence.scheduled_start).limit(settings.agenda_occurrences)
+        ).all()
+        for occurrence in upcoming:
+            planned = plan_occurrence(session, occurrence=occurrence, series=series,
+                                      settings=settings)
+            copy = target_copy(session, occurrence.id)
+            if copy is not None and copy.description is not None and \
+                    copy.block_hash != planned.content_hash:
+                due.append(planned.record.id)
+    return due

@@ -1,0 +1,139 @@
+"""Write a planned agenda into the invite: our block only, with If-Match, merge on conflict.
+
+Text outside the block is kept byte for byte. On 412 the event is read again and the block is
+put into the fresh text, so a person's concurrent edit survives. An invite that already holds
+this exact block (our own write echoing back, or nothing changed) costs no write.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+from dataclasses import dataclass
+from collections.abc import Callable
+from datetime import datetime
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from connectors.base import CalendarConnector, CalendarEvent
+from connectors.errors import NotFound, PreconditionFailed
+from service.agenda.block import DescriptionTooLarge, block_hash_in, replace_block
+from service.agenda.generator import Agenda
+from service.agenda.models import AgendaRecord
+from service.agenda.planner import plan_occurrence, target_copy
+from service.calendars.models import Calendar
+from service.pairs.models import Occurrence, OccurrenceCopy, OccurrenceStatus, Series
+from service.settings import Settings
+
+log = logging.getLogger(__name__)
+
+MAX_CONFLICT_RETRIES = 3
+
+
+class WriteOutcome(enum.StrEnum):
+    WRITTEN = "written"
+    UNCHANGED = "unchanged"  # the invite already holds this agenda: no write
+    SKIPPED = "skipped"  # occurrence gone, started, or no copy we can write
+
+
+ConnectorFor = Callable[[int], CalendarConnector]  # calendar id -> connector of its account
+
+
+def write_agenda(factory: sessionmaker[Session], *, agenda_id: int, connector_for: ConnectorFor,
+                 settings: Settings, now: datetime) -> WriteOutcome:
+    """Make the invite of one occurrence carry its planned agenda; idempotent.
+
+    Three short transactions, none held across HTTP: plan, write to the provider, record.
+    """
+    with factory() as session:
+        record = session.get(AgendaRecord, agenda_id)
+        if record is None:
+            return WriteOutcome.SKIPPED
+        occurrence = session.get(Occurrence, record.occurrence_id)
+        series = session.get(Series, occurrence.series_id) if occurrence else None
+        if occurrence is None or series is None or series.pair_id is None \
+                or occurrence.status != OccurrenceStatus.CONFIRMED \
+                or occurrence.scheduled_start <= now:
+            return WriteOutcome.SKIPPED
+        planned = plan_occurrence(session, occurrence=occurrence, series=series,
+                                  settings=settings)
+        copy = target_copy(session, occurrence.id)
+        if copy is None or copy.description is None:
+            session.commit()
+            return WriteOutcome.SKIPPED
+        if copy.block_hash == planned.content_hash:
+            _mark_written(record, copy, planned.content_hash, now)
+            session.commit()
+            return WriteOutcome.UNCHANGED
+        calendar = session.get(Calendar, copy.calendar_id)
+        assert calendar is not None
+        target = _Target(calendar.id, calendar.provider_calendar_id, copy.id,
+                         copy.provider_event_id, copy.description, copy.description_is_html,
+                         copy.etag)
+        occurrence_id = occurrence.id
+        session.commit()
+
+    event = _patch_with_merge(connector_for(target.calendar_id), target, planned.agenda)
+
+    with factory.begin() as session:
+        copy = session.get(OccurrenceCopy, target.copy_id)
+        record = session.get(AgendaRecord, agenda_id)
+        if copy is None or record is None:
+            return WriteOutcome.SKIPPED
+        if event is None:
+            return WriteOutcome.SKIPPED
+        copy.etag = event.etag
+        copy.description = event.description
+        copy.description_is_html = event.description_is_html
+        copy.block_hash = block_hash_in(event.description)
+        _mark_written(record, copy, planned.content_hash, now)
+    log.info("agenda %s written into occurrence %s (calendar %s)", agenda_id, occurrence_id,
+             target.calendar_id)
+    return WriteOutcome.WRITTEN
+
+
+@dataclass(frozen=True)
+class _Target:
+    """The copy to write into, as it stood when we planned (the merge base)."""
+
+    calendar_id: int
+    provider_calendar_id: str
+    copy_id: int
+    event_id: str
+    description: str
+    is_html: bool
+    etag: str | None
+
+
+def _patch_with_merge(connector: CalendarConnector, target: _Target,
+                      agenda: Agenda) -> CalendarEvent | None:
+    description, is_html, etag = target.description, target.is_html, target.etag
+    for attempt in range(MAX_CONFLICT_RETRIES + 1):
+        try:
+            merged = replace_block(description, is_html=is_html, agenda=agenda)
+        except DescriptionTooLarge:
+            log.warning("event %s: description too large for an agenda; skipped",
+                        target.event_id)
+            return None
+        try:
+            return connector.patch_description(target.provider_calendar_id, target.event_id,
+                                               description=merged, is_html=is_html, etag=etag)
+        except PreconditionFailed:
+            if attempt == MAX_CONFLICT_RETRIES:
+                raise
+            log.info("event %s changed under us; reading it again to merge", target.event_id)
+            fresh = connector.get_event(target.provider_calendar_id, target.event_id)
+            description, is_html, etag = fresh.description, fresh.description_is_html, fresh.etag
+        except NotFound:
+            log.info("event %s is gone; nothing to write", target.event_id)
+            return None
+    return None
+
+
+def _mark_written(record: AgendaRecord, copy: OccurrenceCopy, digest: str, now: datetime) -> None:
+    if record.written_hash != digest:
+        record.written_at = now
+    record.written_hash = digest
+    record.written_copy_id = copy.id
+    record.provider_etag = copy.etag
+    record.last_error = None

@@ -1,0 +1,260 @@
+"""Map provider-neutral events onto storage: series, occurrences, copies, one-off meetings.
+
+Idempotent by construction: every row is found by its natural key (series key, original
+start, calendar + provider id) before it is created, so applying the same page twice, or
+after a crash half-way, leaves the same state.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from connectors.base import CalendarEvent, EventStatus, Response
+from service.agenda.block import block_hash_in
+from service.calendars.models import Calendar, QuarantinedItem
+from service.pairs.detection import detect, humans_of
+from service.pairs.models import (
+    AdHocMeeting,
+    Occurrence,
+    OccurrenceCopy,
+    OccurrenceStatus,
+    Series,
+    SeriesSource,
+)
+from service.pairs.service import refresh_pair_link
+
+log = logging.getLogger(__name__)
+
+MAX_STORED_DESCRIPTION = 256 * 1024  # larger descriptions are not kept (nor written into)
+
+
+@dataclass
+class ApplyResult:
+    """What one round changed, so the caller knows which work follows."""
+
+    series_touched: set[int] = field(default_factory=set)
+    occurrences_cancelled: set[int] = field(default_factory=set)
+    occurrences_changed: set[int] = field(default_factory=set)
+    seen_copy_ids: set[int] = field(default_factory=set)
+    events: int = 0
+    skipped: int = 0
+
+
+class CalendarApplier:
+    """Applies the events of one calendar; caches rows by key for the length of a round."""
+
+    def __init__(self, session: Session, calendar: Calendar, *, now: datetime) -> None:
+        self.session = session
+        self.calendar = calendar
+        self.now = now
+        self.result = ApplyResult()
+        self._sources = {
+            s.provider_series_id: s
+            for s in session.scalars(select(SeriesSource).where(
+                SeriesSource.calendar_id == calendar.id))
+        }
+        self._copies = {
+            c.provider_event_id: c
+            for c in session.scalars(select(OccurrenceCopy).where(
+                OccurrenceCopy.calendar_id == calendar.id))
+        }
+        self._series: dict[int, Series] = {}
+        self._occurrences: dict[tuple[int, datetime], Occurrence] = {}
+
+    def apply(self, event: CalendarEvent) -> None:
+        """Apply one event or tombstone; a broken one is quarantined, never raised."""
+        self.result.events += 1
+        try:
+            with self.session.begin_nested():
+                self._apply(event)
+        except Exception as err:  # noqa: BLE001 - bad input must not stop the round
+            log.warning("calendar %s: event %s quarantined: %s",
+                        self.calendar.id, event.id, err.__class__.__name__)
+            self.quarantine(event.id, f"{err.__class__.__name__}: {err}"[:500])
+
+    def quarantine(self, event_id: str | None, reason: str) -> None:
+        """Keep an unusable item's id and reason; the round goes on."""
+        self.result.skipped += 1
+        if event_id is None:
+            return
+        existing = self.session.scalar(select(QuarantinedItem).where(
+            QuarantinedItem.calendar_id == self.calendar.id,
+            QuarantinedItem.provider_event_id == event_id))
+        if existing is None:
+            self.session.add(QuarantinedItem(calendar_id=self.calendar.id,
+                                             provider_event_id=event_id, reason=reason))
+        else:
+            existing.reason, existing.at = reason, self.now
+
+    # -- the cases -----------------------------------------------------------------
+
+    def _apply(self, event: CalendarEvent) -> None:
+        copy = self._copies.get(event.id)
+        if event.status == EventStatus.CANCELLED and event.start is None and \
+                (event.series_id is None or event.original_start is None):
+            self._tombstone(event, copy)
+        elif event.all_day:
+            return
+        elif event.is_occurrence:
+            self._occurrence(event, copy)
+        else:
+            self._single(event)
+
+    def _tombstone(self, event: CalendarEvent, copy: OccurrenceCopy | None) -> None:
+        if copy is not None:
+            copy.removed = True
+            occurrence = self.session.get(Occurrence, copy.occurrence_id)
+            if occurrence is not None:
+                self._cancel(occurrence)
+            return
+        adhoc = self.session.scalar(select(AdHocMeeting).where(
+            AdHocMeeting.calendar_id == self.calendar.id,
+            AdHocMeeting.provider_event_id == event.id))
+        if adhoc is not None:
+            adhoc.cancelled = True
+
+    def _occurrence(self, event: CalendarEvent, copy: OccurrenceCopy | None) -> None:
+        assert event.series_id is not None
+        series = self._series_for(event)
+        original = event.original_start or event.start
+        if original is None:
+            raise ValueError("occurrence without original start")
+        occurrence = self._occurrence_row(series, original, event)
+        if event.status == EventStatus.CANCELLED:
+            self._cancel(occurrence)
+        else:
+            self._confirm(occurrence, event, series)
+        self._copy(occurrence, event, copy, series)
+
+    def _series_for(self, event: CalendarEvent) -> Series:
+        assert event.series_id is not None
+        source = self._sources.get(event.series_id)
+        series = self._series.get(source.series_id) if source else None
+        if source is not None and series is None:
+            series = self.session.get(Series, source.series_id)
+        if series is None:
+            key = event.ical_uid or f"cal{self.calendar.id}:{event.series_id}"
+            series = self.session.scalar(select(Series).where(Series.series_key == key))
+            if series is None:
+                series = Series(series_key=key, first_seen_at=self.now)
+                self.session.add(series)
+                self.session.flush()
+        if source is None:
+            source = SeriesSource(series_id=series.id, calendar_id=self.calendar.id,
+                                  provider_series_id=event.series_id)
+            self.session.add(source)
+            self._sources[event.series_id] = source
+        self._series[series.id] = series
+        if event.status != EventStatus.CANCELLED and event.attendees:
+            self._describe(series, event, source)
+        self.result.series_touched.add(series.id)
+        return series
+
+    def _describe(self, series: Series, event: CalendarEvent, source: SeriesSource) -> None:
+        verdict = detect(event)
+        owner = (self.calendar.owner_email or "").lower()
+        source.is_organizer_copy = verdict.organizer == owner
+        changed = (series.title, series.organizer_email, series.other_email, series.human_count,
+                   series.confidence) != (event.title[:500], verdict.organizer, verdict.other,
+                                          verdict.human_count, verdict.confidence)
+        series.title = event.title[:500]
+        series.organizer_email = verdict.organizer
+        series.other_email = verdict.other
+        series.human_count = verdict.human_count
+        series.confidence = verdict.confidence
+        series.detection_reason = verdict.reason
+        series.time_zone = event.time_zone or series.time_zone
+        if changed or series.pair_id is None:
+            refresh_pair_link(self.session, series)
+
+    def _occurrence_row(self, series: Series, original: datetime,
+                        event: CalendarEvent) -> Occurrence:
+        key = (series.id, original)
+        occurrence = self._occurrences.get(key)
+        if occurrence is None:
+            occurrence = self.session.scalar(select(Occurrence).where(
+                Occurrence.series_id == series.id, Occurrence.original_start == original))
+        if occurrence is None:
+            start = event.start or original
+            end = event.end or start
+            occurrence = Occurrence(series_id=series.id, original_start=original,
+                                    scheduled_start=start, scheduled_end=end,
+                                    status=OccurrenceStatus.CONFIRMED)
+            self.session.add(occurrence)
+            self.session.flush()
+            self.result.occurrences_changed.add(occurrence.id)
+        self._occurrences[key] = occurrence
+        return occurrence
+
+    def _confirm(self, occurrence: Occurrence, event: CalendarEvent, series: Series) -> None:
+        assert event.start is not None
+        end = event.end or event.start
+        responses = {a.email.lower(): a.response for a in event.attendees}
+        manager = responses.get(series.organizer_email or "", Response.ACCEPTED)
+        report = responses.get(series.other_email or "")
+        before = (occurrence.status, occurrence.scheduled_start, occurrence.scheduled_end,
+                  occurrence.manager_response, occurrence.report_response)
+        occurrence.scheduled_start, occurrence.scheduled_end = event.start, end
+        occurrence.status = OccurrenceStatus.CONFIRMED
+        occurrence.cancelled_at = None
+        if event.attendees:
+            occurrence.manager_response = str(manager)
+            occurrence.report_response = str(report) if report else None
+        after = (occurrence.status, occurrence.scheduled_start, occurrence.scheduled_end,
+                 occurrence.manager_response, occurrence.report_response)
+        if before != after:
+            self.result.occurrences_changed.add(occurrence.id)
+
+    def _cancel(self, occurrence: Occurrence) -> None:
+        if occurrence.status != OccurrenceStatus.CANCELLED:
+            occurrence.status = OccurrenceStatus.CANCELLED
+            occurrence.cancelled_at = self.now
+            self.result.occurrences_cancelled.add(occurrence.id)
+            self.result.occurrences_changed.add(occurrence.id)
+
+    def _copy(self, occurrence: Occurrence, event: CalendarEvent, copy: OccurrenceCopy | None,
+              series: Series) -> None:
+        if copy is None:
+            copy = OccurrenceCopy(occurrence_id=occurrence.id, calendar_id=self.calendar.id,
+                                  provider_event_id=event.id)
+            self.session.add(copy)
+            self._copies[event.id] = copy
+        copy.occurrence_id = occurrence.id
+        owner = (self.calendar.owner_email or "").lower()
+        copy.is_organizer_copy = bool(event.organizer) and event.organizer.lower() == owner
+        copy.etag = event.etag
+        copy.removed = event.status == EventStatus.CANCELLED
+        copy.seen_at = self.now
+        if len(event.description) <= MAX_STORED_DESCRIPTION:
+            copy.description = event.description
+            copy.description_is_html = event.description_is_html
+            copy.block_hash = block_hash_in(event.description)
+        else:
+            copy.description = None
+            copy.block_hash = None
+            self.quarantine(event.id, f"description of {len(event.description)} characters "
+                                      "is too large to carry an agenda")
+        self.session.flush()
+        self.result.seen_copy_ids.add(copy.id)
+
+    def _single(self, event: CalendarEvent) -> None:
+        humans = humans_of(event)
+        if len(humans) != 2 or event.start is None:
+            return
+        adhoc = self.session.scalar(select(AdHocMeeting).where(
+            AdHocMeeting.calendar_id == self.calendar.id,
+            AdHocMeeting.provider_event_id == event.id))
+        if adhoc is None:
+            adhoc = AdHocMeeting(calendar_id=self.calendar.id, provider_event_id=event.id,
+                                 people_key="|".join(sorted(humans)), start=event.start,
+                                 end=event.end or event.start)
+            self.session.add(adhoc)
+        adhoc.people_key = "|".join(sorted(humans))
+        adhoc.title = event.title[:500]
+        adhoc.start, adhoc.end = event.start, event.end or event.start
+        adhoc.cancelled = event.status == EventStatus.CANCELLED

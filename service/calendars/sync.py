@@ -1,0 +1,225 @@
+"""One sync round for one calendar: incremental by default, full only when the cursor is gone.
+
+The provider's cursor (sync token / delta link) is saved in the same transaction as the last
+page's items; a crash mid-round replays the round, which applying idempotently makes safe.
+A lease on the calendar row keeps two workers from syncing one calendar at once; the loser
+leaves a request behind that the holder honours before it lets go.
+"""
+
+from __future__ import annotations
+
+import logging
+import statistics
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from sqlalchemy import or_, select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from connectors.base import CalendarConnector
+from connectors.errors import CursorExpired
+from service.calendars.apply import ApplyResult, CalendarApplier
+from service.calendars.calls import CallRecorder
+from service.calendars.models import Calendar
+from service.pairs.models import (
+    Occurrence,
+    OccurrenceCopy,
+    OccurrenceStatus,
+    Series,
+    SeriesStatus,
+)
+from service.settings import Settings
+
+log = logging.getLogger(__name__)
+
+LEASE = timedelta(minutes=10)
+MAX_EXTRA_ROUNDS = 2
+
+
+@dataclass
+class SyncOutcome:
+    """What a sync did, for the caller's follow-up work and the CLI summary."""
+
+    calendar_id: int
+    ran: bool = True
+    full_sync: bool = False
+    cursor_expired: bool = False
+    events: int = 0
+    skipped: int = 0
+    series_touched: set[int] = field(default_factory=set)
+    occurrences_changed: set[int] = field(default_factory=set)
+    occurrences_cancelled: set[int] = field(default_factory=set)
+
+
+def sync_calendar(
+    factory: sessionmaker[Session],
+    *,
+    calendar_id: int,
+    connector: CalendarConnector,
+    settings: Settings,
+    now: datetime,
+    recorder: CallRecorder | None = None,
+) -> SyncOutcome:
+    """Bring one calendar up to date with its provider; safe to run twice or concurrently."""
+    outcome = SyncOutcome(calendar_id=calendar_id)
+    if not _acquire_lease(factory, calendar_id=calendar_id, now=now):
+        log.info("calendar %s: sync already running elsewhere; asked it to run again",
+                 calendar_id)
+        outcome.ran = False
+        return outcome
+    try:
+        for _ in range(1 + MAX_EXTRA_ROUNDS):
+            _round(factory, calendar_id=calendar_id, connector=connector, settings=settings,
+                   now=now, outcome=outcome, recorder=recorder)
+            with factory.begin() as session:
+                again = session.execute(
+                    update(Calendar)
+                    .where(Calendar.id == calendar_id, Calendar.sync_requested_at.is_not(None))
+                    .values(sync_requested_at=None)
+                ).rowcount
+            if not again:
+                break
+    finally:
+        _release_lease(factory, calendar_id=calendar_id)
+    return outcome
+
+
+def _round(factory: sessionmaker[Session], *, calendar_id: int, connector: CalendarConnector,
+           settings: Settings, now: datetime, outcome: SyncOutcome,
+           recorder: CallRecorder | None) -> None:
+    for attempt in range(2):
+        try:
+            _pages(factory, calendar_id=calendar_id, connector=connector, settings=settings,
+                   now=now, outcome=outcome, recorder=recorder)
+            return
+        except CursorExpired:
+            if attempt:
+                raise
+            log.warning("calendar %s: provider says the cursor is gone; full resync",
+                        calendar_id)
+            outcome.cursor_expired = True
+            with factory.begin() as session:
+                cal = session.get(Calendar, calendar_id)
+                assert cal is not None
+                cal.cursor = None
+                if recorder:
+                    recorder.flush_into(session)
+
+
+def _pages(factory: sessionmaker[Session], *, calendar_id: int, connector: CalendarConnector,
+           settings: Settings, now: datetime, outcome: SyncOutcome,
+           recorder: CallRecorder | None) -> None:
+    with factory() as session:
+        cal = session.get(Calendar, calendar_id)
+        if cal is None:
+            raise LookupError(f"calendar {calendar_id} does not exist")
+        cursor = cal.cursor
+        if cursor and cal.window_end and cal.window_end < now + timedelta(
+                days=settings.sync_lookahead_days / 2):
+            log.info("calendar %s: sync window runs out; starting a new round", calendar_id)
+            cursor = None
+        window_start = now - timedelta(days=settings.sync_lookback_days)
+        window_end = now + timedelta(days=settings.sync_lookahead_days)
+        if cursor:
+            window_start = cal.window_start or window_start
+            window_end = cal.window_end or window_end
+        provider_calendar_id = cal.provider_calendar_id
+        full = cursor is None
+        session.commit()  # never hold a transaction (on SQLite: the write lock) across HTTP
+        outcome.full_sync = outcome.full_sync or full
+        result = ApplyResult()
+        pages = connector.list_changes(provider_calendar_id, cursor, window_start=window_start,
+                                       window_end=window_end)
+        for page in pages:
+            applier = CalendarApplier(session, cal, now=now)
+            applier.result = result
+            for item in page.skipped:
+                log.warning("calendar %s: skipped provider item %s: %s", calendar_id,
+                            item.event_id, item.reason)
+                applier.quarantine(item.event_id, item.reason)
+            for event in page.events:
+                applier.apply(event)
+            if page.cursor is not None:
+                if full:
+                    _sweep_unseen(session, cal, result, window_start, window_end, now)
+                cal.cursor = page.cursor
+                cal.window_start, cal.window_end = window_start, window_end
+                cal.last_sync_at = now
+                cal.last_error = None
+                if full:
+                    cal.last_full_sync_at = now
+            if recorder:
+                recorder.flush_into(session)
+            session.commit()
+        _settle_series(session, result.series_touched, now)
+        session.commit()
+    outcome.events += result.events
+    outcome.skipped += result.skipped
+    outcome.series_touched |= result.series_touched
+    outcome.occurrences_changed |= result.occurrences_changed
+    outcome.occurrences_cancelled |= result.occurrences_cancelled
+
+
+def _sweep_unseen(session: Session, cal: Calendar, result: ApplyResult, start: datetime,
+                  end: datetime, now: datetime) -> None:
+    """After a full round, copies in the window the provider no longer lists are gone."""
+    stale = session.scalars(
+        select(OccurrenceCopy).join(Occurrence, Occurrence.id == OccurrenceCopy.occurrence_id)
+        .where(OccurrenceCopy.calendar_id == cal.id, OccurrenceCopy.removed.is_(False),
+               Occurrence.scheduled_start >= start, Occurrence.scheduled_start < end)
+    ).all()
+    for copy in stale:
+        if copy.id in result.seen_copy_ids:
+            continue
+        copy.removed = True
+        live = session.scalar(select(OccurrenceCopy.id).where(
+            OccurrenceCopy.occurrence_id == copy.occurrence_id,
+            OccurrenceCopy.removed.is_(False)))
+        occurrence = session.get(Occurrence, copy.occurrence_id)
+        if live is None and occurrence and occurrence.status != OccurrenceStatus.CANCELLED:
+            occurrence.status = OccurrenceStatus.CANCELLED
+            occurrence.cancelled_at = now
+            result.occurrences_cancelled.add(occurrence.id)
+            result.occurrences_changed.add(occurrence.id)
+
+
+def _settle_series(session: Session, series_ids: set[int], now: datetime) -> None:
+    """Cadence from the spacing of original starts; a series with nothing ahead has ended."""
+    for series_id in series_ids:
+        series = session.get(Series, series_id)
+        if series is None:
+            continue
+        rows = session.execute(
+            select(Occurrence.original_start, Occurrence.status)
+            .where(Occurrence.series_id == series_id).order_by(Occurrence.original_start)
+        ).all()
+        starts = [r[0] for r in rows]
+        gaps = [round((b - a).total_seconds() / 86400) for a, b in zip(starts, starts[1:])]
+        if gaps:
+            series.cadence_days = int(statistics.median(gaps))
+        ahead = [r for r in rows if r[0] >= now]
+        if ahead and all(r[1] == OccurrenceStatus.CANCELLED for r in ahead):
+            if series.status != SeriesStatus.ENDED:
+                series.status, series.ended_at = SeriesStatus.ENDED, now
+        elif any(r[1] == OccurrenceStatus.CONFIRMED for r in ahead):
+            series.status, series.ended_at = SeriesStatus.ACTIVE, None
+
+
+def _acquire_lease(factory: sessionmaker[Session], *, calendar_id: int, now: datetime) -> bool:
+    with factory.begin() as session:
+        won = session.execute(
+            update(Calendar)
+            .where(Calendar.id == calendar_id,
+                   or_(Calendar.sync_lease_until.is_(None), Calendar.sync_lease_until < now))
+            .values(sync_lease_until=now + LEASE, sync_requested_at=None)
+        ).rowcount
+        if not won:
+            session.execute(update(Calendar).where(Calendar.id == calendar_id)
+                            .values(sync_requested_at=now))
+    return bool(won)
+
+
+def _release_lease(factory: sessionmaker[Session], *, calendar_id: int) -> None:
+    with factory.begin() as session:
+        session.execute(update(Calendar).where(Calendar.id == calendar_id)
+                        .values(sync_lease_until=None))

@@ -1,0 +1,177 @@
+"""`rapport demo`: the whole product on embedded defaults against the local sandboxes.
+
+It starts both sandboxes (Google over HTTP, Microsoft Graph over HTTPS with its own test CA),
+connects the seeded team through the same import paths an operator uses, runs the real
+workers in-process, and prints what Rapport found and wrote.
+"""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import typer
+from sqlalchemy import select
+
+from connectors.sandbox.google.sandbox import GoogleSandbox
+from connectors.sandbox.microsoft.sandbox import GraphSandbox
+from connectors.sandbox.team import PEOPLE
+from service.accounts.crypto import Vault
+from service.accounts.onboarding import connect_google, import_microsoft_refresh_token
+from service.agenda.block import extract_block
+from service.agenda.models import AgendaRecord
+from service.calendars.models import Calendar
+from service.cli.app_context import Started, counts_since, echo_err, start
+from service.pairs.models import Occurrence, OccurrenceCopy, Series
+from service.pairs.service import list_series
+from service.settings import Settings
+from workers import actors
+from workers.inprocess import run_until_idle
+
+DEMO_CLIENT_ID = "rapport-demo"
+DEMO_CLIENT_SECRET = "sandbox-client-secret"
+
+
+@dataclass
+class Sandboxes:
+    google: GoogleSandbox
+    graph: GraphSandbox
+
+    def stop(self) -> None:
+        self.google.stop()
+        self.graph.stop()
+
+
+def start_sandboxes() -> Sandboxes:
+    """Both provider sandboxes, seeded with the demo team, on free local ports."""
+    google = GoogleSandbox().start()
+    graph = GraphSandbox().start()
+    return Sandboxes(google, graph)
+
+
+def sandbox_settings(base: Settings, boxes: Sandboxes, data_dir: Path) -> Settings:
+    """The settings that point every provider endpoint at the sandboxes."""
+    return base.model_copy(update={
+        "data_dir": data_dir,
+        "database_url": None,
+        "broker_url": None,
+        "google_api_url": boxes.google.base_url,
+        "google_token_url": boxes.google.token_url,
+        "graph_api_url": boxes.graph.base_url,
+        "microsoft_authority": boxes.graph.token_url,
+        "ca_bundle": Path(boxes.graph.ca_file),
+        "smtp_url": None,
+        "outbox_dir": None,
+    })
+
+
+def connect_team(started: Started) -> int:
+    """Connect every seeded person through the credential-import paths; returns the count."""
+    rt = started.runtime
+    vault = Vault.from_settings(rt.settings)
+    count = 0
+    for person in PEOPLE:
+        if person.is_room:
+            continue
+        with rt.factory.begin() as session:
+            if person.provider == "google":
+                connect_google(session, settings=rt.settings, vault=vault, credentials={
+                    "client_id": DEMO_CLIENT_ID, "client_secret": DEMO_CLIENT_SECRET,
+                    "refresh_token": person.refresh_token})
+            else:
+                import_microsoft_refresh_token(session, settings=rt.settings, vault=vault,
+                                               credentials={"client_id": DEMO_CLIENT_ID,
+                                                            "refresh_token": person.refresh_token})
+        count += 1
+    return count
+
+
+def sync_everything(started: Started) -> None:
+    """Sync every account and run all resulting work to completion."""
+    from service.accounts.models import Account
+
+    with started.runtime.factory() as session:
+        account_ids = list(session.scalars(select(Account.id)))
+    for account_id in account_ids:
+        actors.sync_account.send(account_id)
+    run_until_idle(started.broker)
+
+
+def run_demo(base: Settings, *, keep: bool) -> None:
+    """The demo, start to finish, printing as it goes."""
+    data_dir = base.data_dir / "demo"
+    if data_dir.exists() and not keep:
+        shutil.rmtree(data_dir)
+    echo_err("Starting the Google Calendar and Microsoft Graph sandboxes ...")
+    boxes = start_sandboxes()
+    try:
+        settings = sandbox_settings(base, boxes, data_dir)
+        started = start(settings)
+        typer.echo(f"Google sandbox:    {boxes.google.base_url}")
+        typer.echo(f"Microsoft sandbox: {boxes.graph.base_url}")
+        typer.echo(f"Database:          {settings.resolved_database_url}")
+        echo_err("Connecting the seeded team ...")
+        typer.echo(f"Connected {connect_team(started)} accounts (Google and Microsoft 365).")
+        t0 = datetime.now(UTC)
+        echo_err("First sync (full) and agenda writing ...")
+        sync_everything(started)
+        first = counts_since(started.runtime, t0)
+        _print_series(started)
+        _print_agendas(started, since=t0)
+        typer.echo(f"\nFirst pass: {first.provider_calls} provider calls, "
+                   f"{first.agendas_written} agendas written.")
+        t1 = datetime.now(UTC)
+        sync_everything(started)
+        again = counts_since(started.runtime, t1)
+        typer.echo(f"Second pass (nothing changed): {again.provider_calls} provider calls, "
+                   f"{again.writes} writes.")
+        _print_invite(started)
+    finally:
+        boxes.stop()
+
+
+def _print_series(started: Started) -> None:
+    with started.runtime.factory() as session:
+        rows = list_series(session, now=started.runtime.clock(), include_all=True)
+    typer.echo("\nRecurring meetings found:")
+    for row in rows:
+        verdict = "1:1" if row.is_one_on_one else "not a 1:1"
+        when = row.next_occurrence.strftime("%a %d %b %H:%M UTC") if row.next_occurrence else "-"
+        typer.echo(f"  [{row.series_id:>2}] {row.title[:32]:<32} {verdict:<9} "
+                   f"{(row.manager or '-'):<17} -> {(row.report or '-'):<17} "
+                   f"every {row.cadence_days or '?'}d  next {when}  "
+                   f"(confidence {row.confidence:.2f}: {row.reason})")
+
+
+def _print_agendas(started: Started, *, since: datetime) -> None:
+    typer.echo("\nAgendas written into invites:")
+    with started.runtime.factory() as session:
+        rows = session.execute(
+            select(AgendaRecord, Occurrence, Series)
+            .join(Occurrence, Occurrence.id == AgendaRecord.occurrence_id)
+            .join(Series, Series.id == Occurrence.series_id)
+            .where(AgendaRecord.written_at >= since).order_by(Occurrence.scheduled_start)
+        ).all()
+    for record, occurrence, series in rows:
+        typer.echo(f"  {occurrence.scheduled_start:%a %d %b %H:%M} UTC  {series.title[:30]:<30} "
+                   f"{record.kind:<11} areas: {', '.join(record.areas)}")
+
+
+def _print_invite(started: Started) -> None:
+    with started.runtime.factory() as session:
+        row = session.execute(
+            select(OccurrenceCopy, Calendar)
+            .join(Calendar, Calendar.id == OccurrenceCopy.calendar_id)
+            .join(AgendaRecord, AgendaRecord.written_copy_id == OccurrenceCopy.id)
+            .order_by(AgendaRecord.id).limit(1)
+        ).first()
+    if row is None:
+        return
+    copy, calendar = row
+    connector = started.runtime.connectors.for_calendar(calendar.id)
+    event = connector.get_event(calendar.provider_calendar_id, copy.provider_event_id)
+    typer.echo(f"\nThe agenda block of one invite, read back from {calendar.owner_email}'s "
+               f"calendar (event {event.id}):\n")
+    typer.echo(extract_block(event.description) or event.description)

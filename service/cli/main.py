@@ -1,0 +1,298 @@
+"""The `rapport` command: demo, connect, sync, run, worker, scheduler, pairs, series."""
+
+from __future__ import annotations
+
+import json
+import signal
+import threading
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from cryptography.fernet import Fernet
+from sqlalchemy import select
+
+from service.accounts.crypto import Vault
+from service.accounts.models import Account, AccountStatus
+from service.accounts.onboarding import (
+    GOOGLE_FIELDS,
+    MICROSOFT_FIELDS,
+    connect_google,
+    connect_microsoft,
+    import_microsoft_refresh_token,
+    read_credentials_file,
+)
+from service.cli.app_context import (
+    EXIT_CONFIG,
+    EXIT_FAILED,
+    counts_since,
+    echo_err,
+    fail,
+    friendly_errors,
+    load_settings,
+    start,
+)
+from service.pairs.models import Override
+from service.pairs.service import OverrideRefused, SeriesNotFound, list_series, set_override
+from workers import actors
+from workers.inprocess import run_until_idle
+
+app = typer.Typer(help="Rapport keeps 1:1s steady and balanced.", no_args_is_help=True,
+                  pretty_exceptions_enable=False, add_completion=False)
+connect_app = typer.Typer(help="Connect a calendar account.", no_args_is_help=True)
+series_app = typer.Typer(help="Override 1:1 detection for one series.", no_args_is_help=True)
+app.add_typer(connect_app, name="connect")
+app.add_typer(series_app, name="series")
+
+GOOGLE_SCOPES = [
+    "https://www.googleapis.com/auth/calendar.events",
+    "https://www.googleapis.com/auth/calendar.calendarlist.readonly",
+    "https://www.googleapis.com/auth/calendar.freebusy",
+]
+
+
+@app.command()
+def demo(keep: Annotated[bool, typer.Option(help="Keep the previous demo data.")] = False
+         ) -> None:
+    """Run Rapport end to end against local Google and Microsoft sandboxes."""
+    from service.cli.demo import run_demo
+
+    settings = load_settings()
+    with friendly_errors():
+        run_demo(settings, keep=keep)
+
+
+@connect_app.command("google")
+def connect_google_cmd(
+    credentials: Annotated[Path | None, typer.Option(
+        help="An 'authorized_user' JSON file (client_id, client_secret, refresh_token, "
+             "token_uri) for headless servers.")] = None,
+    client_secrets: Annotated[Path | None, typer.Option(
+        help="OAuth client file from Google Cloud Console, for the browser consent flow.")] = None,
+) -> None:
+    """Connect a Google account (browser consent, or import a credentials file)."""
+    settings = load_settings()
+    with friendly_errors():
+        if credentials is not None:
+            data = read_credentials_file(credentials, required=GOOGLE_FIELDS)
+        else:
+            data = _google_consent(client_secrets)
+        started = start(settings)
+        with started.runtime.factory.begin() as session:
+            account = connect_google(session, settings=settings,
+                                     vault=Vault.from_settings(settings), credentials=data)
+            typer.echo(f"Connected Google account {account.email} (id {account.id}).")
+
+
+def _google_consent(client_secrets: Path | None) -> dict[str, Any]:
+    from google_auth_oauthlib.flow import InstalledAppFlow
+
+    if client_secrets is None:
+        fail("give --client-secrets FILE (OAuth client of type 'Desktop app') for the browser "
+             "flow, or --credentials FILE to import an authorized_user grant", EXIT_CONFIG)
+    assert client_secrets is not None
+    flow = InstalledAppFlow.from_client_secrets_file(str(client_secrets), GOOGLE_SCOPES)
+    creds = flow.run_local_server(port=0, open_browser=True)
+    return {"client_id": creds.client_id, "client_secret": creds.client_secret,
+            "refresh_token": creds.refresh_token, "token_uri": creds.token_uri}
+
+
+@connect_app.command("microsoft")
+def connect_microsoft_cmd(
+    credentials: Annotated[Path | None, typer.Option(
+        help="A JSON file with client_id, authority and refresh_token (headless servers).")
+    ] = None,
+    client_id: Annotated[str | None, typer.Option(
+        help="Application (client) id for the device-code flow "
+             "(default RAPPORT_MICROSOFT_CLIENT_ID).")] = None,
+) -> None:
+    """Connect a Microsoft 365 account (device code, or import a refresh token)."""
+    settings = load_settings()
+    with friendly_errors():
+        started = start(settings)
+        vault = Vault.from_settings(settings)
+        with started.runtime.factory.begin() as session:
+            if credentials is not None:
+                data = read_credentials_file(credentials, required=MICROSOFT_FIELDS)
+                account = import_microsoft_refresh_token(session, settings=settings, vault=vault,
+                                                         credentials=data)
+            else:
+                cid = client_id or settings.microsoft_client_id
+                if not cid:
+                    fail("give --client-id or set RAPPORT_MICROSOFT_CLIENT_ID", EXIT_CONFIG)
+                assert cid is not None
+
+                def device_flow(tokens: Any) -> str:
+                    flow = tokens.device_flow_start()
+                    typer.echo(flow["message"])
+                    return str(tokens.device_flow_finish(flow))
+
+                account = connect_microsoft(session, settings=settings, vault=vault,
+                                            client_id=cid, authority=None, sign_in=device_flow)
+        typer.echo(f"Connected Microsoft account {account.email} (id {account.id}).")
+
+
+@app.command()
+def sync(once: Annotated[bool, typer.Option("--once", help="Sync, finish all work, exit.")]
+         = False) -> None:
+    """Sync every connected account and write due agendas (`--once`: then exit)."""
+    if not once:
+        fail("`rapport sync` needs --once; use `rapport run` for the long-running service")
+    settings = load_settings()
+    with friendly_errors():
+        started = start(settings)
+        rt = started.runtime
+        since = datetime.now(UTC)
+        with rt.factory() as session:
+            accounts = session.scalars(select(Account).where(
+                Account.status == AccountStatus.ACTIVE)).all()
+            ids = [a.id for a in accounts]
+        if not ids:
+            fail("no connected account: run `rapport connect google` or "
+                 "`rapport connect microsoft` first (or try `rapport demo`)")
+        echo_err(f"Syncing {len(ids)} accounts ...")
+        for account_id in ids:
+            actors.sync_account.send(account_id)
+        actors.reconcile.send()
+        run_until_idle(started.broker)  # a worker in this process, whichever broker
+        counts = counts_since(rt, since)
+        with rt.factory() as session:
+            flagged = session.scalars(select(Account).where(
+                Account.status != AccountStatus.ACTIVE)).all()
+            pairs = list_series(session, now=rt.clock())
+        typer.echo(f"Synced {len(ids)} accounts: {counts.provider_calls} provider calls, "
+                   f"{counts.agendas_written} agendas written, {len(pairs)} 1:1 series known.")
+        for account in flagged:
+            typer.secho(f"  account {account.email} ({account.provider}) needs attention: "
+                        f"{account.status_reason}", fg=typer.colors.YELLOW)
+        if flagged:
+            raise typer.Exit(EXIT_FAILED)
+
+
+@app.command()
+def run() -> None:
+    """The all-in-one service: in-process worker (or the configured broker) and scheduler."""
+    from dramatiq import Worker
+
+    from workers.scheduler import build_scheduler
+
+    settings = load_settings()
+    with friendly_errors():
+        started = start(settings)
+        worker = Worker(started.broker, worker_threads=4)
+        worker.start()
+        scheduler = build_scheduler(settings, blocking=False)
+        scheduler.start()
+        echo_err("Rapport is running; Ctrl-C stops it.")
+        _wait_for_signal()
+        scheduler.shutdown(wait=False)
+        worker.stop()
+
+
+@app.command()
+def worker(threads: Annotated[int, typer.Option(min=1, max=64)] = 4) -> None:
+    """A worker process for a distributed deployment (needs RAPPORT_BROKER_URL)."""
+    from dramatiq import Worker
+
+    settings = load_settings()
+    if not settings.broker_url:
+        fail("RAPPORT_BROKER_URL is not set: without a broker the worker lives inside "
+             "`rapport run`", EXIT_CONFIG)
+    with friendly_errors():
+        started = start(settings)
+        process = Worker(started.broker, worker_threads=threads)
+        process.start()
+        echo_err(f"Worker running with {threads} threads; Ctrl-C stops it.")
+        _wait_for_signal()
+        process.stop()
+
+
+@app.command()
+def scheduler() -> None:
+    """The scheduler for a distributed deployment (needs RAPPORT_BROKER_URL)."""
+    from workers.scheduler import build_scheduler
+
+    settings = load_settings()
+    if not settings.broker_url:
+        fail("RAPPORT_BROKER_URL is not set: without a broker the scheduler lives inside "
+             "`rapport run`", EXIT_CONFIG)
+    with friendly_errors():
+        start(settings)
+        echo_err("Scheduler running; Ctrl-C stops it.")
+        build_scheduler(settings, blocking=True).start()
+
+
+@app.command()
+def pairs(
+    as_json: Annotated[bool, typer.Option("--json", help="Stable JSON (see README).")] = False,
+    show_all: Annotated[bool, typer.Option("--all", help="Every recurring series.")] = False,
+) -> None:
+    """The detected 1:1 series: manager, report, cadence, next occurrence, provider ids."""
+    settings = load_settings()
+    with friendly_errors():
+        started = start(settings)
+        with started.runtime.factory() as session:
+            rows = list_series(session, now=started.runtime.clock(), include_all=show_all)
+    if as_json:
+        typer.echo(json.dumps([r.as_json() for r in rows], indent=2))
+        return
+    if not rows:
+        typer.echo("No 1:1 series yet. Connect an account and run `rapport sync --once`.")
+        return
+    typer.echo(f"{'id':>4}  {'manager':<24} {'report':<24} {'every':>5}  {'next (UTC)':<17} title")
+    for r in rows:
+        when = r.next_occurrence.strftime("%Y-%m-%d %H:%M") if r.next_occurrence else "-"
+        flag = "" if r.is_one_on_one else "  (not a 1:1)"
+        typer.echo(f"{r.series_id:>4}  {(r.manager or '-'):<24} {(r.report or '-'):<24} "
+                   f"{(str(r.cadence_days) + 'd') if r.cadence_days else '?':>5}  {when:<17} "
+                   f"{r.title}{flag}")
+
+
+def _override(series_id: int, override: Override | None) -> None:
+    settings = load_settings()
+    with friendly_errors():
+        started = start(settings)
+        try:
+            with started.runtime.factory.begin() as session:
+                series = set_override(session, series_id=series_id, override=override)
+                title = series.title
+        except (SeriesNotFound, OverrideRefused) as err:
+            fail(str(err))
+    typer.echo(f"Series {series_id} ({title}): override is now {override or 'automatic'}.")
+
+
+@series_app.command("include")
+def series_include(series_id: int) -> None:
+    """Treat this series as a 1:1, whatever detection says."""
+    _override(series_id, Override.INCLUDE)
+
+
+@series_app.command("exclude")
+def series_exclude(series_id: int) -> None:
+    """Never treat this series as a 1:1."""
+    _override(series_id, Override.EXCLUDE)
+
+
+@series_app.command("auto")
+def series_auto(series_id: int) -> None:
+    """Clear the override: detection decides again."""
+    _override(series_id, None)
+
+
+@app.command("secret-key")
+def secret_key() -> None:
+    """Print a new key for RAPPORT_SECRET_KEY."""
+    typer.echo(Fernet.generate_key().decode())
+
+
+def _wait_for_signal() -> None:
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    stop.wait()
+
+
+def main() -> None:
+    """Console entry point."""
+    app()

@@ -1,0 +1,61 @@
+"""Logging for operators: one line per event, JSON on request, and never a secret.
+
+Library loggers (googleapiclient, msal, urllib3, httpx) can print URLs and headers; a filter
+masks anything that looks like a token before any handler sees it.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+
+import structlog
+
+from service.settings import Settings
+
+_SECRET = re.compile(
+    r"(?i)(bearer\s+|access_token[\"'=:\s]+|refresh_token[\"'=:\s]+|client_secret[\"'=:\s]+|"
+    r"id_token[\"'=:\s]+|password[\"'=:\s]+|clientstate[\"'=:\s]+|x-goog-channel-token[\"'=:\s]+)"
+    r"[^\s\"'&,;]+"
+)
+
+
+def redact(text: str) -> str:
+    """Mask token-like values in a log line."""
+    return _SECRET.sub(lambda m: m.group(1) + "***", text)
+
+
+class RedactingFilter(logging.Filter):
+    """Renders the message early and masks secrets in it."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        cleaned = redact(message)
+        if cleaned != message:
+            record.msg, record.args = cleaned, None
+        return True
+
+
+def configure_logging(settings: Settings) -> None:
+    """Install one handler on the root logger (idempotent)."""
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        if getattr(handler, "_rapport", False):
+            root.removeHandler(handler)
+    handler = logging.StreamHandler()
+    handler._rapport = True  # type: ignore[attr-defined]
+    handler.addFilter(RedactingFilter())
+    if settings.log_json:
+        handler.setFormatter(structlog.stdlib.ProcessorFormatter(
+            processor=structlog.processors.JSONRenderer(),
+            foreign_pre_chain=[structlog.processors.TimeStamper(fmt="iso"),
+                               structlog.stdlib.add_log_level,
+                               structlog.stdlib.add_logger_name]))
+    else:
+        handler.setFormatter(logging.Formatter(
+            "%(asctime)s %(levelname)-7s %(name)s: %(message)s", "%Y-%m-%dT%H:%M:%S"))
+    root.addHandler(handler)
+    root.setLevel(settings.log_level.upper())
+    for noisy in ("googleapiclient.discovery_cache", "urllib3", "httpx", "httpcore", "msal",
+                  "apscheduler.executors", "dramatiq.worker", "uvicorn.access"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)

@@ -1,0 +1,157 @@
+"""Pairs and series: people, the manual override, and the listing `rapport pairs` prints."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from service.accounts.models import Person
+from service.pairs.detection import is_one_on_one
+from service.pairs.models import (
+    Occurrence,
+    OccurrenceStatus,
+    Override,
+    Pair,
+    Series,
+    SeriesSource,
+)
+
+
+class SeriesNotFound(LookupError):
+    """No series with that id."""
+
+
+class OverrideRefused(ValueError):
+    """The override cannot apply (e.g. including a meeting that has three people)."""
+
+
+def ensure_person(session: Session, *, email: str, display_name: str | None = None,
+                  time_zone: str | None = None) -> Person:
+    """The person with this email, created on first sight; fills in missing details."""
+    email = email.lower()
+    person = session.scalar(select(Person).where(Person.email == email))
+    if person is None:
+        person = Person(email=email, display_name=display_name, time_zone=time_zone)
+        session.add(person)
+        session.flush()
+    else:
+        if display_name and not person.display_name:
+            person.display_name = display_name
+        if time_zone and not person.time_zone:
+            person.time_zone = time_zone
+    return person
+
+
+def ensure_pair(session: Session, *, manager_email: str, report_email: str) -> Pair:
+    """The pair for (manager, report); one pair outlives every series between them."""
+    manager = ensure_person(session, email=manager_email)
+    report = ensure_person(session, email=report_email)
+    pair = session.scalar(
+        select(Pair).where(Pair.manager_id == manager.id, Pair.report_id == report.id)
+    )
+    if pair is None:
+        pair = Pair(manager_id=manager.id, report_id=report.id)
+        session.add(pair)
+        session.flush()
+    return pair
+
+
+def refresh_pair_link(session: Session, series: Series) -> None:
+    """Link the series to its pair when it is a 1:1, unlink it when it no longer is."""
+    if is_one_on_one(confidence=series.confidence, human_count=series.human_count,
+                     override=series.override) and series.organizer_email and series.other_email:
+        pair = ensure_pair(session, manager_email=series.organizer_email,
+                           report_email=series.other_email)
+        series.pair_id = pair.id
+    else:
+        series.pair_id = None
+
+
+def set_override(session: Session, *, series_id: int, override: Override | None) -> Series:
+    """Include or exclude a series by hand (None clears); the override beats detection."""
+    series = session.get(Series, series_id)
+    if series is None:
+        raise SeriesNotFound(f"no series with id {series_id} (see `rapport pairs --all`)")
+    if override == Override.INCLUDE and series.human_count != 2:
+        raise OverrideRefused(
+            f"series {series_id} ({series.title!r}) has {series.human_count} people; "
+            "only a meeting of exactly two people can be a 1:1"
+        )
+    series.override = override
+    refresh_pair_link(session, series)
+    return series
+
+
+@dataclass(frozen=True)
+class SeriesRow:
+    """One line of `rapport pairs`: a stable, documented JSON shape."""
+
+    series_id: int
+    pair_id: int | None
+    manager: str | None
+    report: str | None
+    title: str
+    is_one_on_one: bool
+    confidence: float
+    reason: str
+    override: str | None
+    cadence_days: int | None
+    status: str
+    next_occurrence: datetime | None
+    provider_ids: list[str]
+
+    def as_json(self) -> dict[str, Any]:
+        """The JSON object documented in README (`rapport pairs --json`)."""
+        return {
+            "series_id": self.series_id,
+            "pair_id": self.pair_id,
+            "manager": self.manager,
+            "report": self.report,
+            "title": self.title,
+            "is_one_on_one": self.is_one_on_one,
+            "confidence": self.confidence,
+            "reason": self.reason,
+            "override": self.override,
+            "cadence_days": self.cadence_days,
+            "status": self.status,
+            "next_occurrence": self.next_occurrence.isoformat() if self.next_occurrence else None,
+            "provider_ids": self.provider_ids,
+        }
+
+
+def list_series(session: Session, *, now: datetime, include_all: bool = False) -> list[SeriesRow]:
+    """The detected 1:1 series (every recurring series with `include_all`), manager first."""
+    next_start = (
+        select(Occurrence.series_id, func.min(Occurrence.scheduled_start).label("next"))
+        .where(Occurrence.scheduled_start >= now,
+               Occurrence.status == OccurrenceStatus.CONFIRMED)
+        .group_by(Occurrence.series_id)
+        .subquery()
+    )
+    rows = session.execute(
+        select(Series, next_start.c.next)
+        .outerjoin(next_start, next_start.c.series_id == Series.id)
+        .order_by(Series.organizer_email, Series.other_email, Series.id)
+    ).all()
+    sources: dict[int, list[str]] = {}
+    for source in session.scalars(select(SeriesSource)):
+        sources.setdefault(source.series_id, []).append(source.provider_series_id)
+    result = []
+    for series, nxt in rows:
+        verdict = series.pair_id is not None
+        if not include_all and not verdict:
+            continue
+        result.append(SeriesRow(
+            series_id=series.id, pair_id=series.pair_id, manager=series.organizer_email,
+            report=series.other_email, title=series.title, is_one_on_one=verdict,
+            confidence=series.confidence, reason=series.detection_reason,
+            override=str(series.override) if series.override else None,
+            cadence_days=series.cadence_days,
+            status=str(series.status),
+            next_occurrence=nxt, provider_ids=sorted(set(sources.get(series.id, []))),
+        ))
+    return result

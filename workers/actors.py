@@ -1,0 +1,170 @@
+"""Thin dramatiq actors: they take ids, call service functions and map errors to dramatiq.
+
+Rate limited → `Retry(delay=Retry-After)`; auth revoked → the account is flagged and the
+message is done (no retry storm); anything else transient → dramatiq's backoff. Every actor
+is idempotent, so a redelivered or duplicated message changes nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import timedelta
+
+import dramatiq
+from dramatiq.brokers.stub import StubBroker
+from sqlalchemy import or_, select
+
+from connectors.errors import AuthRevoked, BadRequest, Forbidden, NotFound, RateLimited
+from service.accounts.models import Account, AccountStatus
+from service.accounts.service import mark_needs_reconsent, save_calendars
+from service.agenda.planner import plan_due_agendas
+from service.agenda.writer import write_agenda as write_agenda_into_invite
+from service.calendars.calls import CallRecorder
+from service.calendars.models import Calendar
+from service.calendars.sync import sync_calendar as sync_one_calendar
+from workers.runtime import current
+
+log = logging.getLogger(__name__)
+
+# Actors are declared on a placeholder and bound to the real broker by `install_broker`.
+_PLACEHOLDER = StubBroker()
+
+
+class AccountUnavailable(Exception):
+    """The account cannot be used now (needs re-consent); the message is dropped."""
+
+
+class Refused(Exception):
+    """The provider refused for good (403, 404, 400): retrying would not help."""
+
+
+@contextmanager
+def provider_errors(account_id: int | None) -> Iterator[None]:
+    """Map connector errors onto dramatiq control flow for one message."""
+    try:
+        yield
+    except RateLimited as err:
+        delay_ms = int(max(err.retry_after or 30.0, 1.0) * 1000)
+        log.info("account %s throttled; retrying in %d ms", account_id, delay_ms)
+        raise dramatiq.Retry(str(err), delay=delay_ms) from err
+    except AuthRevoked as err:
+        if account_id is not None:
+            with current().factory.begin() as session:
+                mark_needs_reconsent(session, account_id=account_id, reason=str(err))
+        raise AccountUnavailable(str(err)) from err
+    except (Forbidden, NotFound, BadRequest) as err:
+        log.warning("account %s: provider refused: %s", account_id, err)
+        raise Refused(str(err)) from err
+
+
+@dramatiq.actor(broker=_PLACEHOLDER, queue_name="sync", throws=(AccountUnavailable, Refused))
+def sync_account(account_id: int) -> None:
+    """Discover the account's calendars (first time) and sync each one."""
+    rt = current()
+    with rt.factory() as session:
+        account = session.get(Account, account_id)
+        if account is None or account.status != AccountStatus.ACTIVE:
+            return
+        calendar_ids = list(session.scalars(select(Calendar.id).where(
+            Calendar.account_id == account_id)))
+    if not calendar_ids:
+        recorder = CallRecorder(account_id)
+        with provider_errors(account_id):
+            infos = rt.connectors.for_account(account_id, recorder).list_calendars()
+        with rt.factory.begin() as session:
+            account = session.get(Account, account_id)
+            assert account is not None
+            calendar_ids = [c.id for c in save_calendars(session, account=account,
+                                                         calendars=infos)]
+            recorder.flush_into(session)
+    for calendar_id in calendar_ids:
+        sync_calendar.send(calendar_id)
+
+
+@dramatiq.actor(broker=_PLACEHOLDER, queue_name="sync", throws=(AccountUnavailable, Refused))
+def sync_calendar(calendar_id: int) -> None:
+    """Sync one calendar, then plan the agendas it touched and enqueue the writes."""
+    rt = current()
+    with rt.factory() as session:
+        calendar = session.get(Calendar, calendar_id)
+        if calendar is None:
+            return
+        account_id = calendar.account_id
+        account = session.get(Account, account_id)
+        if account is None or account.status != AccountStatus.ACTIVE:
+            return
+    recorder = CallRecorder(account_id)
+    with provider_errors(account_id):
+        connector = rt.connectors.for_calendar(calendar_id, recorder)
+        outcome = sync_one_calendar(rt.factory, calendar_id=calendar_id, connector=connector,
+                                    settings=rt.settings, now=rt.clock(), recorder=recorder)
+    if not outcome.ran:
+        return
+    log.info("calendar %s synced: %d events, %d skipped, full=%s", calendar_id,
+             outcome.events, outcome.skipped, outcome.full_sync)
+    with rt.factory.begin() as session:
+        due = plan_due_agendas(session, settings=rt.settings, now=rt.clock(),
+                               series_ids=outcome.series_touched)
+    for agenda_id in due:
+        write_agenda.send(agenda_id)
+
+
+@dramatiq.actor(broker=_PLACEHOLDER, queue_name="agenda", throws=(AccountUnavailable, Refused))
+def write_agenda(agenda_id: int) -> None:
+    """Write one planned agenda into its invite (no write when it is already there)."""
+    rt = current()
+    account_of: dict[int, int] = {}
+
+    def connector_for(calendar_id: int):  # type: ignore[no-untyped-def]
+        with rt.factory() as session:
+            calendar = session.get(Calendar, calendar_id)
+            assert calendar is not None
+            account_of[calendar_id] = calendar.account_id
+        return rt.connectors.for_calendar(calendar_id, recorder)
+
+    recorder = CallRecorder(None)
+    try:
+        with provider_errors(None):
+            write_agenda_into_invite(rt.factory, agenda_id=agenda_id, connector_for=connector_for,
+                                     settings=rt.settings, now=rt.clock())
+    except AccountUnavailable:
+        for account_id in account_of.values():
+            with rt.factory.begin() as session:
+                mark_needs_reconsent(session, account_id=account_id,
+                                     reason="grant revoked while writing an agenda")
+        raise
+    finally:
+        with rt.factory.begin() as session:
+            recorder.flush_into(session)
+
+
+@dramatiq.actor(broker=_PLACEHOLDER, queue_name="default")
+def reconcile() -> None:
+    """Enqueue every piece of work the database says is due; a lost message loses nothing."""
+    rt = current()
+    now = rt.clock()
+    poll_before = now - timedelta(seconds=rt.settings.poll_interval_seconds)
+    with rt.factory.begin() as session:
+        stale = list(session.scalars(
+            select(Calendar.id).join(Account, Account.id == Calendar.account_id)
+            .where(Account.status == AccountStatus.ACTIVE,
+                   or_(Calendar.last_sync_at.is_(None), Calendar.last_sync_at < poll_before,
+                       Calendar.sync_requested_at.is_not(None)))))
+        accounts_without_calendars = list(session.scalars(
+            select(Account.id).where(Account.status == AccountStatus.ACTIVE,
+                                     ~Account.id.in_(select(Calendar.account_id)))))
+        due = plan_due_agendas(session, settings=rt.settings, now=now)
+    for account_id in accounts_without_calendars:
+        sync_account.send(account_id)
+    for calendar_id in stale:
+        sync_calendar.send(calendar_id)
+    for agenda_id in due:
+        write_agenda.send(agenda_id)
+    if stale or due or accounts_without_calendars:
+        log.info("reconcile: %d calendars to sync, %d agendas to write, %d new accounts",
+                 len(stale), len(due), len(accounts_without_calendars))
+
+
+ALL = [sync_account, sync_calendar, write_agenda, reconcile]
