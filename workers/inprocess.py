@@ -7,6 +7,7 @@ import time
 
 import dramatiq
 from dramatiq import Worker
+from dramatiq.brokers.stub import StubBroker
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +41,6 @@ def wait_until_idle(broker: dramatiq.Broker, *, deadline: float) -> None:
 
 
 def _pending(broker: dramatiq.Broker, queue: str) -> bool:
-    queues = getattr(broker, "queues", None)
-    if queues is not None and queue in queues:
-        return bool(queues[queue].unfinished_tasks)
+    if isinstance(broker, StubBroker):
+        return bool(broker.queues[queue].unfinished_tasks)
     return False  # networked brokers: `join` itself waits for the queue to drain

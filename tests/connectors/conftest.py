@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -14,21 +14,6 @@ from connectors.sandbox.team import person
 # ======================================================================================
 # Google
 # ======================================================================================
-
-
-@pytest.fixture(scope="session")
-def google_sandbox_server() -> Iterator[GoogleSandbox]:
-    """One Google sandbox server for the whole session."""
-    sandbox = GoogleSandbox().start()
-    yield sandbox
-    sandbox.stop()
-
-
-@pytest.fixture
-def google_sandbox(google_sandbox_server: GoogleSandbox) -> GoogleSandbox:
-    """The Google sandbox, back to the seeded team for this test."""
-    google_sandbox_server.reset()
-    return google_sandbox_server
 
 
 class RecordingSleep:
@@ -65,5 +50,12 @@ def google_connector_for(
 
 
 # ======================================================================================
-# Microsoft (fixtures of the Microsoft connector go below)
+# Microsoft
 # ======================================================================================
+
+from conftest_microsoft import (  # noqa: E402,F401
+    SleepRecorder,
+    graph_connector_for,
+    graph_sleeps,
+    graph_token_provider_for,
+)

@@ -20,21 +20,6 @@ from connectors.sandbox.microsoft import GraphSandbox
 CLIENT_ID = "rapport-tests"
 
 
-@pytest.fixture(scope="session")
-def graph_sandbox_server() -> Iterator[GraphSandbox]:
-    """The started Graph sandbox, shared by the session."""
-    sandbox = GraphSandbox().start()
-    yield sandbox
-    sandbox.stop()
-
-
-@pytest.fixture
-def graph_sandbox(graph_sandbox_server: GraphSandbox) -> GraphSandbox:
-    """The session's Graph sandbox, back to the seeded team for this test."""
-    graph_sandbox_server.reset()
-    return graph_sandbox_server
-
-
 class SleepRecorder:
     """An injectable sleep that records what it was asked to wait and returns at once."""
 

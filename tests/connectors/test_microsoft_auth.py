@@ -1,17 +1,9 @@
 """MSAL against the sandbox's fake Entra authority; revoked grants become AuthRevoked."""
 
-# ruff: noqa: F811  (pytest fixtures imported from conftest_microsoft)
 from __future__ import annotations
 
 import pytest
-from conftest_microsoft import (  # noqa: F401  (fixtures)
-    CLIENT_ID,
-    graph_connector_for,
-    graph_sandbox,
-    graph_sandbox_server,
-    graph_sleeps,
-    graph_token_provider_for,
-)
+from conftest_microsoft import CLIENT_ID
 
 from connectors.errors import AuthRevoked
 from connectors.microsoft.auth import MsalTokenProvider, is_microsoft_authority

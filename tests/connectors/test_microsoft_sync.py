@@ -1,20 +1,12 @@
 """Graph calendarView delta sync: real connector over HTTPS against the Graph sandbox."""
 
-# ruff: noqa: F811  (pytest fixtures imported from conftest_microsoft)
 from __future__ import annotations
 
 from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
-from conftest_microsoft import (  # noqa: F401  (fixtures)
-    graph_connector_for,
-    graph_sandbox,
-    graph_sandbox_server,
-    graph_sleeps,
-    graph_token_provider_for,
-    sync_window,
-)
+from conftest_microsoft import sync_window
 
 from connectors.base import CalendarEvent, ChangePage, EventStatus, Response
 from connectors.errors import CursorExpired

@@ -1,6 +1,5 @@
 """Graph writes, throttling, free/busy and subscriptions against the Graph sandbox."""
 
-# ruff: noqa: F811  (pytest fixtures imported from conftest_microsoft)
 from __future__ import annotations
 
 import json
@@ -10,13 +9,6 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 from urllib.parse import parse_qs, urlparse
 
 import pytest
-from conftest_microsoft import (  # noqa: F401  (fixtures)
-    graph_connector_for,
-    graph_sandbox,
-    graph_sandbox_server,
-    graph_sleeps,
-    graph_token_provider_for,
-)
 
 from connectors.errors import PreconditionFailed, RateLimited
 from connectors.sandbox.team import DOMAIN
