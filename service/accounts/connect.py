@@ -19,6 +19,7 @@ from service.accounts.service import read_credentials, store_credentials
 from service.calendars.calls import CallRecorder
 from service.calendars.models import Calendar
 from service.settings import Settings
+from service.tls import outgoing_ca_bundle
 
 log = logging.getLogger(__name__)
 
@@ -84,8 +85,8 @@ class AccountConnectors:
 
 
 def ca_verify(settings: Settings) -> str | bool:
-    """What outgoing HTTPS verifies against: RAPPORT_CA_BUNDLE, else the system trust store."""
-    return str(settings.ca_bundle) if settings.ca_bundle else True
+    """What httpx verifies against (see `service.tls`); True is httpx's own default."""
+    return outgoing_ca_bundle(settings) or True
 
 
 def google_connector(settings: Settings, credentials: dict[str, Any],
@@ -98,7 +99,8 @@ def google_connector(settings: Settings, credentials: dict[str, Any],
         credentials["refresh_token"], credentials["client_id"], credentials["client_secret"],
         credentials.get("token_uri") or settings.google_token_url)
     return GoogleConnector(creds, api_url=settings.google_api_url, observer=recorder,
-                           ca_bundle=settings.ca_bundle, max_attempts=3, max_sleep=5.0)
+                           ca_bundle=outgoing_ca_bundle(settings), max_attempts=3,
+                           max_sleep=5.0)
 
 
 def msal_provider(settings: Settings, credentials: dict[str, Any]) -> Any:
@@ -107,5 +109,6 @@ def msal_provider(settings: Settings, credentials: dict[str, Any]) -> Any:
 
     return MsalTokenProvider(client_id=credentials["client_id"],
                              authority=credentials.get("authority") or settings.microsoft_authority,
-                             cache_state=credentials.get("cache"), ca_file=settings.ca_bundle,
+                             cache_state=credentials.get("cache"),
+                             ca_file=outgoing_ca_bundle(settings),
                              username=credentials.get("username"))

@@ -22,6 +22,7 @@ from service.agenda.models import AgendaRecord
 from service.calendars.models import ProviderCallLog
 from service.logging_setup import configure_logging
 from service.settings import Settings
+from service.tls import CABundleMissing
 from workers.broker import create_broker, install_broker
 from workers.runtime import ConnectorFactory, Runtime, build_runtime, install
 
@@ -56,7 +57,7 @@ def friendly_errors() -> Iterator[None]:
     """Turn the errors people can act on into one line and an exit code."""
     try:
         yield
-    except (SecretKeyError, CredentialsFileError) as err:
+    except (SecretKeyError, CredentialsFileError, CABundleMissing) as err:
         fail(str(err), EXIT_CONFIG)
     except AuthRevoked as err:
         fail(f"the provider refused the credentials: {err}", EXIT_AUTH)
