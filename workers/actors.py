@@ -18,11 +18,14 @@ from sqlalchemy import or_, select
 
 from connectors.errors import AuthRevoked, BadRequest, Forbidden, NotFound, RateLimited
 from service.accounts.models import Account, AccountStatus
+from service.accounts.crypto import Vault
 from service.accounts.service import mark_needs_reconsent, save_calendars
 from service.agenda.planner import plan_due_agendas
 from service.agenda.writer import write_agenda as write_agenda_into_invite
 from service.calendars.calls import CallRecorder
 from service.calendars.models import Calendar
+from service.calendars.push import calendars_needing_channels
+from service.calendars.push import renew_channel as open_channel
 from service.calendars.sync import sync_calendar as sync_one_calendar
 from workers.runtime import current
 
@@ -140,6 +143,25 @@ def write_agenda(agenda_id: int) -> None:
             recorder.flush_into(session)
 
 
+@dramatiq.actor(broker=_PLACEHOLDER, queue_name="sync", throws=(AccountUnavailable, Refused))
+def renew_channel(calendar_id: int) -> None:
+    """Open or renew the push channel of one calendar (only with RAPPORT_PUBLIC_URL)."""
+    rt = current()
+    with rt.factory() as session:
+        calendar = session.get(Calendar, calendar_id)
+        if calendar is None:
+            return
+        account_id = calendar.account_id
+    recorder = CallRecorder(account_id)
+    with provider_errors(account_id):
+        connector = rt.connectors.for_calendar(calendar_id, recorder)
+        open_channel(rt.factory, calendar_id=calendar_id, connector=connector,
+                     settings=rt.settings, vault=Vault.from_settings(rt.settings),
+                     now=rt.clock())
+    with rt.factory.begin() as session:
+        recorder.flush_into(session)
+
+
 @dramatiq.actor(broker=_PLACEHOLDER, queue_name="default")
 def reconcile() -> None:
     """Enqueue every piece of work the database says is due; a lost message loses nothing."""
@@ -156,6 +178,10 @@ def reconcile() -> None:
             select(Account.id).where(Account.status == AccountStatus.ACTIVE,
                                      ~Account.id.in_(select(Calendar.account_id)))))
         due = plan_due_agendas(session, settings=rt.settings, now=now)
+        channels = (calendars_needing_channels(session, now=now)
+                    if rt.settings.public_url else [])
+    for calendar_id in channels:
+        renew_channel.send(calendar_id)
     for account_id in accounts_without_calendars:
         sync_account.send(account_id)
     for calendar_id in stale:
@@ -167,4 +193,4 @@ def reconcile() -> None:
                  len(stale), len(due), len(accounts_without_calendars))
 
 
-ALL = [sync_account, sync_calendar, write_agenda, reconcile]
+ALL = [sync_account, sync_calendar, write_agenda, renew_channel, reconcile]
