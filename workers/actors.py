@@ -11,14 +11,15 @@ import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
+from typing import Any
 
 import dramatiq
 from dramatiq.brokers.stub import StubBroker
 from sqlalchemy import or_, select
 
 from connectors.errors import AuthRevoked, BadRequest, Forbidden, NotFound, RateLimited
-from service.accounts.models import Account, AccountStatus
 from service.accounts.crypto import Vault
+from service.accounts.models import Account, AccountStatus
 from service.accounts.service import mark_needs_reconsent, save_calendars
 from service.agenda.planner import plan_due_agendas
 from service.agenda.writer import write_agenda as write_agenda_into_invite
@@ -193,4 +194,6 @@ def reconcile() -> None:
                  len(stale), len(due), len(accounts_without_calendars))
 
 
-ALL = [sync_account, sync_calendar, write_agenda, renew_channel, reconcile]
+ALL: list[dramatiq.Actor[Any, Any]] = [
+    sync_account, sync_calendar, write_agenda, renew_channel, reconcile,
+]

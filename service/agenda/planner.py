@@ -81,11 +81,11 @@ def plan_occurrence(session: Session, *, occurrence: Occurrence, series: Series,
         recently_asked=recently_asked,
     )
     digest = content_hash(agenda)
-    record = session.scalar(select(AgendaRecord).where(
+    found = session.scalar(select(AgendaRecord).where(
         AgendaRecord.occurrence_id == occurrence.id))
-    if record is None:
-        record = AgendaRecord(occurrence_id=occurrence.id, pair_id=pair_id, content_hash=digest,
-                              kind=str(agenda.kind))
+    record = found or AgendaRecord(occurrence_id=occurrence.id, pair_id=pair_id,
+                                   content_hash=digest, kind=str(agenda.kind))
+    if found is None:
         session.add(record)
     record.pair_id = pair_id
     record.kind = str(agenda.kind)

@@ -226,7 +226,7 @@ class CalendarApplier:
             self._copies[event.id] = copy
         copy.occurrence_id = occurrence.id
         owner = (self.calendar.owner_email or "").lower()
-        copy.is_organizer_copy = bool(event.organizer) and event.organizer.lower() == owner
+        copy.is_organizer_copy = (event.organizer or "").lower() == owner != ""
         copy.etag = event.etag
         copy.removed = event.status == EventStatus.CANCELLED
         copy.seen_at = self.now

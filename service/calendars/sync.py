@@ -72,7 +72,7 @@ def sync_calendar(
             _round(factory, calendar_id=calendar_id, connector=connector, settings=settings,
                    now=now, outcome=outcome, recorder=recorder)
             with factory.begin() as session:
-                again = session.execute(
+                again = session.execute(  # type: ignore[attr-defined]
                     update(Calendar)
                     .where(Calendar.id == calendar_id, Calendar.sync_requested_at.is_not(None))
                     .values(sync_requested_at=None)
@@ -194,7 +194,8 @@ def _settle_series(session: Session, series_ids: set[int], now: datetime) -> Non
             .where(Occurrence.series_id == series_id).order_by(Occurrence.original_start)
         ).all()
         starts = [r[0] for r in rows]
-        gaps = [round((b - a).total_seconds() / 86400) for a, b in zip(starts, starts[1:])]
+        gaps = [round((b - a).total_seconds() / 86400)
+                for a, b in zip(starts, starts[1:], strict=False)]
         if gaps:
             series.cadence_days = int(statistics.median(gaps))
         ahead = [r for r in rows if r[0] >= now]
@@ -207,7 +208,7 @@ def _settle_series(session: Session, series_ids: set[int], now: datetime) -> Non
 
 def _acquire_lease(factory: sessionmaker[Session], *, calendar_id: int, now: datetime) -> bool:
     with factory.begin() as session:
-        won = session.execute(
+        won = session.execute(  # type: ignore[attr-defined]
             update(Calendar)
             .where(Calendar.id == calendar_id,
                    or_(Calendar.sync_lease_until.is_(None), Calendar.sync_lease_until < now))

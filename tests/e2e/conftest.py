@@ -12,10 +12,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import cast
 
 import dramatiq
 import pytest
 from cryptography.fernet import Fernet
+from pydantic import SecretStr
 from sqlalchemy import create_engine, func, select, text
 from sqlalchemy.orm import Session
 
@@ -62,7 +64,7 @@ class Harness:
 
     def sandbox(self, provider: str) -> SandboxAdmin:
         """The sandbox that hosts `provider`."""
-        return self.google if provider == "google" else self.graph
+        return cast(SandboxAdmin, self.google if provider == "google" else self.graph)
 
     def horizon_end(self) -> datetime:
         """The end of the agenda horizon as of now."""
@@ -131,7 +133,7 @@ def harness(tmp_path: Path, google_sandbox: GoogleSandbox,
     broker_url = os.environ.get("RAPPORT_TEST_BROKER_URL")
     settings = Settings(
         data_dir=tmp_path, database_url=database_url, broker_url=broker_url,
-        secret_key=Fernet.generate_key().decode(),
+        secret_key=SecretStr(Fernet.generate_key().decode()),
         google_api_url=google_sandbox.base_url, google_token_url=google_sandbox.token_url,
         graph_api_url=graph_sandbox.base_url, microsoft_authority=graph_sandbox.token_url,
         ca_bundle=Path(graph_sandbox.ca_file),
