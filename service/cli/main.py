@@ -23,6 +23,13 @@ from service.accounts.onboarding import (
     import_microsoft_refresh_token,
     read_credentials_file,
 )
+from service.agenda.items import (
+    ItemError,
+    add_action_item,
+    add_topic,
+    close_action_item,
+    open_action_items,
+)
 from service.cli.app_context import (
     EXIT_CONFIG,
     EXIT_FAILED,
@@ -42,8 +49,12 @@ app = typer.Typer(help="Rapport keeps 1:1s steady and balanced.", no_args_is_hel
                   pretty_exceptions_enable=False, add_completion=False)
 connect_app = typer.Typer(help="Connect a calendar account.", no_args_is_help=True)
 series_app = typer.Typer(help="Override 1:1 detection for one series.", no_args_is_help=True)
+topic_app = typer.Typer(help="Topics for a pair's next 1:1.", no_args_is_help=True)
+action_app = typer.Typer(help="Action items that carry over until done.", no_args_is_help=True)
 app.add_typer(connect_app, name="connect")
 app.add_typer(series_app, name="series")
+app.add_typer(topic_app, name="topic")
+app.add_typer(action_app, name="action")
 
 GOOGLE_SCOPES = [
     "https://www.googleapis.com/auth/calendar.events",
@@ -278,6 +289,65 @@ def series_exclude(series_id: int) -> None:
 def series_auto(series_id: int) -> None:
     """Clear the override: detection decides again."""
     _override(series_id, None)
+
+
+@topic_app.command("add")
+def topic_add(pair_id: int, text: str,
+              by: Annotated[str, typer.Option(help="report or manager")] = "report") -> None:
+    """Queue a topic for the pair's next agenda (the report's come first)."""
+    settings = load_settings()
+    with friendly_errors():
+        started = start(settings)
+        try:
+            with started.runtime.factory.begin() as session:
+                topic = add_topic(session, pair_id=pair_id, text=text, added_by=by)
+                topic_id = topic.id
+        except ItemError as err:
+            fail(str(err))
+    typer.echo(f"Topic {topic_id} queued for pair {pair_id}; it appears in the next agenda.")
+
+
+@action_app.command("add")
+def action_add(pair_id: int, text: str,
+               owner: Annotated[str, typer.Option(help="report or manager")] = "report") -> None:
+    """Record an action item; it is followed up in every agenda until done."""
+    settings = load_settings()
+    with friendly_errors():
+        started = start(settings)
+        try:
+            with started.runtime.factory.begin() as session:
+                item_id = add_action_item(session, pair_id=pair_id, text=text, owner=owner).id
+        except ItemError as err:
+            fail(str(err))
+    typer.echo(f"Action item {item_id} recorded for pair {pair_id}.")
+
+
+@action_app.command("done")
+def action_done(item_id: int) -> None:
+    """Close an action item."""
+    settings = load_settings()
+    with friendly_errors():
+        started = start(settings)
+        try:
+            with started.runtime.factory.begin() as session:
+                close_action_item(session, item_id=item_id, now=started.runtime.clock())
+        except ItemError as err:
+            fail(str(err))
+    typer.echo(f"Action item {item_id} closed.")
+
+
+@action_app.command("list")
+def action_list(pair_id: Annotated[int | None, typer.Option("--pair")] = None) -> None:
+    """Open action items, oldest first."""
+    settings = load_settings()
+    with friendly_errors():
+        started = start(settings)
+        with started.runtime.factory() as session:
+            items = open_action_items(session, pair_id=pair_id)
+            for item in items:
+                typer.echo(f"{item.id:>5}  pair {item.pair_id:<4} {item.owner:<8} {item.text}")
+    if not items:
+        typer.echo("No open action items.")
 
 
 @app.command("secret-key")

@@ -1,0 +1,74 @@
+"""Topics queued for a pair's next 1:1 and the action items that carry over until closed."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from service.agenda.models import ActionItem, PairTopic
+from service.pairs.models import Pair
+
+MAX_TEXT = 500
+AUTHORS = ("report", "manager")
+
+
+class ItemError(ValueError):
+    """A topic or action item request that cannot be honoured (message says why)."""
+
+
+def _clean(text: str) -> str:
+    cleaned = " ".join(text.split())
+    if not cleaned:
+        raise ItemError("the text is empty")
+    if len(cleaned) > MAX_TEXT:
+        raise ItemError(f"the text is longer than {MAX_TEXT} characters")
+    return cleaned
+
+
+def _pair(session: Session, pair_id: int) -> Pair:
+    pair = session.get(Pair, pair_id)
+    if pair is None:
+        raise ItemError(f"no pair with id {pair_id} (see `rapport pairs`)")
+    return pair
+
+
+def add_topic(session: Session, *, pair_id: int, text: str, added_by: str = "report") -> PairTopic:
+    """Queue a topic for the pair's next 1:1; the report's topics are listed first."""
+    if added_by not in AUTHORS:
+        raise ItemError(f"a topic is added by the report or the manager, not {added_by!r}")
+    _pair(session, pair_id)
+    topic = PairTopic(pair_id=pair_id, text=_clean(text), added_by=added_by)
+    session.add(topic)
+    session.flush()
+    return topic
+
+
+def add_action_item(session: Session, *, pair_id: int, text: str,
+                    owner: str = "report") -> ActionItem:
+    """Record something agreed; it is followed up in every agenda until it is closed."""
+    if owner not in AUTHORS:
+        raise ItemError(f"an action item belongs to the report or the manager, not {owner!r}")
+    _pair(session, pair_id)
+    item = ActionItem(pair_id=pair_id, text=_clean(text), owner=owner)
+    session.add(item)
+    session.flush()
+    return item
+
+
+def close_action_item(session: Session, *, item_id: int, now: datetime) -> ActionItem:
+    """Mark an action item done (idempotent: closing twice keeps the first date)."""
+    item = session.get(ActionItem, item_id)
+    if item is None:
+        raise ItemError(f"no action item with id {item_id}")
+    item.closed_at = item.closed_at or now
+    return item
+
+
+def open_action_items(session: Session, *, pair_id: int | None = None) -> list[ActionItem]:
+    """Open action items, oldest first, of one pair or all."""
+    query = select(ActionItem).where(ActionItem.closed_at.is_(None))
+    if pair_id is not None:
+        query = query.where(ActionItem.pair_id == pair_id)
+    return list(session.scalars(query.order_by(ActionItem.created_at, ActionItem.id)))
