@@ -13,6 +13,7 @@ import typer
 from cryptography.fernet import Fernet
 from sqlalchemy import select
 
+from connectors.google.auth import CALENDAR_SCOPES
 from service.accounts.crypto import Vault
 from service.accounts.models import Account, AccountStatus
 from service.accounts.onboarding import (
@@ -42,6 +43,7 @@ from service.cli.app_context import (
 )
 from service.pairs.models import Override
 from service.pairs.service import OverrideRefused, SeriesNotFound, list_series, set_override
+from service.settings import Settings
 from workers import actors
 from workers.inprocess import run_until_idle
 
@@ -56,11 +58,6 @@ app.add_typer(series_app, name="series")
 app.add_typer(topic_app, name="topic")
 app.add_typer(action_app, name="action")
 
-GOOGLE_SCOPES = [
-    "https://www.googleapis.com/auth/calendar.events",
-    "https://www.googleapis.com/auth/calendar.calendarlist.readonly",
-    "https://www.googleapis.com/auth/calendar.freebusy",
-]
 
 
 @app.command()
@@ -88,7 +85,7 @@ def connect_google_cmd(
         if credentials is not None:
             data = read_credentials_file(credentials, required=GOOGLE_FIELDS)
         else:
-            data = _google_consent(client_secrets)
+            data = _google_consent(client_secrets, settings)
         started = start(settings)
         with started.runtime.factory.begin() as session:
             account = connect_google(session, settings=settings,
@@ -96,14 +93,24 @@ def connect_google_cmd(
             typer.echo(f"Connected Google account {account.email} (id {account.id}).")
 
 
-def _google_consent(client_secrets: Path | None) -> dict[str, Any]:
+def _google_consent(client_secrets: Path | None, settings: Settings) -> dict[str, Any]:
+    """The browser consent flow with the smallest scopes that do the job."""
     from google_auth_oauthlib.flow import InstalledAppFlow
 
-    if client_secrets is None:
-        fail("give --client-secrets FILE (OAuth client of type 'Desktop app') for the browser "
-             "flow, or --credentials FILE to import an authorized_user grant", EXIT_CONFIG)
-    assert client_secrets is not None
-    flow = InstalledAppFlow.from_client_secrets_file(str(client_secrets), GOOGLE_SCOPES)
+    if client_secrets is not None:
+        flow = InstalledAppFlow.from_client_secrets_file(str(client_secrets), list(CALENDAR_SCOPES))
+    elif settings.google_client_id and settings.google_client_secret:
+        flow = InstalledAppFlow.from_client_config({"installed": {
+            "client_id": settings.google_client_id,
+            "client_secret": settings.google_client_secret.get_secret_value(),
+            "auth_uri": "https://accounts.google.com/o/oauth2/auth",
+            "token_uri": settings.google_token_url,
+        }}, list(CALENDAR_SCOPES))
+    else:
+        fail("for the browser flow give --client-secrets FILE (an OAuth client of type "
+             "'Desktop app') or set RAPPORT_GOOGLE_CLIENT_ID and RAPPORT_GOOGLE_CLIENT_SECRET; "
+             "or import a grant with --credentials FILE", EXIT_CONFIG)
+        raise AssertionError("unreachable")
     creds = flow.run_local_server(port=0, open_browser=True)
     return {"client_id": creds.client_id, "client_secret": creds.client_secret,
             "refresh_token": creds.refresh_token, "token_uri": creds.token_uri}
