@@ -173,7 +173,8 @@ def sync(once: Annotated[bool, typer.Option("--once", help="Sync, finish all wor
         for account_id in ids:
             actors.sync_account.send(account_id)
         actors.reconcile.send()
-        run_until_idle(started.broker)  # a worker in this process, whichever broker
+        run_until_idle(started.broker,  # a worker in this process, whichever broker
+                       progress=lambda n: echo_err(f"  ... {n} pieces of work still pending"))
         counts = counts_since(rt, since)
         with rt.factory() as session:
             flagged = session.scalars(select(Account).where(
