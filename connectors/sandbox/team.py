@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from functools import cached_property
 from zoneinfo import ZoneInfo
 
 
@@ -110,14 +111,38 @@ EXPECTED_PAIRS: frozenset[tuple[str, str]] = frozenset({
 })
 
 
+@dataclass(frozen=True)
+class Population:
+    """Who a sandbox is seeded with: people (with calendars on a provider) and meetings.
+
+    The default is the demo team below; a benchmark passes a synthetic one of any size.
+    Lookups by email are indexed, so large populations stay cheap.
+    """
+
+    people: tuple[Person, ...]
+    series: tuple[SeriesSpec, ...]
+
+    @cached_property
+    def _by_email(self) -> dict[str, Person]:
+        return {p.email: p for p in self.people}
+
+    def person(self, email: str) -> Person:
+        """Look a person up by email (KeyError when unknown)."""
+        return self._by_email[email]
+
+    def people_on(self, provider: str) -> list[Person]:
+        """The (non-room) people whose calendar lives at `provider`."""
+        return [p for p in self.people if p.provider == provider and not p.is_room]
+
+
+TEAM = Population(PEOPLE, SERIES)
+
+
 def person(email: str) -> Person:
     """Look a seeded person up by email."""
-    for p in PEOPLE:
-        if p.email == email:
-            return p
-    raise KeyError(email)
+    return TEAM.person(email)
 
 
 def people_on(provider: str) -> list[Person]:
     """The (non-room) people whose calendar lives at `provider`."""
-    return [p for p in PEOPLE if p.provider == provider and not p.is_room]
+    return TEAM.people_on(provider)

@@ -19,7 +19,7 @@ from datetime import datetime
 from typing import Any
 
 from connectors.sandbox.admin import RecordedRequest
-from connectors.sandbox.team import people_on
+from connectors.sandbox.team import TEAM, Population
 
 
 @dataclass
@@ -49,6 +49,7 @@ class Runtime:
     """Everything the HTTP app needs besides the store; guarded by `lock`."""
 
     now: Callable[[], datetime]
+    population: Population = TEAM  # whose grants are valid after reset()
     lock: threading.RLock = field(default_factory=threading.RLock)
     epoch: int = 0
     refresh_tokens: dict[str, str] = field(default_factory=dict)  # refresh token -> email
@@ -64,7 +65,9 @@ class Runtime:
         """Fresh grants for every Google person, no faults, channels or recorded requests."""
         with self.lock:
             self.epoch += 1
-            self.refresh_tokens = {p.refresh_token: p.email for p in people_on("google")}
+            self.refresh_tokens = {
+                p.refresh_token: p.email for p in self.population.people_on("google")
+            }
             self.access_tokens.clear()
             self.revoked.clear()
             self.throttle_left = 0

@@ -23,6 +23,7 @@ from connectors.sandbox.google.app import SandboxApp
 from connectors.sandbox.google.runtime import Runtime
 from connectors.sandbox.google.server import ServerThread
 from connectors.sandbox.google.store import EventRecord, GoogleStore
+from connectors.sandbox.team import TEAM, Population
 
 log = logging.getLogger(__name__)
 
@@ -38,11 +39,18 @@ class GoogleSandbox:
 
     provider = "google"
 
-    def __init__(self, now: Callable[[], datetime] = _utc_now, *, html_edits: bool = True) -> None:
+    def __init__(
+        self,
+        now: Callable[[], datetime] = _utc_now,
+        *,
+        html_edits: bool = True,
+        population: Population = TEAM,
+    ) -> None:
         self.now = now
         self.html_edits = html_edits  # human edits are stored as HTML, like Google's editor
+        self.population = population  # who is seeded (the demo team unless told otherwise)
         self.store = GoogleStore()
-        self.runtime = Runtime(now=now)
+        self.runtime = Runtime(now=now, population=population)
         self._keys: dict[str, str] = {}  # series key -> event id
         self._counter = itertools.count(1)
         self._server: ServerThread | None = None
@@ -80,11 +88,11 @@ class GoogleSandbox:
     # -- SandboxAdmin ---------------------------------------------------------------------
 
     def reset(self) -> None:
-        """Back to the seeded team, no recorded requests, no injected faults."""
+        """Back to the seeded population, no recorded requests, no injected faults."""
         with self.store.lock:
             self.store.events.clear()
             self.store.calendars.clear()
-            self._keys = seed.seed(self.store, self.now())
+            self._keys = seed.seed(self.store, self.now(), self.population)
         self.runtime.reset()
 
     def create_series(
@@ -114,6 +122,7 @@ class GoogleSandbox:
                 time_zone=time_zone,
                 description=description,
                 now=self.now(),
+                population=self.population,
             )
             if rec is None:
                 raise ValueError("nobody of this series has a Google calendar")

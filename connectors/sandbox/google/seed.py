@@ -33,31 +33,31 @@ def ical_uid_for(key: str) -> str:
     return f"{key}@rapport-sandbox"
 
 
-def _name(email: str) -> str | None:
+def _name(population: team.Population, email: str) -> str | None:
     try:
-        return team.person(email).name
+        return population.person(email).name
     except KeyError:
         return None
 
 
-def _is_room(email: str) -> bool:
+def _is_room(population: team.Population, email: str) -> bool:
     try:
-        return team.person(email).is_room
+        return population.person(email).is_room
     except KeyError:
         return False
 
 
-def _on_google(email: str) -> bool:
+def _on_google(population: team.Population, email: str) -> bool:
     try:
-        p = team.person(email)
+        p = population.person(email)
     except KeyError:
         return False
     return p.provider == "google" and not p.is_room
 
 
-def make_calendars(store: GoogleStore) -> None:
+def make_calendars(store: GoogleStore, population: team.Population = team.TEAM) -> None:
     """One primary calendar per Google person."""
-    for p in team.people_on("google"):
+    for p in population.people_on("google"):
         store.calendars[p.email] = team_calendar(p)
 
 
@@ -80,15 +80,21 @@ def add_series(
     description: str,
     now: datetime,
     all_day: bool = False,
+    population: team.Population = team.TEAM,
 ) -> EventRecord | None:
     """Create an event for the organizer and Google attendees; None if none is on Google."""
     organizer = organizer.lower()
     emails = [organizer] + [a.lower() for a in attendees if a.lower() != organizer]
-    holders = {e for e in emails if _on_google(e) and e in store.calendars}
+    holders = {e for e in emails if _on_google(population, e) and e in store.calendars}
     if not holders:
         return None
     participants = [
-        Participant(email=e, name=_name(e), response="accepted", resource=_is_room(e))
+        Participant(
+            email=e,
+            name=_name(population, e),
+            response="accepted",
+            resource=_is_room(population, e),
+        )
         for e in emails
     ]
     if all_day:
@@ -104,7 +110,7 @@ def add_series(
         summary=title,
         description=description,
         organizer=organizer,
-        organizer_name=_name(organizer),
+        organizer_name=_name(population, organizer),
         participants=participants if len(participants) > 1 else [],
         time_zone=time_zone,
         start=begin,
@@ -121,12 +127,14 @@ def add_series(
     return rec
 
 
-def seed(store: GoogleStore, now: datetime) -> dict[str, str]:
-    """Fill an empty store with the team; returns series key -> event id."""
-    make_calendars(store)
+def seed(
+    store: GoogleStore, now: datetime, population: team.Population = team.TEAM
+) -> dict[str, str]:
+    """Fill an empty store with the population (the team by default); returns key -> id."""
+    make_calendars(store, population)
     keys: dict[str, str] = {}
     today = now.astimezone(UTC).date()
-    for spec in team.SERIES:
+    for spec in population.series:
         rec = add_series(
             store,
             key=spec.key,
@@ -140,6 +148,7 @@ def seed(store: GoogleStore, now: datetime) -> dict[str, str]:
             description=spec.description,
             now=now,
             all_day=spec.all_day,
+            population=population,
         )
         if rec is not None:
             keys[spec.key] = rec.id

@@ -163,9 +163,7 @@ def create_app(state: GraphState) -> FastAPI:
             return _error(
                 403, "ErrorAccessDenied", "Access is denied. Check credentials and try again."
             )
-        from connectors.sandbox import team
-
-        p = team.person(email)
+        p = state.store.population.person(email)
         return {
             "id": object_id(email),
             "displayName": p.name,

@@ -46,6 +46,7 @@ class Grants:
     """Issued tokens, revocations and pending device codes."""
 
     now: Callable[[], datetime]
+    population: team.Population = team.TEAM  # whose refresh tokens are valid after reset()
     lock: threading.RLock = field(default_factory=threading.RLock)
     access: dict[str, tuple[str, datetime]] = field(default_factory=dict)
     refresh: dict[str, str] = field(default_factory=dict)
@@ -55,7 +56,9 @@ class Grants:
     def reset(self) -> None:
         """Seeded refresh tokens only, nothing revoked (issued access tokens stay valid)."""
         with self.lock:
-            self.refresh = {p.refresh_token: p.email for p in team.people_on("microsoft")}
+            self.refresh = {
+                p.refresh_token: p.email for p in self.population.people_on("microsoft")
+            }
             self.revoked.clear()
             self.devices.clear()
 
@@ -79,7 +82,7 @@ class Grants:
         self.access[access] = (email, now + timedelta(seconds=ACCESS_TOKEN_SECONDS))
         self.refresh[refresh] = email
         oid = object_id(email)
-        person = team.person(email)
+        person = self.population.person(email)
         claims = {
             "aud": client_id,
             "iss": issuer,

@@ -21,6 +21,7 @@ from connectors.sandbox.microsoft.delta import DeltaEngine
 from connectors.sandbox.microsoft.model import Item, opaque_id, outlook_html
 from connectors.sandbox.microsoft.server import HttpsServer
 from connectors.sandbox.microsoft.store import HORIZON, SeriesState, Store
+from connectors.sandbox.team import TEAM, Population
 
 log = logging.getLogger(__name__)
 
@@ -30,15 +31,23 @@ def _utc(dt: datetime) -> datetime:
 
 
 class GraphSandbox:
-    """An HTTPS Graph v1.0 + Entra authority on 127.0.0.1, seeded from `team.py`."""
+    """An HTTPS Graph v1.0 + Entra authority on 127.0.0.1, seeded from `team.py` (or from
+    the `population` given)."""
 
     provider = "microsoft"
 
-    def __init__(self, now: Callable[[], datetime] | None = None, tenant: str = TENANT) -> None:
+    def __init__(
+        self,
+        now: Callable[[], datetime] | None = None,
+        tenant: str = TENANT,
+        *,
+        population: Population = TEAM,
+    ) -> None:
         self.now = now or (lambda: datetime.now(UTC))
         self.tenant = tenant
-        self.store = Store(self.now)
-        self.grants = Grants(self.now)
+        self.population = population
+        self.store = Store(self.now, population)
+        self.grants = Grants(self.now, population)
         self.faults = Faults()
         self.state = GraphState(
             self.store,

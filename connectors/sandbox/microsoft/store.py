@@ -98,8 +98,11 @@ def _recurrence(spec: SeriesState) -> dict[str, object] | None:
 class Store:
     """Mailboxes of the seeded team (and created series), with a change sequence."""
 
-    def __init__(self, now: Callable[[], datetime]) -> None:
+    def __init__(
+        self, now: Callable[[], datetime], population: team.Population = team.TEAM
+    ) -> None:
         self.now = now
+        self.population = population  # who is seeded (the demo team unless told otherwise)
         self.lock = threading.RLock()
         self.seq = 0
         self.mailboxes: dict[str, dict[str, Item]] = {}
@@ -109,13 +112,13 @@ class Store:
     # seeding ------------------------------------------------------------------
 
     def seed(self) -> None:
-        """Back to the seeded team from `team.py`."""
+        """Back to the seeded population (the team from `team.py` by default)."""
         with self.lock:
             self.seq = 0
             self.series.clear()
-            self.mailboxes = {p.email: {} for p in team.people_on("microsoft")}
+            self.mailboxes = {p.email: {} for p in self.population.people_on("microsoft")}
             today = self.now().astimezone(UTC).date()
-            for spec in team.SERIES:
+            for spec in self.population.series:
                 self.add_series(
                     SeriesState(
                         key=spec.key,
@@ -194,7 +197,7 @@ class Store:
             end = start + timedelta(minutes=spec.minutes)
         attendees = []
         for email in spec.attendees:
-            p = _person(email)
+            p = self.person(email)
             attendees.append(
                 AttendeeRecord(
                     email=email,
@@ -203,9 +206,9 @@ class Store:
                     response="accepted",
                 )
             )
-        org = _person(spec.organizer)
+        org = self.person(spec.organizer)
         now = self.now().astimezone(UTC)
-        room = _person(spec.room) if spec.room else None
+        room = self.person(spec.room) if spec.room else None
         return Item(
             id=item_id,
             owner=owner,
@@ -227,6 +230,15 @@ class Store:
         )
 
     # lookups ------------------------------------------------------------------
+
+    def person(self, email: str | None) -> team.Person | None:
+        """A seeded person, or None for an address the sandbox does not know."""
+        if email is None:
+            return None
+        try:
+            return self.population.person(email)
+        except KeyError:
+            return None
 
     def items_of(self, series_key: str) -> Iterable[Item]:
         """Every copy (all mailboxes) belonging to the series."""
@@ -262,15 +274,6 @@ class Store:
             ),
             key=lambda i: (i.start, i.id),
         )
-
-
-def _person(email: str | None) -> team.Person | None:
-    if email is None:
-        return None
-    try:
-        return team.person(email)
-    except KeyError:
-        return None
 
 
 def utc_day(d: date) -> datetime:
