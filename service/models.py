@@ -5,6 +5,7 @@ from service.agenda.models import ActionItem, AgendaRecord, PairTopic
 from service.calendars.models import Calendar, ProviderCallLog, QuarantinedItem
 from service.db import Base
 from service.email.models import OutboxMessage, OutboxStatus
+from service.metrics.models import MetricSnapshot
 from service.pairs.models import (
     AdHocMeeting,
     Occurrence,
@@ -19,7 +20,7 @@ from service.pairs.models import (
 
 __all__ = [
     "Account", "AccountStatus", "ActionItem", "AdHocMeeting", "AgendaRecord", "Base",
-    "Calendar", "Occurrence", "OccurrenceCopy", "OccurrenceStatus", "OutboxMessage",
-    "OutboxStatus", "Override", "Pair", "PairTopic", "Person", "ProviderCallLog",
+    "Calendar", "MetricSnapshot", "Occurrence", "OccurrenceCopy", "OccurrenceStatus",
+    "OutboxMessage", "OutboxStatus", "Override", "Pair", "PairTopic", "Person", "ProviderCallLog",
     "QuarantinedItem", "Series", "SeriesSource", "SeriesStatus",
 ]

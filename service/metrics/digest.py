@@ -1,0 +1,283 @@
+"""The weekly digest: one email per manager per ISO week, at their own local time, once.
+
+When: the digest of ISO week W goes out on `settings.digest_weekday` of W at
+`settings.digest_time`, read in the manager's time zone (Monday 08:00 by default). A local
+time that a DST jump skips is taken as the same wall time with the offset from before the
+jump (so 02:30 on a spring-forward night is 03:30 after it); an ambiguous one takes its first
+instance. Auckland's Monday 08:00 is a Sunday evening in UTC, Honolulu's a Monday evening:
+the week is always the manager's local week.
+
+What: the 12 ISO weeks before W (W itself has only begun), per report a compact row and a
+strip of those weeks, pairs that need attention first, one suggested step for each.
+
+Once: the outbox row's dedupe key is ``digest:{manager_person_id}:{iso_week}``. Rendering
+happens outside the write transaction; the enqueue is INSERT ... ON CONFLICT DO NOTHING;
+delivery is the outbox's claim / lease / fenced result, so a worker killed mid-send is picked
+up again after the lease with the same Message-ID.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta, tzinfo
+from typing import Any
+
+from sqlalchemy import or_, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from service.accounts.models import Person
+from service.email.models import OutboxMessage, OutboxStatus
+from service.email.outbox import LEASE, DeliveryResult, deliver, enqueue
+from service.email.render import RenderedEmail, render_email
+from service.email.transport import Transport
+from service.metrics import definitions as d
+from service.metrics.service import (
+    DEFAULT_WEEKS,
+    ManagerReport,
+    PairReport,
+    compute_manager,
+    zone_of,
+)
+from service.settings import Settings
+
+log = logging.getLogger(__name__)
+
+KIND = "digest"
+
+STRIP_COLOURS = {
+    d.STRIP_HELD: "#16a34a",
+    d.STRIP_RESCHEDULED: "#f59e0b",
+    d.STRIP_DROPPED: "#dc2626",
+    d.STRIP_PENDING: "#cbd5e1",
+    d.STRIP_NONE: "#e5e7eb",
+}
+STRIP_LETTERS = {
+    d.STRIP_HELD: "H",
+    d.STRIP_RESCHEDULED: "R",
+    d.STRIP_DROPPED: "X",
+    d.STRIP_PENDING: "?",
+    d.STRIP_NONE: "-",
+}
+STRIP_WORDS = {
+    d.STRIP_HELD: "held",
+    d.STRIP_RESCHEDULED: "rescheduled",
+    d.STRIP_DROPPED: "dropped",
+    d.STRIP_PENDING: "not decided yet",
+    d.STRIP_NONE: "nothing planned",
+}
+
+
+def dedupe_key(manager_id: int, iso_week: str) -> str:
+    """The outbox key that makes a digest unique per manager and week."""
+    return f"digest:{manager_id}:{iso_week}"
+
+
+def parse_dedupe_key(key: str) -> tuple[int, str] | None:
+    """(manager id, ISO week) of a digest key, None for any other key."""
+    parts = key.split(":")
+    if len(parts) != 3 or parts[0] != KIND or not parts[1].isdigit():
+        return None
+    return int(parts[1]), parts[2]
+
+
+def send_at(iso_week: str, tz: tzinfo, settings: Settings) -> datetime:
+    """The UTC instant the digest of `iso_week` is due, from the local weekday and time."""
+    monday = d.week_monday(iso_week)
+    day = monday + timedelta(days=settings.digest_weekday % 7)
+    local = datetime(day.year, day.month, day.day, settings.digest_time.hour,
+                     settings.digest_time.minute, tzinfo=tz)
+    return local.astimezone(UTC)
+
+
+# -- due work ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DueDigest:
+    """A digest the reconciler should (re)send: never queued, or queued and not yet out."""
+
+    manager_id: int
+    iso_week: str
+
+
+def digest_due(session: Session, *, settings: Settings, now: datetime,
+               lease: timedelta = LEASE) -> list[DueDigest]:
+    """Digests due now: the manager's send time this local week has passed and no outbox row
+    exists yet, plus digest rows still waiting for delivery (due retry or expired lease).
+
+    One query for the managers, one for the keys already used, one for stuck rows: the
+    reconciler can call this every minute for thousands of managers.
+    """
+    from service.pairs.models import Pair
+
+    managers = session.execute(
+        select(Person.id, Person.time_zone).where(
+            Person.id.in_(select(Pair.manager_id)), Person.opted_out.is_(False))
+    ).all()
+    wanted: dict[str, DueDigest] = {}
+    for manager_id, tz_name in managers:
+        tz = zone_of(tz_name)
+        week = d.iso_week_of(now, tz)
+        if now >= send_at(week, tz, settings):
+            wanted[dedupe_key(manager_id, week)] = DueDigest(manager_id, week)
+    keys = list(wanted)
+    used: set[str] = set()
+    for i in range(0, len(keys), 500):
+        used |= set(session.scalars(select(OutboxMessage.dedupe_key).where(
+            OutboxMessage.dedupe_key.in_(keys[i:i + 500]))))
+    due = [wanted[k] for k in keys if k not in used]
+    stuck = session.scalars(select(OutboxMessage.dedupe_key).where(
+        OutboxMessage.kind == KIND,
+        or_((OutboxMessage.status == OutboxStatus.PENDING.value)
+            & or_(OutboxMessage.not_before.is_(None), OutboxMessage.not_before <= now),
+            (OutboxMessage.status == OutboxStatus.SENDING.value)
+            & (OutboxMessage.sending_since <= now - lease))))
+    for key in stuck:
+        parsed = parse_dedupe_key(key)
+        if parsed:
+            due.append(DueDigest(*parsed))
+    return sorted(set(due), key=lambda x: (x.iso_week, x.manager_id))
+
+
+# -- rendering ---------------------------------------------------------------------------
+
+
+def manager_link(settings: Settings, manager_id: int) -> str | None:
+    """The signed web view link, when the web app has a public URL."""
+    if not settings.public_url:
+        return None
+    from service.web.signing import manager_url
+
+    return manager_url(settings, manager_id)
+
+
+def _pct(value: float | None) -> str:
+    return "–" if value is None else f"{round(value * 100)}%"
+
+
+def _gap_text(pair: PairReport) -> str:
+    gap = pair.metrics.gap
+    if gap.days is None:
+        return "–"
+    return f"{gap.days}d / {gap.cadence_days or d.DEFAULT_CADENCE_DAYS}d"
+
+
+def pair_row(pair: PairReport) -> dict[str, Any]:
+    """What a template needs of one report's row."""
+    m = pair.metrics
+    return {
+        "name": pair.report_name,
+        "email": pair.report_email,
+        "consistency": _pct(m.consistency),
+        "took_place": m.counts.took_place,
+        "eligible": m.counts.eligible,
+        "held": m.counts.held + m.counts.moved,
+        "rescheduled": m.counts.rescheduled,
+        "dropped": m.counts.dropped,
+        "streak": m.streak_current,
+        "streak_longest": m.streak_longest,
+        "gap": _gap_text(pair),
+        "strip": [{"week": w, "state": s, "colour": STRIP_COLOURS[s],
+                   "letter": STRIP_LETTERS[s], "word": STRIP_WORDS[s]} for w, s in m.strip],
+        "strip_text": "".join(STRIP_LETTERS[s] for _, s in m.strip),
+        "areas": {a: m.balance.areas.get(a, 0) for a in d.AREAS},
+        "agendas": m.balance.agendas,
+        "needs_attention": pair.needs_attention,
+        "suggestion": pair.suggestion,
+        "muted": pair.muted,
+    }
+
+
+def digest_context(report: ManagerReport, *, iso_week: str,
+                   link: str | None = None) -> dict[str, Any]:
+    """The template context of one digest (also what the web page shows)."""
+    first, last = report.weeks[0], report.weeks[-1]
+    tz = zone_of(report.time_zone)
+    start, _ = d.week_bounds(first, tz)
+    _, end = d.week_bounds(last, tz)
+    span = (f"{start.astimezone(tz):%d %b %Y} – "
+            f"{(end.astimezone(tz) - timedelta(days=1)):%d %b %Y}")
+    rows = [pair_row(p) for p in report.pairs]
+    return {
+        "manager_name": report.name.split(" ")[0] if report.name != report.email
+        else report.email,
+        "iso_week": iso_week,
+        "first_week": first,
+        "last_week": last,
+        "weeks": len(report.weeks),
+        "span": span,
+        "time_zone": report.time_zone,
+        "consistency": _pct(report.consistency),
+        "took_place": report.counts.took_place,
+        "eligible": report.counts.eligible,
+        "dropped": report.counts.dropped,
+        "pairs": rows,
+        "attention": [r for r in rows if r["needs_attention"]],
+        "legend": [{"state": s, "colour": STRIP_COLOURS[s], "word": STRIP_WORDS[s],
+                    "letter": STRIP_LETTERS[s]}
+                   for s in (d.STRIP_HELD, d.STRIP_RESCHEDULED, d.STRIP_DROPPED,
+                             d.STRIP_NONE)],
+        "link": link,
+    }
+
+
+def build_digest(session: Session, *, settings: Settings, manager_id: int, iso_week: str,
+                 now: datetime, weeks: int = DEFAULT_WEEKS) -> tuple[Person, RenderedEmail]:
+    """The manager and their rendered digest for `iso_week` (the weeks before it)."""
+    manager = session.get(Person, manager_id)
+    if manager is None:
+        raise LookupError(f"no person with id {manager_id}")
+    report = compute_manager(session, manager_id=manager_id, now=now, weeks=weeks,
+                             last_week=d.shift_week(iso_week, -1))
+    context = digest_context(report, iso_week=iso_week, link=manager_link(settings, manager_id))
+    return manager, render_email(template="digest", context=context)
+
+
+# -- queue and send ----------------------------------------------------------------------
+
+
+def enqueue_digest(factory: sessionmaker[Session], *, settings: Settings, manager_id: int,
+                   iso_week: str, now: datetime) -> int:
+    """Queue the digest (once: the dedupe key) and return its outbox id.
+
+    The metrics are read and rendered in a read-only session that is closed before the short
+    write transaction, so the SQLite write lock is never held while we compute.
+    """
+    key = dedupe_key(manager_id, iso_week)
+    with factory() as session:
+        existing = session.scalar(select(OutboxMessage.id).where(
+            OutboxMessage.dedupe_key == key))
+        if existing is not None:
+            return existing
+        manager, rendered = build_digest(session, settings=settings, manager_id=manager_id,
+                                         iso_week=iso_week, now=now)
+        recipient = manager.email
+        session.rollback()
+    with factory.begin() as session:
+        row = enqueue(session, kind=KIND, dedupe_key=key, recipient=recipient,
+                      rendered=rendered)
+        return row.id
+
+
+def send_digest(factory: sessionmaker[Session], *, settings: Settings, manager_id: int,
+                iso_week: str, now: datetime,
+                deliver_now: Callable[[int], DeliveryResult | None] | None = None,
+                transport: Transport | None = None) -> DeliveryResult | None:
+    """Queue the digest if needed, then deliver it; safe to run any number of times.
+
+    `deliver_now` hands the outbox id to whoever delivers (the `deliver_email` actor, when
+    there is one); without it the outbox is delivered here through `transport`.
+    """
+    message_id = enqueue_digest(factory, settings=settings, manager_id=manager_id,
+                                iso_week=iso_week, now=now)
+    if deliver_now is not None:
+        return deliver_now(message_id)
+    if transport is None:
+        from service.email.transport import transport_from_settings
+
+        transport = transport_from_settings(settings)
+    return deliver(factory, message_id=message_id, transport=transport, now=now,
+                   sender=settings.mail_from)
+

@@ -1,0 +1,41 @@
+"""Weekly metric snapshots: one row per pair and ISO week, so trends need no full recompute."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import JSON, ForeignKey, Integer, String, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from service.db import Base, UTCDateTime, utcnow
+
+
+class MetricSnapshot(Base):
+    """The counts of one pair in one ISO week (weeks read in the manager's time zone).
+
+    Recomputing a week overwrites its row (unique pair + week), so a recompute is idempotent.
+    """
+
+    __tablename__ = "metric_snapshots"
+    __table_args__ = (UniqueConstraint("pair_id", "iso_week"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    pair_id: Mapped[int] = mapped_column(ForeignKey("pairs.id", ondelete="CASCADE"))
+    iso_week: Mapped[str] = mapped_column(String(8))  # "2026-W48"
+    week_start: Mapped[datetime] = mapped_column(UTCDateTime)  # local Monday 00:00, as UTC
+    time_zone: Mapped[str] = mapped_column(String(64), default="UTC")
+    scheduled: Mapped[int] = mapped_column(Integer, default=0)
+    held: Mapped[int] = mapped_column(Integer, default=0)
+    moved: Mapped[int] = mapped_column(Integer, default=0)
+    rescheduled: Mapped[int] = mapped_column(Integer, default=0)
+    cancelled: Mapped[int] = mapped_column(Integer, default=0)
+    declined_by_report: Mapped[int] = mapped_column(Integer, default=0)
+    declined_by_manager: Mapped[int] = mapped_column(Integer, default=0)
+    series_ended: Mapped[int] = mapped_column(Integer, default=0)
+    unknown: Mapped[int] = mapped_column(Integer, default=0)
+    pending: Mapped[int] = mapped_column(Integer, default=0)
+    agendas: Mapped[int] = mapped_column(Integer, default=0)
+    areas: Mapped[dict[str, int]] = mapped_column(JSON, default=dict)
+    kinds: Mapped[dict[str, int]] = mapped_column(JSON, default=dict)
+    action_items_closed: Mapped[int] = mapped_column(Integer, default=0)
+    computed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
