@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import dramatiq
@@ -28,6 +28,11 @@ from service.calendars.models import Calendar
 from service.calendars.push import calendars_needing_channels
 from service.calendars.push import renew_channel as open_channel
 from service.calendars.sync import sync_calendar as sync_one_calendar
+from service.email.models import OutboxMessage
+from service.email.outbox import deliver as deliver_outbox
+from service.email.outbox import due_messages
+from service.email.transport import transport_from_settings
+from service.outcomes import service as outcomes
 from workers.runtime import current
 
 log = logging.getLogger(__name__)
@@ -113,6 +118,7 @@ def sync_calendar(calendar_id: int) -> None:
                                series_ids=outcome.series_touched)
     for agenda_id in due:
         write_agenda.send(agenda_id)
+    follow_up_drops(outcome.occurrences_changed)
 
 
 @dramatiq.actor(broker=_PLACEHOLDER, queue_name="agenda", throws=(AccountUnavailable, Refused))
@@ -192,8 +198,129 @@ def reconcile() -> None:
     if stale or due or accounts_without_calendars:
         log.info("reconcile: %d calendars to sync, %d agendas to write, %d new accounts",
                  len(stale), len(due), len(accounts_without_calendars))
+    reconcile_outcomes()
+    reconcile_digests()
+
+
+# -- cancellations: grace period, check, alert ------------------------------------------
+
+
+def _send_later(actor: dramatiq.Actor[Any, Any], arg: int, *, at: datetime,
+                now: datetime) -> None:
+    """Send `actor(arg)` now when due, delayed otherwise. On the in-process broker a delayed
+    message would only live in this process's memory, so it is left to the reconciler."""
+    delay_ms = int((at - now).total_seconds() * 1000)
+    if delay_ms <= 0:
+        actor.send(arg)
+    elif not isinstance(actor.broker, StubBroker):
+        actor.send_with_options(args=(arg,), delay=delay_ms)
+
+
+def follow_up_drops(occurrence_ids: set[int]) -> None:
+    """After a sync: start grace periods for new drops, record late reschedules."""
+    if not occurrence_ids:
+        return
+    rt = current()
+    now = rt.clock()
+    with rt.factory.begin() as session:
+        armed = outcomes.arm_checks(session, settings=rt.settings, now=now,
+                                    occurrence_ids=occurrence_ids)
+        outcomes.revisit_drops(session, settings=rt.settings, now=now,
+                               occurrence_ids=occurrence_ids)
+    for occurrence_id, due_at in armed:
+        _send_later(check_occurrence, occurrence_id, at=due_at, now=now)
+
+
+def reconcile_outcomes() -> None:
+    """The reconciler's share: due checks, missed drops, ended meetings, unsent email."""
+    rt = current()
+    now = rt.clock()
+    with rt.factory.begin() as session:
+        outcomes.arm_checks(session, settings=rt.settings, now=now)
+        outcomes.settle_ended(session, settings=rt.settings, now=now)
+        outcomes.revisit_drops(session, settings=rt.settings, now=now)
+        checks = outcomes.due_checks(session, now=now)
+        mail = due_messages(session, now=now)
+    for occurrence_id in checks:
+        check_occurrence.send(occurrence_id)
+    for outbox_id in mail:
+        deliver_email.send(outbox_id)
+    if checks or mail:
+        log.info("reconcile: %d cancellation checks, %d emails to send", len(checks), len(mail))
+
+
+@dramatiq.actor(broker=_PLACEHOLDER, queue_name="default", throws=(AccountUnavailable, Refused))
+def check_occurrence(occurrence_id: int) -> None:
+    """Decide a dropped occurrence once its grace period is over; queue and send the alert."""
+    rt = current()
+    with rt.factory() as session:
+        account_id = outcomes.alert_account(session, occurrence_id=occurrence_id)
+    recorder = CallRecorder(account_id)
+    with provider_errors(account_id):
+        free_busy = (rt.connectors.for_account(account_id, recorder).free_busy
+                     if account_id is not None else None)
+        result = outcomes.check_occurrence(rt.factory, occurrence_id=occurrence_id,
+                                           settings=rt.settings, now=rt.clock(),
+                                           free_busy=free_busy)
+    with rt.factory.begin() as session:
+        recorder.flush_into(session)
+    if result.outbox_id is None:
+        return
+    with rt.factory() as session:
+        row = session.get(OutboxMessage, result.outbox_id)
+        not_before = row.not_before if row is not None else None
+    _send_later(deliver_email, result.outbox_id, at=not_before or rt.clock(), now=rt.clock())
+
+
+@dramatiq.actor(broker=_PLACEHOLDER, queue_name="email")
+def deliver_email(outbox_id: int) -> None:
+    """Send one outbox row (exactly once; a retry after a transport error comes later)."""
+    rt = current()
+    result = deliver_outbox(rt.factory, message_id=outbox_id,
+                            transport=transport_from_settings(rt.settings), now=rt.clock(),
+                            sender=rt.settings.mail_from)
+    if result.retry_at is not None:
+        _send_later(deliver_email, outbox_id, at=result.retry_at, now=rt.clock())
 
 
 ALL: list[dramatiq.Actor[Any, Any]] = [
     sync_account, sync_calendar, write_agenda, renew_channel, reconcile,
+    check_occurrence, deliver_email,
 ]
+
+
+# -- weekly digest -----------------------------------------------------------------------
+
+
+def reconcile_digests() -> None:
+    """The reconciler's share for digests: every manager whose local send time has come."""
+    from service.metrics.digest import digest_due
+
+    rt = current()
+    with rt.factory() as session:
+        due = digest_due(session, settings=rt.settings, now=rt.clock())
+    for item in due:
+        send_digest.send(item.manager_id, item.iso_week)
+    if due:
+        log.info("reconcile: %d weekly digests to send", len(due))
+
+
+@dramatiq.actor(broker=_PLACEHOLDER, queue_name="email")
+def send_digest(manager_id: int, iso_week: str) -> None:
+    """Queue one manager's digest for one ISO week (once: dedupe key) and deliver it."""
+    from service.email.outbox import deliver
+    from service.email.transport import transport_from_settings
+    from service.metrics.digest import enqueue_digest
+
+    rt = current()
+    outbox_id = enqueue_digest(rt.factory, settings=rt.settings, manager_id=manager_id,
+                               iso_week=iso_week, now=rt.clock())
+    deliver_actor = globals().get("deliver_email")  # the outbox's own delivery actor, if any
+    if deliver_actor is not None:
+        deliver_actor.send(outbox_id)
+        return
+    deliver(rt.factory, message_id=outbox_id, transport=transport_from_settings(rt.settings),
+            now=rt.clock(), sender=rt.settings.mail_from)
+
+
+ALL.append(send_digest)

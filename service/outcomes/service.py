@@ -1,0 +1,450 @@
+"""Outcome service functions: arm the grace period, decide checks, alert once, list, mute.
+
+The database decides: a check is due when `Occurrence.check_due_at <= now` and no outcome is
+stored. The delayed `check_occurrence` message and the reconciler both call `check_occurrence`
+below, which is idempotent; the alert is an outbox row keyed `alert:occ:<id>`, written in the
+same transaction as the outcome, so deciding and queueing happen together or not at all.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import or_, select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from connectors.base import BusyInterval
+from connectors.errors import ConnectorError, RateLimited
+from service.accounts.models import Account, AccountStatus, Person
+from service.email.models import OutboxMessage, OutboxStatus
+from service.email.outbox import enqueue
+from service.outcomes.alerts import AlertFacts, quiet_until, render_alert
+from service.outcomes.slots import Slot, free_slots, parse_span, zone
+from service.outcomes.state import DECLINED, DROPS, Decision, Facts, Outcome, arm, decide
+from service.pairs.models import (
+    AdHocMeeting,
+    Occurrence,
+    OccurrenceStatus,
+    Pair,
+    Series,
+    SeriesStatus,
+)
+from service.pairs.service import ensure_person
+from service.settings import Settings
+
+log = logging.getLogger(__name__)
+
+ALERT_KIND = "alert"
+SLOT_SEARCH_DAYS = 7
+SLOT_LEAD = timedelta(hours=1)  # no slot sooner than this after the alert is written
+REVISIT_DAYS = 21  # decided drops are watched this long for a late reschedule
+
+FreeBusy = Callable[[list[str], datetime, datetime], dict[str, list[BusyInterval]]]
+
+
+class PairNotFound(LookupError):
+    """No pair with that id."""
+
+
+def alert_key(occurrence_id: int) -> str:
+    """The outbox dedupe key of the one alert about an occurrence."""
+    return f"alert:occ:{occurrence_id}"
+
+
+def grace_of(settings: Settings) -> timedelta:
+    """The grace period after a drop, before anyone is told."""
+    return timedelta(hours=settings.cancellation_grace_hours)
+
+
+# -- reading facts ---------------------------------------------------------------------
+
+
+@dataclass
+class _Context:
+    occurrence: Occurrence
+    series: Series
+    pair: Pair
+    manager: Person
+    report: Person
+
+
+def _context(session: Session, occurrence_id: int) -> _Context | None:
+    """The occurrence with its series, pair and people; None when it is not a 1:1's."""
+    occurrence = session.get(Occurrence, occurrence_id)
+    if occurrence is None:
+        return None
+    series = session.get(Series, occurrence.series_id)
+    if series is None or series.pair_id is None:
+        return None
+    pair = session.get(Pair, series.pair_id)
+    if pair is None:
+        return None
+    manager, report = session.get(Person, pair.manager_id), session.get(Person, pair.report_id)
+    if manager is None or report is None:
+        return None
+    return _Context(occurrence, series, pair, manager, report)
+
+
+def _window(session: Session, ctx: _Context, settings: Settings) -> tuple[datetime, datetime]:
+    """Where a replacement counts: by default after the previous regular occurrence and
+    before the next one (or `reschedule_window_days` either side, when set)."""
+    occ = ctx.occurrence
+    days = getattr(settings, "reschedule_window_days", None)
+    if days:
+        return occ.original_start - timedelta(days=days), occ.original_start + timedelta(days=days)
+    cadence = timedelta(days=ctx.series.cadence_days or 7)
+    before = session.scalar(select(Occurrence.original_start).where(
+        Occurrence.series_id == occ.series_id, Occurrence.original_start < occ.original_start)
+        .order_by(Occurrence.original_start.desc()).limit(1))
+    after = session.scalar(select(Occurrence.original_start).where(
+        Occurrence.series_id == occ.series_id, Occurrence.original_start > occ.original_start)
+        .order_by(Occurrence.original_start).limit(1))
+    duration = occ.scheduled_end - occ.scheduled_start
+    start = (before or occ.original_start - cadence) + duration
+    return start, after or occ.original_start + cadence
+
+
+def _replacement(session: Session, ctx: _Context, settings: Settings) -> bool:
+    """True when the two have a separate meeting inside the reschedule window."""
+    start, end = _window(session, ctx, settings)
+    key = "|".join(sorted([ctx.manager.email.lower(), ctx.report.email.lower()]))
+    found = session.scalar(select(AdHocMeeting.id).where(
+        AdHocMeeting.people_key == key, AdHocMeeting.cancelled.is_(False),
+        AdHocMeeting.start >= start, AdHocMeeting.start < end).limit(1))
+    return found is not None
+
+
+def _series_over(session: Session, ctx: _Context) -> bool:
+    """True when the series was deleted, or cut short before this occurrence: nothing of it
+    takes place from this occurrence on."""
+    if ctx.series.status == SeriesStatus.ENDED:
+        return True
+    later = session.scalar(select(Occurrence.id).where(
+        Occurrence.series_id == ctx.series.id,
+        Occurrence.original_start > ctx.occurrence.original_start,
+        Occurrence.status == OccurrenceStatus.CONFIRMED).limit(1))
+    return later is None
+
+
+def _facts(session: Session, ctx: _Context, settings: Settings, *,
+           with_replacement: bool = True) -> Facts:
+    occ = ctx.occurrence
+    return Facts(
+        original_start=occ.original_start, scheduled_start=occ.scheduled_start,
+        scheduled_end=occ.scheduled_end,
+        cancelled=occ.status == OccurrenceStatus.CANCELLED,
+        manager_response=occ.manager_response, report_response=occ.report_response,
+        outcome=Outcome(occ.outcome) if occ.outcome else None,
+        check_due_at=occ.check_due_at,
+        series_ended=_series_over(session, ctx),
+        replacement=with_replacement and _replacement(session, ctx, settings),
+        muted=ctx.pair.muted,
+    )
+
+
+def _store(session: Session, occ: Occurrence, decision: Decision, *, now: datetime) -> None:
+    """Write a decision onto the occurrence (and quiet a pending alert it made untrue)."""
+    if decision.check_due_at is not None:
+        occ.check_due_at = decision.check_due_at
+    if decision.clear_check:
+        occ.check_due_at = None
+    if decision.outcome is not None:
+        occ.outcome = decision.outcome.value
+        occ.outcome_decided_at = now
+        log.info("occurrence %s: %s (%s)", occ.id, decision.outcome, decision.reason)
+        if decision.outcome is Outcome.RESCHEDULED:
+            session.execute(
+                update(OutboxMessage)
+                .where(OutboxMessage.dedupe_key == alert_key(occ.id),
+                       OutboxMessage.status == OutboxStatus.PENDING.value)
+                .values(status=OutboxStatus.SUPPRESSED.value,
+                        last_error="rescheduled before the alert went out"))
+
+
+# -- the grace period ------------------------------------------------------------------
+
+
+def arm_checks(session: Session, *, settings: Settings, now: datetime,
+               occurrence_ids: Iterable[int] | None = None) -> list[tuple[int, datetime]]:
+    """Start (or stop) the grace period of dropped 1:1 occurrences; returns (id, due) armed.
+
+    Without `occurrence_ids` every undecided drop without a check is armed, which is how the
+    reconciler repairs a sync whose follow-up was lost.
+    """
+    query = (
+        select(Occurrence.id).join(Series, Series.id == Occurrence.series_id)
+        .where(Series.pair_id.is_not(None), Occurrence.outcome.is_(None))
+    )
+    if occurrence_ids is not None:
+        ids = list(occurrence_ids)
+        if not ids:
+            return []
+        query = query.where(Occurrence.id.in_(ids))
+    else:
+        query = query.where(Occurrence.check_due_at.is_(None), or_(
+            Occurrence.status == OccurrenceStatus.CANCELLED,
+            Occurrence.manager_response == DECLINED, Occurrence.report_response == DECLINED))
+    armed: list[tuple[int, datetime]] = []
+    grace = grace_of(settings)
+    for occurrence_id in session.scalars(query).all():
+        ctx = _context(session, occurrence_id)
+        if ctx is None:
+            continue
+        facts = _facts(session, ctx, settings, with_replacement=False)
+        if facts.drop is None and facts.check_due_at is None:
+            continue
+        noticed = ctx.occurrence.cancelled_at or now
+        decision = arm(facts, noticed_at=noticed, grace=grace)
+        if decision.changes_anything:
+            _store(session, ctx.occurrence, decision, now=now)
+            if decision.check_due_at is not None:
+                armed.append((occurrence_id, decision.check_due_at))
+    return armed
+
+
+def due_checks(session: Session, *, now: datetime) -> list[int]:
+    """Occurrences whose grace period is over and whose outcome is still open."""
+    return list(session.scalars(
+        select(Occurrence.id).where(Occurrence.check_due_at <= now,
+                                    Occurrence.outcome.is_(None))
+        .order_by(Occurrence.check_due_at)))
+
+
+def settle_ended(session: Session, *, settings: Settings, now: datetime) -> int:
+    """Decide HELD / MOVED / UNKNOWN for 1:1 occurrences that are over; returns how many."""
+    ids = session.scalars(
+        select(Occurrence.id).join(Series, Series.id == Occurrence.series_id)
+        .where(Series.pair_id.is_not(None), Occurrence.outcome.is_(None),
+               Occurrence.check_due_at.is_(None), Occurrence.scheduled_end <= now,
+               Occurrence.status == OccurrenceStatus.CONFIRMED)).all()
+    decided = 0
+    for occurrence_id in ids:
+        ctx = _context(session, occurrence_id)
+        if ctx is None:
+            continue
+        facts = _facts(session, ctx, settings, with_replacement=False)
+        decision = decide(facts, now=now, grace=grace_of(settings))
+        if decision.outcome is not None and not decision.alert:
+            _store(session, ctx.occurrence, decision, now=now)
+            decided += 1
+        elif decision.check_due_at is not None:  # a drop the sync follow-up missed
+            _store(session, ctx.occurrence, decision, now=now)
+    return decided
+
+
+def revisit_drops(session: Session, *, settings: Settings, now: datetime,
+                  occurrence_ids: Iterable[int] | None = None) -> list[int]:
+    """Turn recent drops into RESCHEDULED when a replacement showed up (no second alert)."""
+    query = select(Occurrence.id).where(Occurrence.outcome.in_([o.value for o in DROPS]))
+    if occurrence_ids is not None:
+        query = query.where(Occurrence.id.in_(list(occurrence_ids)))
+    else:
+        query = query.where(Occurrence.original_start >= now - timedelta(days=REVISIT_DAYS))
+    changed = []
+    for occurrence_id in session.scalars(query).all():
+        ctx = _context(session, occurrence_id)
+        if ctx is None:
+            continue
+        decision = decide(_facts(session, ctx, settings), now=now, grace=grace_of(settings))
+        if decision.outcome is Outcome.RESCHEDULED:
+            _store(session, ctx.occurrence, decision, now=now)
+            changed.append(occurrence_id)
+    return changed
+
+
+# -- the check and the alert -----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """What one check did: the outcome it stored (if any) and the alert row to deliver."""
+
+    occurrence_id: int
+    outcome: Outcome | None
+    outbox_id: int | None = None
+    reason: str = ""
+
+
+def alert_account(session: Session, *, occurrence_id: int) -> int | None:
+    """The account whose connector reads free/busy: the manager's, else the report's."""
+    ctx = _context(session, occurrence_id)
+    if ctx is None:
+        return None
+    for person in (ctx.manager, ctx.report):
+        account_id = session.scalar(select(Account.id).where(
+            Account.email == person.email, Account.status == AccountStatus.ACTIVE)
+            .order_by(Account.id).limit(1))
+        if account_id is not None:
+            return account_id
+    return None
+
+
+def check_occurrence(
+    factory: sessionmaker[Session],
+    *,
+    occurrence_id: int,
+    settings: Settings,
+    now: datetime,
+    free_busy: FreeBusy | None = None,
+) -> CheckResult:
+    """Decide one occurrence's outcome; when it is a fresh drop, queue the one alert.
+
+    Idempotent: a second call finds the outcome stored (or the alert row by its key) and
+    does nothing. Free/busy is read between two short transactions, never inside one, and
+    the decision is taken again afterwards, so a reschedule that arrived meanwhile wins.
+    """
+    grace = grace_of(settings)
+    with factory.begin() as session:
+        ctx = _context(session, occurrence_id)
+        if ctx is None:
+            return CheckResult(occurrence_id, None, reason="not a 1:1 occurrence")
+        decision = decide(_facts(session, ctx, settings), now=now, grace=grace)
+        if not decision.alert:
+            if decision.changes_anything:
+                _store(session, ctx.occurrence, decision, now=now)
+            existing = session.scalar(select(OutboxMessage.id).where(
+                OutboxMessage.dedupe_key == alert_key(occurrence_id)))
+            stored = ctx.occurrence.outcome
+            return CheckResult(occurrence_id, Outcome(stored) if stored else None,
+                               outbox_id=existing, reason=decision.reason)
+        emails = [ctx.manager.email, ctx.report.email]
+        duration = ctx.occurrence.scheduled_end - ctx.occurrence.scheduled_start
+        zones = {ctx.manager.email: zone(ctx.manager.time_zone or ctx.series.time_zone),
+                 ctx.report.email: zone(ctx.report.time_zone or ctx.series.time_zone)}
+
+    slots, checked = _find_slots(free_busy, emails=emails, zones=zones, now=now,
+                                 duration=duration or timedelta(minutes=30), settings=settings)
+
+    with factory.begin() as session:
+        ctx = _context(session, occurrence_id)
+        if ctx is None:
+            return CheckResult(occurrence_id, None, reason="not a 1:1 occurrence any more")
+        decision = decide(_facts(session, ctx, settings), now=now, grace=grace)
+        if not decision.alert:  # something changed while we read free/busy
+            if decision.changes_anything:
+                _store(session, ctx.occurrence, decision, now=now)
+            return CheckResult(occurrence_id, decision.outcome, reason=decision.reason)
+        assert decision.outcome is not None
+        row = _queue_alert(session, ctx, decision.outcome, slots=slots, checked=checked,
+                           settings=settings, now=now)
+        _store(session, ctx.occurrence, decision, now=now)
+        return CheckResult(occurrence_id, decision.outcome, outbox_id=row.id,
+                           reason=decision.reason)
+
+
+def _find_slots(free_busy: FreeBusy | None, *, emails: list[str], zones: dict[str, Any],
+                now: datetime, duration: timedelta,
+                settings: Settings) -> tuple[list[Slot], bool]:
+    if free_busy is None:
+        return [], False
+    start = now + SLOT_LEAD
+    end = now + timedelta(days=SLOT_SEARCH_DAYS)
+    try:
+        busy = free_busy(emails, start, end)
+    except RateLimited:
+        raise
+    except ConnectorError as err:
+        log.warning("free/busy unavailable for an alert: %s", err.__class__.__name__)
+        return [], False
+    busy = {email.lower(): intervals for email, intervals in busy.items()}
+    return free_slots(busy, zones=zones, start=start, end=end, duration=duration,
+                      working_hours=parse_span(settings.working_hours)), True
+
+
+def _name(person: Person) -> str:
+    return person.display_name or person.email.split("@")[0].capitalize()
+
+
+def _queue_alert(session: Session, ctx: _Context, outcome: Outcome, *, slots: list[Slot],
+                 checked: bool, settings: Settings, now: datetime) -> OutboxMessage:
+    manager_zone = zone(ctx.manager.time_zone or ctx.series.time_zone)
+    dropper = ctx.report if outcome is Outcome.DECLINED_BY_REPORT else ctx.manager
+    provider = session.scalar(select(Account.provider).where(
+        Account.email == ctx.manager.email).order_by(Account.id).limit(1))
+    occ = ctx.occurrence
+    facts = AlertFacts(
+        occurrence_id=occ.id, title=ctx.series.title or "1:1", manager_name=_name(ctx.manager),
+        manager_email=ctx.manager.email, report_name=_name(ctx.report),
+        report_email=ctx.report.email,
+        dropped_by="You" if dropper is ctx.manager else _name(dropper), outcome=outcome,
+        original_start=occ.original_start,
+        duration_minutes=max(int((occ.scheduled_end - occ.scheduled_start).total_seconds()
+                                 // 60), 1),
+        manager_zone=manager_zone, provider=provider, slots=tuple(slots), slots_checked=checked)
+    not_before = quiet_until(now, quiet_hours=parse_span(settings.quiet_hours), tz=manager_zone)
+    return enqueue(session, kind=ALERT_KIND, dedupe_key=alert_key(occ.id),
+                   recipient=ctx.manager.email, rendered=render_alert(facts),
+                   cc=[ctx.report.email] if settings.alert_report_too else None,
+                   not_before=not_before)
+
+
+# -- listing and controls --------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AlertRow:
+    """One alert, sent or pending, for `rapport alerts`."""
+
+    occurrence_id: int
+    manager: str
+    report: str
+    title: str
+    original_start: datetime
+    state: str  # "check due <when>" | pending | sending | sent | suppressed | failed
+    outcome: str | None
+    at: datetime | None  # sent at, not before, or check due at
+
+    def as_json(self) -> dict[str, Any]:
+        """The row as plain JSON values."""
+        return {"occurrence_id": self.occurrence_id, "manager": self.manager,
+                "report": self.report, "title": self.title,
+                "original_start": self.original_start.isoformat(), "state": self.state,
+                "outcome": self.outcome, "at": self.at.isoformat() if self.at else None}
+
+
+def list_alerts(session: Session) -> list[AlertRow]:
+    """Alerts queued or sent, and checks still waiting out their grace period."""
+    rows: list[AlertRow] = []
+    messages = session.scalars(select(OutboxMessage).where(OutboxMessage.kind == ALERT_KIND)
+                               .order_by(OutboxMessage.id)).all()
+    for message in messages:
+        occurrence_id = int(message.dedupe_key.rsplit(":", 1)[-1])
+        ctx = _context(session, occurrence_id)
+        if ctx is None:
+            continue
+        status = OutboxStatus(message.status)
+        at = message.sent_at if status is OutboxStatus.SENT else message.not_before
+        rows.append(AlertRow(occurrence_id, ctx.manager.email, ctx.report.email,
+                             ctx.series.title, ctx.occurrence.original_start, status.value,
+                             ctx.occurrence.outcome, at))
+    waiting = session.scalars(select(Occurrence.id).where(
+        Occurrence.check_due_at.is_not(None), Occurrence.outcome.is_(None))
+        .order_by(Occurrence.check_due_at)).all()
+    for occurrence_id in waiting:
+        ctx = _context(session, occurrence_id)
+        if ctx is None:
+            continue
+        rows.append(AlertRow(occurrence_id, ctx.manager.email, ctx.report.email,
+                             ctx.series.title, ctx.occurrence.original_start, "check due",
+                             None, ctx.occurrence.check_due_at))
+    return rows
+
+
+def set_pair_muted(session: Session, *, pair_id: int, muted: bool) -> Pair:
+    """Mute (or unmute) alerts for one pair; outcomes are still recorded."""
+    pair = session.get(Pair, pair_id)
+    if pair is None:
+        raise PairNotFound(f"no pair with id {pair_id} (see `rapport pairs`)")
+    pair.muted = muted
+    return pair
+
+
+def set_opted_out(session: Session, *, email: str, opted_out: bool) -> Person:
+    """Record that a person wants no Rapport email (or wants it again); every email obeys."""
+    person = ensure_person(session, email=email)
+    person.opted_out = opted_out
+    return person
