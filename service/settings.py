@@ -51,6 +51,9 @@ class Settings(BaseSettings):
     sync_lookahead_days: int = 120  # how far ahead a full sync (and Graph's window) reads
 
     cancellation_grace_hours: int = 24
+    # A one-off meeting of the same two people counts as a reschedule when it falls before the
+    # next regular occurrence; set a number of days to use a fixed window either side instead.
+    reschedule_window_days: int | None = None
     outbox_dir: Path | None = None  # default: data_dir / "outbox"
     smtp_url: SecretStr | None = None  # smtp://user:pass@host:587 (STARTTLS) or smtps://...
     mail_from: str = "Rapport <rapport@localhost>"

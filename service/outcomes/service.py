@@ -93,7 +93,7 @@ def _window(session: Session, ctx: _Context, settings: Settings) -> tuple[dateti
     """Where a replacement counts: by default after the previous regular occurrence and
     before the next one (or `reschedule_window_days` either side, when set)."""
     occ = ctx.occurrence
-    days = getattr(settings, "reschedule_window_days", None)
+    days = settings.reschedule_window_days
     if days:
         return occ.original_start - timedelta(days=days), occ.original_start + timedelta(days=days)
     cadence = timedelta(days=ctx.series.cadence_days or 7)
