@@ -199,6 +199,7 @@ def reconcile() -> None:
         log.info("reconcile: %d calendars to sync, %d agendas to write, %d new accounts",
                  len(stale), len(due), len(accounts_without_calendars))
     reconcile_outcomes()
+    reconcile_digests()
 
 
 # -- cancellations: grace period, check, alert ------------------------------------------
@@ -287,3 +288,32 @@ ALL: list[dramatiq.Actor[Any, Any]] = [
     check_occurrence, deliver_email,
 ]
 
+
+# -- weekly digest -----------------------------------------------------------------------
+
+
+def reconcile_digests() -> None:
+    """The reconciler's share for digests: every manager whose local send time has come."""
+    from service.metrics.digest import digest_due
+
+    rt = current()
+    with rt.factory() as session:
+        due = digest_due(session, settings=rt.settings, now=rt.clock())
+    for item in due:
+        send_digest.send(item.manager_id, item.iso_week)
+    if due:
+        log.info("reconcile: %d weekly digests to send", len(due))
+
+
+@dramatiq.actor(broker=_PLACEHOLDER, queue_name="email")
+def send_digest(manager_id: int, iso_week: str) -> None:
+    """Queue one manager's digest for one ISO week (once: dedupe key) and deliver it."""
+    from service.metrics.digest import enqueue_digest
+
+    rt = current()
+    outbox_id = enqueue_digest(rt.factory, settings=rt.settings, manager_id=manager_id,
+                               iso_week=iso_week, now=rt.clock())
+    deliver_email.send(outbox_id)  # the outbox's own actor: claim, send, retry with backoff
+
+
+ALL.append(send_digest)

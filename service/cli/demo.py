@@ -25,6 +25,7 @@ from service.agenda.models import AgendaRecord
 from service.calendars.models import Calendar
 from service.cli.app_context import Started, counts_since, echo_err, start
 from service.cli.demo_alerts import show_cancellations
+from service.cli.demo_digest import render_demo_digest
 from service.pairs.models import Occurrence, OccurrenceCopy, Series
 from service.pairs.service import list_series
 from service.settings import Settings
@@ -130,6 +131,7 @@ def run_demo(base: Settings, *, keep: bool) -> None:
                    f"{again.writes} writes.")
         _print_invite(started)
         show_cancellations(started, boxes)
+        render_demo_digest(started)
     finally:
         boxes.stop()
 

@@ -42,6 +42,7 @@ from service.cli.app_context import (
     load_settings,
     start,
 )
+from service.cli.metrics_cmd import digest_cmd, metrics_app
 from service.pairs.models import Override
 from service.pairs.service import OverrideRefused, SeriesNotFound, list_series, set_override
 from service.settings import Settings
@@ -56,6 +57,8 @@ topic_app = typer.Typer(help="Topics for a pair's next 1:1.", no_args_is_help=Tr
 action_app = typer.Typer(help="Action items that carry over until done.", no_args_is_help=True)
 app.add_typer(connect_app, name="connect")
 app.add_typer(series_app, name="series")
+app.add_typer(metrics_app, name="metrics")
+app.command("digest")(digest_cmd)
 app.add_typer(topic_app, name="topic")
 app.add_typer(action_app, name="action")
 app.add_typer(alerts_app, name="alerts")

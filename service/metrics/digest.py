@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from service.accounts.models import Person
@@ -45,6 +45,7 @@ from service.settings import Settings
 log = logging.getLogger(__name__)
 
 KIND = "digest"
+CATCH_UP = timedelta(days=3)  # a digest this late is skipped; next week's comes on time
 
 STRIP_COLOURS = {
     d.STRIP_HELD: "#16a34a",
@@ -107,20 +108,27 @@ def digest_due(session: Session, *, settings: Settings, now: datetime,
     """Digests due now: the manager's send time this local week has passed and no outbox row
     exists yet, plus digest rows still waiting for delivery (due retry or expired lease).
 
+    A manager's first digest waits until Rapport has known their 1:1s (their first pair)
+    for the whole of the week before: earlier, it would be twelve empty weeks. A digest not
+    queued within `CATCH_UP` of its send time (the service was down) is skipped.
+
     One query for the managers, one for the keys already used, one for stuck rows: the
     reconciler can call this every minute for thousands of managers.
     """
     from service.pairs.models import Pair
 
     managers = session.execute(
-        select(Person.id, Person.time_zone).where(
-            Person.id.in_(select(Pair.manager_id)), Person.opted_out.is_(False))
+        select(Person.id, Person.time_zone, func.min(Pair.created_at))
+        .join(Pair, Pair.manager_id == Person.id)
+        .where(Person.opted_out.is_(False)).group_by(Person.id, Person.time_zone)
     ).all()
     wanted: dict[str, DueDigest] = {}
-    for manager_id, tz_name in managers:
+    for manager_id, tz_name, first_seen in managers:
         tz = zone_of(tz_name)
         week = d.iso_week_of(now, tz)
-        if now >= send_at(week, tz, settings):
+        watched_from, _ = d.week_bounds(d.shift_week(week, -1), tz)
+        due_at = send_at(week, tz, settings)
+        if due_at <= now < due_at + CATCH_UP and first_seen <= watched_from:
             wanted[dedupe_key(manager_id, week)] = DueDigest(manager_id, week)
     keys = list(wanted)
     used: set[str] = set()
@@ -218,7 +226,7 @@ def digest_context(report: ManagerReport, *, iso_week: str,
         "legend": [{"state": s, "colour": STRIP_COLOURS[s], "word": STRIP_WORDS[s],
                     "letter": STRIP_LETTERS[s]}
                    for s in (d.STRIP_HELD, d.STRIP_RESCHEDULED, d.STRIP_DROPPED,
-                             d.STRIP_NONE)],
+                             d.STRIP_NONE, d.STRIP_PENDING)],
         "link": link,
     }
 

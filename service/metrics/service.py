@@ -189,10 +189,10 @@ def suggestion_for(name: str, m: d.PairMetrics, reasons: Sequence[str]) -> str |
 
 
 def _manager_pairs(session: Session, manager_id: int) -> list[tuple[Pair, Person]]:
-    return list(session.execute(
+    rows = session.execute(
         select(Pair, Person).join(Person, Person.id == Pair.report_id)
-        .where(Pair.manager_id == manager_id).order_by(Person.email)
-    ).tuples())
+        .where(Pair.manager_id == manager_id).order_by(Person.email))
+    return [(pair, person) for pair, person in rows]
 
 
 def compute_manager(session: Session, *, manager_id: int, now: datetime,
@@ -466,10 +466,10 @@ def backfill(factory: sessionmaker[Session], *, connectors: Any, since: date,
     result = BackfillResult()
     window_start = datetime(since.year, since.month, since.day, tzinfo=UTC)
     with factory() as session:
-        calendars = list(session.execute(
+        calendars = [(cid, pcid) for cid, pcid in session.execute(
             select(Calendar.id, Calendar.provider_calendar_id)
             .join(Account, Account.id == Calendar.account_id)
-            .where(Account.status == AccountStatus.ACTIVE).order_by(Calendar.id)).tuples())
+            .where(Account.status == AccountStatus.ACTIVE).order_by(Calendar.id))]
     failed = []
     touched: set[int] = set()
     for calendar_id, provider_calendar_id in calendars:

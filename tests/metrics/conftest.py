@@ -47,9 +47,10 @@ class History:
             session.flush()
             return person.id
 
-    def pair(self, manager_id: int, report_id: int) -> int:
+    def pair(self, manager_id: int, report_id: int, *,
+             created_at: datetime = datetime(2025, 1, 1, tzinfo=UTC)) -> int:
         with self.factory.begin() as session:
-            pair = Pair(manager_id=manager_id, report_id=report_id)
+            pair = Pair(manager_id=manager_id, report_id=report_id, created_at=created_at)
             session.add(pair)
             session.flush()
             return pair.id

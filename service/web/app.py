@@ -1,0 +1,111 @@
+"""The web app: a read-only page per manager behind a signed link, and a health check.
+
+Server-rendered (Jinja2), no JavaScript, no external assets: the 12-week chart is inline SVG
+built here. Sessions are short and closed before the page renders.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from fastapi import FastAPI, Query
+from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse
+from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
+from markupsafe import Markup
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from service.db import utcnow
+from service.metrics import definitions as d
+from service.metrics.digest import STRIP_COLOURS, digest_context
+from service.metrics.service import DEFAULT_WEEKS, ManagerReport, compute_manager
+from service.pairs.models import Pair
+from service.settings import Settings
+from service.web.signing import link_key, verify_manager
+
+log = logging.getLogger(__name__)
+
+_env = Environment(loader=PackageLoader("service.web", "templates"),
+                   autoescape=select_autoescape(enabled_extensions=("html",)),
+                   undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+
+
+def weekly_chart(report: ManagerReport, *, width: int = 640, height: int = 180) -> Markup:
+    """Stacked bars per week (held / rescheduled / dropped over all reports), as inline SVG."""
+    totals = []
+    for week in report.weeks:
+        held = rescheduled = dropped = 0
+        for pair in report.pairs:
+            c = pair.metrics.weekly.get(week, d.Counts())
+            held += c.held + c.moved
+            rescheduled += c.rescheduled
+            dropped += c.dropped
+        totals.append((week, held, rescheduled, dropped))
+    top = max([h + r + x for _, h, r, x in totals] + [1])
+    left, bottom, pad = 28, 24, 8
+    plot_h = height - bottom - pad
+    slot = (width - left - pad) / max(len(totals), 1)
+    bar = slot * 0.62
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" role="img" width="{width}" '
+             f'height="{height}" viewBox="0 0 {width} {height}" '
+             f'aria-label="1:1s per week, last {len(totals)} weeks">']
+    for tick in sorted({0, top // 2, top}):
+        y = pad + plot_h - plot_h * tick / top
+        parts.append(f'<line x1="{left}" x2="{width - pad}" y1="{y:.1f}" y2="{y:.1f}" '
+                     'stroke="#e5e7eb" stroke-width="1"/>')
+        parts.append(f'<text x="{left - 6}" y="{y + 4:.1f}" font-size="11" fill="#6b7280" '
+                     f'text-anchor="end">{tick}</text>')
+    for i, (week, held, rescheduled, dropped) in enumerate(totals):
+        x = left + i * slot + (slot - bar) / 2
+        y = pad + plot_h
+        for value, state in ((held, d.STRIP_HELD), (rescheduled, d.STRIP_RESCHEDULED),
+                             (dropped, d.STRIP_DROPPED)):
+            if not value:
+                continue
+            h = plot_h * value / top
+            y -= h
+            parts.append(f'<rect class="bar-{state}" x="{x:.1f}" y="{y:.1f}" '
+                         f'width="{bar:.1f}" height="{h:.1f}" fill="{STRIP_COLOURS[state]}">'
+                         f'<title>{week}: {value} {state}</title></rect>')
+        label = week.split("-")[1]
+        parts.append(f'<text x="{x + bar / 2:.1f}" y="{height - 8}" font-size="11" '
+                     f'fill="#6b7280" text-anchor="middle">{label}</text>')
+    parts.append("</svg>")
+    return Markup("".join(parts))
+
+
+def create_app(settings: Settings, factory: sessionmaker[Session], *,
+               clock: Callable[[], datetime] = utcnow) -> FastAPI:
+    """The FastAPI app: `/managers/{person_id}?sig=...` and `/healthz`."""
+    app = FastAPI(title="Rapport", docs_url=None, redoc_url=None, openapi_url=None)
+    key = link_key(settings)
+
+    @app.get("/healthz")
+    def healthz() -> JSONResponse:
+        with factory() as session:
+            session.execute(select(1))
+        return JSONResponse({"status": "ok"})
+
+    @app.get("/managers/{person_id}", response_class=HTMLResponse)
+    def manager_page(person_id: int, sig: str | None = Query(default=None),
+                     weeks: int = Query(default=DEFAULT_WEEKS, ge=1, le=104)) -> Any:
+        if not verify_manager(settings, person_id, sig, key=key):
+            return PlainTextResponse("This link is not valid.", status_code=403)
+        now = clock()
+        with factory() as session:
+            if session.scalar(select(Pair.id).where(Pair.manager_id == person_id).limit(1)) \
+                    is None:
+                return PlainTextResponse("No 1:1s are known for this person.",
+                                         status_code=404)
+            report = compute_manager(session, manager_id=person_id, now=now, weeks=weeks)
+        context = digest_context(report, iso_week=report.weeks[-1])
+        html = _env.get_template("manager.html").render(
+            **context, chart=weekly_chart(report), generated=now.strftime("%Y-%m-%d %H:%M UTC"))
+        return HTMLResponse(html, headers={"Cache-Control": "no-store",
+                                           "Referrer-Policy": "no-referrer",
+                                           "X-Robots-Tag": "noindex"})
+
+    return app

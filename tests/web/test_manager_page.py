@@ -1,0 +1,119 @@
+"""The manager page in a real browser: Debian's Chromium driven by Playwright."""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import uvicorn
+from sqlalchemy.orm import Session, sessionmaker
+
+from service.settings import Settings
+from service.web.app import create_app
+from service.web.signing import manager_url, sign_manager
+from tests.metrics.conftest import History, factory, history, settings, utc  # noqa: F401
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+NOW = utc(2026, 3, 23, 12)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture
+def team(history: History) -> int:  # noqa: F811
+    manager = history.person("maya@example.com", tz="Europe/Berlin", name="Maya Chen")
+    outcomes = {
+        "Sam Ortiz": ["held"] * 11 + ["held", None],
+        "Lee Park": ["held", "cancelled_no_reschedule", "held", "rescheduled", "held",
+                     "declined_by_report", "cancelled_no_reschedule", "held",
+                     "cancelled_no_reschedule", "cancelled_no_reschedule",
+                     "cancelled_no_reschedule", "cancelled_no_reschedule", None],
+        "Ivy Novak": ["held", "rescheduled", "held", "held", "moved", "held", "held",
+                      "rescheduled", "held", "held", "held", "held", None],
+    }
+    for i, (name, history_outcomes) in enumerate(outcomes.items()):
+        report = history.person(f"{name.split()[0].lower()}@example.com", name=name)
+        pair = history.pair(manager, report)
+        series = history.series(pair, key=f"series-{i}")
+        history.occurrences(series, utc(2025, 12, 29 + i, 9), history_outcomes)
+    return manager
+
+
+@pytest.fixture
+def server(factory: sessionmaker[Session], settings: Settings) -> Iterator[str]:  # noqa: F811
+    app = create_app(settings, factory, clock=lambda: NOW)
+    port = _free_port()
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")
+    uv = uvicorn.Server(config)
+    thread = threading.Thread(target=uv.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not uv.started:
+        if time.monotonic() > deadline:
+            raise TimeoutError("uvicorn did not start")
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        uv.should_exit = True
+        thread.join(timeout=10)
+
+
+def test_healthz_and_signature_checks_over_http(server: str, team: int,
+                                                settings: Settings) -> None:  # noqa: F811
+    assert httpx.get(f"{server}/healthz").json() == {"status": "ok"}
+    good = sign_manager(settings, team)
+    assert httpx.get(f"{server}/managers/{team}?sig={good}").status_code == 200
+    assert httpx.get(f"{server}/managers/{team}").status_code == 403
+    assert httpx.get(f"{server}/managers/{team}?sig={'0' * 64}").status_code == 403
+    other = sign_manager(settings, team + 1)
+    assert httpx.get(f"{server}/managers/{team}?sig={other}").status_code == 403
+
+
+@pytest.mark.browser
+def test_manager_page_in_headless_chromium(server: str, team: int,
+                                           settings: Settings) -> None:  # noqa: F811
+    if not CHROMIUM.exists():
+        if os.environ.get("CI"):
+            pytest.fail("/usr/bin/chromium is required under CI (apt-get install chromium)")
+        pytest.skip("/usr/bin/chromium is not installed (apt-get install chromium)")
+    from playwright.sync_api import sync_playwright
+
+    url = manager_url(settings, team, base_url=server)
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=str(CHROMIUM),
+            args=["--headless", "--no-sandbox", "--disable-gpu",
+                  "--disable-background-networking", "--disable-component-update",
+                  "--disable-sync", "--no-first-run"])
+        try:
+            page = browser.new_page(viewport={"width": 1000, "height": 900})
+            response = page.goto(url)
+            assert response is not None and response.status == 200
+            rows = page.locator("#pairs tbody tr")
+            assert rows.count() == 3
+            first = rows.nth(0).inner_text()
+            assert "Lee Park" in first and "4/11" in first
+            assert "Sam Ortiz" in page.locator("#pairs").inner_text()
+            assert "Lee Park" in page.locator("#attention").inner_text()
+            assert page.locator("figure svg rect.bar-dropped").count() >= 4
+            assert page.locator("#pairs tbody tr").nth(0).locator(".strip span").count() == 12
+            page.screenshot(path=str(ARTIFACTS / "manager-page.png"), full_page=True)
+
+            bad = page.goto(url.replace("sig=", "sig=0"))
+            assert bad is not None and bad.status == 403
+            assert "not valid" in page.content()
+        finally:
+            browser.close()
