@@ -52,12 +52,17 @@ def store_credentials(account: Account, *, vault: Vault, credentials: dict[str, 
 
 
 def mark_needs_reconsent(session: Session, *, account_id: int, reason: str) -> None:
-    """Flag an account whose grant is gone; other accounts go on."""
+    """Flag an account whose grant is gone, saying how to fix it; other accounts go on.
+
+    The provider's own wording ("401 InvalidAuthenticationToken", "invalid_grant") is kept
+    in brackets; the first words tell an operator what to do.
+    """
     account = session.get(Account, account_id)
     if account is None:
         return
     account.status = AccountStatus.NEEDS_RECONSENT
-    account.status_reason = reason
+    account.status_reason = (f"access was revoked or has expired; sign in again with "
+                             f"`rapport connect {account.provider}` (re-consent needed: {reason})")
     log.warning("account %s (%s) needs re-consent: %s", account.id, account.provider, reason)
 
 

@@ -73,7 +73,8 @@ def write_agenda(factory: sessionmaker[Session], *, agenda_id: int, connector_fo
         occurrence_id = occurrence.id
         session.commit()
 
-    event = _patch_with_merge(connector_for(target.calendar_id), target, planned.agenda)
+    event = _patch_with_merge(connector_for(target.calendar_id), target, planned.agenda,
+                              planned.content_hash)
 
     with factory.begin() as session:
         copy = session.get(OccurrenceCopy, target.copy_id)
@@ -105,8 +106,8 @@ class _Target:
     etag: str | None
 
 
-def _patch_with_merge(connector: CalendarConnector, target: _Target,
-                      agenda: Agenda) -> CalendarEvent | None:
+def _patch_with_merge(connector: CalendarConnector, target: _Target, agenda: Agenda,
+                      digest: str) -> CalendarEvent | None:
     description, is_html, etag = target.description, target.is_html, target.etag
     for attempt in range(MAX_CONFLICT_RETRIES + 1):
         try:
@@ -123,11 +124,21 @@ def _patch_with_merge(connector: CalendarConnector, target: _Target,
                 raise
             log.info("event %s changed under us; reading it again to merge", target.event_id)
             fresh = connector.get_event(target.provider_calendar_id, target.event_id)
+            if _holds(fresh.description, digest):
+                return fresh  # another worker of ours wrote this very agenda: no second write
             description, is_html, etag = fresh.description, fresh.description_is_html, fresh.etag
         except NotFound:
             log.info("event %s is gone; nothing to write", target.event_id)
             return None
     return None
+
+
+def _holds(description: str, digest: str) -> bool:
+    """Whether the description already carries the block with this content hash."""
+    try:
+        return block_hash_in(description) == digest
+    except DescriptionTooLarge:
+        return False
 
 
 def _mark_written(record: AgendaRecord, copy: OccurrenceCopy, digest: str, now: datetime) -> None:

@@ -181,6 +181,7 @@ def _sweep_unseen(session: Session, cal: Calendar, result: ApplyResult, start: d
             occurrence.cancelled_at = now
             result.occurrences_cancelled.add(occurrence.id)
             result.occurrences_changed.add(occurrence.id)
+            result.series_touched.add(occurrence.series_id)
 
 
 def _settle_series(session: Session, series_ids: set[int], now: datetime) -> None:
