@@ -65,6 +65,7 @@ class CalendarApplier:
         }
         self._series: dict[int, Series] = {}
         self._occurrences: dict[tuple[int, datetime], Occurrence] = {}
+        self._loaded: set[int] = set()  # series whose stored occurrences are all in the cache
 
     def apply(self, event: CalendarEvent) -> None:
         """Apply one event or tombstone; a broken one is quarantined, never raised."""
@@ -177,10 +178,9 @@ class CalendarApplier:
     def _occurrence_row(self, series: Series, original: datetime,
                         event: CalendarEvent) -> Occurrence:
         key = (series.id, original)
+        if key not in self._occurrences and series.id not in self._loaded:
+            self._load_occurrences(series.id)
         occurrence = self._occurrences.get(key)
-        if occurrence is None:
-            occurrence = self.session.scalar(select(Occurrence).where(
-                Occurrence.series_id == series.id, Occurrence.original_start == original))
         if occurrence is None:
             start = event.start or original
             end = event.end or start
@@ -192,6 +192,14 @@ class CalendarApplier:
             self.result.occurrences_changed.add(occurrence.id)
         self._occurrences[key] = occurrence
         return occurrence
+
+    def _load_occurrences(self, series_id: int) -> None:
+        """Cache a series' stored occurrences with one query: a page holds many occurrences
+        of each series, and a query (with its autoflush) per event dominated a first sync."""
+        for occurrence in self.session.scalars(
+                select(Occurrence).where(Occurrence.series_id == series_id)):
+            self._occurrences.setdefault((series_id, occurrence.original_start), occurrence)
+        self._loaded.add(series_id)
 
     def _confirm(self, occurrence: Occurrence, event: CalendarEvent, series: Series) -> None:
         assert event.start is not None
