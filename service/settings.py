@@ -40,6 +40,8 @@ class Settings(BaseSettings):
     ca_bundle: Path | None = None  # one CA bundle for every outgoing HTTPS call
 
     public_url: str | None = None  # where webhooks can reach us; polling when unset
+    http_host: str = "127.0.0.1"  # `rapport run` serves pages and webhooks here
+    http_port: int = 8000
     poll_interval_seconds: int = 300
     reconcile_interval_seconds: int = 60
 

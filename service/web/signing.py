@@ -41,5 +41,6 @@ def verify_manager(settings: Settings, manager_id: int, signature: str | None, *
 
 def manager_url(settings: Settings, manager_id: int, *, base_url: str | None = None) -> str:
     """The full signed URL of a manager's page (base: the public URL, else localhost)."""
-    base = (base_url or settings.public_url or "http://127.0.0.1:8000").rstrip("/")
+    base = (base_url or settings.public_url
+            or f"http://{settings.http_host}:{settings.http_port}").rstrip("/")
     return f"{base}/managers/{manager_id}?sig={quote(sign_manager(settings, manager_id))}"
