@@ -269,7 +269,7 @@ def run_provider(
     from service.agenda.models import AgendaRecord
     from service.calendars.models import ProviderCallLog
     from service.cli.app_context import start
-    from service.pairs.models import Series
+    from service.pairs.models import Occurrence, Series
     from service.settings import Settings
     from workers import actors
     from workers.inprocess import run_until_idle
@@ -428,6 +428,16 @@ def run_provider(
         }
         result["changed"] = changed
         result["moved"] = f"{key} {moved_from.isoformat()} +1h"
+        with runtime.factory() as session:
+            scheduled = session.scalar(
+                select(Occurrence.scheduled_start)
+                .join(Series, Series.id == Occurrence.series_id)
+                .where(
+                    Series.title.like("Manager 0000 / Report 0000-0 %"),
+                    Occurrence.original_start == moved_from,
+                )
+            )
+        result["move_seen"] = scheduled == moved_from + timedelta(hours=1)
         result["sandbox_maxrss_mb"] = sandbox.call("maxrss_mb")
         result["dead_letters"] = len(getattr(broker, "dead_letters", []))
         runtime.engine.dispose()
@@ -497,6 +507,7 @@ def report(results: list[dict[str, Any]]) -> str:
             for k in ("list", "read", "write")
         ),
     )
+    row("  moved time seen in Rapport's database", lambda r: "yes" if r["move_seen"] else "NO")
     row("sandbox process peak RSS", lambda r: f"{r['sandbox_maxrss_mb']:.0f} MB")
     row("failed messages (dead letters)", lambda r: str(r["dead_letters"]))
 
