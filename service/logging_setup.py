@@ -57,5 +57,6 @@ def configure_logging(settings: Settings) -> None:
     root.addHandler(handler)
     root.setLevel(settings.log_level.upper())
     for noisy in ("googleapiclient.discovery_cache", "urllib3", "httpx", "httpcore", "msal",
-                  "apscheduler.executors", "dramatiq.worker", "uvicorn.access"):
+                  "apscheduler.executors", "dramatiq.worker", "uvicorn.access",
+                  "alembic"):  # migrations run on every start; their INFO lines are noise
         logging.getLogger(noisy).setLevel(logging.WARNING)

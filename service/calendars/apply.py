@@ -10,8 +10,10 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import inspect, select
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
 from connectors.base import CalendarEvent, EventStatus, Response
@@ -30,6 +32,7 @@ from service.pairs.service import refresh_pair_link
 
 log = logging.getLogger(__name__)
 
+CONFLICT_RETRIES = 2  # re-applications of an event after a concurrent insert of the same row
 MAX_STORED_DESCRIPTION = 256 * 1024  # larger descriptions are not kept (nor written into)
 
 
@@ -68,15 +71,38 @@ class CalendarApplier:
         self._loaded: set[int] = set()  # series whose stored occurrences are all in the cache
 
     def apply(self, event: CalendarEvent) -> None:
-        """Apply one event or tombstone; a broken one is quarantined, never raised."""
+        """Apply one event or tombstone; a broken one is quarantined, never raised.
+
+        The manager's and the report's calendars, synced at once, insert the same series
+        and occurrences; the loser's insert fails on the unique key (PostgreSQL) and applying
+        the event again finds the row the other worker committed.
+        """
         self.result.events += 1
-        try:
-            with self.session.begin_nested():
-                self._apply(event)
-        except Exception as err:  # noqa: BLE001 - bad input must not stop the round
-            log.warning("calendar %s: event %s quarantined: %s",
-                        self.calendar.id, event.id, err.__class__.__name__)
-            self.quarantine(event.id, f"{err.__class__.__name__}: {err}"[:500])
+        for attempt in range(1 + CONFLICT_RETRIES):
+            try:
+                with self.session.begin_nested():
+                    self._apply(event)
+                return
+            except (IntegrityError, OperationalError) as err:
+                self._forget_unsaved()
+                failure: Exception = err
+                if attempt < CONFLICT_RETRIES:
+                    log.info("calendar %s: event %s met a concurrent write (%s); applying again",
+                             self.calendar.id, event.id, err.__class__.__name__)
+            except Exception as err:  # noqa: BLE001 - bad input must not stop the round
+                failure = err
+                break
+        log.warning("calendar %s: event %s quarantined: %s",
+                    self.calendar.id, event.id, failure.__class__.__name__)
+        self.quarantine(event.id, f"{failure.__class__.__name__}: {failure}"[:500])
+
+    def _forget_unsaved(self) -> None:
+        """Drop cached rows that a rolled-back attempt created; they are looked up again."""
+        caches: tuple[dict[Any, Any], ...] = (self._sources, self._copies, self._series,
+                                               self._occurrences)
+        for cache in caches:
+            for key in [k for k, row in cache.items() if not inspect(row).persistent]:
+                del cache[key]
 
     def quarantine(self, event_id: str | None, reason: str) -> None:
         """Keep an unusable item's id and reason; the round goes on."""

@@ -134,11 +134,13 @@ def connect_microsoft_cmd(
     """Connect a Microsoft 365 account (device code, or import a refresh token)."""
     settings = load_settings()
     with friendly_errors():
+        # a bad file is reported before anything is set up (no key, no database)
+        data = read_credentials_file(credentials, required=MICROSOFT_FIELDS) \
+            if credentials is not None else None
         started = start(settings)
         vault = Vault.from_settings(settings)
         with started.runtime.factory.begin() as session:
-            if credentials is not None:
-                data = read_credentials_file(credentials, required=MICROSOFT_FIELDS)
+            if data is not None:
                 account = import_microsoft_refresh_token(session, settings=settings, vault=vault,
                                                          credentials=data)
             else:
