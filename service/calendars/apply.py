@@ -103,6 +103,7 @@ class CalendarApplier:
         for cache in caches:
             for key in [k for k, row in cache.items() if not inspect(row).persistent]:
                 del cache[key]
+        self._loaded.clear()  # other workers may have stored occurrences since
 
     def quarantine(self, event_id: str | None, reason: str) -> None:
         """Keep an unusable item's id and reason; the round goes on."""
