@@ -7,12 +7,14 @@ back (encrypted) as soon as it changes.
 
 from __future__ import annotations
 
+import json
 import logging
+import threading
 from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from connectors.base import CalendarConnector
+from connectors.base import CalendarConnector, CallObserver, ProviderCall
 from service.accounts.crypto import Vault
 from service.accounts.models import Account
 from service.accounts.service import read_credentials, store_credentials
@@ -28,14 +30,32 @@ class UnknownProvider(ValueError):
     """An account row names a provider this build does not know."""
 
 
+class _Forwarder:
+    """The observer a cached connector keeps; it reports to the current message's recorder."""
+
+    def __init__(self) -> None:
+        self.target: CallRecorder | None = None
+
+    def __call__(self, call: ProviderCall) -> None:
+        if self.target is not None:
+            self.target(call)
+
+
 class AccountConnectors:
-    """The production `ConnectorFactory`: one connector per account, from its credentials."""
+    """The production `ConnectorFactory`: one connector per account, from its credentials.
+
+    Connectors are kept per worker thread (the HTTP clients are not thread-safe) and reused
+    across messages, so an access token, Google's parsed API description, MSAL's authority
+    metadata and Graph's series-id cache live longer than one message. A reconnected account
+    (other grant) gets a fresh connector.
+    """
 
     def __init__(self, settings: Settings, factory: sessionmaker[Session],
                  vault: Vault | None = None) -> None:
         self.settings = settings
         self.factory = factory
         self.vault = vault or Vault.from_settings(settings)
+        self._local = threading.local()
 
     def for_calendar(self, calendar_id: int, recorder: CallRecorder | None = None
                      ) -> CalendarConnector:
@@ -56,14 +76,28 @@ class AccountConnectors:
                 raise LookupError(f"account {account_id} does not exist")
             provider, email = account.provider, account.email
             credentials = read_credentials(account, vault=self.vault)
+        grant = json.dumps({k: v for k, v in credentials.items() if k != "cache"},
+                           sort_keys=True)
+        cache: dict[int, tuple[str, CalendarConnector, _Forwarder]] = \
+            self._local.__dict__.setdefault("connectors", {})
+        cached = cache.get(account_id)
+        if cached is not None and cached[0] == grant:
+            cached[2].target = recorder
+            return cached[1]
+        forwarder = _Forwarder()
+        forwarder.target = recorder
+        connector: CalendarConnector
         if provider == "google":
-            return google_connector(self.settings, credentials, recorder=recorder)
-        if provider == "microsoft":
-            return self._microsoft(account_id, email, credentials, recorder)
-        raise UnknownProvider(f"account {account_id} has unknown provider {provider!r}")
+            connector = google_connector(self.settings, credentials, recorder=forwarder)
+        elif provider == "microsoft":
+            connector = self._microsoft(account_id, email, credentials, forwarder)
+        else:
+            raise UnknownProvider(f"account {account_id} has unknown provider {provider!r}")
+        cache[account_id] = (grant, connector, forwarder)
+        return connector
 
     def _microsoft(self, account_id: int, email: str, credentials: dict[str, Any],
-                   recorder: CallRecorder | None) -> CalendarConnector:
+                   recorder: CallObserver) -> CalendarConnector:
         from connectors.microsoft.connector import GraphConnector
 
         tokens = msal_provider(self.settings, credentials)
@@ -90,7 +124,7 @@ def ca_verify(settings: Settings) -> str | bool:
 
 
 def google_connector(settings: Settings, credentials: dict[str, Any],
-                     recorder: CallRecorder | None = None) -> CalendarConnector:
+                     recorder: CallObserver | None = None) -> CalendarConnector:
     """A Google connector from an "authorized_user" credentials dict."""
     from connectors.google.auth import google_credentials
     from connectors.google.provider import GoogleConnector
