@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from connectors.base import CalendarConnector
+from connectors.base import CalendarConnector, CalendarEvent
 from connectors.errors import CursorExpired
 from service.calendars.apply import ApplyResult, CalendarApplier
 from service.calendars.calls import CallRecorder
@@ -138,7 +138,8 @@ def _pages(factory: sessionmaker[Session], *, calendar_id: int, connector: Calen
                             item.event_id, item.reason)
                 applier.quarantine(item.event_id, item.reason)
             for event in page.events:
-                applier.apply(event)
+                if not _beyond(event, window_end):
+                    applier.apply(event)
             if page.cursor is not None:
                 if full:
                     _sweep_unseen(session, cal, result, window_start, window_end, now)
@@ -158,6 +159,14 @@ def _pages(factory: sessionmaker[Session], *, calendar_id: int, connector: Calen
     outcome.series_touched |= result.series_touched
     outcome.occurrences_changed |= result.occurrences_changed
     outcome.occurrences_cancelled |= result.occurrences_cancelled
+
+
+def _beyond(event: CalendarEvent, window_end: datetime) -> bool:
+    """An occurrence entirely past the window: not needed yet. Google lists instances far
+    beyond it (no timeMax, so sync tokens stay valid for everything); the window is renewed
+    by a full round once half of it has passed, long before such occurrences matter."""
+    times = [t for t in (event.original_start, event.start) if t is not None]
+    return bool(times) and min(times) >= window_end
 
 
 def _sweep_unseen(session: Session, cal: Calendar, result: ApplyResult, start: datetime,
