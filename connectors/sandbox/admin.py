@@ -57,7 +57,8 @@ class SandboxAdmin(Protocol):
         """The organizer deletes one occurrence (Google: instance status cancelled; Graph:
         occurrence removed for the organizer, isCancelled for attendees)."""
 
-    def move_occurrence(self, series_key: str, original_start: datetime, new_start: datetime) -> None:
+    def move_occurrence(self, series_key: str, original_start: datetime,
+                        new_start: datetime) -> None:
         """The organizer moves one occurrence to another time (an exception)."""
 
     def decline_occurrence(self, series_key: str, original_start: datetime, attendee: str) -> None:

@@ -198,23 +198,33 @@ def sync(once: Annotated[bool, typer.Option("--once", help="Sync, finish all wor
 
 
 @app.command()
-def run() -> None:
-    """The all-in-one service: in-process worker (or the configured broker) and scheduler."""
+def run(http: Annotated[bool, typer.Option(
+        help="Serve manager pages and webhooks on RAPPORT_HTTP_HOST:RAPPORT_HTTP_PORT.")] = True
+        ) -> None:
+    """The all-in-one service: worker (in-process or on the broker), scheduler and HTTP."""
     from dramatiq import Worker
 
+    from service.web.server import serve_in_thread
     from workers.scheduler import build_scheduler
 
     settings = load_settings()
     with friendly_errors():
         started = start(settings)
+        try:
+            server = serve_in_thread(started.runtime) if http else None
+        except OSError as err:
+            fail(str(err), EXIT_CONFIG)
         worker = Worker(started.broker, worker_threads=4)
         worker.start()
         scheduler = build_scheduler(settings, blocking=False)
         scheduler.start()
-        echo_err("Rapport is running; Ctrl-C stops it.")
+        where = f" on http://{settings.http_host}:{settings.http_port}" if http else ""
+        echo_err(f"Rapport is running{where}; Ctrl-C stops it.")
         _wait_for_signal()
         scheduler.shutdown(wait=False)
         worker.stop()
+        if server is not None:
+            server.should_exit = True
 
 
 @app.command()

@@ -144,10 +144,10 @@ def count_outcomes(facts: Iterable[OccurrenceFact]) -> Counts:
     An outcome outside the vocabulary is counted as unknown, so a newer writer never makes
     the metrics fail.
     """
-    tally: Counter[str] = Counter()
+    tally: Counter[str | None] = Counter()
     for fact in facts:
         tally[fact.outcome if fact.outcome in OUTCOMES or fact.outcome is None else UNKNOWN] += 1
-    pending = tally.pop(None, 0)  # type: ignore[call-overload]
+    pending = tally.pop(None, 0)
     return Counts(
         scheduled=sum(tally.values()),
         held=tally[HELD],

@@ -74,6 +74,7 @@ def load_facts(session: Session, *, pair_ids: Sequence[int], start: datetime,
                Occurrence.original_start < end)
     )
     for pair_id, series_id, original, scheduled, outcome, cadence, actual in rows:
+        assert pair_id is not None  # selected by pair
         out[pair_id].append(d.OccurrenceFact(series_id, original, scheduled, outcome, cadence,
                                              actual))
     return out
@@ -109,6 +110,7 @@ def load_closed_items(session: Session, *, pair_ids: Sequence[int], start: datet
                ActionItem.closed_at < end)
     )
     for pair_id, closed in rows:
+        assert closed is not None  # filtered on closed_at
         out[pair_id].append(closed)
     return out
 
