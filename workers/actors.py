@@ -23,6 +23,7 @@ from service.accounts.models import Account, AccountStatus
 from service.accounts.service import mark_needs_reconsent, save_calendars
 from service.agenda.planner import plan_due_agendas
 from service.agenda.writer import write_agenda as write_agenda_into_invite
+from service.agenda.writer import writing_account
 from service.calendars.calls import CallRecorder
 from service.calendars.models import Calendar
 from service.calendars.push import calendars_needing_channels
@@ -68,6 +69,16 @@ def provider_errors(account_id: int | None) -> Iterator[None]:
         raise Refused(str(err)) from err
 
 
+def _active_account_of(calendar_id: int) -> int | None:
+    """The account that owns the calendar, when both exist and the account is active."""
+    with current().factory() as session:
+        calendar = session.get(Calendar, calendar_id)
+        account = session.get(Account, calendar.account_id) if calendar else None
+        if account is None or account.status != AccountStatus.ACTIVE:
+            return None
+        return account.id
+
+
 @dramatiq.actor(broker=_PLACEHOLDER, queue_name="sync", throws=(AccountUnavailable, Refused))
 def sync_account(account_id: int) -> None:
     """Discover the account's calendars (first time) and sync each one."""
@@ -96,14 +107,9 @@ def sync_account(account_id: int) -> None:
 def sync_calendar(calendar_id: int) -> None:
     """Sync one calendar, then plan the agendas it touched and enqueue the writes."""
     rt = current()
-    with rt.factory() as session:
-        calendar = session.get(Calendar, calendar_id)
-        if calendar is None:
-            return
-        account_id = calendar.account_id
-        account = session.get(Account, account_id)
-        if account is None or account.status != AccountStatus.ACTIVE:
-            return
+    account_id = _active_account_of(calendar_id)
+    if account_id is None:
+        return
     recorder = CallRecorder(account_id)
     with provider_errors(account_id):
         connector = rt.connectors.for_calendar(calendar_id, recorder)
@@ -125,26 +131,16 @@ def sync_calendar(calendar_id: int) -> None:
 def write_agenda(agenda_id: int) -> None:
     """Write one planned agenda into its invite (no write when it is already there)."""
     rt = current()
-    account_of: dict[int, int] = {}
-
-    def connector_for(calendar_id: int):  # type: ignore[no-untyped-def]
-        with rt.factory() as session:
-            calendar = session.get(Calendar, calendar_id)
-            assert calendar is not None
-            account_of[calendar_id] = calendar.account_id
-        return rt.connectors.for_calendar(calendar_id, recorder)
-
-    recorder = CallRecorder(None)
+    with rt.factory() as session:
+        account_id = writing_account(session, agenda_id=agenda_id)
+    recorder = CallRecorder(account_id)
     try:
-        with provider_errors(None):
-            write_agenda_into_invite(rt.factory, agenda_id=agenda_id, connector_for=connector_for,
-                                     settings=rt.settings, now=rt.clock())
-    except AccountUnavailable:
-        for account_id in account_of.values():
-            with rt.factory.begin() as session:
-                mark_needs_reconsent(session, account_id=account_id,
-                                     reason="grant revoked while writing an agenda")
-        raise
+        with provider_errors(account_id):
+            write_agenda_into_invite(
+                rt.factory, agenda_id=agenda_id,
+                connector_for=lambda calendar_id: rt.connectors.for_calendar(calendar_id,
+                                                                             recorder),
+                settings=rt.settings, now=rt.clock())
     finally:
         with rt.factory.begin() as session:
             recorder.flush_into(session)
@@ -154,11 +150,9 @@ def write_agenda(agenda_id: int) -> None:
 def renew_channel(calendar_id: int) -> None:
     """Open or renew the push channel of one calendar (only with RAPPORT_PUBLIC_URL)."""
     rt = current()
-    with rt.factory() as session:
-        calendar = session.get(Calendar, calendar_id)
-        if calendar is None:
-            return
-        account_id = calendar.account_id
+    account_id = _active_account_of(calendar_id)
+    if account_id is None:
+        return
     recorder = CallRecorder(account_id)
     with provider_errors(account_id):
         connector = rt.connectors.for_calendar(calendar_id, recorder)
@@ -283,12 +277,6 @@ def deliver_email(outbox_id: int) -> None:
         _send_later(deliver_email, outbox_id, at=result.retry_at, now=rt.clock())
 
 
-ALL: list[dramatiq.Actor[Any, Any]] = [
-    sync_account, sync_calendar, write_agenda, renew_channel, reconcile,
-    check_occurrence, deliver_email,
-]
-
-
 # -- weekly digest -----------------------------------------------------------------------
 
 
@@ -316,4 +304,8 @@ def send_digest(manager_id: int, iso_week: str) -> None:
     deliver_email.send(outbox_id)  # the outbox's own actor: claim, send, retry with backoff
 
 
-ALL.append(send_digest)
+
+ALL: list[dramatiq.Actor[Any, Any]] = [
+    sync_account, sync_calendar, write_agenda, renew_channel, reconcile,
+    check_occurrence, deliver_email, send_digest,
+]

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import enum
 import logging
-from dataclasses import dataclass
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy.orm import Session, sessionmaker
@@ -37,6 +37,14 @@ class WriteOutcome(enum.StrEnum):
 
 
 ConnectorFor = Callable[[int], CalendarConnector]  # calendar id -> connector of its account
+
+
+def writing_account(session: Session, *, agenda_id: int) -> int | None:
+    """The account whose grant the write of this agenda uses (the organizer's)."""
+    record = session.get(AgendaRecord, agenda_id)
+    copy = target_copy(session, record.occurrence_id) if record else None
+    calendar = session.get(Calendar, copy.calendar_id) if copy else None
+    return calendar.account_id if calendar else None
 
 
 def write_agenda(factory: sessionmaker[Session], *, agenda_id: int, connector_for: ConnectorFor,
