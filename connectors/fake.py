@@ -18,10 +18,10 @@ from connectors.base import (
     BusyInterval,
     CalendarEvent,
     CalendarInfo,
+    CallObserver,
     ChangePage,
     EventStatus,
     ProviderCall,
-    CallObserver,
     Subscription,
 )
 from connectors.errors import AuthRevoked, CursorExpired, NotFound, PreconditionFailed

@@ -80,7 +80,6 @@ def connect_microsoft(session: Session, *, settings: Settings, vault: Vault,
                       sign_in: Callable[[Any], str]) -> Account:
     """Store a Microsoft grant; `sign_in(provider)` runs a flow and returns the username."""
     from connectors.microsoft.connector import GraphConnector
-
     from service.accounts.connect import ca_verify
 
     stored: dict[str, Any] = {"client_id": client_id,

@@ -13,8 +13,8 @@ from collections.abc import Callable
 from typing import Any
 
 from fastapi import APIRouter, Header, Request, Response
-from starlette.concurrency import run_in_threadpool
 from sqlalchemy.orm import Session, sessionmaker
+from starlette.concurrency import run_in_threadpool
 
 from service.accounts.crypto import Vault
 from service.calendars.push import calendar_for_notification
