@@ -28,6 +28,9 @@ def run_until_idle(broker: dramatiq.Broker, *, threads: int = 4, timeout: float 
         wait_until_idle(broker, deadline=time.monotonic() + timeout, progress=progress)
     finally:
         worker.stop()
+        # the worker registered itself as broker middleware; a later run adds its own
+        broker.middleware[:] = [m for m in broker.middleware
+                                if getattr(m, "worker", None) is not worker]
 
 
 def wait_until_idle(broker: dramatiq.Broker, *, deadline: float,

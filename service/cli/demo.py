@@ -21,6 +21,7 @@ from connectors.sandbox.team import PEOPLE
 from service.accounts.crypto import Vault
 from service.accounts.onboarding import connect_google, import_microsoft_refresh_token
 from service.agenda.block import extract_block
+from service.agenda.htmltext import looks_like_html, visible_text
 from service.agenda.models import AgendaRecord
 from service.calendars.models import Calendar
 from service.cli.app_context import Started, counts_since, echo_err, start
@@ -178,4 +179,5 @@ def _print_invite(started: Started) -> None:
     event = connector.get_event(calendar.provider_calendar_id, copy.provider_event_id)
     typer.echo(f"\nThe agenda block of one invite, read back from {calendar.owner_email}'s "
                f"calendar (event {event.id}):\n")
-    typer.echo(extract_block(event.description) or event.description)
+    block = extract_block(event.description) or event.description
+    typer.echo(visible_text(block) if looks_like_html(block) else block)
