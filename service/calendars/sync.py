@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from connectors.base import CalendarConnector, CalendarEvent
+from connectors.base import CalendarConnector, CalendarEvent, ChangePage
 from connectors.errors import CursorExpired
 from service.calendars.apply import ApplyResult, CalendarApplier
 from service.calendars.calls import CallRecorder
@@ -131,15 +131,7 @@ def _pages(factory: sessionmaker[Session], *, calendar_id: int, connector: Calen
         pages = connector.list_changes(provider_calendar_id, cursor, window_start=window_start,
                                        window_end=window_end)
         for page in pages:
-            applier = CalendarApplier(session, cal, now=now)
-            applier.result = result
-            for item in page.skipped:
-                log.warning("calendar %s: skipped provider item %s: %s", calendar_id,
-                            item.event_id, item.reason)
-                applier.quarantine(item.event_id, item.reason)
-            for event in page.events:
-                if not _beyond(event, window_end):
-                    applier.apply(event)
+            apply_page(session, cal, page, result=result, now=now, window_end=window_end)
             if page.cursor is not None:
                 if full:
                     _sweep_unseen(session, cal, result, window_start, window_end, now)
@@ -152,13 +144,27 @@ def _pages(factory: sessionmaker[Session], *, calendar_id: int, connector: Calen
             if recorder:
                 recorder.flush_into(session)
             session.commit()
-        _settle_series(session, result.series_touched, now)
+        settle_series(session, result.series_touched, now)
         session.commit()
     outcome.events += result.events
     outcome.skipped += result.skipped
     outcome.series_touched |= result.series_touched
     outcome.occurrences_changed |= result.occurrences_changed
     outcome.occurrences_cancelled |= result.occurrences_cancelled
+
+
+def apply_page(session: Session, calendar: Calendar, page: ChangePage, *, result: ApplyResult,
+               now: datetime, window_end: datetime) -> None:
+    """Apply one page of provider changes (skipped items quarantined, the rest applied)."""
+    applier = CalendarApplier(session, calendar, now=now)
+    applier.result = result
+    for item in page.skipped:
+        log.warning("calendar %s: skipped provider item %s: %s", calendar.id, item.event_id,
+                    item.reason)
+        applier.quarantine(item.event_id, item.reason)
+    for event in page.events:
+        if not _beyond(event, window_end):
+            applier.apply(event)
 
 
 def _beyond(event: CalendarEvent, window_end: datetime) -> bool:
@@ -193,7 +199,7 @@ def _sweep_unseen(session: Session, cal: Calendar, result: ApplyResult, start: d
             result.series_touched.add(occurrence.series_id)
 
 
-def _settle_series(session: Session, series_ids: set[int], now: datetime) -> None:
+def settle_series(session: Session, series_ids: set[int], now: datetime) -> None:
     """Cadence from the spacing of original starts; a series with nothing ahead has ended."""
     for series_id in series_ids:
         series = session.get(Series, series_id)

@@ -461,9 +461,9 @@ def backfill(factory: sessionmaker[Session], *, connectors: Any, since: date,
     ago and that it still left undecided get `historical_outcome`, so recent ones keep their
     proper reschedule check. Then snapshots are recomputed from `since`.
     """
-    from service.calendars.apply import ApplyResult, CalendarApplier
+    from service.calendars.apply import ApplyResult
     from service.calendars.models import Calendar
-    from service.calendars.sync import _settle_series  # the sync's own cadence/ended rule
+    from service.calendars.sync import apply_page, settle_series
 
     result = BackfillResult()
     window_start = datetime(since.year, since.month, since.day, tzinfo=UTC)
@@ -484,12 +484,7 @@ def backfill(factory: sessionmaker[Session], *, connectors: Any, since: date,
                 with factory() as session:
                     cal = session.get(Calendar, calendar_id)
                     assert cal is not None
-                    applier = CalendarApplier(session, cal, now=now)
-                    applier.result = applied
-                    for item in page.skipped:
-                        applier.quarantine(item.event_id, item.reason)
-                    for event in page.events:
-                        applier.apply(event)
+                    apply_page(session, cal, page, result=applied, now=now, window_end=now)
                     session.commit()
         except Exception as err:  # noqa: BLE001 - one calendar failing must not stop the rest
             log.warning("backfill: calendar %s failed: %s", calendar_id,
@@ -501,7 +496,7 @@ def backfill(factory: sessionmaker[Session], *, connectors: Any, since: date,
         result.skipped += applied.skipped
         touched |= applied.series_touched
     with factory.begin() as session:
-        _settle_series(session, touched, now)
+        settle_series(session, touched, now)
         undecided = session.scalars(
             select(Occurrence).join(Series, Series.id == Occurrence.series_id)
             .where(Series.pair_id.is_not(None), Occurrence.outcome.is_(None),
