@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+from collections import OrderedDict
 from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
@@ -30,6 +31,9 @@ class UnknownProvider(ValueError):
     """An account row names a provider this build does not know."""
 
 
+CONNECTORS_PER_THREAD = 16
+
+
 class _Forwarder:
     """The observer a cached connector keeps; it reports to the current message's recorder."""
 
@@ -46,8 +50,9 @@ class AccountConnectors:
 
     Connectors are kept per worker thread (the HTTP clients are not thread-safe) and reused
     across messages, so an access token, Google's parsed API description, MSAL's authority
-    metadata and Graph's series-id cache live longer than one message. A reconnected account
-    (other grant) gets a fresh connector.
+    metadata and Graph's series-id cache live longer than one message; the least recently used
+    are dropped past `CONNECTORS_PER_THREAD`, so memory stays flat however many accounts there
+    are. A reconnected account (other grant) gets a fresh connector.
     """
 
     def __init__(self, settings: Settings, factory: sessionmaker[Session],
@@ -78,10 +83,11 @@ class AccountConnectors:
             credentials = read_credentials(account, vault=self.vault)
         grant = json.dumps({k: v for k, v in credentials.items() if k != "cache"},
                            sort_keys=True)
-        cache: dict[int, tuple[str, CalendarConnector, _Forwarder]] = \
-            self._local.__dict__.setdefault("connectors", {})
+        cache: OrderedDict[int, tuple[str, CalendarConnector, _Forwarder]] = \
+            self._local.__dict__.setdefault("connectors", OrderedDict())
         cached = cache.get(account_id)
         if cached is not None and cached[0] == grant:
+            cache.move_to_end(account_id)
             cached[2].target = recorder
             return cached[1]
         forwarder = _Forwarder()
@@ -94,6 +100,11 @@ class AccountConnectors:
         else:
             raise UnknownProvider(f"account {account_id} has unknown provider {provider!r}")
         cache[account_id] = (grant, connector, forwarder)
+        while len(cache) > CONNECTORS_PER_THREAD:  # a Google client holds ~1 MB of API description
+            _, evicted, _ = cache.popitem(last=False)[1]
+            close = getattr(evicted, "close", None)
+            if close is not None:
+                close()
         return connector
 
     def _microsoft(self, account_id: int, email: str, credentials: dict[str, Any],
