@@ -183,7 +183,10 @@ def arm_checks(session: Session, *, settings: Settings, now: datetime,
         ids = list(occurrence_ids)
         if not ids:
             return []
-        query = query.where(Occurrence.id.in_(ids))
+        # only drops, and checks that a confirmation may stop: the rest has nothing to arm
+        query = query.where(Occurrence.id.in_(ids), or_(
+            Occurrence.check_due_at.is_not(None), Occurrence.status == OccurrenceStatus.CANCELLED,
+            Occurrence.manager_response == DECLINED, Occurrence.report_response == DECLINED))
     else:
         query = query.where(Occurrence.check_due_at.is_(None), or_(
             Occurrence.status == OccurrenceStatus.CANCELLED,
