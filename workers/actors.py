@@ -103,6 +103,16 @@ def sync_account(account_id: int) -> None:
         sync_calendar.send(calendar_id)
 
 
+def sync_all_accounts() -> list[int]:
+    """Send a sync for every active account; returns their ids."""
+    with current().factory() as session:
+        ids = list(session.scalars(select(Account.id).where(
+            Account.status == AccountStatus.ACTIVE).order_by(Account.id)))
+    for account_id in ids:
+        sync_account.send(account_id)
+    return ids
+
+
 @dramatiq.actor(broker=_PLACEHOLDER, queue_name="sync", throws=(AccountUnavailable, Refused))
 def sync_calendar(calendar_id: int) -> None:
     """Sync one calendar, then plan the agendas it touched and enqueue the writes."""

@@ -46,8 +46,3 @@ def install_broker(broker: dramatiq.Broker) -> dramatiq.Broker:
         actor.broker = broker
         broker.declare_actor(actor)
     return broker
-
-
-def is_in_process(broker: dramatiq.Broker) -> bool:
-    """True for the embedded broker, whose worker runs inside this process."""
-    return isinstance(broker, StubBroker)

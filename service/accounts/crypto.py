@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 import os
-from pathlib import Path
 
 from cryptography.fernet import Fernet, InvalidToken
 
@@ -77,8 +76,3 @@ class Vault:
                 "stored credentials cannot be decrypted with the current secret key "
                 "(was RAPPORT_SECRET_KEY changed?)"
             ) from err
-
-
-def ensure_private(path: Path) -> None:
-    """Tighten a file holding secrets to 0600."""
-    path.chmod(0o600)

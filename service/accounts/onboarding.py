@@ -99,6 +99,21 @@ def connect_microsoft(session: Session, *, settings: Settings, vault: Vault,
     return account
 
 
+def connect_with_refresh_token(session: Session, *, settings: Settings, vault: Vault,
+                               provider: str, client_id: str, refresh_token: str,
+                               client_secret: str | None = None) -> Account:
+    """Import an existing grant for either provider (headless servers, the demo, tests)."""
+    if provider == "google":
+        return connect_google(session, settings=settings, vault=vault, credentials={
+            "client_id": client_id, "client_secret": client_secret,
+            "refresh_token": refresh_token})
+    if provider == "microsoft":
+        return import_microsoft_refresh_token(session, settings=settings, vault=vault,
+                                              credentials={"client_id": client_id,
+                                                           "refresh_token": refresh_token})
+    raise ValueError(f"unknown provider {provider!r}")
+
+
 def import_microsoft_refresh_token(session: Session, *, settings: Settings, vault: Vault,
                                    credentials: dict[str, Any]) -> Account:
     """Headless servers: migrate an existing refresh token into an MSAL cache."""

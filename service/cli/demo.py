@@ -19,7 +19,7 @@ from connectors.sandbox.google.sandbox import GoogleSandbox
 from connectors.sandbox.microsoft.sandbox import GraphSandbox
 from connectors.sandbox.team import PEOPLE
 from service.accounts.crypto import Vault
-from service.accounts.onboarding import connect_google, import_microsoft_refresh_token
+from service.accounts.onboarding import connect_with_refresh_token
 from service.agenda.block import extract_block
 from service.agenda.htmltext import looks_like_html, visible_text
 from service.agenda.models import AgendaRecord
@@ -79,26 +79,17 @@ def connect_team(started: Started) -> int:
         if person.is_room:
             continue
         with rt.factory.begin() as session:
-            if person.provider == "google":
-                connect_google(session, settings=rt.settings, vault=vault, credentials={
-                    "client_id": DEMO_CLIENT_ID, "client_secret": DEMO_CLIENT_SECRET,
-                    "refresh_token": person.refresh_token})
-            else:
-                import_microsoft_refresh_token(session, settings=rt.settings, vault=vault,
-                                               credentials={"client_id": DEMO_CLIENT_ID,
-                                                            "refresh_token": person.refresh_token})
+            connect_with_refresh_token(session, settings=rt.settings, vault=vault,
+                                       provider=person.provider, client_id=DEMO_CLIENT_ID,
+                                       client_secret=DEMO_CLIENT_SECRET,
+                                       refresh_token=person.refresh_token)
         count += 1
     return count
 
 
 def sync_everything(started: Started) -> None:
     """Sync every account and run all resulting work to completion."""
-    from service.accounts.models import Account
-
-    with started.runtime.factory() as session:
-        account_ids = list(session.scalars(select(Account.id)))
-    for account_id in account_ids:
-        actors.sync_account.send(account_id)
+    actors.sync_all_accounts()
     run_until_idle(started.broker)
 
 

@@ -170,16 +170,11 @@ def sync(once: Annotated[bool, typer.Option("--once", help="Sync, finish all wor
         started = start(settings)
         rt = started.runtime
         since = datetime.now(UTC)
-        with rt.factory() as session:
-            accounts = session.scalars(select(Account).where(
-                Account.status == AccountStatus.ACTIVE)).all()
-            ids = [a.id for a in accounts]
+        ids = actors.sync_all_accounts()
         if not ids:
             fail("no connected account: run `rapport connect google` or "
                  "`rapport connect microsoft` first (or try `rapport demo`)")
         echo_err(f"Syncing {len(ids)} accounts ...")
-        for account_id in ids:
-            actors.sync_account.send(account_id)
         actors.reconcile.send()
         run_until_idle(started.broker,  # a worker in this process, whichever broker
                        progress=lambda n: echo_err(f"  ... {n} pieces of work still pending"))

@@ -264,8 +264,7 @@ def run_provider(
 
     from connectors.sandbox.team import Person
     from service.accounts.crypto import Vault
-    from service.accounts.models import Account
-    from service.accounts.onboarding import connect_google, import_microsoft_refresh_token
+    from service.accounts.onboarding import connect_with_refresh_token
     from service.agenda.models import AgendaRecord
     from service.calendars.models import ProviderCallLog
     from service.cli.app_context import start
@@ -311,11 +310,8 @@ def run_provider(
             return Counter({op: n for op, n in rows})
 
         def sync_everyone() -> float:
-            with runtime.factory() as session:
-                ids = list(session.scalars(select(Account.id).order_by(Account.id)))
             t0 = time.perf_counter()
-            for account_id in ids:
-                actors.sync_account.send(account_id)
+            actors.sync_all_accounts()
             run_until_idle(broker, threads=threads, timeout=3600)
             return time.perf_counter() - t0
 
@@ -348,27 +344,15 @@ def run_provider(
             for i, email in enumerate(users):
                 who = Person(email, "", "UTC", provider)
                 with runtime.factory.begin() as session:
-                    if provider == "google":
-                        connect_google(
-                            session,
-                            settings=settings,
-                            vault=vault,
-                            credentials={
-                                "client_id": CLIENT_ID,
-                                "client_secret": "bench-secret",
-                                "refresh_token": who.refresh_token,
-                            },
-                        )
-                    else:
-                        import_microsoft_refresh_token(
-                            session,
-                            settings=settings,
-                            vault=vault,
-                            credentials={
-                                "client_id": CLIENT_ID,
-                                "refresh_token": who.refresh_token,
-                            },
-                        )
+                    connect_with_refresh_token(
+                        session,
+                        settings=settings,
+                        vault=vault,
+                        provider=provider,
+                        client_id=CLIENT_ID,
+                        client_secret="bench-secret",
+                        refresh_token=who.refresh_token,
+                    )
                 if (i + 1) % 50 == 0:
                     print(
                         f"  [{provider}] connected {i + 1}/{accounts}", file=sys.stderr, flush=True

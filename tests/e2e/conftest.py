@@ -26,8 +26,7 @@ from connectors.sandbox.google import GoogleSandbox
 from connectors.sandbox.microsoft import GraphSandbox
 from connectors.sandbox.team import PEOPLE, person
 from service.accounts.crypto import Vault
-from service.accounts.models import Account
-from service.accounts.onboarding import connect_google, import_microsoft_refresh_token
+from service.accounts.onboarding import connect_with_refresh_token
 from service.calendars.models import ProviderCallLog
 from service.cli.app_context import start
 from service.db import Base
@@ -80,15 +79,10 @@ class Harness:
         who = person(email)
         vault = Vault.from_settings(self.settings)
         with self.runtime.factory.begin() as session:
-            if who.provider == "google":
-                account = connect_google(session, settings=self.settings, vault=vault,
-                                         credentials={"client_id": CLIENT_ID,
-                                                      "client_secret": "test-secret",
-                                                      "refresh_token": who.refresh_token})
-            else:
-                account = import_microsoft_refresh_token(
-                    session, settings=self.settings, vault=vault,
-                    credentials={"client_id": CLIENT_ID, "refresh_token": who.refresh_token})
+            account = connect_with_refresh_token(
+                session, settings=self.settings, vault=vault, provider=who.provider,
+                client_id=CLIENT_ID, client_secret="test-secret",
+                refresh_token=who.refresh_token)
             return account.id
 
     def connect_team(self) -> list[int]:
@@ -96,11 +90,8 @@ class Harness:
         return [self.connect(p.email) for p in PEOPLE if not p.is_room]
 
     def sync(self) -> None:
-        """Send a sync for every account and run all resulting work to completion."""
-        with self.session() as session:
-            ids = list(session.scalars(select(Account.id)))
-        for account_id in ids:
-            actors.sync_account.send(account_id)
+        """Send a sync for every active account and run all resulting work to completion."""
+        actors.sync_all_accounts()
         self.run()
 
     def run(self) -> None:
