@@ -8,8 +8,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from connectors.sandbox.google import GoogleSandbox
-from connectors.sandbox.microsoft import GraphSandbox
+from sandbox.google import GoogleSandbox
+from sandbox.microsoft import GraphSandbox
 
 
 @pytest.fixture(scope="session")

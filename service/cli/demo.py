@@ -15,9 +15,9 @@ from pathlib import Path
 import typer
 from sqlalchemy import select
 
-from connectors.sandbox.google.sandbox import GoogleSandbox
-from connectors.sandbox.microsoft.sandbox import GraphSandbox
-from connectors.sandbox.team import PEOPLE
+from sandbox.google.sandbox import GoogleSandbox
+from sandbox.microsoft.sandbox import GraphSandbox
+from sandbox.team import PEOPLE
 from service.accounts.crypto import Vault
 from service.accounts.onboarding import connect_with_refresh_token
 from service.agenda.block import extract_block

@@ -9,8 +9,8 @@ from typing import Protocol
 
 import typer
 
-from connectors.sandbox.google.sandbox import GoogleSandbox
-from connectors.sandbox.microsoft.sandbox import GraphSandbox
+from sandbox.google.sandbox import GoogleSandbox
+from sandbox.microsoft.sandbox import GraphSandbox
 from service.cli.app_context import Started
 from service.email.outbox import deliver
 from service.email.transport import transport_from_settings

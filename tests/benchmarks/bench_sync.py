@@ -74,7 +74,7 @@ def manager_email(i: int) -> str:
 
 def build_population(provider: str, accounts: int, series: int, weeks_ago: int = 52) -> Any:
     """`accounts` managers on `provider`, each organising `series` weekly 1:1s."""
-    from connectors.sandbox.team import Person, Population, SeriesSpec
+    from sandbox.team import Person, Population, SeriesSpec
 
     people: list[Person] = []
     specs: list[SeriesSpec] = []
@@ -111,8 +111,8 @@ def build_population(provider: str, accounts: int, series: int, weeks_ago: int =
 
 def _serve_sandbox(conn: Any, provider: str, accounts: int, series: int) -> None:
     logging.basicConfig(level=logging.WARNING)
-    from connectors.sandbox.google import GoogleSandbox
-    from connectors.sandbox.microsoft import GraphSandbox
+    from sandbox.google import GoogleSandbox
+    from sandbox.microsoft import GraphSandbox
 
     started = time.perf_counter()
     population = build_population(provider, accounts, series)
@@ -262,7 +262,7 @@ def run_provider(
     from pydantic import SecretStr
     from sqlalchemy import func, select
 
-    from connectors.sandbox.team import Person
+    from sandbox.team import Person
     from service.accounts.crypto import Vault
     from service.accounts.onboarding import connect_with_refresh_token
     from service.agenda.models import AgendaRecord

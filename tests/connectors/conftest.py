@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 
 from connectors.google import GoogleConnector, google_credentials
-from connectors.sandbox.google import GoogleSandbox
-from connectors.sandbox.team import person
+from sandbox.google import GoogleSandbox
+from sandbox.team import person
 
 # ======================================================================================
 # Google

@@ -14,8 +14,8 @@ import pytest
 from connectors.microsoft import GraphConnector
 from connectors.microsoft.auth import MsalTokenProvider
 from connectors.microsoft.client import RetryPolicy
-from connectors.sandbox import team
-from connectors.sandbox.microsoft import GraphSandbox
+from sandbox import team
+from sandbox.microsoft import GraphSandbox
 
 CLIENT_ID = "rapport-tests"
 

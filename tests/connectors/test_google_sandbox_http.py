@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import httpx
 
-from connectors.sandbox.google import GoogleSandbox
-from connectors.sandbox.team import person
+from sandbox.google import GoogleSandbox
+from sandbox.team import person
 
 MAYA = "maya@acme.test"
 

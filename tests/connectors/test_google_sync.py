@@ -9,7 +9,7 @@ import pytest
 
 from connectors.base import CalendarEvent, ChangePage, CursorExpired, EventStatus
 from connectors.google import GoogleConnector
-from connectors.sandbox.google import GoogleSandbox
+from sandbox.google import GoogleSandbox
 
 MAYA = "maya@acme.test"
 SAM = "sam@acme.test"

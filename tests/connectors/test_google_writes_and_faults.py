@@ -16,8 +16,8 @@ from connectors.base import (
     RateLimited,
 )
 from connectors.google import GoogleConnector
-from connectors.sandbox.google import GoogleSandbox
-from connectors.sandbox.google.recurrence import instance_id
+from sandbox.google import GoogleSandbox
+from sandbox.google.recurrence import instance_id
 
 MAYA = "maya@acme.test"
 SAM = "sam@acme.test"

@@ -7,7 +7,7 @@ from conftest_microsoft import CLIENT_ID
 
 from connectors.errors import AuthRevoked
 from connectors.microsoft.auth import MsalTokenProvider, is_microsoft_authority
-from connectors.sandbox.team import DOMAIN
+from sandbox.team import DOMAIN
 
 DANA = f"dana@{DOMAIN}"
 

@@ -10,7 +10,7 @@ from conftest_microsoft import sync_window
 
 from connectors.base import CalendarEvent, ChangePage, EventStatus, Response
 from connectors.errors import CursorExpired
-from connectors.sandbox.team import DOMAIN
+from sandbox.team import DOMAIN
 
 DANA, LEE, PRIYA = f"dana@{DOMAIN}", f"lee@{DOMAIN}", f"priya@{DOMAIN}"
 

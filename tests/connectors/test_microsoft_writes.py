@@ -11,7 +11,7 @@ from urllib.parse import parse_qs, urlparse
 import pytest
 
 from connectors.errors import PreconditionFailed, RateLimited
-from connectors.sandbox.team import DOMAIN
+from sandbox.team import DOMAIN
 
 DANA, LEE = f"dana@{DOMAIN}", f"lee@{DOMAIN}"
 

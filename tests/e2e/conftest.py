@@ -21,10 +21,10 @@ from pydantic import SecretStr
 from sqlalchemy import create_engine, func, select, text
 from sqlalchemy.orm import Session
 
-from connectors.sandbox.admin import SandboxAdmin
-from connectors.sandbox.google import GoogleSandbox
-from connectors.sandbox.microsoft import GraphSandbox
-from connectors.sandbox.team import PEOPLE, person
+from sandbox.admin import SandboxAdmin
+from sandbox.google import GoogleSandbox
+from sandbox.microsoft import GraphSandbox
+from sandbox.team import PEOPLE, person
 from service.accounts.crypto import Vault
 from service.accounts.onboarding import connect_with_refresh_token
 from service.calendars.models import ProviderCallLog

@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import func, select
 
-from connectors.sandbox.admin import RecordedRequest, SandboxAdmin
+from sandbox.admin import RecordedRequest, SandboxAdmin
 from service.accounts.models import Account
 from service.agenda.block import START_MARKER, extract_block
 from service.agenda.htmltext import looks_like_html, visible_text

@@ -13,7 +13,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from connectors.sandbox.team import EXPECTED_PAIRS
+from sandbox.team import EXPECTED_PAIRS
 from service.cli.main import app
 from service.pairs.service import SeriesRow
 

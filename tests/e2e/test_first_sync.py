@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from connectors.sandbox.team import EXPECTED_PAIRS
+from sandbox.team import EXPECTED_PAIRS
 from service.agenda.block import START_MARKER
 from service.agenda.models import AgendaRecord
 from service.pairs.models import Occurrence

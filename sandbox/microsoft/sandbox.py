@@ -14,14 +14,14 @@ import logging
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
-from connectors.sandbox.admin import RecordedRequest
-from connectors.sandbox.microsoft.api import Faults, GraphState, create_app, send_notifications
-from connectors.sandbox.microsoft.authority import TENANT, Grants
-from connectors.sandbox.microsoft.delta import DeltaEngine
-from connectors.sandbox.microsoft.model import Item, opaque_id, outlook_html
-from connectors.sandbox.microsoft.server import HttpsServer
-from connectors.sandbox.microsoft.store import HORIZON, SeriesState, Store
-from connectors.sandbox.team import TEAM, Population
+from sandbox.admin import RecordedRequest
+from sandbox.microsoft.api import Faults, GraphState, create_app, send_notifications
+from sandbox.microsoft.authority import TENANT, Grants
+from sandbox.microsoft.delta import DeltaEngine
+from sandbox.microsoft.model import Item, opaque_id, outlook_html
+from sandbox.microsoft.server import HttpsServer
+from sandbox.microsoft.store import HORIZON, SeriesState, Store
+from sandbox.team import TEAM, Population
 
 log = logging.getLogger(__name__)
 

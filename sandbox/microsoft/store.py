@@ -16,8 +16,8 @@ from zoneinfo import ZoneInfo
 
 from dateutil.rrule import rrulestr
 
-from connectors.sandbox import team
-from connectors.sandbox.microsoft.model import (
+from sandbox import team
+from sandbox.microsoft.model import (
     AttendeeRecord,
     Item,
     occurrence_id,

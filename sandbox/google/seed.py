@@ -1,4 +1,4 @@
-"""Seed the Google sandbox with the shared team (`connectors.sandbox.team`).
+"""Seed the Google sandbox with the shared team (`sandbox.team`).
 
 Every non-room person on Google gets a primary calendar (id = email). Each series is held
 by its organizer (when on Google) and copied, with the same event id and iCalUID, into the
@@ -13,8 +13,8 @@ import hashlib
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from connectors.sandbox import team
-from connectors.sandbox.google.store import (
+from sandbox import team
+from sandbox.google.store import (
     CalendarState,
     EventRecord,
     GoogleStore,

@@ -19,10 +19,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from connectors.sandbox.admin import RecordedRequest
-from connectors.sandbox.google import recurrence
-from connectors.sandbox.google.runtime import Channel, PageSnapshot, Runtime
-from connectors.sandbox.google.store import GoogleStore, rfc3339
+from sandbox.admin import RecordedRequest
+from sandbox.google import recurrence
+from sandbox.google.runtime import Channel, PageSnapshot, Runtime
+from sandbox.google.store import GoogleStore, rfc3339
 
 log = logging.getLogger(__name__)
 

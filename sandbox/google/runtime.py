@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from connectors.sandbox.admin import RecordedRequest
-from connectors.sandbox.team import TEAM, Population
+from sandbox.admin import RecordedRequest
+from sandbox.team import TEAM, Population
 
 
 @dataclass

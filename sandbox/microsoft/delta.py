@@ -14,7 +14,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime
 
-from connectors.sandbox.microsoft.store import Store
+from sandbox.microsoft.store import Store
 
 
 @dataclass(frozen=True)

@@ -21,10 +21,10 @@ import httpx
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 
-from connectors.sandbox.admin import RecordedRequest
-from connectors.sandbox.microsoft.authority import Grants, authority_router, object_id
-from connectors.sandbox.microsoft.delta import DeltaEngine
-from connectors.sandbox.microsoft.render import (
+from sandbox.admin import RecordedRequest
+from sandbox.microsoft.authority import Grants, authority_router, object_id
+from sandbox.microsoft.delta import DeltaEngine
+from sandbox.microsoft.render import (
     WINDOWS_ZONES,
     graph_error,
     preferred_page_size,
@@ -33,7 +33,7 @@ from connectors.sandbox.microsoft.render import (
     render_event,
     stamp,
 )
-from connectors.sandbox.microsoft.store import Store
+from sandbox.microsoft.store import Store
 
 log = logging.getLogger(__name__)
 

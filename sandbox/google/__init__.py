@@ -1,5 +1,5 @@
 """A local Google Calendar API v3 sandbox (HTTP emulator) for tests and the demo."""
 
-from connectors.sandbox.google.sandbox import GoogleSandbox
+from sandbox.google.sandbox import GoogleSandbox
 
 __all__ = ["GoogleSandbox"]

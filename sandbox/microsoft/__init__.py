@@ -1,5 +1,5 @@
 """The Microsoft 365 sandbox: Graph v1.0 and a fake Entra ID authority over HTTPS."""
 
-from connectors.sandbox.microsoft.sandbox import GraphSandbox
+from sandbox.microsoft.sandbox import GraphSandbox
 
 __all__ = ["GraphSandbox"]

@@ -25,7 +25,7 @@ from urllib.parse import parse_qs
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from connectors.sandbox import team
+from sandbox import team
 
 TENANT = "rapport-sandbox"
 TENANT_ID = "9188040d-6c67-4c5b-b112-36a304b66dad"

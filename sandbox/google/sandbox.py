@@ -17,13 +17,13 @@ from typing import Any
 
 import httpx
 
-from connectors.sandbox.admin import RecordedRequest
-from connectors.sandbox.google import recurrence, seed
-from connectors.sandbox.google.app import SandboxApp
-from connectors.sandbox.google.runtime import Runtime
-from connectors.sandbox.google.server import ServerThread
-from connectors.sandbox.google.store import EventRecord, GoogleStore
-from connectors.sandbox.team import TEAM, Population
+from sandbox.admin import RecordedRequest
+from sandbox.google import recurrence, seed
+from sandbox.google.app import SandboxApp
+from sandbox.google.runtime import Runtime
+from sandbox.google.server import ServerThread
+from sandbox.google.store import EventRecord, GoogleStore
+from sandbox.team import TEAM, Population
 
 log = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ import re
 from datetime import UTC, datetime, tzinfo
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from connectors.sandbox.microsoft.model import Item
+from sandbox.microsoft.model import Item
 
 # The Windows names Outlook uses most, for the Prefer header (IANA names work too).
 WINDOWS_ZONES = {

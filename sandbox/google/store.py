@@ -24,7 +24,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from connectors.sandbox.google import recurrence
+from sandbox.google import recurrence
 
 JSON = dict[str, Any]
 
