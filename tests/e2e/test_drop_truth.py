@@ -12,6 +12,7 @@ from sqlalchemy import select
 from sandbox.team import DOMAIN
 from service.outcomes.state import Outcome
 from service.pairs.models import Occurrence, OccurrenceCopy, Series
+from workers import actors
 
 from .conftest import Harness, ProviderCase
 from .test_cancellations import (  # noqa: F401  (the autouse fixture turns quiet hours off)
@@ -48,10 +49,13 @@ def _report_name(case: ProviderCase) -> str:
 
 def test_a_report_declining_one_occurrence_is_their_decline_not_the_managers_cancellation(
         harness: Harness, case: ProviderCase) -> None:
-    _connected(harness, case)
+    manager_account, report_account = harness.connect(case.manager), harness.connect(case.report)
+    harness.sync()
     original = _start(harness, case)
     harness.sandbox(case.provider).decline_occurrence(case.series_key, original, case.report)
-    harness.sync()
+    for account_id in (manager_account, report_account):  # the report's copy vanishes last
+        actors.sync_account.send(account_id)
+        harness.run()
     occ = _occurrence(harness, case, original)
     assert occ.status == "confirmed" and occ.report_response == "declined"
 
