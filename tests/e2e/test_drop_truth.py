@@ -32,7 +32,9 @@ MAYA, PRIYA = f"maya@{DOMAIN}", f"priya@{DOMAIN}"
 def _alert_text(harness: Harness) -> str:
     [eml] = _emls(harness)
     message = email.message_from_bytes(eml.read_bytes(), policy=email.policy.default)
-    return f"{message['Subject']}\n{message.get_body(preferencelist=('plain',)).get_content()}"
+    body = message.get_body(preferencelist=("plain",))
+    assert body is not None
+    return f"{message['Subject']}\n{body.get_content()}"
 
 
 def _weeks(harness: Harness) -> datetime:
