@@ -117,13 +117,11 @@ def queued_topics(session: Session, *, pair_id: int,
     return list(session.scalars(query.order_by(PairTopic.created_at, PairTopic.id)))
 
 
-def release_topics(session: Session, *, occurrence_id: int) -> int:
-    """Free the topics planned into an occurrence that will not take place; returns how many.
+def release_topics(session: Session, *, occurrence_id: int) -> None:
+    """Free the topics planned into an occurrence that will not take place.
 
     Used when the provider shows the occurrence cancelled or gone before our sync has: the
     topics go back to the queue for the pair's next occurrence.
     """
-    result = session.execute(
-        update(PairTopic).where(PairTopic.used_in_occurrence_id == occurrence_id)
-        .values(used_in_occurrence_id=None))
-    return int(getattr(result, "rowcount", 0) or 0)
+    session.execute(update(PairTopic).where(PairTopic.used_in_occurrence_id == occurrence_id)
+                    .values(used_in_occurrence_id=None))

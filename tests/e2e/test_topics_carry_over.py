@@ -100,8 +100,10 @@ def _drop(harness: Harness, case: ProviderCase, how: str, start: datetime) -> Ne
         return Next(case.series_key, next(s for s in upcoming(harness, case) if s > start))
     if how == "split":
         # "this and following": Google gives the old series an UNTIL and starts a new series
-        # (a new event id); Outlook likewise ends the old series' range and creates a new
-        # series from the chosen occurrence on.
+        # (a new event id); Outlook on the web likewise ends the old series and makes a new,
+        # unlinked one from the chosen occurrence on (its seriesId does not name the old
+        # series: OfficeDev/office-js#1571), as EWS does when a recurrence is changed
+        # (OfficeDev/ews-managed-api#168: past and future occurrences become two series).
         sandbox.end_series(case.series_key, start - timedelta(minutes=1))
     else:  # "recreate": the series is deleted and a fresh one booked in the same slot
         sandbox.delete_series(case.series_key)
