@@ -23,7 +23,7 @@ from service.accounts.models import Account, AccountStatus, Person
 from service.email.models import OutboxMessage, OutboxStatus
 from service.email.outbox import enqueue
 from service.outcomes.alerts import AlertFacts, quiet_until, render_alert
-from service.outcomes.slots import Slot, free_slots, parse_span, zone
+from service.outcomes.slots import Slot, free_slots, zone
 from service.outcomes.state import DECLINED, DROPS, Decision, Facts, Outcome, arm, decide
 from service.pairs.models import (
     AdHocMeeting,
@@ -355,7 +355,7 @@ def _find_slots(free_busy: FreeBusy | None, *, emails: list[str], zones: dict[st
         return [], False
     busy = {email.lower(): intervals for email, intervals in busy.items()}
     return free_slots(busy, zones=zones, start=start, end=end, duration=duration,
-                      working_hours=parse_span(settings.working_hours)), True
+                      working_hours=settings.working_hours), True
 
 
 def _name(person: Person) -> str:
@@ -378,7 +378,7 @@ def _queue_alert(session: Session, ctx: _Context, outcome: Outcome, *, slots: li
         duration_minutes=max(int((occ.scheduled_end - occ.scheduled_start).total_seconds()
                                  // 60), 1),
         manager_zone=manager_zone, provider=provider, slots=tuple(slots), slots_checked=checked)
-    not_before = quiet_until(now, quiet_hours=parse_span(settings.quiet_hours), tz=manager_zone)
+    not_before = quiet_until(now, quiet_hours=settings.quiet_hours, tz=manager_zone)
     return enqueue(session, kind=ALERT_KIND, dedupe_key=alert_key(occ.id),
                    recipient=ctx.manager.email, rendered=render_alert(facts),
                    cc=[ctx.report.email] if settings.alert_report_too else None,

@@ -6,8 +6,9 @@ from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from connectors.base import BusyInterval
+from service.config_values import parse_span
 from service.outcomes.alerts import AlertFacts, quiet_until, render_alert
-from service.outcomes.slots import Slot, free_slots, parse_span
+from service.outcomes.slots import Slot, free_slots
 from service.outcomes.state import Outcome
 
 NY = ZoneInfo("America/New_York")
