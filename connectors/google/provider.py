@@ -43,6 +43,7 @@ from connectors.base import (
     CalendarInfo,
     CallObserver,
     ChangePage,
+    FreeBusy,
     Subscription,
 )
 from connectors.errors import ConnectorError
@@ -195,26 +196,34 @@ class GoogleConnector:
         except EventParseError as err:
             raise MalformedEvent(f"event {event_id} cannot be read after patch: {err}") from err
 
-    def free_busy(
-        self, emails: list[str], start: datetime, end: datetime
-    ) -> dict[str, list[BusyInterval]]:
-        """Busy intervals per person (freebusy.query); unknown people are left out."""
+    def free_busy(self, emails: list[str], start: datetime, end: datetime) -> FreeBusy:
+        """Busy intervals per person (freebusy.query), and who Google could not read.
+
+        Google answers a calendar it cannot see (someone on another provider, or not
+        shared) with ``errors`` such as ``[{"domain": "global", "reason": "notFound"}]`` on
+        that calendar instead of failing the request
+        (https://developers.google.com/calendar/api/v3/reference/freebusy/query).
+        """
         body = {
             "timeMin": _rfc3339(start),
             "timeMax": _rfc3339(end),
             "items": [{"id": email} for email in emails],
         }
         answer = self._client.freebusy(body)
-        result: dict[str, list[BusyInterval]] = {}
+        busy: dict[str, list[BusyInterval]] = {}
+        unreadable: set[str] = set()
         for calendar_id, info in (answer.get("calendars") or {}).items():
             if info.get("errors"):
-                log.info("google free/busy unavailable for one calendar: %s", info["errors"])
+                reasons = ",".join(str(e.get("reason")) for e in info["errors"])
+                log.info("google free/busy unavailable for one calendar: %s", reasons)
+                unreadable.add(calendar_id.lower())
                 continue
-            result[calendar_id.lower()] = [
+            busy[calendar_id.lower()] = [
                 BusyInterval(start=parse_timestamp(b["start"]), end=parse_timestamp(b["end"]))
                 for b in info.get("busy", [])
             ]
-        return result
+        unreadable.update(e.lower() for e in emails if e.lower() not in busy)
+        return FreeBusy(busy=busy, unreadable=frozenset(unreadable))
 
     def subscribe(
         self, calendar_id: str, *, address: str, token: str, ttl_seconds: int

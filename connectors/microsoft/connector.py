@@ -21,6 +21,7 @@ from connectors.base import (
     CalendarInfo,
     CallObserver,
     ChangePage,
+    FreeBusy,
     SkippedItem,
     Subscription,
 )
@@ -213,12 +214,13 @@ class GraphConnector:
         )
         return self._parse(calendar_id, raw)
 
-    def free_busy(
-        self, emails: list[str], start: datetime, end: datetime
-    ) -> dict[str, list[BusyInterval]]:
+    def free_busy(self, emails: list[str], start: datetime, end: datetime) -> FreeBusy:
         """POST /me/calendar/getSchedule: https://learn.microsoft.com/en-us/graph/api/calendar-getschedule.
 
-        People Graph cannot see (another provider, another tenant) are left out of the result.
+        Graph answers a schedule it cannot read (another provider, another tenant) with an
+        ``error`` (freeBusyError: ``message``, ``responseCode``) on that scheduleInformation
+        (https://learn.microsoft.com/en-us/graph/api/resources/scheduleinformation); such
+        people are reported as unreadable, never as free.
         """
         body: dict[str, Any] = {
             "schedules": emails,
@@ -239,13 +241,17 @@ class GraphConnector:
             json=body,
             headers={"Prefer": 'outlook.timezone="UTC"'},
         )
-        out: dict[str, list[BusyInterval]] = {}
+        busy: dict[str, list[BusyInterval]] = {}
+        unreadable: set[str] = set()
         for info in data.get("value", []):
+            schedule = str(info.get("scheduleId", "")).lower()
             if info.get("error"):
                 log.info("no free/busy for a schedule: %s", info["error"].get("responseCode"))
+                unreadable.add(schedule)
                 continue
-            out[str(info.get("scheduleId", "")).lower()] = parse_busy(info)
-        return out
+            busy[schedule] = parse_busy(info)
+        unreadable.update(e.lower() for e in emails if e.lower() not in busy)
+        return FreeBusy(busy=busy, unreadable=frozenset(unreadable))
 
     def subscribe(
         self, calendar_id: str, *, address: str, token: str, ttl_seconds: int

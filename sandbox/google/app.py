@@ -480,7 +480,8 @@ class SandboxApp:
                 calendars[cid] = {
                     "busy": [{"start": rfc3339(s), "end": rfc3339(e)} for s, e in spans]
                 }
-            else:
+            else:  # documented: a calendar it cannot see gets per-calendar ``errors``
+                # (FreeBusyCalendar.errors, reason notFound), the request still answers 200
                 calendars[cid] = {
                     "errors": [{"domain": "global", "reason": "notFound"}],
                     "busy": [],

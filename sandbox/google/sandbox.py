@@ -126,7 +126,7 @@ class GoogleSandbox:
             )
             if rec is None:
                 raise ValueError("nobody of this series has a Google calendar")
-            rec.updated = self.now()
+            rec.created = rec.updated = self.now()  # booked now (seeded ones are older)
             self._keys[key] = rec.id
         return key
 

@@ -305,6 +305,9 @@ def create_app(state: GraphState) -> FastAPI:
         for address in payload.get("schedules", []):
             email = str(address).lower()
             if email not in state.store.mailboxes:
+                # documented: scheduleInformation carries ``error`` (freeBusyError: message,
+                # responseCode) for a schedule Graph cannot read; the request still answers 200
+                # (https://learn.microsoft.com/en-us/graph/api/resources/scheduleinformation)
                 out.append(
                     {
                         "scheduleId": address,
