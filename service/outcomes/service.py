@@ -27,7 +27,6 @@ from service.outcomes.slots import (
     Slot,
     free_slots,
     local_day,
-    parse_span,
     person_zone,
     search_span,
 )
@@ -402,7 +401,7 @@ def _find_slots(free_busy: FreeBusyReader | None, *, emails: list[str],
     if unreadable == frozenset(emails):
         return [], False, unreadable
     return free_slots(busy, zones=zones, start=start, end=end, duration=duration,
-                      working_hours=parse_span(settings.working_hours),
+                      working_hours=settings.working_hours,
                       blocked=blocked), True, unreadable
 
 
@@ -431,7 +430,7 @@ def _queue_alert(session: Session, ctx: _Context, outcome: Outcome, *, slots: li
                                  // 60), 1),
         manager_zone=manager_zone, provider=provider, slots=tuple(slots), slots_checked=checked,
         unseen=unseen)
-    not_before = quiet_until(now, quiet_hours=parse_span(settings.quiet_hours), tz=manager_zone)
+    not_before = quiet_until(now, quiet_hours=settings.quiet_hours, tz=manager_zone)
     return enqueue(session, kind=ALERT_KIND, dedupe_key=alert_key(occ.id),
                    recipient=ctx.manager.email, rendered=render_alert(facts),
                    cc=[ctx.report.email] if settings.alert_report_too else None,

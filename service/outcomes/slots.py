@@ -29,15 +29,6 @@ class Slot:
     end: datetime
 
 
-def parse_span(value: str) -> tuple[time, time]:
-    """`"09:00-17:00"` -> (09:00, 17:00); a span may wrap midnight (`"20:00-07:00"`)."""
-    try:
-        first, second = (part.strip() for part in value.split("-", 1))
-        return time.fromisoformat(first), time.fromisoformat(second)
-    except ValueError as err:
-        raise ValueError(f"not a time span like 09:00-17:00: {value!r}") from err
-
-
 def zone(name: str | None) -> ZoneInfo:
     """The IANA zone `name`, or UTC when it is missing or unknown."""
     if not name:

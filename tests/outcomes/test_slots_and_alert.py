@@ -7,12 +7,12 @@ from zoneinfo import ZoneInfo
 
 from connectors.base import BusyInterval
 from service.accounts.models import Person
+from service.config_values import parse_span
 from service.outcomes.alerts import AlertFacts, quiet_until, render_alert
 from service.outcomes.slots import (
     Slot,
     free_slots,
     local_day,
-    parse_span,
     person_zone,
     search_span,
 )
