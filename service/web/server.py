@@ -12,15 +12,21 @@ from fastapi import FastAPI
 from service.accounts.crypto import Vault
 from service.web.app import create_app
 from service.web.webhooks import webhook_router
+from service.observability import set_queue_depth_source
 from workers import actors
+from workers.observability import broker_reachable, queue_depths
 from workers.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
 
 def build_web_app(runtime: Runtime) -> FastAPI:
-    """Everything Rapport answers over HTTP, on one app."""
-    app = create_app(runtime.settings, runtime.factory, clock=runtime.clock)
+    """Everything Rapport answers over HTTP, on one app; health and queue depth are read
+    from the broker the actors are bound to."""
+    broker = actors.sync_calendar.broker
+    set_queue_depth_source(lambda: queue_depths(broker))
+    app = create_app(runtime.settings, runtime.factory, clock=runtime.clock,
+                     broker_reachable=lambda: broker_reachable(broker))
     app.include_router(webhook_router(factory=runtime.factory,
                                       vault=Vault.from_settings(runtime.settings),
                                       enqueue_sync=actors.sync_calendar.send))
