@@ -18,7 +18,7 @@ from typing import Any
 
 import dramatiq
 from dramatiq.brokers.stub import StubBroker
-from dramatiq.common import dq_name
+from dramatiq.common import dq_name, q_name
 from dramatiq.middleware import Middleware, Retries
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
@@ -231,7 +231,7 @@ def broker_reachable(broker: dramatiq.Broker) -> bool:
 
 def queue_depths(broker: dramatiq.Broker) -> Mapping[str, int]:
     """Messages waiting per declared queue (delayed ones included), read from the broker."""
-    queues = sorted(broker.get_declared_queues())
+    queues = sorted({q_name(q) for q in broker.get_declared_queues()})  # delay queues folded in
     if isinstance(broker, StubBroker):
         return {q: sum(broker.queues[name].qsize() for name in (q, dq_name(q))
                        if name in broker.queues) for q in queues}

@@ -1,4 +1,4 @@
-"""Serving HTTP inside `rapport run`: the manager pages, webhooks and a health check."""
+"""Serving HTTP inside `rapport run`: the manager pages, webhooks, health and metrics."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ import uvicorn
 from fastapi import FastAPI
 
 from service.accounts.crypto import Vault
+from service.observability import set_queue_depth_source
 from service.web.app import create_app
 from service.web.webhooks import webhook_router
-from service.observability import set_queue_depth_source
 from workers import actors
 from workers.observability import broker_reachable, queue_depths
 from workers.runtime import Runtime
