@@ -148,7 +148,7 @@ def test_a_bug_still_logs_its_traceback(harness: Harness,
     def broken_actor() -> None:
         raise ZeroDivisionError("a bug, not the provider")
 
-    actor = dramatiq.actor(broken_actor, broker=harness.broker, max_retries=0)
+    actor = dramatiq.actor(broker=harness.broker, max_retries=0)(broken_actor)
     actor.send()
     harness.run()
 
