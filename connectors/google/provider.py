@@ -46,17 +46,18 @@ from connectors.base import (
     FreeBusy,
     Subscription,
 )
-from connectors.errors import ConnectorError
+from connectors.errors import MalformedEvent
 from connectors.google.client import GoogleClient, Sleep
-from connectors.google.parsing import EventParseError, parse_event, parse_items, parse_timestamp
+from connectors.google.parsing import parse_event, parse_items, parse_timestamp
 
 log = logging.getLogger(__name__)
 
 DEFAULT_API_URL = "https://www.googleapis.com/calendar/v3/"
 
 
-class MalformedEvent(ConnectorError):
-    """A single event read with `get_event` could not be parsed."""
+# What a broken item raises in `parse_event` (EventParseError is a ValueError); the same
+# set `parse_items` turns into skipped items during a sync.
+_PARSE_ERRORS = (ValueError, TypeError, AttributeError, KeyError)
 
 
 def _rfc3339(value: datetime) -> str:
@@ -172,8 +173,9 @@ class GoogleConnector:
         raw = self._client.get_event(calendar_id, event_id)
         try:
             return parse_event(raw, calendar_id)
-        except EventParseError as err:
-            raise MalformedEvent(f"event {event_id} cannot be read: {err}") from err
+        except _PARSE_ERRORS as err:
+            raise MalformedEvent(f"event {event_id} cannot be read: {err}",
+                                 event_id=event_id) from err
 
     def patch_description(
         self,
@@ -193,8 +195,9 @@ class GoogleConnector:
         )
         try:
             return parse_event(raw, calendar_id)
-        except EventParseError as err:
-            raise MalformedEvent(f"event {event_id} cannot be read after patch: {err}") from err
+        except _PARSE_ERRORS as err:
+            raise MalformedEvent(f"event {event_id} cannot be read after patch: {err}",
+                                 event_id=event_id) from err
 
     def free_busy(self, emails: list[str], start: datetime, end: datetime) -> FreeBusy:
         """Busy intervals per person (freebusy.query), and who Google could not read.

@@ -25,7 +25,7 @@ from connectors.base import (
     SkippedItem,
     Subscription,
 )
-from connectors.errors import ConnectorError, NotFound
+from connectors.errors import ConnectorError, MalformedEvent, NotFound
 from connectors.microsoft.client import GraphClient, RetryPolicy
 from connectors.microsoft.parse import (
     parse_busy,
@@ -179,10 +179,17 @@ class GraphConnector:
                 self._series_uids[master_id] = None
         return self._series_uids[master_id]
 
-    def _parse(self, calendar_id: str, raw: GraphEvent) -> CalendarEvent:
-        master = raw.get("seriesMasterId")
-        uid = self._series_uid(master) if master else None
-        return parse_event(raw, calendar_id=calendar_id, owner=self.owner_email(), series_uid=uid)
+    def _parse(self, calendar_id: str, event_id: str, raw: GraphEvent) -> CalendarEvent:
+        """One event from a read or a write's answer; a broken one raises `MalformedEvent`
+        (the same errors `parse_item` turns into skipped items during a sync)."""
+        try:
+            master = raw.get("seriesMasterId")
+            uid = self._series_uid(master) if master else None
+            return parse_event(raw, calendar_id=calendar_id, owner=self.owner_email(),
+                               series_uid=uid)
+        except (ValueError, TypeError, AttributeError, KeyError) as err:  # ParseError too
+            raise MalformedEvent(f"event {event_id} cannot be read: {err}",
+                                 event_id=event_id) from err
 
     def get_event(self, calendar_id: str, event_id: str) -> CalendarEvent:
         """GET /me/events/{id}: https://learn.microsoft.com/en-us/graph/api/event-get."""
@@ -192,7 +199,7 @@ class GraphConnector:
             operation="events.get",
             headers={"Prefer": PREFER},
         )
-        return self._parse(calendar_id, raw)
+        return self._parse(calendar_id, event_id, raw)
 
     def patch_description(
         self, calendar_id: str, event_id: str, *, description: str, is_html: bool, etag: str | None
@@ -212,7 +219,7 @@ class GraphConnector:
             json={"body": {"contentType": "html", "content": content}},
             headers=headers,
         )
-        return self._parse(calendar_id, raw)
+        return self._parse(calendar_id, event_id, raw)
 
     def free_busy(self, emails: list[str], start: datetime, end: datetime) -> FreeBusy:
         """POST /me/calendar/getSchedule: https://learn.microsoft.com/en-us/graph/api/calendar-getschedule.

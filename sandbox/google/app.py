@@ -371,8 +371,13 @@ class SandboxApp:
 
     def _json(self, calendar: str, rec: Any, original: datetime | None) -> dict[str, Any]:
         if original is None:
-            return self.store.event_json(rec, calendar)
-        return self.store.instance_json(rec, original, calendar)
+            out = self.store.event_json(rec, calendar)
+        else:
+            out = self.store.instance_json(rec, original, calendar)
+        with self.rt.lock:
+            if out.get("id") in self.rt.malformed_reads:  # fault injection: unparseable event
+                out.pop("start", None)
+        return out
 
     async def events_get(self, request: Request, user: str) -> Response:
         """events.get: https://developers.google.com/calendar/api/v3/reference/events/get"""

@@ -299,6 +299,18 @@ class GoogleSandbox:
             self.runtime.throttle_left = count
             self.runtime.throttle_retry_after = retry_after
 
+    def inject_malformed_reads(self, owner: str, series_key: str,
+                               original_start: datetime) -> str:
+        """events.get and events.patch of this occurrence answer it without ``start``."""
+        with self.store.lock:
+            rec = self._rec(series_key)
+            self._require_copy(owner, rec)
+            event_id = rec.id if not rec.recurrence else recurrence.instance_id(
+                rec.id, self._original(rec, original_start), all_day=rec.all_day)
+        with self.runtime.lock:
+            self.runtime.malformed_reads.add(event_id)
+        return event_id
+
     def revoke(self, email: str) -> None:
         """Revoke the person's grant: refresh answers invalid_grant, access tokens 401."""
         self.runtime.revoke(email)

@@ -97,6 +97,7 @@ class GraphSandbox:
         self.grants.reset()
         with self.faults.lock:
             self.faults.throttle = 0
+            self.faults.malformed_reads.clear()
             self.faults.requests.clear()
 
     # admin: series ------------------------------------------------------------
@@ -291,6 +292,15 @@ class GraphSandbox:
         """The next `count` Graph requests answer 429 TooManyRequests with Retry-After."""
         with self.faults.lock:
             self.faults.throttle, self.faults.retry_after = count, retry_after
+
+    def inject_malformed_reads(self, owner: str, series_key: str,
+                               original_start: datetime) -> str:
+        """GET and PATCH of this occurrence's copy answer it with an unreadable start."""
+        with self.store.lock:
+            event_id = self._copy_of(owner, series_key, original_start).id
+        with self.faults.lock:
+            self.faults.malformed_reads.add(event_id)
+        return event_id
 
     def revoke(self, email: str) -> None:
         """Refresh answers invalid_grant and access tokens 401 for this person."""

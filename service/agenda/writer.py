@@ -26,6 +26,7 @@ from service.agenda.items import release_topics
 from service.agenda.models import AgendaRecord
 from service.agenda.planner import is_abandoned, plan_occurrence, target_copy
 from service.calendars.models import Calendar
+from service.observability import AGENDA_WRITES
 from service.pairs.models import Occurrence, OccurrenceCopy, OccurrenceStatus, Series
 from service.settings import Settings
 
@@ -118,6 +119,7 @@ def write_agenda(factory: sessionmaker[Session], *, agenda_id: int, connector_fo
         copy.description_is_html = event.description_is_html
         copy.block_hash = block_hash_in(event.description)
         _mark_written(record, copy, planned.content_hash, now)
+    AGENDA_WRITES.inc()
     log.info("agenda %s written into occurrence %s (calendar %s)", agenda_id, occurrence_id,
              target.calendar_id)
     return WriteOutcome.WRITTEN
