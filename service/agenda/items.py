@@ -8,7 +8,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from service.agenda.models import ActionItem, PairTopic
-from service.pairs.models import Pair
+from service.pairs.models import Occurrence, Pair
 
 MAX_TEXT = 500
 AUTHORS = ("report", "manager")
@@ -72,3 +72,28 @@ def open_action_items(session: Session, *, pair_id: int | None = None) -> list[A
     if pair_id is not None:
         query = query.where(ActionItem.pair_id == pair_id)
     return list(session.scalars(query.order_by(ActionItem.created_at, ActionItem.id)))
+
+
+def list_topics(session: Session, *, now: datetime,
+                pair_id: int | None = None) -> list[tuple[PairTopic, Occurrence | None]]:
+    """Topics still ahead, oldest first, each with the occurrence it is planned into (if any).
+
+    A topic planned into a meeting that has already ended is history, not a pending topic,
+    so it is left out; `rapport topic list` shows what the next agendas will carry."""
+    query = (select(PairTopic, Occurrence)
+             .outerjoin(Occurrence, Occurrence.id == PairTopic.used_in_occurrence_id)
+             .where(PairTopic.used_in_occurrence_id.is_(None) | (Occurrence.scheduled_end > now)))
+    if pair_id is not None:
+        query = query.where(PairTopic.pair_id == pair_id)
+    rows = session.execute(query.order_by(PairTopic.pair_id, PairTopic.created_at, PairTopic.id))
+    return [(topic, occurrence) for topic, occurrence in rows.tuples()]
+
+
+def remove_topic(session: Session, *, topic_id: int) -> PairTopic:
+    """Take a topic off the queue (someone queued it by mistake, or it was settled already)."""
+    topic = session.get(PairTopic, topic_id)
+    if topic is None:
+        raise ItemError(f"no topic with id {topic_id} (see `rapport topic list`)")
+    session.delete(topic)
+    session.flush()
+    return topic
