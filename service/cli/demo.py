@@ -25,7 +25,13 @@ from service.agenda.models import AgendaRecord
 from service.calendars.models import Calendar
 from service.cli.app_context import EXIT_CONFIG, Started, counts_since, echo_err, fail, start
 from service.cli.demo_alerts import DROPPED, show_cancellations
-from service.cli.demo_data import DEMO_LOG, DemoRefused, check_folder, clear_previous
+from service.cli.demo_data import (
+    DEMO_LOG,
+    DemoRefused,
+    check_folder,
+    clear_previous,
+    pause_demo_accounts,
+)
 from service.cli.demo_digest import render_demo_digest
 from service.pairs.models import Occurrence, OccurrenceCopy, Series
 from service.logging_setup import log_to_file
@@ -136,6 +142,7 @@ def run_demo(base: Settings, *, keep: bool, verbose: bool = False) -> None:
         _print_invite(started)
         show_cancellations(started, boxes, sync=sync_everything)
         render_demo_digest(started)
+        pause_demo_accounts(started.runtime.factory)
     finally:
         boxes.stop()
     _print_next_steps(base)
@@ -152,8 +159,8 @@ def _print_next_steps(base: Settings) -> None:
             ("rapport metrics", "how consistently each pair meets"),
             ("rapport digest", "this week's digest for each manager"),
             (f"rapport metrics link --manager {manager}", "the signed link to a manager's page"),
-            ("rapport run", "the service itself (the sandboxes have stopped, so its syncs "
-                            "report the demo accounts as unreachable)")):
+            ("rapport run", "the service with the manager pages (the demo accounts are "
+                            "paused: their sandboxes stopped with the demo)")):
         typer.echo(f"  {command:<46} {what}")
 
 

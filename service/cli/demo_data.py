@@ -10,12 +10,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sqlalchemy import create_engine, inspect, select, text
+from sqlalchemy import create_engine, inspect, select, text, tuple_, update
+from sqlalchemy.orm import Session, sessionmaker
 
 from sandbox.team import PEOPLE
+from service.accounts.models import Account, AccountStatus
 from service.settings import Settings
 
 DEMO_LOG = "demo.log"
+PAUSED_REASON = ("a demo account: its sandbox stopped when the demo ended "
+                 "(`rapport demo --keep` brings it back)")
 DEMO_ACCOUNTS = frozenset((p.provider, p.email.lower()) for p in PEOPLE if not p.is_room)
 _DATABASE_FILES = ("rapport.db", "rapport.db-wal", "rapport.db-shm", "rapport.db-journal")
 
@@ -71,3 +75,18 @@ def clear_previous(settings: Settings) -> None:
     if outbox.is_dir():
         for eml in outbox.glob("*.eml"):
             eml.unlink()
+
+
+def pause_demo_accounts(factory: sessionmaker[Session]) -> int:
+    """Disable the demo team's accounts as the sandboxes stop; returns how many.
+
+    Their grants point at sandbox ports that are gone, so a later `rapport run` or
+    `sync --once` would only collect connection errors (or send sandbox tokens to the real
+    providers). Paused, they keep their data for `pairs`, `metrics`, `digest` and the pages;
+    the next demo reconnects them (`save_account` makes them active again)."""
+    with factory.begin() as session:
+        result = session.execute(
+            update(Account)
+            .where(tuple_(Account.provider, Account.email).in_(sorted(DEMO_ACCOUNTS)))
+            .values(status=AccountStatus.DISABLED, status_reason=PAUSED_REASON))
+    return int(getattr(result, "rowcount", 0) or 0)
