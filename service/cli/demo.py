@@ -33,8 +33,8 @@ from service.cli.demo_data import (
     pause_demo_accounts,
 )
 from service.cli.demo_digest import render_demo_digest
-from service.pairs.models import Occurrence, OccurrenceCopy, Series
 from service.logging_setup import log_to_file
+from service.pairs.models import Occurrence, OccurrenceCopy, Series
 from service.pairs.service import list_series
 from service.settings import Settings
 from workers import actors

@@ -125,7 +125,8 @@ def test_demo_refuses_a_folder_that_holds_real_accounts(demo: DemoRun, tmp_path:
 
     assert process.returncode == 3
     lines = process.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error:") and "google:boss@example.com" in lines[0]
+    assert len(lines) == 1 and lines[0].startswith("error:")
+    assert "google:boss@example.com" in lines[0]
     assert (real / "rapport.db").read_bytes() == before  # nothing cleared, nothing mixed in
     engine = create_engine(f"sqlite:///{real / 'rapport.db'}")
     with Session(engine) as session:

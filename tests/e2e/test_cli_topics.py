@@ -5,9 +5,11 @@ from __future__ import annotations
 import re
 
 from sqlalchemy import select
+from sqlalchemy.orm import aliased
 
+from service.accounts.models import Person
 from service.agenda.models import PairTopic
-from service.pairs.service import pair_emails
+from service.pairs.models import Pair
 
 from .conftest import Harness
 from .test_cli import _env, rapport
@@ -27,10 +29,15 @@ def _pairs_table(harness: Harness) -> dict[tuple[str, str], tuple[int, int]]:
 
 
 def _topic_owner(harness: Harness, topic_id: int) -> tuple[str, str]:
+    manager, report = aliased(Person), aliased(Person)
     with harness.session() as session:
-        pair_id = session.scalar(select(PairTopic.pair_id).where(PairTopic.id == topic_id))
-        assert pair_id is not None
-        return pair_emails(session, pair_id=pair_id)
+        row = session.execute(
+            select(manager.email, report.email).select_from(PairTopic)
+            .join(Pair, Pair.id == PairTopic.pair_id)
+            .join(manager, manager.id == Pair.manager_id)
+            .join(report, report.id == Pair.report_id)
+            .where(PairTopic.id == topic_id)).one()
+        return row[0], row[1]
 
 
 def _queued_id(stdout: str) -> int:
