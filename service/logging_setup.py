@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import re
+from pathlib import Path
 
 import structlog
 
@@ -60,3 +61,25 @@ def configure_logging(settings: Settings) -> None:
                   "apscheduler.executors", "dramatiq.worker", "uvicorn.access",
                   "alembic"):  # migrations run on every start; their INFO lines are noise
         logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def log_to_file(path: Path, *, also_stderr: bool = False) -> None:
+    """Send Rapport's log lines to `path` (same format and redaction) instead of stderr.
+
+    For commands whose output is a report for people (`rapport demo`): the log stays
+    available in a file, and `also_stderr` (`-v`) keeps the stderr handler as well."""
+    root = logging.getLogger()
+    ours = [h for h in root.handlers if getattr(h, "_rapport", False)]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("", encoding="utf-8")  # a fresh log per run ...
+    # ... appended to, because a closed handler in "a" mode reopens on the next line: uvicorn's
+    # dictConfig (the demo's sandboxes) closes every handler once, and "w" would stay closed.
+    handler = logging.FileHandler(path, mode="a", encoding="utf-8")
+    handler._rapport = True  # type: ignore[attr-defined]
+    handler.addFilter(RedactingFilter())
+    if ours:
+        handler.setFormatter(ours[0].formatter)
+    if not also_stderr:
+        for old in ours:
+            root.removeHandler(old)
+    root.addHandler(handler)

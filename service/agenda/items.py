@@ -125,3 +125,28 @@ def release_topics(session: Session, *, occurrence_id: int) -> None:
     """
     session.execute(update(PairTopic).where(PairTopic.used_in_occurrence_id == occurrence_id)
                     .values(used_in_occurrence_id=None))
+
+
+def list_topics(session: Session, *, now: datetime,
+                pair_id: int | None = None) -> list[tuple[PairTopic, Occurrence | None]]:
+    """Topics still ahead, oldest first, each with the occurrence it is planned into (if any).
+
+    A topic planned into a meeting that has already ended is history, not a pending topic,
+    so it is left out; `rapport topic list` shows what the next agendas will carry."""
+    query = (select(PairTopic, Occurrence)
+             .outerjoin(Occurrence, Occurrence.id == PairTopic.used_in_occurrence_id)
+             .where(PairTopic.used_in_occurrence_id.is_(None) | (Occurrence.scheduled_end > now)))
+    if pair_id is not None:
+        query = query.where(PairTopic.pair_id == pair_id)
+    rows = session.execute(query.order_by(PairTopic.pair_id, PairTopic.created_at, PairTopic.id))
+    return [(topic, occurrence) for topic, occurrence in rows.tuples()]
+
+
+def remove_topic(session: Session, *, topic_id: int) -> PairTopic:
+    """Take a topic off the queue (someone queued it by mistake, or it was settled already)."""
+    topic = session.get(PairTopic, topic_id)
+    if topic is None:
+        raise ItemError(f"no topic with id {topic_id} (see `rapport topic list`)")
+    session.delete(topic)
+    session.flush()
+    return topic

@@ -7,7 +7,6 @@ workers in-process, and prints what Rapport found and wrote.
 
 from __future__ import annotations
 
-import shutil
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -24,9 +23,17 @@ from service.agenda.block import extract_block
 from service.agenda.htmltext import looks_like_html, visible_text
 from service.agenda.models import AgendaRecord
 from service.calendars.models import Calendar
-from service.cli.app_context import Started, counts_since, echo_err, start
-from service.cli.demo_alerts import show_cancellations
+from service.cli.app_context import EXIT_CONFIG, Started, counts_since, echo_err, fail, start
+from service.cli.demo_alerts import DROPPED, show_cancellations
+from service.cli.demo_data import (
+    DEMO_LOG,
+    DemoRefused,
+    check_folder,
+    clear_previous,
+    pause_demo_accounts,
+)
 from service.cli.demo_digest import render_demo_digest
+from service.logging_setup import log_to_file
 from service.pairs.models import Occurrence, OccurrenceCopy, Series
 from service.pairs.service import list_series
 from service.settings import Settings
@@ -35,6 +42,7 @@ from workers.inprocess import run_until_idle
 
 DEMO_CLIENT_ID = "rapport-demo"
 DEMO_CLIENT_SECRET = "sandbox-client-secret"
+DEFAULT_DATA_DIR: Path = Settings.model_fields["data_dir"].default
 
 
 @dataclass
@@ -93,11 +101,22 @@ def sync_everything(started: Started) -> None:
     run_until_idle(started.broker)
 
 
-def run_demo(base: Settings, *, keep: bool) -> None:
-    """The demo, start to finish, printing as it goes."""
-    data_dir = base.data_dir / "demo"
-    if data_dir.exists() and not keep:
-        shutil.rmtree(data_dir)
+def run_demo(base: Settings, *, keep: bool, verbose: bool = False) -> None:
+    """The demo, start to finish, printing a report as it goes.
+
+    Its data lands in the normal data folder, so the commands it suggests at the end show
+    what it found; log lines go to a file there (and to stderr too with `verbose`)."""
+    try:
+        check_folder(base)
+    except DemoRefused as err:
+        fail(str(err), EXIT_CONFIG)
+    data_dir = base.data_dir
+    if not keep:
+        clear_previous(base)
+    log_to_file(data_dir / DEMO_LOG, also_stderr=verbose)
+    typer.echo(f"Demo data folder: {data_dir.resolve()} "
+               f"({'kept from the last demo' if keep else 'a fresh start'})")
+    typer.echo(f"  database rapport.db, emails in outbox/, log lines in {DEMO_LOG}")
     echo_err("Starting the Google Calendar and Microsoft Graph sandboxes ...")
     boxes = start_sandboxes()
     try:
@@ -105,7 +124,6 @@ def run_demo(base: Settings, *, keep: bool) -> None:
         started = start(settings)
         typer.echo(f"Google sandbox:    {boxes.google.base_url}")
         typer.echo(f"Microsoft sandbox: {boxes.graph.base_url}")
-        typer.echo(f"Database:          {settings.resolved_database_url}")
         echo_err("Connecting the seeded team ...")
         typer.echo(f"Connected {connect_team(started)} accounts (Google and Microsoft 365).")
         t0 = datetime.now(UTC)
@@ -122,20 +140,40 @@ def run_demo(base: Settings, *, keep: bool) -> None:
         typer.echo(f"Second pass (nothing changed): {again.provider_calls} provider calls, "
                    f"{again.writes} writes.")
         _print_invite(started)
-        show_cancellations(started, boxes)
+        show_cancellations(started, boxes, sync=sync_everything)
         render_demo_digest(started)
+        pause_demo_accounts(started.runtime.factory)
     finally:
         boxes.stop()
+    _print_next_steps(base)
+
+
+def _print_next_steps(base: Settings) -> None:
+    """The commands that show the demo's data now that it is in the data folder."""
+    manager = DROPPED[1]
+    same_dir = "" if base.data_dir.resolve() == DEFAULT_DATA_DIR.resolve() else \
+        f" (with RAPPORT_DATA_DIR={base.data_dir} set, as now)"
+    typer.echo(f"\nThe demo's data stays in {base.data_dir}. Try next{same_dir}:")
+    for command, what in (
+            ("rapport pairs", "the 1:1s found, with the pair ids `topic add` takes"),
+            ("rapport metrics", "how consistently each pair meets"),
+            ("rapport digest", "this week's digest for each manager"),
+            (f"rapport metrics link --manager {manager}", "the signed link to a manager's page"),
+            ("rapport run", "the service with the manager pages (the demo accounts are "
+                            "paused: their sandboxes stopped with the demo)")):
+        typer.echo(f"  {command:<46} {what}")
 
 
 def _print_series(started: Started) -> None:
     with started.runtime.factory() as session:
         rows = list_series(session, now=started.runtime.clock(), include_all=True)
-    typer.echo("\nRecurring meetings found:")
+    typer.echo("\nRecurring meetings found (pair ids for `topic add`, series ids for "
+               "`series include`):")
     for row in rows:
         verdict = "1:1" if row.is_one_on_one else "not a 1:1"
         when = row.next_occurrence.strftime("%a %d %b %H:%M UTC") if row.next_occurrence else "-"
-        typer.echo(f"  [{row.series_id:>2}] {row.title[:32]:<32} {verdict:<9} "
+        pair = f"pair {row.pair_id:>2}" if row.pair_id is not None else " " * 7
+        typer.echo(f"  {pair}  series {row.series_id:>2}  {row.title[:32]:<32} {verdict:<9} "
                    f"{(row.manager or '-'):<17} -> {(row.report or '-'):<17} "
                    f"every {row.cadence_days or '?'}d  next {when}  "
                    f"(confidence {row.confidence:.2f}: {row.reason})")

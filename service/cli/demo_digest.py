@@ -13,6 +13,7 @@ from pathlib import Path
 import typer
 from sqlalchemy import select, update
 
+from service.accounts.models import Person
 from service.cli.app_context import Started
 from service.email.models import OutboxMessage
 from service.email.transport import OutboxDirTransport
@@ -92,8 +93,6 @@ def render_demo_digest(started: Started) -> list[Path]:
         managers = manager_ids(session)
     for manager_id in managers:
         with rt.factory() as session:
-            from service.accounts.models import Person
-
             person = session.get(Person, manager_id)
             assert person is not None
             week = current_week(now, zone_of(person.time_zone))

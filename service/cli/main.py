@@ -14,6 +14,7 @@ from typing import Annotated, Any
 import typer
 from cryptography.fernet import Fernet
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from connectors.google.auth import CALENDAR_SCOPES
 from service.accounts.crypto import Vault
@@ -31,7 +32,9 @@ from service.agenda.items import (
     add_action_item,
     add_topic,
     close_action_item,
+    list_topics,
     open_action_items,
+    remove_topic,
 )
 from service.cli.alerts_cmd import alerts_app, people_app
 from service.cli.app_context import (
@@ -46,7 +49,15 @@ from service.cli.app_context import (
 )
 from service.cli.metrics_cmd import digest_cmd, metrics_app
 from service.pairs.models import Override
-from service.pairs.service import OverrideRefused, SeriesNotFound, list_series, set_override
+from service.pairs.service import (
+    OverrideRefused,
+    PairNotFound,
+    SeriesNotFound,
+    list_series,
+    pair_emails,
+    resolve_pair,
+    set_override,
+)
 from service.settings import Settings
 from workers import actors
 from workers.inprocess import run_until_idle
@@ -89,14 +100,20 @@ def main_options(
 
 
 @app.command()
-def demo(keep: Annotated[bool, typer.Option(help="Keep the previous demo data.")] = False
-         ) -> None:
-    """Run Rapport end to end against local Google and Microsoft sandboxes."""
+def demo(keep: Annotated[bool, typer.Option(help="Keep the previous demo data.")] = False,
+         verbose: Annotated[bool, typer.Option(
+             "--verbose", "-v", help="Also print log lines (they always go to demo.log).")
+         ] = False) -> None:
+    """Run Rapport end to end against local Google and Microsoft sandboxes.
+
+    Uses the data folder (RAPPORT_DATA_DIR, default ./rapport-data), so `rapport pairs`,
+    `metrics`, `digest` and `run` show the demo's data afterwards; refuses a folder that
+    holds real accounts."""
     from service.cli.demo import run_demo
 
     settings = load_settings()
     with friendly_errors():
-        run_demo(settings, keep=keep)
+        run_demo(settings, keep=keep, verbose=verbose)
 
 
 @connect_app.command("google")
@@ -294,11 +311,14 @@ def pairs(
     if not rows:
         typer.echo("No 1:1 series yet. Connect an account and run `rapport sync --once`.")
         return
-    typer.echo(f"{'id':>4}  {'manager':<24} {'report':<24} {'every':>5}  {'next (UTC)':<17} title")
+    # `pair` is what `topic` and `action` take; `series` is what `series include` takes.
+    typer.echo(f"{'pair':>4}  {'series':>6}  {'manager':<24} {'report':<24} {'every':>5}  "
+               f"{'next (UTC)':<17} title")
     for r in rows:
         when = r.next_occurrence.strftime("%Y-%m-%d %H:%M") if r.next_occurrence else "-"
         flag = "" if r.is_one_on_one else "  (not a 1:1)"
-        typer.echo(f"{r.series_id:>4}  {(r.manager or '-'):<24} {(r.report or '-'):<24} "
+        pair = str(r.pair_id) if r.pair_id is not None else "-"
+        typer.echo(f"{pair:>4}  {r.series_id:>6}  {(r.manager or '-'):<24} {(r.report or '-'):<24} "
                    f"{(str(r.cadence_days) + 'd') if r.cadence_days else '?':>5}  {when:<17} "
                    f"{r.title}{flag}")
 
@@ -334,8 +354,20 @@ def series_auto(series_id: int) -> None:
     _override(series_id, None)
 
 
+PAIR_HELP = "A pair id (the 'pair' column of `rapport pairs`) or the report's email."
+
+
+def _pair_id(session: Session, ref: str) -> int:
+    """The pair `ref` names, or a one-line error and a non-zero exit."""
+    try:
+        return resolve_pair(session, ref=ref).id
+    except PairNotFound as err:
+        fail(str(err))
+        raise AssertionError("unreachable") from err
+
+
 @topic_app.command("add")
-def topic_add(pair_id: int, text: str,
+def topic_add(pair: Annotated[str, typer.Argument(help=PAIR_HELP)], text: str,
               by: Annotated[str, typer.Option(help="report or manager")] = "report") -> None:
     """Queue a topic for the pair's next agenda (the report's come first)."""
     settings = load_settings()
@@ -343,15 +375,57 @@ def topic_add(pair_id: int, text: str,
         started = start(settings)
         try:
             with started.runtime.factory.begin() as session:
+                pair_id = _pair_id(session, pair)
                 topic = add_topic(session, pair_id=pair_id, text=text, added_by=by)
-                topic_id = topic.id
+                topic_id, who = topic.id, _pair_label(session, pair_id)
         except ItemError as err:
             fail(str(err))
-    typer.echo(f"Topic {topic_id} queued for pair {pair_id}; it appears in the next agenda.")
+    typer.echo(f"Topic {topic_id} queued for pair {pair_id} ({who}); "
+               "it appears in the next agenda.")
+
+
+@topic_app.command("list")
+def topic_list(pair: Annotated[str | None, typer.Argument(help=PAIR_HELP)] = None) -> None:
+    """Topics waiting for a pair's next 1:1 (all pairs without PAIR), oldest first."""
+    settings = load_settings()
+    with friendly_errors():
+        started = start(settings)
+        with started.runtime.factory() as session:
+            pair_id = _pair_id(session, pair) if pair is not None else None
+            rows = list_topics(session, pair_id=pair_id)
+            labels = {t.pair_id: _pair_label(session, t.pair_id) for t, _ in rows}
+    if not rows:
+        typer.echo("No topics waiting." if pair is None else f"No topics waiting for {pair}.")
+        return
+    typer.echo(f"{'topic':>5}  {'pair':>4}  {'between':<36} {'by':<8} {'planned for':<17} text")
+    for topic, occurrence in rows:
+        when = f"{occurrence.scheduled_start:%Y-%m-%d %H:%M}" if occurrence else "next 1:1"
+        typer.echo(f"{topic.id:>5}  {topic.pair_id:>4}  {labels[topic.pair_id][:36]:<36} "
+                   f"{topic.added_by:<8} {when:<17} {topic.text}")
+
+
+@topic_app.command("remove")
+def topic_remove(topic_id: int) -> None:
+    """Take a topic off the queue (ids from `rapport topic list`)."""
+    settings = load_settings()
+    with friendly_errors():
+        started = start(settings)
+        try:
+            with started.runtime.factory.begin() as session:
+                pair_id = remove_topic(session, topic_id=topic_id).pair_id
+        except ItemError as err:
+            fail(str(err))
+    typer.echo(f"Topic {topic_id} removed from pair {pair_id}.")
+
+
+def _pair_label(session: Session, pair_id: int) -> str:
+    """'manager -> report' by email, so people see which pair an id meant."""
+    manager, report = pair_emails(session, pair_id=pair_id)
+    return f"{manager} -> {report}"
 
 
 @action_app.command("add")
-def action_add(pair_id: int, text: str,
+def action_add(pair: Annotated[str, typer.Argument(help=PAIR_HELP)], text: str,
                owner: Annotated[str, typer.Option(help="report or manager")] = "report") -> None:
     """Record an action item; it is followed up in every agenda until done."""
     settings = load_settings()
@@ -359,10 +433,12 @@ def action_add(pair_id: int, text: str,
         started = start(settings)
         try:
             with started.runtime.factory.begin() as session:
+                pair_id = _pair_id(session, pair)
                 item_id = add_action_item(session, pair_id=pair_id, text=text, owner=owner).id
+                who = _pair_label(session, pair_id)
         except ItemError as err:
             fail(str(err))
-    typer.echo(f"Action item {item_id} recorded for pair {pair_id}.")
+    typer.echo(f"Action item {item_id} recorded for pair {pair_id} ({who}).")
 
 
 @action_app.command("done")
@@ -380,12 +456,14 @@ def action_done(item_id: int) -> None:
 
 
 @action_app.command("list")
-def action_list(pair_id: Annotated[int | None, typer.Option("--pair")] = None) -> None:
+def action_list(pair: Annotated[str | None, typer.Option("--pair", help=PAIR_HELP)] = None
+                ) -> None:
     """Open action items, oldest first."""
     settings = load_settings()
     with friendly_errors():
         started = start(settings)
         with started.runtime.factory() as session:
+            pair_id = _pair_id(session, pair) if pair is not None else None
             items = open_action_items(session, pair_id=pair_id)
             for item in items:
                 typer.echo(f"{item.id:>5}  pair {item.pair_id:<4} {item.owner:<8} {item.text}")

@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from service.accounts.models import Person
 from service.pairs.detection import is_one_on_one
@@ -27,6 +27,10 @@ class SeriesNotFound(LookupError):
 
 class OverrideRefused(ValueError):
     """The override cannot apply (e.g. including a meeting that has three people)."""
+
+
+class PairNotFound(LookupError):
+    """A pair reference (id or report email) that names no pair, or more than one."""
 
 
 def ensure_person(session: Session, *, email: str, display_name: str | None = None,
@@ -155,3 +159,46 @@ def list_series(session: Session, *, now: datetime, include_all: bool = False) -
             next_occurrence=nxt, provider_ids=sorted(set(sources.get(series.id, []))),
         ))
     return result
+
+
+def resolve_pair(session: Session, *, ref: str) -> Pair:
+    """The pair a person means by `ref`: a pair id (as `rapport pairs` shows) or the report's
+    email. One resolver for every command, so ids never mean a series in one place and a pair
+    in another; raises `PairNotFound` with a one-line reason when it is unknown or ambiguous."""
+    ref = ref.strip()
+    if ref.isdigit():
+        pair = session.get(Pair, int(ref))
+        if pair is None:
+            raise PairNotFound(f"no pair with id {ref} (see the 'pair' column of `rapport pairs`)")
+        return pair
+    if "@" not in ref:
+        raise PairNotFound(f"{ref!r} is neither a pair id nor an email (see `rapport pairs`)")
+    person = session.scalar(select(Person).where(func.lower(Person.email) == ref.lower()))
+    found = [] if person is None else list(session.scalars(
+        select(Pair).where(Pair.report_id == person.id).order_by(Pair.id)))
+    if len(found) == 1:
+        return found[0]
+    if found:
+        ids = ", ".join(str(p.id) for p in found)
+        raise PairNotFound(f"{ref} is the report in several pairs ({ids}): give the pair id")
+    managed = [] if person is None else list(session.scalars(
+        select(Pair.id).where(Pair.manager_id == person.id).order_by(Pair.id)))
+    if managed:
+        ids = ", ".join(str(i) for i in managed)
+        raise PairNotFound(f"{ref} is the manager in pairs {ids}, not a report: give the pair id "
+                           "or the report's email")
+    raise PairNotFound(f"no pair has {ref} as its report (see `rapport pairs`)")
+
+
+def pair_emails(session: Session, *, pair_id: int) -> tuple[str, str]:
+    """(manager email, report email) of a pair, for messages that name who a pair id means."""
+    manager = aliased(Person)
+    report = aliased(Person)
+    row = session.execute(
+        select(manager.email, report.email)
+        .select_from(Pair)
+        .join(manager, manager.id == Pair.manager_id)
+        .join(report, report.id == Pair.report_id)
+        .where(Pair.id == pair_id)
+    ).one()
+    return row[0], row[1]

@@ -1,0 +1,134 @@
+"""`rapport demo` as a new user runs it: a readable report, and data the other commands see."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from email import message_from_bytes
+from email.utils import parsedate_to_datetime
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, func, select
+from sqlalchemy.orm import Session
+
+from service.accounts.models import Account
+
+from .test_cli import _env, rapport
+
+# What a log line looks like (service/logging_setup.py): "2026-12-01T11:02:41 INFO    name: ..."
+LOG_LINE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\s+(DEBUG|INFO|WARNING|ERROR|CRITICAL)\b")
+NEXT_COMMANDS = ("rapport pairs", "rapport metrics", "rapport digest",
+                 "rapport metrics link --manager", "rapport run")
+
+
+@dataclass(frozen=True)
+class DemoRun:
+    data_dir: Path
+    env: dict[str, str]
+    process: subprocess.CompletedProcess[str]
+    started: datetime
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> DemoRun:
+    """One demo run in a fresh data folder, shared by the tests below (it takes seconds)."""
+    data_dir = tmp_path_factory.mktemp("demo") / "rapport-data"
+    env = _env(data_dir)
+    started = datetime.now(UTC)
+    process = rapport("demo", env=env)
+    assert process.returncode == 0, process.stderr[-2000:]
+    return DemoRun(data_dir, env, process, started)
+
+
+def test_demo_prints_a_report_without_log_lines_and_names_its_data_folder(
+        demo: DemoRun) -> None:
+    out, err = demo.process.stdout, demo.process.stderr
+
+    assert "Traceback" not in out + err
+    log_lines = [line for line in (out + err).splitlines() if LOG_LINE.match(line)]
+    assert log_lines == []
+    assert str(demo.data_dir.resolve()) in out.splitlines()[0]
+    log_file = demo.data_dir / "demo.log"
+    assert "demo.log" in out
+    assert any(LOG_LINE.match(line) for line in log_file.read_text().splitlines())
+    tail = out.strip().splitlines()[-len(NEXT_COMMANDS):]
+    assert [line.split()[:2] for line in tail] == [c.split()[:2] for c in NEXT_COMMANDS]
+    assert all(line.strip().startswith(c) for line, c in zip(tail, NEXT_COMMANDS, strict=True))
+
+
+def test_demo_shows_cancellations_with_the_pair_and_the_date(demo: DemoRun) -> None:
+    lines = demo.process.stdout.splitlines()
+    section = lines[next(i for i, line in enumerate(lines) if line.startswith("Cancellations")):]
+    decided = section[1:3]
+
+    assert not any("occurrence " in line for line in decided)
+    assert any("maya@acme.test" in line and "sam@acme.test" in line for line in decided)
+    assert any("dana@acme.test" in line and "lee@acme.test" in line for line in decided)
+    date = re.compile(r"\b(Mon|Tue|Wed|Thu|Fri|Sat|Sun) \d\d (Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|"
+                      r"Sep|Oct|Nov|Dec) \d\d:\d\d UTC\b")
+    assert all(date.search(line) for line in decided)
+
+
+def test_demo_emails_carry_the_real_time_of_writing(demo: DemoRun) -> None:
+    emails = sorted((demo.data_dir / "outbox").glob("*.eml"))
+    assert any("alert" in path.name for path in emails)
+    assert any("digest" in path.name for path in emails)
+    for path in emails:
+        sent = parsedate_to_datetime(message_from_bytes(path.read_bytes())["Date"])
+        assert demo.started - timedelta(minutes=1) <= sent <= datetime.now(UTC), path.name
+
+
+def test_after_the_demo_the_other_commands_show_its_data(demo: DemoRun) -> None:
+    pairs = rapport("pairs", "--json", env=demo.env)
+    assert pairs.returncode == 0, pairs.stderr
+    rows = json.loads(pairs.stdout)
+    assert ("dana@acme.test", "lee@acme.test") in {(r["manager"], r["report"]) for r in rows}
+
+    metrics = rapport("metrics", "--json", env=demo.env)
+    assert metrics.returncode == 0, metrics.stderr
+    managers = {m["manager"]["email"] for m in json.loads(metrics.stdout)["managers"]}
+    assert {"maya@acme.test", "dana@acme.test"} <= managers
+
+    digest = rapport("digest", "--manager", "maya@acme.test", env=demo.env)
+    assert digest.returncode == 0, digest.stderr
+    assert "sam@acme.test" in digest.stdout
+
+    link = rapport("metrics", "link", "--manager", "maya@acme.test", env=demo.env)
+    assert link.returncode == 0 and "sig=" in link.stdout
+
+
+def test_after_the_demo_a_sync_does_not_chase_the_stopped_sandboxes(demo: DemoRun) -> None:
+    process = rapport("sync", "--once", env=demo.env)
+
+    assert process.returncode != 0
+    assert "Traceback" not in process.stdout + process.stderr
+    assert len(process.stderr.strip().splitlines()) == 1
+
+
+def test_demo_refuses_a_folder_that_holds_real_accounts(demo: DemoRun, tmp_path: Path) -> None:
+    real = tmp_path / "rapport-data"
+    real.mkdir()
+    (real / "rapport.db").write_bytes((demo.data_dir / "rapport.db").read_bytes())
+    (real / "secret.key").write_bytes((demo.data_dir / "secret.key").read_bytes())
+    engine = create_engine(f"sqlite:///{real / 'rapport.db'}")
+    with Session(engine) as session, session.begin():
+        session.add(Account(provider="google", email="boss@example.com",
+                            credentials_encrypted=b"x"))
+    engine.dispose()
+    before = (real / "rapport.db").read_bytes()
+
+    process = rapport("demo", env=_env(real))
+
+    assert process.returncode == 3
+    lines = process.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error:")
+    assert "google:boss@example.com" in lines[0]
+    assert (real / "rapport.db").read_bytes() == before  # nothing cleared, nothing mixed in
+    engine = create_engine(f"sqlite:///{real / 'rapport.db'}")
+    with Session(engine) as session:
+        assert session.scalar(select(func.count()).select_from(Account)) == 9
+    engine.dispose()
