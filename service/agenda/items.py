@@ -127,15 +127,15 @@ def release_topics(session: Session, *, occurrence_id: int) -> None:
                     .values(used_in_occurrence_id=None))
 
 
-def list_topics(session: Session, *, now: datetime,
+def list_topics(session: Session, *,
                 pair_id: int | None = None) -> list[tuple[PairTopic, Occurrence | None]]:
-    """Topics still ahead, oldest first, each with the occurrence it is planned into (if any).
+    """Topics still queued, oldest first, each with the occurrence it is planned into (if any).
 
-    A topic planned into a meeting that has already ended is history, not a pending topic,
-    so it is left out; `rapport topic list` shows what the next agendas will carry."""
+    The same rule as `queued_topics`: a topic whose meeting took place is history, not a
+    pending topic; one planned into a dropped meeting is still queued for the next one."""
     query = (select(PairTopic, Occurrence)
              .outerjoin(Occurrence, Occurrence.id == PairTopic.used_in_occurrence_id)
-             .where(PairTopic.used_in_occurrence_id.is_(None) | (Occurrence.scheduled_end > now)))
+             .where(or_(PairTopic.used_in_occurrence_id.is_(None), ~_took_place())))
     if pair_id is not None:
         query = query.where(PairTopic.pair_id == pair_id)
     rows = session.execute(query.order_by(PairTopic.pair_id, PairTopic.created_at, PairTopic.id))
