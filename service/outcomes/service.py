@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from connectors.base import BusyInterval
 from connectors.errors import ConnectorError, RateLimited
 from service.accounts.models import Account, AccountStatus, Person
+from service.accounts.names import display_name, name_or_address
 from service.email.models import OutboxMessage, OutboxStatus
 from service.email.outbox import enqueue
 from service.outcomes.alerts import AlertFacts, quiet_until, render_alert
@@ -359,7 +360,7 @@ def _find_slots(free_busy: FreeBusy | None, *, emails: list[str], zones: dict[st
 
 
 def _name(person: Person) -> str:
-    return person.display_name or person.email.split("@")[0].capitalize()
+    return name_or_address(person, person.email)
 
 
 def _queue_alert(session: Session, ctx: _Context, outcome: Outcome, *, slots: list[Slot],
@@ -370,7 +371,8 @@ def _queue_alert(session: Session, ctx: _Context, outcome: Outcome, *, slots: li
         Account.email == ctx.manager.email).order_by(Account.id).limit(1))
     occ = ctx.occurrence
     facts = AlertFacts(
-        occurrence_id=occ.id, title=ctx.series.title or "1:1", manager_name=_name(ctx.manager),
+        occurrence_id=occ.id, title=ctx.series.title or "1:1",
+        manager_name=display_name(ctx.manager),
         manager_email=ctx.manager.email, report_name=_name(ctx.report),
         report_email=ctx.report.email,
         dropped_by="You" if dropper is ctx.manager else _name(dropper), outcome=outcome,
