@@ -14,8 +14,8 @@ import ssl
 import tempfile
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from email.policy import EmailPolicy
 from email.message import EmailMessage
+from email.policy import EmailPolicy
 from email.utils import format_datetime, getaddresses
 from pathlib import Path
 from typing import Protocol

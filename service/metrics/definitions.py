@@ -224,11 +224,11 @@ def longest_gap(facts: Sequence[OccurrenceFact], *, as_of: datetime,
     Gaps run between consecutive meetings that took place (at `met_at`), plus the open gap
     from the last one to `as_of`. `facts` may start with the last meeting before the window
     (see `pair_metrics`), so a stretch that runs into the window counts in full: the number
-    does not depend on where a window happens to start. A gap between two meetings is compared with the cadence of
-    their series (the longer one when the gap spans a change of series: a pair that went from
-    weekly to fortnightly is on plan with a 14-day gap at the switch); the open gap with the
-    cadence in force now. Providers split a series whose cadence changes, so each series has
-    one cadence. Days are local calendar days in `tz`.
+    does not depend on where a window happens to start. A gap between two meetings is
+    compared with the cadence of their series (the longer one when the gap spans a change of
+    series: a pair that went from weekly to fortnightly is on plan with a 14-day gap at the
+    switch); the open gap with the cadence in force now. Providers split a series whose
+    cadence changes, so each series has one cadence. Days are local calendar days in `tz`.
     """
     cadence_now = planned_cadence(facts) if facts else None
     met = sorted((f for f in facts if f.outcome in TOOK_PLACE), key=lambda f: f.met_at)
