@@ -89,6 +89,11 @@ class SandboxAdmin(Protocol):
     def inject_throttle(self, count: int, *, retry_after: float = 1.0) -> None:
         """The next `count` API requests answer 429 with Retry-After."""
 
+    def inject_malformed_reads(self, owner: str, series_key: str,
+                               original_start: datetime) -> str:
+        """From now on, reading or patching `owner`'s copy of this occurrence answers an event
+        without a readable start (the list stays intact). Returns the copy's event id."""
+
     def revoke(self, email: str) -> None:
         """Revoke the person's grant: refresh answers invalid_grant, access tokens 401."""
 

@@ -13,6 +13,7 @@ from dramatiq.brokers.stub import StubBroker
 from dramatiq.middleware import AgeLimit, Callbacks, Pipelines, Retries, ShutdownNotifications
 
 from service.settings import Settings
+from workers import observability
 
 log = logging.getLogger(__name__)
 
@@ -45,4 +46,5 @@ def install_broker(broker: dramatiq.Broker) -> dramatiq.Broker:
     for actor in actors.ALL:
         actor.broker = broker
         broker.declare_actor(actor)
+    observability.install(broker)
     return broker

@@ -57,6 +57,7 @@ class Runtime:
     revoked: set[str] = field(default_factory=set)
     throttle_left: int = 0
     throttle_retry_after: float = 1.0
+    malformed_reads: set[str] = field(default_factory=set)  # event ids get/patch break
     channels: dict[str, Channel] = field(default_factory=dict)
     pages: dict[str, PageSnapshot] = field(default_factory=dict)
     recorded: list[RecordedRequest] = field(default_factory=list)
@@ -71,6 +72,7 @@ class Runtime:
             self.access_tokens.clear()
             self.revoked.clear()
             self.throttle_left = 0
+            self.malformed_reads.clear()
             self.channels.clear()
             self.pages.clear()
             self.recorded.clear()
