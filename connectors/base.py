@@ -55,7 +55,7 @@ class Attendee:
     """One invitee of an event, as the provider reports it."""
 
     email: str
-    display_name: str | None = None
+    display_name: str | None = None  # Google ``displayName``, Graph ``emailAddress.name``
     response: Response = Response.NEEDS_ACTION
     is_resource: bool = False  # rooms and equipment (Google ``resource``, Graph type ``resource``)
     is_organizer: bool = False
@@ -102,6 +102,8 @@ class CalendarInfo:
 
     id: str
     name: str
+    # IANA name of the zone the calendar's owner lives in: Google's calendar ``timeZone``;
+    # Graph calendars have none, so its connector gives the mailbox's zone to the default one
     time_zone: str | None = None
     is_primary: bool = False
     owner_email: str | None = None

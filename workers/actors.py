@@ -26,7 +26,7 @@ from connectors.errors import (
     RateLimited,
 )
 from service.accounts.crypto import Vault
-from service.accounts.models import Account, AccountStatus
+from service.accounts.models import Account, AccountStatus, Person
 from service.accounts.service import mark_needs_reconsent, save_calendars
 from service.agenda.planner import plan_due_agendas
 from service.agenda.writer import write_agenda as write_agenda_into_invite
@@ -94,7 +94,8 @@ def _active_account_of(calendar_id: int) -> int | None:
 
 @dramatiq.actor(broker=_PLACEHOLDER, queue_name="sync", throws=(AccountUnavailable, Refused))
 def sync_account(account_id: int) -> None:
-    """Discover the account's calendars (first time) and sync each one."""
+    """Discover the account's calendars (first time, or while its owner's zone is unknown)
+    and sync each one."""
     rt = current()
     with rt.factory() as session:
         account = session.get(Account, account_id)
@@ -102,7 +103,9 @@ def sync_account(account_id: int) -> None:
             return
         calendar_ids = list(session.scalars(select(Calendar.id).where(
             Calendar.account_id == account_id)))
-    if not calendar_ids:
+        owner = session.get(Person, account.person_id) if account.person_id else None
+        zone_unknown = owner is not None and not owner.time_zone
+    if not calendar_ids or zone_unknown:  # first time, or the owner's zone is still unknown
         recorder = CallRecorder(account_id)
         with provider_errors(account_id):
             infos = rt.connectors.for_account(account_id, recorder).list_calendars()

@@ -25,7 +25,8 @@ from connectors.errors import AuthRevoked, ConnectorError, Transient
 
 log = logging.getLogger(__name__)
 
-SCOPES = ["Calendars.ReadWrite", "User.Read"]  # MSAL adds openid, profile, offline_access
+# MSAL adds openid, profile, offline_access; MailboxSettings.Read gives the mailbox time zone
+SCOPES = ["Calendars.ReadWrite", "MailboxSettings.Read", "User.Read"]
 MICROSOFT_HOSTS = frozenset(
     {
         "login.microsoftonline.com",

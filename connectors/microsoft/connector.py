@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
 from urllib.parse import quote
@@ -25,7 +26,7 @@ from connectors.base import (
     SkippedItem,
     Subscription,
 )
-from connectors.errors import ConnectorError, MalformedEvent, NotFound
+from connectors.errors import ConnectorError, Forbidden, MalformedEvent, NotFound
 from connectors.microsoft.client import GraphClient, RetryPolicy
 from connectors.microsoft.parse import (
     parse_busy,
@@ -35,6 +36,7 @@ from connectors.microsoft.parse import (
     parse_item,
     text_to_html,
 )
+from connectors.microsoft.timezones import iana_name
 from connectors.microsoft.types import DeltaPage, GraphEvent
 
 log = logging.getLogger(__name__)
@@ -100,9 +102,39 @@ class GraphConnector:
         return self._owner
 
     def list_calendars(self) -> list[CalendarInfo]:
-        """GET /me/calendars: https://learn.microsoft.com/en-us/graph/api/user-list-calendars."""
+        """GET /me/calendars: https://learn.microsoft.com/en-us/graph/api/user-list-calendars.
+
+        A Graph calendar has no time zone of its own; the default calendar carries the
+        mailbox's (`mailbox_time_zone`), which is what Outlook shows its times in.
+        """
         data = self.client.json("GET", f"{self._root}/calendars", operation="calendars.list")
-        return [parse_calendar(c) for c in data.get("value", [])]
+        calendars = [parse_calendar(c) for c in data.get("value", [])]
+        if any(c.is_primary for c in calendars):
+            zone = self.mailbox_time_zone()
+            calendars = [replace(c, time_zone=zone) if c.is_primary else c for c in calendars]
+        return calendars
+
+    def mailbox_time_zone(self) -> str | None:
+        """The mailbox's zone as an IANA name, from GET /me/mailboxSettings
+        (https://learn.microsoft.com/en-us/graph/api/user-get-mailboxsettings).
+
+        Graph returns the Windows form ("GMT Standard Time") unless an administrator set
+        IANA; both become IANA here. None when the mailbox cannot be read (no Exchange
+        mailbox, or a grant without MailboxSettings.Read) or the zone is unknown.
+        """
+        try:
+            data = self.client.json("GET", f"{self._root}/mailboxSettings",
+                                    operation="mailboxSettings.get",
+                                    params={"$select": "timeZone"})
+        except (Forbidden, NotFound) as err:
+            log.info("mailbox settings not readable (%s); time zone unknown",
+                     err.__class__.__name__)
+            return None
+        raw = data.get("timeZone")
+        zone = iana_name(raw) if isinstance(raw, str) else None
+        if raw and zone is None:
+            log.warning("mailbox time zone %r is not one we know; time zone unknown", raw)
+        return zone
 
     def list_changes(
         self, calendar_id: str, cursor: str | None, *, window_start: datetime, window_end: datetime

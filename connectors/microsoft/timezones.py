@@ -1,6 +1,11 @@
-"""Windows time zone names Graph may return, mapped to IANA (CLDR windowsZones, common ones).
+"""Graph time zone names (Windows or IANA) as IANA names, through a maintained table.
 
-Graph accepts and returns either form (https://learn.microsoft.com/en-us/graph/api/resources/datetimetimezone).
+Graph accepts and returns either form
+(https://learn.microsoft.com/en-us/graph/api/resources/datetimetimezone); mailbox settings
+return the Windows form unless an administrator chose IANA
+(https://learn.microsoft.com/en-us/graph/api/user-get-mailboxsettings). The Windows-to-IANA
+table is CLDR's windowsZones as shipped by tzlocal (`tzlocal.windows_tz.win_tz`), so it
+follows Microsoft's list instead of a copy we would have to keep up by hand.
 """
 
 from __future__ import annotations
@@ -8,42 +13,30 @@ from __future__ import annotations
 from datetime import UTC, tzinfo
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-WINDOWS_TO_IANA: dict[str, str] = {
-    "UTC": "UTC",
-    "Coordinated Universal Time": "UTC",
-    "GMT Standard Time": "Europe/London",
-    "Greenwich Standard Time": "Atlantic/Reykjavik",
-    "W. Europe Standard Time": "Europe/Berlin",
-    "Romance Standard Time": "Europe/Paris",
-    "Central Europe Standard Time": "Europe/Budapest",
-    "E. Europe Standard Time": "Europe/Chisinau",
-    "FLE Standard Time": "Europe/Kiev",
-    "Eastern Standard Time": "America/New_York",
-    "Central Standard Time": "America/Chicago",
-    "Mountain Standard Time": "America/Denver",
-    "US Mountain Standard Time": "America/Phoenix",
-    "Pacific Standard Time": "America/Los_Angeles",
-    "Alaskan Standard Time": "America/Anchorage",
-    "Hawaiian Standard Time": "Pacific/Honolulu",
-    "India Standard Time": "Asia/Kolkata",
-    "China Standard Time": "Asia/Shanghai",
-    "Tokyo Standard Time": "Asia/Tokyo",
-    "Singapore Standard Time": "Asia/Singapore",
-    "AUS Eastern Standard Time": "Australia/Sydney",
-    "E. South America Standard Time": "America/Sao_Paulo",
-}
+from tzlocal.windows_tz import tz_win, win_tz
+
+# Windows names Graph uses that are not Windows registry keys (so not in CLDR's table).
+_GRAPH_ALIASES = {"Coordinated Universal Time": "UTC", "tzone://Microsoft/Utc": "UTC"}
 
 
 def iana_name(name: str | None) -> str | None:
     """The IANA name for a Windows or IANA zone name; None when unknown."""
     if not name:
         return None
-    candidate = WINDOWS_TO_IANA.get(name, name)
+    name = name.strip()
+    candidate = _GRAPH_ALIASES.get(name) or win_tz.get(name, name)
+    if candidate == "Etc/UTC":
+        candidate = "UTC"
     try:
         ZoneInfo(candidate)
     except (ZoneInfoNotFoundError, ValueError):
         return None
     return candidate
+
+
+def windows_name(iana: str) -> str | None:
+    """The Windows name of an IANA zone (what Graph reports by default), None when unmapped."""
+    return "UTC" if iana in ("UTC", "Etc/UTC") else tz_win.get(iana)
 
 
 def zone(name: str | None) -> tzinfo:

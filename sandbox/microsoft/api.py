@@ -25,13 +25,14 @@ from sandbox.admin import RecordedRequest
 from sandbox.microsoft.authority import Grants, authority_router, object_id
 from sandbox.microsoft.delta import DeltaEngine
 from sandbox.microsoft.render import (
-    WINDOWS_ZONES,
     graph_error,
+    iana_zone,
     preferred_page_size,
     preferred_zone,
     removed,
     render_event,
     stamp,
+    windows_zone,
 )
 from sandbox.microsoft.store import Store
 
@@ -99,7 +100,7 @@ def _parse_time(value: str | None) -> datetime | None:
 
 def _zoned(value: dict[str, str]) -> datetime:
     name = value.get("timeZone", "UTC")
-    zone = ZoneInfo(WINDOWS_ZONES.get(name, name))
+    zone = ZoneInfo(iana_zone(name))
     naive = datetime.fromisoformat(value["dateTime"][:19])
     return naive.replace(tzinfo=zone).astimezone(UTC)
 
@@ -200,6 +201,30 @@ def create_app(state: GraphState) -> FastAPI:
                     "owner": {"name": email, "address": email},
                 }
             ],
+        }
+
+    def mailbox_settings(request: Request, uid: str | None = None) -> Any:
+        """GET /me/mailboxSettings, documented shape, shortened
+        (https://learn.microsoft.com/en-us/graph/api/user-get-mailboxsettings): ``timeZone``
+        in the Windows form, which is Graph's default unless an administrator chose IANA."""
+        email = owner(request, uid)
+        if email is None:
+            return _error(
+                403, "ErrorAccessDenied", "Access is denied. Check credentials and try again."
+            )
+        zone = windows_zone(state.store.population.person(email).time_zone)
+        return {
+            "@odata.context": f"{state.base_url}/$metadata#users('{email}')/mailboxSettings",
+            "timeZone": zone,
+            "language": {"locale": "en-GB", "displayName": "English (United Kingdom)"},
+            "workingHours": {
+                "daysOfWeek": ["monday", "tuesday", "wednesday", "thursday", "friday"],
+                "startTime": "09:00:00.0000000",
+                "endTime": "17:00:00.0000000",
+                "timeZone": {"name": zone},
+            },
+            "dateFormat": "dd/MM/yyyy",
+            "timeFormat": "HH:mm",
         }
 
     def delta(request: Request, uid: str | None = None, cid: str | None = None) -> Any:
@@ -449,6 +474,9 @@ def create_app(state: GraphState) -> FastAPI:
     for prefix in ("/v1.0/me", "/v1.0/users/{uid}"):
         app.add_api_route(prefix, me, methods=["GET"], response_model=None)
         app.add_api_route(prefix + "/calendars", calendars, methods=["GET"], response_model=None)
+        app.add_api_route(
+            prefix + "/mailboxSettings", mailbox_settings, methods=["GET"], response_model=None
+        )
         app.add_api_route(
             prefix + "/calendarView/delta", delta, methods=["GET"], response_model=None
         )

@@ -12,18 +12,26 @@ import re
 from datetime import UTC, datetime, tzinfo
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from tzlocal.windows_tz import tz_win, win_tz
+
 from sandbox.microsoft.model import Item
 
-# The Windows names Outlook uses most, for the Prefer header (IANA names work too).
-WINDOWS_ZONES = {
-    "UTC": "UTC",
-    "Pacific Standard Time": "America/Los_Angeles",
-    "Eastern Standard Time": "America/New_York",
-    "GMT Standard Time": "Europe/London",
-    "W. Europe Standard Time": "Europe/Berlin",
-    "India Standard Time": "Asia/Kolkata",
-    "Tokyo Standard Time": "Asia/Tokyo",
-}
+
+def iana_zone(name: str) -> str:
+    """The IANA name of a Windows zone name (CLDR's table, via tzlocal); IANA names pass.
+
+    Graph takes either form in ``Prefer: outlook.timezone`` and in ``dateTimeTimeZone``
+    (https://learn.microsoft.com/en-us/graph/api/resources/datetimetimezone).
+    """
+    return win_tz.get(name, name)
+
+
+def windows_zone(iana: str) -> str:
+    """The Windows name Graph reports for an IANA zone by default (mailboxSettings.timeZone),
+    the IANA name itself when CLDR has no Windows name for it."""
+    return "UTC" if iana in ("UTC", "Etc/UTC") else tz_win.get(iana, iana)
+
+
 _PREFER_TZ = re.compile(r'outlook\.timezone\s*=\s*"?([^",;]+)"?', re.I)
 _PREFER_PAGE = re.compile(r"odata\.maxpagesize\s*=\s*(\d+)", re.I)
 
@@ -34,7 +42,7 @@ def preferred_zone(prefer: str | None) -> tuple[str, tzinfo]:
     if match:
         name = match.group(1).strip()
         try:
-            return name, ZoneInfo(WINDOWS_ZONES.get(name, name))
+            return name, ZoneInfo(iana_zone(name))
         except (ZoneInfoNotFoundError, ValueError):
             pass
     return "UTC", UTC

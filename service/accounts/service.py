@@ -82,8 +82,9 @@ def save_calendars(session: Session, *, account: Account,
         calendar.time_zone = info.time_zone
         calendar.owner_email = (info.owner_email or account.email).lower()
         if info.time_zone:
+            # the owner's own calendar (Google) or mailbox (Graph) says where they are
             person = ensure_person(session, email=calendar.owner_email)
-            person.time_zone = person.time_zone or info.time_zone
+            person.time_zone = info.time_zone
         saved.append(calendar)
     session.flush()
     return saved

@@ -28,7 +28,7 @@ from service.pairs.models import (
     Series,
     SeriesSource,
 )
-from service.pairs.service import refresh_pair_link
+from service.pairs.service import refresh_pair_link, remember_names
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +69,7 @@ class CalendarApplier:
         self._series: dict[int, Series] = {}
         self._occurrences: dict[tuple[int, datetime], Occurrence] = {}
         self._loaded: set[int] = set()  # series whose stored occurrences are all in the cache
+        self._named: set[int] = set()  # series whose people's names were recorded this round
 
     def apply(self, event: CalendarEvent) -> None:
         """Apply one event or tombstone; a broken one is quarantined, never raised.
@@ -104,6 +105,7 @@ class CalendarApplier:
             for key in [k for k, row in cache.items() if not inspect(row).persistent]:
                 del cache[key]
         self._loaded.clear()  # other workers may have stored occurrences since
+        self._named.clear()  # names written in the rolled-back attempt are gone too
 
     def quarantine(self, event_id: str | None, reason: str) -> None:
         """Keep an unusable item's id and reason; the round goes on."""
@@ -237,6 +239,13 @@ class CalendarApplier:
         series.time_zone = event.time_zone or series.time_zone
         if changed or series.pair_id is None:
             refresh_pair_link(self.session, series)
+        if series.pair_id is not None and series.id not in self._named:
+            # the names both providers send with attendees (Google displayName, Graph
+            # emailAddress.name): once per series and round, for the pair's two people
+            people = {verdict.organizer, verdict.other}
+            remember_names(self.session, {a.email: a.display_name for a in event.attendees
+                                          if a.email.lower() in people})
+            self._named.add(series.id)
 
     def _occurrence_row(self, series: Series, original: datetime,
                         event: CalendarEvent) -> Occurrence:

@@ -14,6 +14,7 @@ import ssl
 import tempfile
 from datetime import UTC, datetime
 from email.message import EmailMessage
+from email.policy import EmailPolicy
 from email.utils import format_datetime, getaddresses
 from pathlib import Path
 from typing import Protocol
@@ -35,6 +36,29 @@ class TransportError(Exception):
         self.permanent = permanent
 
 
+class HeaderPolicy(EmailPolicy):
+    """`policy.default`, except that a header never folds right after its colon.
+
+    Python's folder moves an ASCII value that fits a 78-character line of its own onto a
+    continuation line ("Subject:\n Your 1:1s ..."), and readers then show the subject with
+    a leading space. Joining that first fold back gives a line under 998 characters, which
+    RFC 5322 (2.1.1) allows; every other fold is kept.
+    """
+
+    def fold(self, name: str, value: str) -> str:
+        text = super().fold(name, value)
+        broken = f"{name}:{self.linesep} "
+        return f"{name}: {text[len(broken):]}" if text.startswith(broken) else text
+
+    def fold_binary(self, name: str, value: str) -> bytes:
+        data = super().fold_binary(name, value)
+        broken = f"{name}:{self.linesep} ".encode("ascii")
+        return b"%s: %s" % (name.encode("ascii"), data[len(broken):]) \
+            if data.startswith(broken) else data
+
+
+HEADER_POLICY = HeaderPolicy()
+
 class Transport(Protocol):
     """Anything that can hand one email on; raises `TransportError` when it could not."""
 
@@ -54,7 +78,7 @@ def build_message(
     unsubscribe_url: str | None = None,
 ) -> EmailMessage:
     """multipart/alternative (text, then the preferred HTML) with the row's stable Message-ID."""
-    msg = EmailMessage()
+    msg = EmailMessage(policy=HEADER_POLICY)
     msg["From"] = sender
     msg["To"] = row.recipient
     if row.cc:

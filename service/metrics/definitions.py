@@ -222,11 +222,13 @@ def longest_gap(facts: Sequence[OccurrenceFact], *, as_of: datetime,
     """Longest gap between meetings that took place, and the worst gap against the cadence.
 
     Gaps run between consecutive meetings that took place (at `met_at`), plus the open gap
-    from the last one to `as_of`. A gap between two meetings is compared with the cadence of
-    their series (the longer one when the gap spans a change of series: a pair that went from
-    weekly to fortnightly is on plan with a 14-day gap at the switch); the open gap with the
-    cadence in force now. Providers split a series whose cadence changes, so each series has
-    one cadence. Days are local calendar days in `tz`.
+    from the last one to `as_of`. `facts` may start with the last meeting before the window
+    (see `pair_metrics`), so a stretch that runs into the window counts in full: the number
+    does not depend on where a window happens to start. A gap between two meetings is
+    compared with the cadence of their series (the longer one when the gap spans a change of
+    series: a pair that went from weekly to fortnightly is on plan with a 14-day gap at the
+    switch); the open gap with the cadence in force now. Providers split a series whose
+    cadence changes, so each series has one cadence. Days are local calendar days in `tz`.
     """
     cadence_now = planned_cadence(facts) if facts else None
     met = sorted((f for f in facts if f.outcome in TOOK_PLACE), key=lambda f: f.met_at)
@@ -401,11 +403,15 @@ def pair_metrics(
 ) -> PairMetrics:
     """All metrics of one pair over the ISO `weeks` (oldest first) in time zone `tz`.
 
-    `facts` may reach outside the weeks; only those planned inside count.
+    `facts` may reach outside the weeks; only those planned inside count, except that the
+    last meeting that took place before the window starts the longest gap (one definition
+    of "longest gap", the same over any window that holds the stretch: digest, page, CLI).
     """
     start, _ = week_bounds(weeks[0], tz)
     _, end = week_bounds(weeks[-1], tz)
     inside = [f for f in facts if start <= f.original_start < end]
+    earlier = [f for f in facts if f.original_start < start and f.outcome in TOOK_PLACE]
+    anchor = [max(earlier, key=lambda f: f.met_at)] if earlier else []
     counts = count_outcomes(inside)
     current, longest = streaks(inside)
     judged = _judged(inside)
@@ -414,7 +420,7 @@ def pair_metrics(
         consistency=consistency_rate(counts),
         streak_current=current,
         streak_longest=longest,
-        gap=longest_gap(inside, as_of=min(as_of, end), tz=tz),
+        gap=longest_gap(anchor + inside, as_of=min(as_of, end), tz=tz),
         balance=balance_coverage(a for a in agendas if start <= a.original_start < end),
         action_items_closed=action_items_closed(closed_at, start=start, end=end),
         weekly=counts_by_week(inside, weeks, tz),

@@ -28,6 +28,8 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from service.accounts.models import Person
+from service.accounts.names import greeting
+from service.accounts.signing import manager_url
 from service.email.models import OutboxMessage, OutboxStatus
 from service.email.outbox import LEASE, DeliveryResult, deliver, enqueue
 from service.email.render import RenderedEmail, render_email
@@ -152,13 +154,10 @@ def digest_due(session: Session, *, settings: Settings, now: datetime,
 # -- rendering ---------------------------------------------------------------------------
 
 
-def manager_link(settings: Settings, manager_id: int) -> str | None:
-    """The signed web view link, when the web app has a public URL."""
-    if not settings.public_url:
-        return None
-    from service.web.signing import manager_url
-
-    return manager_url(settings, manager_id)
+def manager_link(settings: Settings, manager_id: int, *, last_week: str | None = None) -> str:
+    """The signed link to the manager's page (the `metrics link` builder), showing the weeks
+    up to `last_week`: what the digest showed, with the same numbers."""
+    return manager_url(settings, manager_id, last_week=last_week)
 
 
 def _pct(value: float | None) -> str:
@@ -208,13 +207,15 @@ def digest_context(report: ManagerReport, *, iso_week: str,
     span = (f"{start.astimezone(tz):%d %b %Y} – "
             f"{(end.astimezone(tz) - timedelta(days=1)):%d %b %Y}")
     rows = [pair_row(p) for p in report.pairs]
+    weeks = len(report.weeks)
     return {
-        "manager_name": report.name.split(" ")[0] if report.name != report.email
-        else report.email,
+        "greeting": greeting(report.display_name),
+        "manager_name": report.display_name,  # None when unknown: "Your 1:1s"
+        "period": "the last week" if weeks == 1 else f"the last {weeks} weeks",
         "iso_week": iso_week,
         "first_week": first,
         "last_week": last,
-        "weeks": len(report.weeks),
+        "weeks": weeks,
         "span": span,
         "time_zone": report.time_zone,
         "consistency": _pct(report.consistency),
@@ -237,9 +238,11 @@ def build_digest(session: Session, *, settings: Settings, manager_id: int, iso_w
     manager = session.get(Person, manager_id)
     if manager is None:
         raise LookupError(f"no person with id {manager_id}")
+    last_week = d.shift_week(iso_week, -1)
     report = compute_manager(session, manager_id=manager_id, now=now, weeks=weeks,
-                             last_week=d.shift_week(iso_week, -1))
-    context = digest_context(report, iso_week=iso_week, link=manager_link(settings, manager_id))
+                             last_week=last_week)
+    context = digest_context(report, iso_week=iso_week,
+                             link=manager_link(settings, manager_id, last_week=last_week))
     return manager, render_email(template="digest", context=context)
 
 

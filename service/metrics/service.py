@@ -20,6 +20,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
 from service.accounts.models import Account, AccountStatus, Person
+from service.accounts.names import display_name, name_or_address
 from service.agenda.models import ActionItem, AgendaRecord
 from service.metrics import definitions as d
 from service.metrics.models import MetricSnapshot
@@ -77,6 +78,36 @@ def load_facts(session: Session, *, pair_ids: Sequence[int], start: datetime,
         assert pair_id is not None  # selected by pair
         out[pair_id].append(d.OccurrenceFact(series_id, original, scheduled, outcome, cadence,
                                              actual))
+    return out
+
+
+def load_last_meetings(session: Session, *, pair_ids: Sequence[int],
+                       before: datetime) -> dict[int, d.OccurrenceFact]:
+    """Per pair, the last occurrence planned before `before` that took place: where the gap
+    running into a window starts (one grouped query and one lookup, whatever the history)."""
+    if not pair_ids:
+        return {}
+    took_place = sorted(d.TOOK_PLACE)
+    latest = (
+        select(Series.pair_id.label("pair_id"),
+               func.max(Occurrence.original_start).label("original_start"))
+        .join(Series, Series.id == Occurrence.series_id)
+        .where(Series.pair_id.in_(pair_ids), Occurrence.original_start < before,
+               Occurrence.outcome.in_(took_place))
+        .group_by(Series.pair_id).subquery())
+    rows = session.execute(
+        select(Series.pair_id, Occurrence.series_id, Occurrence.original_start,
+               Occurrence.scheduled_start, Occurrence.outcome, Series.cadence_days,
+               Occurrence.actual_start)
+        .join(Series, Series.id == Occurrence.series_id)
+        .join(latest, (latest.c.pair_id == Series.pair_id)
+              & (latest.c.original_start == Occurrence.original_start))
+        .where(Occurrence.outcome.in_(took_place)))
+    out: dict[int, d.OccurrenceFact] = {}
+    for pair_id, series_id, original, scheduled, outcome, cadence, actual in rows:
+        assert pair_id is not None  # joined by pair
+        out.setdefault(pair_id, d.OccurrenceFact(series_id, original, scheduled, outcome,
+                                                 cadence, actual))
     return out
 
 
@@ -143,7 +174,8 @@ class ManagerReport:
 
     manager_id: int
     email: str
-    name: str
+    name: str  # the name, else the address (for lists and JSON)
+    display_name: str | None  # the name only (None: unknown), for greetings
     time_zone: str
     weeks: tuple[str, ...]
     pairs: tuple[PairReport, ...]
@@ -215,13 +247,15 @@ def compute_manager(session: Session, *, manager_id: int, now: datetime,
     pairs = _manager_pairs(session, manager_id)
     ids = [p.id for p, _ in pairs]
     facts = load_facts(session, pair_ids=ids, start=start, end=end)
+    before = load_last_meetings(session, pair_ids=ids, before=start)
     agendas = load_agendas(session, pair_ids=ids, start=start, end=end)
     closed = load_closed_items(session, pair_ids=ids, start=start, end=end)
     reports = []
     for pair, person in pairs:
-        m = d.pair_metrics(facts[pair.id], agendas[pair.id], closed[pair.id], weeks=window,
+        history = facts[pair.id] + ([before[pair.id]] if pair.id in before else [])
+        m = d.pair_metrics(history, agendas[pair.id], closed[pair.id], weeks=window,
                            tz=tz, as_of=now)
-        name = person.display_name or person.email
+        name = name_or_address(person, person.email)
         reasons = tuple(d.attention_reasons(m))
         reports.append(PairReport(pair.id, person.id, person.email, name, pair.muted, m,
                                   reasons, suggestion_for(name, m, reasons)))
@@ -243,7 +277,8 @@ def _roll_up(manager: Person, tz: tzinfo, window: Sequence[str],
                         dict(kinds))
     return ManagerReport(
         manager_id=manager.id, email=manager.email,
-        name=manager.display_name or manager.email, time_zone=zone_name(tz),
+        name=name_or_address(manager, manager.email), display_name=display_name(manager),
+        time_zone=zone_name(tz),
         weeks=tuple(window), pairs=tuple(reports), counts=counts,
         consistency=d.consistency_rate(counts), balance=balance,
         action_items_closed=sum(r.metrics.action_items_closed for r in reports),

@@ -12,6 +12,7 @@ from datetime import datetime, time
 from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
+from service.accounts.names import greeting
 from service.email.render import RenderedEmail, render_email
 from service.outcomes.slots import Slot, span_end_after, within_span
 from service.outcomes.state import Outcome
@@ -25,7 +26,7 @@ class AlertFacts:
 
     occurrence_id: int
     title: str
-    manager_name: str
+    manager_name: str | None  # None when no real name is known: a neutral greeting
     manager_email: str
     report_name: str
     report_email: str
@@ -111,7 +112,7 @@ def alert_context(facts: AlertFacts) -> dict[str, object]:
     slots_intro, unseen_note = _slot_texts(facts)
     return {
         "title": facts.title,
-        "manager_name": facts.manager_name,
+        "greeting": greeting(facts.manager_name),
         "report_name": facts.report_name,
         "report_email": facts.report_email,
         "dropped_by": facts.dropped_by,

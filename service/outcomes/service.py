@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from connectors.base import BusyInterval, FreeBusy
 from connectors.errors import ConnectorError, RateLimited
 from service.accounts.models import Account, AccountStatus, Person
+from service.accounts.names import display_name, name_or_address
 from service.email.models import OutboxMessage, OutboxStatus
 from service.email.outbox import enqueue
 from service.outcomes.alerts import AlertFacts, quiet_until, render_alert
@@ -406,7 +407,7 @@ def _find_slots(free_busy: FreeBusyReader | None, *, emails: list[str],
 
 
 def _name(person: Person) -> str:
-    return person.display_name or person.email.split("@")[0].capitalize()
+    return name_or_address(person, person.email)
 
 
 def _queue_alert(session: Session, ctx: _Context, outcome: Outcome, *, slots: list[Slot],
@@ -421,7 +422,8 @@ def _queue_alert(session: Session, ctx: _Context, outcome: Outcome, *, slots: li
                    for person in (ctx.manager, ctx.report)
                    if person.email.lower() in unreadable)
     facts = AlertFacts(
-        occurrence_id=occ.id, title=ctx.series.title or "1:1", manager_name=_name(ctx.manager),
+        occurrence_id=occ.id, title=ctx.series.title or "1:1",
+        manager_name=display_name(ctx.manager),
         manager_email=ctx.manager.email, report_name=_name(ctx.report),
         report_email=ctx.report.email,
         dropped_by="You" if dropper is ctx.manager else _name(dropper), outcome=outcome,

@@ -128,16 +128,23 @@ def create_app(settings: Settings, factory: sessionmaker[Session], *,
 
     @app.get("/managers/{person_id}", response_class=HTMLResponse)
     def manager_page(person_id: int, sig: str | None = Query(default=None),
-                     weeks: int = Query(default=DEFAULT_WEEKS, ge=1, le=104)) -> Any:
+                     weeks: int = Query(default=DEFAULT_WEEKS, ge=1, le=104),
+                     week: str | None = Query(default=None, max_length=10)) -> Any:
         if not verify_manager(settings, person_id, sig, key=key):
             return PlainTextResponse("This link is not valid.", status_code=403)
+        if week is not None:
+            try:
+                d.parse_iso_week(week)
+            except ValueError:
+                return PlainTextResponse("The week must look like 2026-W12.", status_code=400)
         now = clock()
         with factory() as session:
             if session.scalar(select(Pair.id).where(Pair.manager_id == person_id).limit(1)) \
                     is None:
                 return PlainTextResponse("No 1:1s are known for this person.",
                                          status_code=404)
-            report = compute_manager(session, manager_id=person_id, now=now, weeks=weeks)
+            report = compute_manager(session, manager_id=person_id, now=now, weeks=weeks,
+                                     last_week=week)
         context = digest_context(report, iso_week=report.weeks[-1])
         html = _env.get_template("manager.html").render(
             **context, chart=weekly_chart(report), generated=now.strftime("%Y-%m-%d %H:%M UTC"))

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select
 
-from sandbox.team import DOMAIN
+from sandbox.team import DOMAIN, person
 from service.outcomes.state import Outcome
 from service.pairs.models import Occurrence, OccurrenceCopy, Series
 from workers import actors
@@ -46,7 +46,8 @@ def _ahead(starts: list[datetime], harness: Harness) -> list[datetime]:
 
 
 def _report_name(case: ProviderCase) -> str:
-    return case.report.split("@")[0].capitalize()
+    """The name the providers send for the report (never a word made from the address)."""
+    return person(case.report).name
 
 
 def test_a_report_declining_one_occurrence_is_their_decline_not_the_managers_cancellation(
@@ -147,6 +148,9 @@ def test_the_alert_says_whose_calendar_could_not_be_seen_on_a_cross_provider_pai
     harness.sync()
     _after_grace(harness)
     text = _alert_text(harness)
-    assert "could not see Priya's calendar" in text
+    assert "could not see Priya Nair's calendar" in text
     assert "both free" not in text
-    assert _slots_in(text, harness)  # Maya's free time, within both people's working hours
+    # Priya's zone now comes from her mailbox (Asia/Kolkata): her working day and Maya's in
+    # New York do not overlap, so no time is offered as "within working hours"
+    assert not _slots_in(text, harness)
+    assert "no common free time in working hours" in text

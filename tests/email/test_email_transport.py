@@ -110,6 +110,26 @@ def test_plain_smtp_without_credentials_delivers(smtp_server: SmtpServer) -> Non
     assert len(smtp_server.collector.messages) == 1
 
 
+@pytest.mark.parametrize("subject", [
+    # 70 to 77 characters: the value fits a folded line of its own, which is where Python's
+    # folder used to break right after "Subject:" (read back with a leading space)
+    "Your 1:1s this week: 17 of 24 took place, 1 to look at (2026-W01 to 2026-W12)",
+    "Your 1:1s over the last 12 weeks: 17 of 24 took place, 3 to look at now",
+    "Your 1:1 with Lee Morgan on Tue 3 Dec, 10:00 (Europe/London) was cancelled: put it back?",
+])
+def test_a_subject_reads_back_over_smtp_and_from_the_eml_exactly_as_written(
+    smtp_server: SmtpServer, tmp_path: Path, subject: str,
+) -> None:
+    message = build_message(row(subject=subject), sender=SENDER)
+    SmtpTransport(f"smtp://{smtp_server.host}:{smtp_server.port}?timeout=5").send(message)
+    OutboxDirTransport(tmp_path).send(message)
+    [got] = smtp_server.collector.messages
+    [path] = list(tmp_path.iterdir())
+    from_file = message_from_bytes(path.read_bytes(), policy=policy.default)
+    assert got.message["Subject"] == subject
+    assert from_file["Subject"] == subject
+
+
 def test_an_unreachable_smtp_server_is_a_transient_transport_error(
     smtp_server: SmtpServer,
 ) -> None:

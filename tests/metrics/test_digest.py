@@ -105,7 +105,8 @@ def test_digest_is_sent_once_and_reads_back_from_a_real_smtp_server(
     assert len(inbox.messages) == 1
     msg = inbox.messages[0]
     assert msg["To"] == "boss-pacific-auckland@example.com"
-    assert "2026-W36 to 2026-W47" in str(msg["Subject"])
+    # the subject says what the body counts: twelve weeks, not "this week"
+    assert msg["Subject"] == "Your 1:1s over the last 12 weeks: 9 of 12 took place, 1 to look at"
     assert str(msg["Message-ID"]).startswith("<digest.")
     text = msg.get_body(("plain",)).get_content()  # type: ignore[union-attr]
     html = msg.get_body(("html",)).get_content()  # type: ignore[union-attr]
