@@ -85,7 +85,9 @@ class CalendarEvent:
     organizer: str | None = None  # email, lower case
     attendees: tuple[Attendee, ...] = ()
     etag: str | None = None
-    updated: datetime | None = None
+    created: datetime | None = None  # when the event was booked (Google ``created``, Graph
+    # ``createdDateTime``): tells a meeting made for a dropped 1:1 from one booked long before
+    updated: datetime | None = None  # last change (Google ``updated``, Graph lastModifiedDateTime)
     ical_uid: str | None = None  # series-level iCalendar UID shared by every copy of the series
 
     @property
@@ -133,6 +135,19 @@ class BusyInterval:
 
     start: datetime
     end: datetime
+
+
+@dataclass(frozen=True)
+class FreeBusy:
+    """Busy intervals per person (emails lower case), and who could not be read at all.
+
+    Both providers answer per person: Google freeBusy puts ``errors`` (e.g. reason
+    ``notFound``) on a calendar it cannot see, Graph getSchedule an ``error`` on a schedule.
+    Someone in `unreadable` is not free; their calendar is simply unknown.
+    """
+
+    busy: dict[str, list[BusyInterval]] = field(default_factory=dict)
+    unreadable: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -211,10 +226,8 @@ class CalendarConnector(Protocol):
         """
         ...
 
-    def free_busy(
-        self, emails: list[str], start: datetime, end: datetime
-    ) -> dict[str, list[BusyInterval]]:
-        """Busy intervals per person between start and end."""
+    def free_busy(self, emails: list[str], start: datetime, end: datetime) -> FreeBusy:
+        """Busy intervals per person between start and end, and who could not be read."""
         ...
 
     def subscribe(

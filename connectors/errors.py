@@ -1,7 +1,8 @@
 """One error tree for every provider, raised only at the HTTP edge, causes kept.
 
 Workers map these onto dramatiq: `RateLimited` → ``Retry(delay)``, `AuthRevoked` →
-fail and flag the account, `CursorExpired` → drop the cursor and resync.
+fail and flag the account, `CursorExpired` → drop the cursor and resync, `MalformedEvent` →
+log the event id and skip (no retry).
 """
 
 from __future__ import annotations
@@ -45,3 +46,15 @@ class Transient(ConnectorError):
 
 class BadRequest(ConnectorError):
     """The provider rejected our request as malformed (400): a bug on our side."""
+
+
+class MalformedEvent(ConnectorError):
+    """The provider sent an event we cannot parse (a read or a write's answer): skip it.
+
+    Carries the event id so the item can be logged and left alone; retrying the same read
+    would only get the same broken event again.
+    """
+
+    def __init__(self, message: str, *, event_id: str | None) -> None:
+        super().__init__(message)
+        self.event_id = event_id

@@ -93,6 +93,11 @@ class SandboxAdmin(Protocol):
         """Every change listing of `owner`'s calendar (Google events.list, Graph calendarView
         delta) answers `status` until reset or `status=None`; other requests work."""
 
+    def inject_malformed_reads(self, owner: str, series_key: str,
+                               original_start: datetime) -> str:
+        """From now on, reading or patching `owner`'s copy of this occurrence answers an event
+        without a readable start (the list stays intact). Returns the copy's event id."""
+
     def revoke(self, email: str) -> None:
         """Revoke the person's grant: refresh answers invalid_grant, access tokens 401."""
 

@@ -8,20 +8,43 @@ from __future__ import annotations
 
 from datetime import time
 from pathlib import Path
+from typing import Annotated
+from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import BeforeValidator, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+from service.config_values import TimeSpan, parse_smtp_url, parse_span
 
 GOOGLE_API_URL = "https://www.googleapis.com/calendar/v3/"
 GOOGLE_TOKEN_URL = "https://oauth2.googleapis.com/token"
 GRAPH_API_URL = "https://graph.microsoft.com/v1.0"
 MICROSOFT_AUTHORITY = "https://login.microsoftonline.com/organizations"
 
+DATABASE_BACKENDS = ("sqlite", "postgresql")
+BROKER_SCHEMES = ("redis", "rediss", "amqp", "amqps")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+def _span_from_text(*, may_wrap: bool) -> BeforeValidator:
+    """Read `HH:MM-HH:MM` from the environment; an already parsed span passes through."""
+    def read(value: object) -> object:
+        return parse_span(value, may_wrap=may_wrap) if isinstance(value, str) else value
+    return BeforeValidator(read)
+
+
+# NoDecode: pydantic-settings would otherwise try to read a tuple from the environment as JSON.
+WorkingHours = Annotated[TimeSpan, NoDecode, _span_from_text(may_wrap=False)]
+QuietHours = Annotated[TimeSpan, NoDecode, _span_from_text(may_wrap=True)]
+
 
 class Settings(BaseSettings):
     """Everything an operator can set; secrets are `SecretStr` so they never print."""
 
-    model_config = SettingsConfigDict(env_prefix="RAPPORT_", env_file=None, extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="RAPPORT_", env_file=None, extra="ignore",
+                                      validate_assignment=True)
 
     data_dir: Path = Field(default=Path("./rapport-data"))
     database_url: str | None = None  # default: sqlite file in data_dir
@@ -41,29 +64,31 @@ class Settings(BaseSettings):
 
     public_url: str | None = None  # where webhooks can reach us; polling when unset
     http_host: str = "127.0.0.1"  # `rapport run` serves pages and webhooks here
-    http_port: int = 8000
-    poll_interval_seconds: int = 300
-    reconcile_interval_seconds: int = 60
+    http_port: int = Field(default=8000, ge=1, le=65535)
+    poll_interval_seconds: int = Field(default=300, ge=1)
+    reconcile_interval_seconds: int = Field(default=60, ge=1)
 
-    agenda_horizon_days: int = 7  # write agendas into occurrences starting within this many days
-    agenda_occurrences: int = 1  # how many upcoming occurrences per series get an agenda
+    # Write agendas into occurrences starting within this many days, into this many per series.
+    agenda_horizon_days: int = Field(default=7, ge=1)
+    agenda_occurrences: int = Field(default=1, ge=1)
     kind_cadence: str = "regular,regular,development,regular,regular,core"  # rotation of 1:1 kinds
 
-    sync_lookback_days: int = 28  # how far back a full sync reads
-    sync_lookahead_days: int = 120  # how far ahead a full sync (and Graph's window) reads
+    # How far back and ahead a full sync (and Graph's calendar view window) reads.
+    sync_lookback_days: int = Field(default=28, ge=0)
+    sync_lookahead_days: int = Field(default=120, ge=1)
 
-    cancellation_grace_hours: int = 24
+    cancellation_grace_hours: int = Field(default=24, ge=0)
     # A one-off meeting of the same two people counts as a reschedule when it falls before the
     # next regular occurrence; set a number of days to use a fixed window either side instead.
-    reschedule_window_days: int | None = None
+    reschedule_window_days: int | None = Field(default=None, ge=1)
     outbox_dir: Path | None = None  # default: data_dir / "outbox"
     smtp_url: SecretStr | None = None  # smtp://user:pass@host:587 (STARTTLS) or smtps://...
     mail_from: str = "Rapport <rapport@localhost>"
     alert_report_too: bool = False
-    quiet_hours: str = "20:00-07:00"
-    working_hours: str = "09:00-17:00"
+    quiet_hours: QuietHours = (time(20, 0), time(7, 0))  # may wrap midnight
+    working_hours: WorkingHours = (time(9, 0), time(17, 0))
 
-    digest_weekday: int = 0  # Monday
+    digest_weekday: int = Field(default=0, ge=0, le=6)  # 0 = Monday
     digest_time: time = time(8, 0)
 
     web_secret: SecretStr | None = None  # signs manager links; derived from secret_key when unset
@@ -77,10 +102,56 @@ class Settings(BaseSettings):
         unknown = sorted(set(kinds) - {"core", "development", "regular"})
         if not kinds or unknown:
             raise ValueError(
-                "kind_cadence must list core, development or regular, comma separated"
+                "must list core, development or regular, comma separated"
                 + (f" (unknown: {', '.join(unknown)})" if unknown else "")
             )
         return ",".join(kinds)
+
+    @field_validator("database_url")
+    @classmethod
+    def _known_database(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        try:
+            backend = make_url(value).get_backend_name()
+        except ArgumentError as err:
+            raise ValueError("is not a database URL; use sqlite:///path/rapport.db or "
+                             "postgresql+psycopg://user@host/rapport") from err
+        if backend not in DATABASE_BACKENDS:
+            raise ValueError(f"names the {backend!r} database; Rapport runs on sqlite or "
+                             "postgresql (e.g. postgresql+psycopg://user@host/rapport)")
+        return value
+
+    @field_validator("broker_url")
+    @classmethod
+    def _known_broker(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        try:
+            parts = urlsplit(value)
+            parts.port  # noqa: B018 - raises ValueError on a port that is not a number
+        except ValueError as err:
+            raise ValueError("is not a URL like redis://host:6379/0") from err
+        if parts.scheme not in BROKER_SCHEMES:
+            raise ValueError("must be a redis://, rediss://, amqp:// or amqps:// URL "
+                             "(unset for the in-process worker)")
+        return value
+
+    @field_validator("smtp_url")
+    @classmethod
+    def _smtp(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            parse_smtp_url(value.get_secret_value())  # its messages never repeat the URL
+        return value
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _known_level(cls, value: object) -> object:
+        if isinstance(value, str):
+            if value.strip().upper() not in LOG_LEVELS:
+                raise ValueError(f"must be one of {', '.join(LOG_LEVELS)}")
+            return value.strip().upper()
+        return value
 
     @property
     def resolved_database_url(self) -> str:

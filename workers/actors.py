@@ -17,7 +17,14 @@ import dramatiq
 from dramatiq.brokers.stub import StubBroker
 from sqlalchemy import or_, select
 
-from connectors.errors import AuthRevoked, BadRequest, Forbidden, NotFound, RateLimited
+from connectors.errors import (
+    AuthRevoked,
+    BadRequest,
+    Forbidden,
+    MalformedEvent,
+    NotFound,
+    RateLimited,
+)
 from service.accounts.crypto import Vault
 from service.accounts.models import Account, AccountStatus
 from service.accounts.service import mark_needs_reconsent, save_calendars
@@ -52,7 +59,12 @@ class Refused(Exception):
 
 @contextmanager
 def provider_errors(account_id: int | None) -> Iterator[None]:
-    """Map connector errors onto dramatiq control flow for one message."""
+    """Map connector errors onto dramatiq control flow for one message.
+
+    A refusal or a malformed event ends the message without retry (`Refused` is in every
+    provider actor's `throws`); `workers.observability.FailureLog` logs it in one line with
+    the calendar and the reason (for a malformed event, its id), so nothing is logged here.
+    """
     try:
         yield
     except RateLimited as err:
@@ -65,8 +77,9 @@ def provider_errors(account_id: int | None) -> Iterator[None]:
                 mark_needs_reconsent(session, account_id=account_id, reason=str(err))
         raise AccountUnavailable(str(err)) from err
     except (Forbidden, NotFound, BadRequest) as err:
-        log.warning("account %s: provider refused: %s", account_id, err)
-        raise Refused(str(err)) from err
+        raise Refused(f"account {account_id}: provider refused: {err}") from err
+    except MalformedEvent as err:  # the same broken event again on a retry: abandon the write
+        raise Refused(f"event {err.event_id} is malformed; skipped: {err}") from err
 
 
 def _active_account_of(calendar_id: int) -> int | None:

@@ -16,6 +16,7 @@ from dramatiq.brokers.stub import StubBroker
 from dramatiq.middleware import AgeLimit, Callbacks, Pipelines, ShutdownNotifications
 
 from service.settings import Settings
+from workers import observability
 from workers.retries import RapportRetries, one_line
 
 log = logging.getLogger(__name__)
@@ -49,6 +50,7 @@ def install_broker(broker: dramatiq.Broker) -> dramatiq.Broker:
     for actor in actors.ALL:
         actor.broker = broker
         broker.declare_actor(actor)
+    observability.install(broker)
     return broker
 
 

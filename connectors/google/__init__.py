@@ -1,6 +1,6 @@
 """Google Calendar API v3 connector: client (HTTP edge), raw types, pure parsing, provider."""
 
 from connectors.google.auth import CALENDAR_SCOPES, google_credentials
-from connectors.google.provider import GoogleConnector, MalformedEvent
+from connectors.google.provider import GoogleConnector
 
-__all__ = ["CALENDAR_SCOPES", "GoogleConnector", "MalformedEvent", "google_credentials"]
+__all__ = ["CALENDAR_SCOPES", "GoogleConnector", "google_credentials"]

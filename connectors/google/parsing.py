@@ -98,6 +98,7 @@ def parse_event(raw: Event, calendar_id: str) -> CalendarEvent:
     original = raw.get("originalStartTime")
     original_start = parse_when(original, "originalStartTime")[0] if original else None
     updated = parse_timestamp(raw["updated"]) if raw.get("updated") else None
+    created = parse_timestamp(raw["created"]) if raw.get("created") else None
     if status is EventStatus.CANCELLED and "start" not in raw:
         return CalendarEvent(
             id=event_id,
@@ -133,6 +134,7 @@ def parse_event(raw: Event, calendar_id: str) -> CalendarEvent:
         organizer=organizer.strip().lower() if organizer else None,
         attendees=tuple(parse_attendee(a) for a in raw.get("attendees") or ()),
         etag=raw.get("etag"),
+        created=created,
         updated=updated,
         ical_uid=raw.get("iCalUID"),
     )

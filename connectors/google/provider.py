@@ -43,19 +43,21 @@ from connectors.base import (
     CalendarInfo,
     CallObserver,
     ChangePage,
+    FreeBusy,
     Subscription,
 )
-from connectors.errors import ConnectorError
+from connectors.errors import MalformedEvent
 from connectors.google.client import GoogleClient, Sleep
-from connectors.google.parsing import EventParseError, parse_event, parse_items, parse_timestamp
+from connectors.google.parsing import parse_event, parse_items, parse_timestamp
 
 log = logging.getLogger(__name__)
 
 DEFAULT_API_URL = "https://www.googleapis.com/calendar/v3/"
 
 
-class MalformedEvent(ConnectorError):
-    """A single event read with `get_event` could not be parsed."""
+# What a broken item raises in `parse_event` (EventParseError is a ValueError); the same
+# set `parse_items` turns into skipped items during a sync.
+_PARSE_ERRORS = (ValueError, TypeError, AttributeError, KeyError)
 
 
 def _rfc3339(value: datetime) -> str:
@@ -176,8 +178,9 @@ class GoogleConnector:
         raw = self._client.get_event(calendar_id, event_id)
         try:
             return parse_event(raw, calendar_id)
-        except EventParseError as err:
-            raise MalformedEvent(f"event {event_id} cannot be read: {err}") from err
+        except _PARSE_ERRORS as err:
+            raise MalformedEvent(f"event {event_id} cannot be read: {err}",
+                                 event_id=event_id) from err
 
     def patch_description(
         self,
@@ -197,29 +200,38 @@ class GoogleConnector:
         )
         try:
             return parse_event(raw, calendar_id)
-        except EventParseError as err:
-            raise MalformedEvent(f"event {event_id} cannot be read after patch: {err}") from err
+        except _PARSE_ERRORS as err:
+            raise MalformedEvent(f"event {event_id} cannot be read after patch: {err}",
+                                 event_id=event_id) from err
 
-    def free_busy(
-        self, emails: list[str], start: datetime, end: datetime
-    ) -> dict[str, list[BusyInterval]]:
-        """Busy intervals per person (freebusy.query); unknown people are left out."""
+    def free_busy(self, emails: list[str], start: datetime, end: datetime) -> FreeBusy:
+        """Busy intervals per person (freebusy.query), and who Google could not read.
+
+        Google answers a calendar it cannot see (someone on another provider, or not
+        shared) with ``errors`` such as ``[{"domain": "global", "reason": "notFound"}]`` on
+        that calendar instead of failing the request
+        (https://developers.google.com/calendar/api/v3/reference/freebusy/query).
+        """
         body = {
             "timeMin": _rfc3339(start),
             "timeMax": _rfc3339(end),
             "items": [{"id": email} for email in emails],
         }
         answer = self._client.freebusy(body)
-        result: dict[str, list[BusyInterval]] = {}
+        busy: dict[str, list[BusyInterval]] = {}
+        unreadable: set[str] = set()
         for calendar_id, info in (answer.get("calendars") or {}).items():
             if info.get("errors"):
-                log.info("google free/busy unavailable for one calendar: %s", info["errors"])
+                reasons = ",".join(str(e.get("reason")) for e in info["errors"])
+                log.info("google free/busy unavailable for one calendar: %s", reasons)
+                unreadable.add(calendar_id.lower())
                 continue
-            result[calendar_id.lower()] = [
+            busy[calendar_id.lower()] = [
                 BusyInterval(start=parse_timestamp(b["start"]), end=parse_timestamp(b["end"]))
                 for b in info.get("busy", [])
             ]
-        return result
+        unreadable.update(e.lower() for e in emails if e.lower() not in busy)
+        return FreeBusy(busy=busy, unreadable=frozenset(unreadable))
 
     def subscribe(
         self, calendar_id: str, *, address: str, token: str, ttl_seconds: int

@@ -53,6 +53,7 @@ class Event(TypedDict, total=False):
     iCalUID: str
     organizer: EventPerson
     attendees: list[EventAttendee]
+    created: str
     updated: str
 
 

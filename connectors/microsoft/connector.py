@@ -23,10 +23,11 @@ from connectors.base import (
     CalendarInfo,
     CallObserver,
     ChangePage,
+    FreeBusy,
     SkippedItem,
     Subscription,
 )
-from connectors.errors import ConnectorError, NotFound
+from connectors.errors import ConnectorError, MalformedEvent, NotFound
 from connectors.microsoft.client import GraphClient, RetryPolicy
 from connectors.microsoft.parse import (
     parse_busy,
@@ -184,10 +185,17 @@ class GraphConnector:
                 self._series_uids[master_id] = None
         return self._series_uids[master_id]
 
-    def _parse(self, calendar_id: str, raw: GraphEvent) -> CalendarEvent:
-        master = raw.get("seriesMasterId")
-        uid = self._series_uid(master) if master else None
-        return parse_event(raw, calendar_id=calendar_id, owner=self.owner_email(), series_uid=uid)
+    def _parse(self, calendar_id: str, event_id: str, raw: GraphEvent) -> CalendarEvent:
+        """One event from a read or a write's answer; a broken one raises `MalformedEvent`
+        (the same errors `parse_item` turns into skipped items during a sync)."""
+        try:
+            master = raw.get("seriesMasterId")
+            uid = self._series_uid(master) if master else None
+            return parse_event(raw, calendar_id=calendar_id, owner=self.owner_email(),
+                               series_uid=uid)
+        except (ValueError, TypeError, AttributeError, KeyError) as err:  # ParseError too
+            raise MalformedEvent(f"event {event_id} cannot be read: {err}",
+                                 event_id=event_id) from err
 
     def get_event(self, calendar_id: str, event_id: str) -> CalendarEvent:
         """GET /me/events/{id}: https://learn.microsoft.com/en-us/graph/api/event-get."""
@@ -197,7 +205,7 @@ class GraphConnector:
             operation="events.get",
             headers={"Prefer": PREFER},
         )
-        return self._parse(calendar_id, raw)
+        return self._parse(calendar_id, event_id, raw)
 
     def patch_description(
         self, calendar_id: str, event_id: str, *, description: str, is_html: bool, etag: str | None
@@ -217,14 +225,15 @@ class GraphConnector:
             json={"body": {"contentType": "html", "content": content}},
             headers=headers,
         )
-        return self._parse(calendar_id, raw)
+        return self._parse(calendar_id, event_id, raw)
 
-    def free_busy(
-        self, emails: list[str], start: datetime, end: datetime
-    ) -> dict[str, list[BusyInterval]]:
+    def free_busy(self, emails: list[str], start: datetime, end: datetime) -> FreeBusy:
         """POST /me/calendar/getSchedule: https://learn.microsoft.com/en-us/graph/api/calendar-getschedule.
 
-        People Graph cannot see (another provider, another tenant) are left out of the result.
+        Graph answers a schedule it cannot read (another provider, another tenant) with an
+        ``error`` (freeBusyError: ``message``, ``responseCode``) on that scheduleInformation
+        (https://learn.microsoft.com/en-us/graph/api/resources/scheduleinformation); such
+        people are reported as unreadable, never as free.
         """
         body: dict[str, Any] = {
             "schedules": emails,
@@ -245,13 +254,17 @@ class GraphConnector:
             json=body,
             headers={"Prefer": 'outlook.timezone="UTC"'},
         )
-        out: dict[str, list[BusyInterval]] = {}
+        busy: dict[str, list[BusyInterval]] = {}
+        unreadable: set[str] = set()
         for info in data.get("value", []):
+            schedule = str(info.get("scheduleId", "")).lower()
             if info.get("error"):
                 log.info("no free/busy for a schedule: %s", info["error"].get("responseCode"))
+                unreadable.add(schedule)
                 continue
-            out[str(info.get("scheduleId", "")).lower()] = parse_busy(info)
-        return out
+            busy[schedule] = parse_busy(info)
+        unreadable.update(e.lower() for e in emails if e.lower() not in busy)
+        return FreeBusy(busy=busy, unreadable=frozenset(unreadable))
 
     def subscribe(
         self, calendar_id: str, *, address: str, token: str, ttl_seconds: int

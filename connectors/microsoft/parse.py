@@ -163,6 +163,7 @@ def parse_event(
         organizer=organizer,
         attendees=_attendees(raw, organizer, owner),
         etag=raw.get("@odata.etag"),
+        created=parse_instant(raw.get("createdDateTime")),
         updated=parse_instant(raw.get("lastModifiedDateTime")),
         ical_uid=series_uid,
     )

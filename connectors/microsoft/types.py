@@ -56,6 +56,7 @@ GraphEvent = TypedDict(
         "responseStatus": ResponseStatus,
         "attendees": list[GraphAttendee],
         "organizer": Recipient,
+        "createdDateTime": str,
         "lastModifiedDateTime": str,
         "showAs": str,
     },

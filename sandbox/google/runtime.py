@@ -58,6 +58,7 @@ class Runtime:
     throttle_left: int = 0
     throttle_retry_after: float = 1.0
     failing_lists: dict[str, int] = field(default_factory=dict)  # calendar owner -> status
+    malformed_reads: set[str] = field(default_factory=set)  # event ids get/patch break
     channels: dict[str, Channel] = field(default_factory=dict)
     pages: dict[str, PageSnapshot] = field(default_factory=dict)
     recorded: list[RecordedRequest] = field(default_factory=list)
@@ -73,6 +74,7 @@ class Runtime:
             self.revoked.clear()
             self.throttle_left = 0
             self.failing_lists.clear()
+            self.malformed_reads.clear()
             self.channels.clear()
             self.pages.clear()
             self.recorded.clear()

@@ -126,7 +126,7 @@ class GoogleSandbox:
             )
             if rec is None:
                 raise ValueError("nobody of this series has a Google calendar")
-            rec.updated = self.now()
+            rec.created = rec.updated = self.now()  # booked now (seeded ones are older)
             self._keys[key] = rec.id
         return key
 
@@ -306,6 +306,18 @@ class GoogleSandbox:
                 self.runtime.failing_lists.pop(owner.lower(), None)
             else:
                 self.runtime.failing_lists[owner.lower()] = status
+
+    def inject_malformed_reads(self, owner: str, series_key: str,
+                               original_start: datetime) -> str:
+        """events.get and events.patch of this occurrence answer it without ``start``."""
+        with self.store.lock:
+            rec = self._rec(series_key)
+            self._require_copy(owner, rec)
+            event_id = rec.id if not rec.recurrence else recurrence.instance_id(
+                rec.id, self._original(rec, original_start), all_day=rec.all_day)
+        with self.runtime.lock:
+            self.runtime.malformed_reads.add(event_id)
+        return event_id
 
     def revoke(self, email: str) -> None:
         """Revoke the person's grant: refresh answers invalid_grant, access tokens 401."""

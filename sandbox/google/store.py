@@ -92,6 +92,12 @@ class CalendarState:
     instance_changes: dict[str, dict[datetime, int]] = field(default_factory=dict)
 
 
+def _etag_seq(etag: str) -> int:
+    """The change sequence number an etag of this store carries (newer is larger)."""
+    digits = etag.strip('"')
+    return int(digits) if digits.isdigit() else -1
+
+
 def rfc3339(value: datetime) -> str:
     """UTC timestamp the way Google writes ``updated`` / ``created``."""
     return (
@@ -251,13 +257,13 @@ class GoogleStore:
         """One instance of a series, as ``singleEvents=true`` serves it."""
         override = rec.overrides.get(original)
         iid = recurrence.instance_id(rec.id, original, all_day=rec.all_day)
-        etag = override.etag if override is not None else rec.etag
+        etag = self.current_etag(rec, original)
         status = self.instance_status(rec, original)
         original_json = self._when(rec, original)
         if status == "cancelled":
             return {
                 "kind": "calendar#event",
-                "etag": etag if original not in rec.removed else rec.etag,
+                "etag": etag,
                 "id": iid,
                 "status": "cancelled",
                 "recurringEventId": rec.id,
@@ -284,11 +290,21 @@ class GoogleStore:
         return out
 
     def current_etag(self, rec: EventRecord, original: datetime | None) -> str:
-        """The etag If-Match is compared with."""
+        """The etag If-Match is compared with (and the one events.get serves).
+
+        An etag changes whenever the resource does
+        (https://developers.google.com/calendar/api/guides/version-resources): an instance with
+        an exception of its own keeps that exception's etag, unless a change to the whole
+        series (deleted, cut short with UNTIL) cancelled it since.
+        """
         if original is None:
             return rec.etag
         override = rec.overrides.get(original)
-        return override.etag if override is not None else rec.etag
+        if override is None:
+            return rec.etag
+        if rec.status == "cancelled" or original in rec.removed:
+            return max(override.etag, rec.etag, key=_etag_seq)
+        return override.etag
 
     # -- lookups --------------------------------------------------------------------------
 

@@ -49,6 +49,7 @@ class Faults:
     throttle: int = 0
     retry_after: float = 1.0
     failing_lists: dict[str, int] = field(default_factory=dict)  # calendar owner -> status
+    malformed_reads: set[str] = field(default_factory=set)  # event ids GET/PATCH break
     requests: list[RecordedRequest] = field(default_factory=list)
 
 
@@ -156,6 +157,13 @@ def create_app(state: GraphState) -> FastAPI:
             )
         return response
 
+    def _maybe_malformed(data: dict[str, object]) -> dict[str, object]:
+        """Fault injection: an event whose start no client can parse."""
+        with state.faults.lock:
+            if data.get("id") in state.faults.malformed_reads:
+                data["start"] = {"dateTime": "not-a-date", "timeZone": "UTC"}
+        return data
+
     def owner(request: Request, uid: str | None) -> str | None:
         user: str = request.state.user
         if uid is None or uid.lower() in (user, object_id(user)):
@@ -259,7 +267,7 @@ def create_app(state: GraphState) -> FastAPI:
                 404, "ErrorItemNotFound", "The specified object was not found in the store."
             )
         zone_name, zone = preferred_zone(request.headers.get("prefer"))
-        data = render_event(item, zone_name, zone, state.base_url)
+        data = _maybe_malformed(render_event(item, zone_name, zone, state.base_url))
         select = request.query_params.get("$select")
         if select:
             keep = {s.strip() for s in select.split(",")} | {"id", "@odata.etag"}
@@ -296,7 +304,8 @@ def create_app(state: GraphState) -> FastAPI:
                 item.kind = "exception"
             state.store.touch(item)
             zone_name, zone = preferred_zone(request.headers.get("prefer"))
-            return JSONResponse(render_event(item, zone_name, zone, state.base_url))
+            return JSONResponse(_maybe_malformed(render_event(item, zone_name, zone,
+                                                              state.base_url)))
 
     async def get_schedule(request: Request, uid: str | None = None) -> Any:
         payload = await request.json()
@@ -310,6 +319,9 @@ def create_app(state: GraphState) -> FastAPI:
         for address in payload.get("schedules", []):
             email = str(address).lower()
             if email not in state.store.mailboxes:
+                # documented: scheduleInformation carries ``error`` (freeBusyError: message,
+                # responseCode) for a schedule Graph cannot read; the request still answers 200
+                # (https://learn.microsoft.com/en-us/graph/api/resources/scheduleinformation)
                 out.append(
                     {
                         "scheduleId": address,

@@ -5,7 +5,9 @@ followed: deleting an occurrence removes it from the organizer's calendar (delta
 ``@removed``) while attendees get a cancellation that marks their copy ``isCancelled``
 until they remove it (https://learn.microsoft.com/en-us/graph/api/event-cancel,
 https://learn.microsoft.com/en-us/graph/api/resources/event "isCancelled"); moving or
-editing one occurrence turns it into an ``exception``.
+editing one occurrence turns it into an ``exception``; an attendee declining one occurrence
+removes it from their calendar (delta ``@removed``) and marks them declined in the
+organizer's copy.
 """
 
 from __future__ import annotations
@@ -96,6 +98,7 @@ class GraphSandbox:
         with self.faults.lock:
             self.faults.throttle = 0
             self.faults.failing_lists.clear()
+            self.faults.malformed_reads.clear()
             self.faults.requests.clear()
 
     # admin: series ------------------------------------------------------------
@@ -171,14 +174,30 @@ class GraphSandbox:
                 self.store.touch(item)
 
     def decline_occurrence(self, series_key: str, original_start: datetime, attendee: str) -> None:
-        """An attendee declines one occurrence (Outlook's "keep declined item" behaviour)."""
+        """An attendee declines one occurrence, as Outlook does by default.
+
+        Declining removes the meeting from the attendee's own calendar (Exchange moves it to
+        Deleted Items unless the mailbox turned on "Save declined events"; see Microsoft's
+        "Preserve declined meetings" for Exchange Online), so their delta reports the copy
+        ``@removed``; the decline goes to the organizer, whose copy then shows the attendee's
+        ``status.response`` as ``declined``
+        (https://learn.microsoft.com/en-us/graph/api/event-decline). The organizer cannot
+        decline their own meeting; for them only the response changes.
+        """
         with self.store.lock:
+            spec = self.store.series[series_key]
             for item in self._copies(series_key, original_start):
-                for a in item.attendees:
-                    if a.email == attendee:
-                        a.response = "declined"
-                if item.owner == attendee:
+                if item.owner == attendee and attendee != spec.organizer:
                     item.response = "declined"
+                    item.removed = True
+                elif item.owner == spec.organizer:
+                    for a in item.attendees:
+                        if a.email == attendee:
+                            a.response = "declined"
+                    if item.owner == attendee:
+                        item.response = "declined"
+                else:
+                    continue
                 self.store.touch(item)
 
     def delete_series(self, series_key: str) -> None:
@@ -283,6 +302,15 @@ class GraphSandbox:
                 self.faults.failing_lists.pop(owner.lower(), None)
             else:
                 self.faults.failing_lists[owner.lower()] = status
+
+    def inject_malformed_reads(self, owner: str, series_key: str,
+                               original_start: datetime) -> str:
+        """GET and PATCH of this occurrence's copy answer it with an unreadable start."""
+        with self.store.lock:
+            event_id = self._copy_of(owner, series_key, original_start).id
+        with self.faults.lock:
+            self.faults.malformed_reads.add(event_id)
+        return event_id
 
     def revoke(self, email: str) -> None:
         """Refresh answers invalid_grant and access tokens 401 for this person."""

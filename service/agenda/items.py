@@ -1,14 +1,22 @@
-"""Topics queued for a pair's next 1:1 and the action items that carry over until closed."""
+"""Topics queued for a pair's next 1:1 and the action items that carry over until closed.
+
+A topic planned into an occurrence stays tied to it, and leaves the queue only when that
+meeting took place (held, or held at another time). When the occurrence is dropped instead
+(cancelled, its series split or deleted, declined, or over without our knowing that it took
+place), the topic is free again and goes to the pair's next occurrence, whatever series that
+is in. Action items are not tied to an occurrence: they are followed up until closed.
+"""
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, and_, or_, select, update
 from sqlalchemy.orm import Session
 
 from service.agenda.models import ActionItem, PairTopic
-from service.pairs.models import Pair
+from service.outcomes.state import Outcome
+from service.pairs.models import Occurrence, OccurrenceStatus, Pair
 
 MAX_TEXT = 500
 AUTHORS = ("report", "manager")
@@ -72,3 +80,48 @@ def open_action_items(session: Session, *, pair_id: int | None = None) -> list[A
     if pair_id is not None:
         query = query.where(ActionItem.pair_id == pair_id)
     return list(session.scalars(query.order_by(ActionItem.created_at, ActionItem.id)))
+
+
+TOOK_PLACE = (Outcome.HELD.value, Outcome.MOVED.value)
+
+
+def _took_place() -> ColumnElement[bool]:
+    """The topic's occurrence took place: the topic was discussed and leaves the queue."""
+    return and_(Occurrence.outcome.is_not(None), Occurrence.outcome.in_(TOOK_PLACE))
+
+
+def _dropped() -> ColumnElement[bool]:
+    """The topic's occurrence will not take place (or not as far as we know)."""
+    return or_(Occurrence.status == OccurrenceStatus.CANCELLED,
+               and_(Occurrence.outcome.is_not(None), Occurrence.outcome.not_in(TOOK_PLACE)))
+
+
+def queued_topics(session: Session, *, pair_id: int,
+                  for_occurrence_id: int | None = None) -> list[PairTopic]:
+    """Topics still waiting to be discussed, oldest first.
+
+    With `for_occurrence_id`, only those that may go into that occurrence: free ones, those
+    already planned into it, and those whose occurrence was dropped. A topic planned into an
+    occurrence that is still ahead (or over and not yet settled) stays with it.
+    """
+    query = (
+        select(PairTopic)
+        .outerjoin(Occurrence, Occurrence.id == PairTopic.used_in_occurrence_id)
+        .where(PairTopic.pair_id == pair_id,
+               or_(PairTopic.used_in_occurrence_id.is_(None), ~_took_place()))
+    )
+    if for_occurrence_id is not None:
+        query = query.where(or_(PairTopic.used_in_occurrence_id.is_(None),
+                                PairTopic.used_in_occurrence_id == for_occurrence_id,
+                                _dropped()))
+    return list(session.scalars(query.order_by(PairTopic.created_at, PairTopic.id)))
+
+
+def release_topics(session: Session, *, occurrence_id: int) -> None:
+    """Free the topics planned into an occurrence that will not take place.
+
+    Used when the provider shows the occurrence cancelled or gone before our sync has: the
+    topics go back to the queue for the pair's next occurrence.
+    """
+    session.execute(update(PairTopic).where(PairTopic.used_in_occurrence_id == occurrence_id)
+                    .values(used_in_occurrence_id=None))

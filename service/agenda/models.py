@@ -14,7 +14,9 @@ class AgendaRecord(Base):
     """The agenda planned for one occurrence; `written_hash` is what the invite holds now.
 
     Due work is visible here: a row whose `content_hash` differs from `written_hash` still
-    needs a write, and the reconciler enqueues it again.
+    needs a write, and the reconciler enqueues it again. `abandoned_etag` says we came to
+    write and the provider showed the occurrence cancelled or gone: it holds the etag of the
+    copy as we knew it, so nothing is tried again until a sync brings news of that copy.
     """
 
     __tablename__ = "agendas"
@@ -34,6 +36,7 @@ class AgendaRecord(Base):
         ForeignKey("occurrence_copies.id", ondelete="SET NULL")
     )
     last_error: Mapped[str | None] = mapped_column(Text)
+    abandoned_etag: Mapped[str | None] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     written_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
@@ -55,7 +58,11 @@ class ActionItem(Base):
 
 
 class PairTopic(Base):
-    """A topic someone queued for the pair's next 1:1 (the report's come first)."""
+    """A topic someone queued for the pair's next 1:1 (the report's come first).
+
+    `used_in_occurrence_id` is the occurrence it is planned into; it leaves the queue only
+    when that meeting took place (see `items.queued_topics`).
+    """
 
     __tablename__ = "pair_topics"
 

@@ -16,7 +16,8 @@ from sqlalchemy.orm import Session
 
 from service.agenda.block import content_hash
 from service.agenda.generator import Agenda, compose_agenda, kind_for
-from service.agenda.models import ActionItem, AgendaRecord, PairTopic
+from service.agenda.items import queued_topics
+from service.agenda.models import ActionItem, AgendaRecord
 from service.agenda.questions import Area
 from service.pairs.models import (
     Occurrence,
@@ -56,13 +57,7 @@ def plan_occurrence(session: Session, *, occurrence: Occurrence, series: Series,
         areas.update(Area(a) for a in record.areas)
     # most recent first, so an exhausted pool brings back the question asked longest ago
     recently_asked = [q for r in earlier[:RECENT_MEETINGS_FOR_REPEATS] for q in r.question_ids]
-    topics = session.scalars(
-        select(PairTopic).where(
-            PairTopic.pair_id == pair_id,
-            (PairTopic.used_in_occurrence_id.is_(None))
-            | (PairTopic.used_in_occurrence_id == occurrence.id))
-        .order_by(PairTopic.created_at, PairTopic.id)
-    ).all()
+    topics = queued_topics(session, pair_id=pair_id, for_occurrence_id=occurrence.id)
     for topic in topics:
         topic.used_in_occurrence_id = occurrence.id
     open_items = session.scalars(
@@ -108,6 +103,14 @@ def target_copy(session: Session, occurrence_id: int) -> OccurrenceCopy | None:
     ).first()
 
 
+def is_abandoned(record: AgendaRecord | None, copy: OccurrenceCopy | None) -> bool:
+    """Whether we already found this copy cancelled or gone at the provider, and no sync has
+    brought news of it since (its etag is the one we held then)."""
+    if record is None or record.abandoned_etag is None:
+        return False
+    return copy is None or record.abandoned_etag == (copy.etag or "")
+
+
 def plan_due_agendas(session: Session, *, settings: Settings, now: datetime,
                      series_ids: set[int] | None = None) -> list[int]:
     """Plan every upcoming 1:1 occurrence in the horizon; ids of agendas the invite lacks."""
@@ -128,9 +131,12 @@ def plan_due_agendas(session: Session, *, settings: Settings, now: datetime,
             .order_by(Occurrence.scheduled_start).limit(settings.agenda_occurrences)
         ).all()
         for occurrence in upcoming:
+            copy = target_copy(session, occurrence.id)
+            if is_abandoned(session.scalar(select(AgendaRecord).where(
+                    AgendaRecord.occurrence_id == occurrence.id)), copy):
+                continue  # cancelled at the provider; its topics went back to the queue
             planned = plan_occurrence(session, occurrence=occurrence, series=series,
                                       settings=settings)
-            copy = target_copy(session, occurrence.id)
             if copy is not None and copy.description is not None and \
                     copy.block_hash != planned.content_hash:
                 due.append(planned.record.id)

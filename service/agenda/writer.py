@@ -2,7 +2,10 @@
 
 Text outside the block is kept byte for byte. On 412 the event is read again and the block is
 put into the fresh text, so a person's concurrent edit survives. An invite that already holds
-this exact block (our own write echoing back, or nothing changed) costs no write.
+this exact block (our own write echoing back, or nothing changed) costs no write. When the
+provider shows the occurrence cancelled or gone (a 404/410, or a re-read with status
+cancelled: the organizer dropped it before our sync heard of it), the write ends there: the
+agenda is marked abandoned and its topics go back to the queue for the next occurrence.
 """
 
 from __future__ import annotations
@@ -15,13 +18,15 @@ from datetime import datetime
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from connectors.base import CalendarConnector, CalendarEvent
+from connectors.base import CalendarConnector, CalendarEvent, EventStatus
 from connectors.errors import NotFound, PreconditionFailed
 from service.agenda.block import DescriptionTooLarge, block_hash_in, replace_block
 from service.agenda.generator import Agenda
+from service.agenda.items import release_topics
 from service.agenda.models import AgendaRecord
-from service.agenda.planner import plan_occurrence, target_copy
+from service.agenda.planner import is_abandoned, plan_occurrence, target_copy
 from service.calendars.models import Calendar
+from service.observability import AGENDA_WRITES
 from service.pairs.models import Occurrence, OccurrenceCopy, OccurrenceStatus, Series
 from service.settings import Settings
 
@@ -34,6 +39,14 @@ class WriteOutcome(enum.StrEnum):
     WRITTEN = "written"
     UNCHANGED = "unchanged"  # the invite already holds this agenda: no write
     SKIPPED = "skipped"  # occurrence gone, started, or no copy we can write
+    ABANDONED = "abandoned"  # the provider shows the occurrence cancelled or gone
+
+
+ABANDONED_NOTE = "not written: the occurrence was cancelled or removed at the provider"
+
+
+class _OccurrenceGone(Exception):
+    """The provider says the occurrence is cancelled or no longer exists: stop writing."""
 
 
 ConnectorFor = Callable[[int], CalendarConnector]  # calendar id -> connector of its account
@@ -63,9 +76,11 @@ def write_agenda(factory: sessionmaker[Session], *, agenda_id: int, connector_fo
                 or occurrence.status != OccurrenceStatus.CONFIRMED \
                 or occurrence.scheduled_start <= now:
             return WriteOutcome.SKIPPED
+        copy = target_copy(session, occurrence.id)
+        if is_abandoned(record, copy):
+            return WriteOutcome.SKIPPED  # found cancelled already; waiting for the sync
         planned = plan_occurrence(session, occurrence=occurrence, series=series,
                                   settings=settings)
-        copy = target_copy(session, occurrence.id)
         if copy is None or copy.description is None:
             session.commit()
             return WriteOutcome.SKIPPED
@@ -81,8 +96,16 @@ def write_agenda(factory: sessionmaker[Session], *, agenda_id: int, connector_fo
         occurrence_id = occurrence.id
         session.commit()
 
-    event = _patch_with_merge(connector_for(target.calendar_id), target, planned.agenda,
-                              planned.content_hash)
+    try:
+        event = _patch_with_merge(connector_for(target.calendar_id), target, planned.agenda,
+                                  planned.content_hash)
+    except _OccurrenceGone:
+        with factory.begin() as session:
+            _abandon(session, agenda_id=agenda_id, occurrence_id=occurrence_id,
+                     held_etag=target.etag)
+        log.info("agenda %s not written: occurrence %s is cancelled or gone at the provider",
+                 agenda_id, occurrence_id)
+        return WriteOutcome.ABANDONED
 
     with factory.begin() as session:
         copy = session.get(OccurrenceCopy, target.copy_id)
@@ -96,6 +119,7 @@ def write_agenda(factory: sessionmaker[Session], *, agenda_id: int, connector_fo
         copy.description_is_html = event.description_is_html
         copy.block_hash = block_hash_in(event.description)
         _mark_written(record, copy, planned.content_hash, now)
+    AGENDA_WRITES.inc()
     log.info("agenda %s written into occurrence %s (calendar %s)", agenda_id, occurrence_id,
              target.calendar_id)
     return WriteOutcome.WRITTEN
@@ -131,14 +155,35 @@ def _patch_with_merge(connector: CalendarConnector, target: _Target, agenda: Age
             if attempt == MAX_CONFLICT_RETRIES:
                 raise
             log.info("event %s changed under us; reading it again to merge", target.event_id)
-            fresh = connector.get_event(target.provider_calendar_id, target.event_id)
+            fresh = _read_again(connector, target)
             if _holds(fresh.description, digest):
                 return fresh  # another worker of ours wrote this very agenda: no second write
             description, is_html, etag = fresh.description, fresh.description_is_html, fresh.etag
-        except NotFound:
-            log.info("event %s is gone; nothing to write", target.event_id)
-            return None
+        except NotFound as err:
+            raise _OccurrenceGone(target.event_id) from err
     return None
+
+
+def _read_again(connector: CalendarConnector, target: _Target) -> CalendarEvent:
+    """The event as it is now; a cancelled or vanished one ends the write (no PATCH into it:
+    Google keeps a cancelled event readable, and writable, on the organizer's calendar)."""
+    try:
+        fresh = connector.get_event(target.provider_calendar_id, target.event_id)
+    except NotFound as err:
+        raise _OccurrenceGone(target.event_id) from err
+    if fresh.status == EventStatus.CANCELLED:
+        raise _OccurrenceGone(target.event_id)
+    return fresh
+
+
+def _abandon(session: Session, *, agenda_id: int, occurrence_id: int,
+             held_etag: str | None) -> None:
+    """Record that this agenda was not written and free its topics for the next occurrence."""
+    record = session.get(AgendaRecord, agenda_id)
+    if record is not None:
+        record.abandoned_etag = held_etag or ""
+        record.last_error = ABANDONED_NOTE
+    release_topics(session, occurrence_id=occurrence_id)
 
 
 def _holds(description: str, digest: str) -> bool:
@@ -156,3 +201,4 @@ def _mark_written(record: AgendaRecord, copy: OccurrenceCopy, digest: str, now: 
     record.written_copy_id = copy.id
     record.provider_etag = copy.etag
     record.last_error = None
+    record.abandoned_etag = None

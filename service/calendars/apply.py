@@ -135,10 +135,15 @@ class CalendarApplier:
 
     def _tombstone(self, event: CalendarEvent, copy: OccurrenceCopy | None) -> None:
         if copy is not None:
-            copy.removed = True
+            was_removed, copy.removed = copy.removed, True
             occurrence = self.session.get(Occurrence, copy.occurrence_id)
             if occurrence is not None:
-                self._cancel(occurrence)
+                if was_removed:
+                    pass  # its cancellation (or decline) was applied already
+                elif self._is_attendee_response(occurrence, copy):
+                    self._declined_by_owner(occurrence)
+                else:
+                    self._cancel(occurrence, at=event.updated)
                 # a tombstone names no series (Graph @removed): settle and re-plan it anyway
                 self.result.series_touched.add(occurrence.series_id)
             return
@@ -148,6 +153,37 @@ class CalendarApplier:
         if adhoc is not None:
             adhoc.cancelled = True
 
+    def _is_attendee_response(self, occurrence: Occurrence, copy: OccurrenceCopy) -> bool:
+        """True when the copy that vanished is an attendee's and the organizer's remains.
+
+        Outlook removes an occurrence an attendee declined from the attendee's calendar
+        (Exchange moves declined meetings to Deleted Items by default), so their delta says
+        ``@removed`` while the meeting goes on; an organizer's cancellation instead marks
+        attendee copies ``isCancelled`` (https://learn.microsoft.com/en-us/graph/api/event-cancel).
+        Only the organizer's copy going, or every copy going, cancels the occurrence.
+        """
+        series = self.session.get(Series, occurrence.series_id)
+        owner = (self.calendar.owner_email or "").lower()
+        if copy.is_organizer_copy or series is None or owner == series.organizer_email:
+            return False
+        others = self.session.scalar(select(OccurrenceCopy.id).where(
+            OccurrenceCopy.occurrence_id == occurrence.id, OccurrenceCopy.id != copy.id,
+            OccurrenceCopy.removed.is_(False)).limit(1))
+        return others is not None
+
+    def _declined_by_owner(self, occurrence: Occurrence) -> None:
+        """Record the calendar owner's decline (they are the other person of the 1:1)."""
+        series = self.session.get(Series, occurrence.series_id)
+        owner = (self.calendar.owner_email or "").lower()
+        if series is None or owner != series.other_email:
+            return  # a third person leaving changes nothing for the pair
+        if occurrence.report_response != str(Response.DECLINED):
+            occurrence.report_response = str(Response.DECLINED)
+            occurrence.dropped_at = self.now
+            self.result.occurrences_changed.add(occurrence.id)
+            log.info("calendar %s: occurrence %s declined by its owner (copy removed)",
+                     self.calendar.id, occurrence.id)
+
     def _occurrence(self, event: CalendarEvent, copy: OccurrenceCopy | None) -> None:
         assert event.series_id is not None
         series = self._series_for(event)
@@ -156,7 +192,7 @@ class CalendarApplier:
             raise ValueError("occurrence without original start")
         occurrence = self._occurrence_row(series, original, event)
         if event.status == EventStatus.CANCELLED:
-            self._cancel(occurrence)
+            self._cancel(occurrence, at=event.updated)
         else:
             self._confirm(occurrence, event, series)
         self._copy(occurrence, event, copy, series)
@@ -240,17 +276,23 @@ class CalendarApplier:
         occurrence.status = OccurrenceStatus.CONFIRMED
         occurrence.cancelled_at = None
         if event.attendees:
+            declined_before = Response.DECLINED in (occurrence.manager_response,
+                                                    occurrence.report_response)
             occurrence.manager_response = str(manager)
             occurrence.report_response = str(report) if report else None
+            if Response.DECLINED in (manager, report) and not declined_before:
+                occurrence.dropped_at = event.updated or self.now
         after = (occurrence.status, occurrence.scheduled_start, occurrence.scheduled_end,
                  occurrence.manager_response, occurrence.report_response)
         if before != after:
             self.result.occurrences_changed.add(occurrence.id)
 
-    def _cancel(self, occurrence: Occurrence) -> None:
+    def _cancel(self, occurrence: Occurrence, *, at: datetime | None = None) -> None:
+        """Cancel the shared occurrence; `at` is the provider's time of the change, if known."""
         if occurrence.status != OccurrenceStatus.CANCELLED:
             occurrence.status = OccurrenceStatus.CANCELLED
             occurrence.cancelled_at = self.now
+            occurrence.dropped_at = at or self.now
             self.result.occurrences_cancelled.add(occurrence.id)
             self.result.occurrences_changed.add(occurrence.id)
 
@@ -289,8 +331,11 @@ class CalendarApplier:
         if adhoc is None:
             adhoc = AdHocMeeting(calendar_id=self.calendar.id, provider_event_id=event.id,
                                  people_key="|".join(sorted(humans)), start=event.start,
-                                 end=event.end or event.start)
+                                 end=event.end or event.start,
+                                 booked_at=event.created or event.updated or self.now)
             self.session.add(adhoc)
+        elif adhoc.start != event.start:
+            adhoc.moved_at = event.updated or self.now
         adhoc.people_key = "|".join(sorted(humans))
         adhoc.title = event.title[:500]
         adhoc.start, adhoc.end = event.start, event.end or event.start

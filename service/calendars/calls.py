@@ -8,6 +8,7 @@ from sqlalchemy.orm import Session
 
 from connectors.base import ProviderCall
 from service.calendars.models import ProviderCallLog
+from service.observability import PROVIDER_CALLS
 
 log = logging.getLogger(__name__)
 
@@ -23,6 +24,7 @@ class CallRecorder:
     def __call__(self, call: ProviderCall) -> None:
         self.pending.append(call)
         self.total += 1
+        PROVIDER_CALLS.labels(call.provider, call.operation, str(call.status)).inc()
         log.debug("provider call %s %s -> %s in %.0f ms", call.provider, call.operation,
                   call.status, call.duration_ms)
 

@@ -218,7 +218,7 @@ def _sweep_unseen(session: Session, cal: Calendar, result: ApplyResult, start: d
         occurrence = session.get(Occurrence, copy.occurrence_id)
         if live is None and occurrence and occurrence.status != OccurrenceStatus.CANCELLED:
             occurrence.status = OccurrenceStatus.CANCELLED
-            occurrence.cancelled_at = now
+            occurrence.cancelled_at = occurrence.dropped_at = now
             result.occurrences_cancelled.add(occurrence.id)
             result.occurrences_changed.add(occurrence.id)
             result.series_touched.add(occurrence.series_id)

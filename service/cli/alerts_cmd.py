@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Annotated
 
 import typer
@@ -67,8 +68,15 @@ def unmute(pair_id: int) -> None:
     _mute(pair_id, False)
 
 
+# One address, no display name: something@domain.tld, no spaces, one "@".
+_EMAIL = re.compile(r"[^@\s<>,;]+@[^@\s<>,;.]+(\.[^@\s<>,;.]+)+")
+
+
 def _opt(email: str, opted_out: bool) -> None:
     settings = load_settings()
+    if not _EMAIL.fullmatch(email.strip()):
+        fail(f"{email!r} is not an email address (expected e.g. sam@example.com)")
+    email = email.strip()
     with friendly_errors():
         started = start(settings)
         with started.runtime.factory.begin() as session:

@@ -12,6 +12,7 @@ from datetime import datetime
 import dramatiq
 import typer
 from pydantic import ValidationError
+from pydantic_settings import SettingsError
 from sqlalchemy import func, select
 from sqlalchemy.exc import OperationalError
 
@@ -39,12 +40,25 @@ def load_settings(**overrides: object) -> Settings:
     try:
         settings = Settings(**overrides)  # type: ignore[arg-type]
     except ValidationError as err:
-        problems = "; ".join(
-            f"RAPPORT_{'_'.join(str(p) for p in e['loc']).upper()}: {e['msg']}"
-            for e in err.errors())
-        fail(f"invalid configuration: {problems}", EXIT_CONFIG)
+        fail(f"invalid configuration: {configuration_problems(err)}", EXIT_CONFIG)
+    except SettingsError as err:  # a value pydantic-settings could not even decode
+        fail(f"invalid configuration: {_one_line(str(err))}", EXIT_CONFIG)
     configure_logging(settings)
     return settings
+
+
+def configuration_problems(err: ValidationError) -> str:
+    """One line naming each bad variable and what is wrong, never the value (it may be secret)."""
+    problems: dict[str, str] = {}
+    for error in err.errors(include_input=False, include_url=False):
+        field = str(error["loc"][0]) if error["loc"] else "settings"
+        message = error["msg"].removeprefix("Value error, ")
+        problems.setdefault(f"RAPPORT_{field.upper()}", _one_line(message))
+    return "; ".join(f"{name}: {message}" for name, message in problems.items())
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
 
 
 def fail(message: str, code: int = EXIT_FAILED) -> None:

@@ -6,6 +6,8 @@ import json
 import signal
 import threading
 from datetime import UTC, datetime
+from importlib.metadata import PackageNotFoundError
+from importlib.metadata import version as package_version
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -64,6 +66,26 @@ app.add_typer(topic_app, name="topic")
 app.add_typer(action_app, name="action")
 app.add_typer(alerts_app, name="alerts")
 app.add_typer(people_app, name="people")
+
+
+def _print_version(value: bool) -> None:
+    """`rapport --version`: the installed package's version, read from its metadata."""
+    if not value:
+        return
+    try:
+        typer.echo(f"rapport {package_version('rapport')}")
+    except PackageNotFoundError:
+        fail("the rapport package is not installed (pip install -e .), so it has no version")
+    raise typer.Exit(0)
+
+
+@app.callback()
+def main_options(
+    version: Annotated[bool, typer.Option(
+        "--version", callback=_print_version, is_eager=True,
+        help="Print the installed version and exit.")] = False,
+) -> None:
+    """Rapport keeps 1:1s steady and balanced."""
 
 
 

@@ -27,6 +27,7 @@ from service.accounts.models import Person
 from service.email.models import OutboxMessage, OutboxStatus
 from service.email.render import RenderedEmail
 from service.email.transport import Transport, address_domain, build_message
+from service.observability import EMAILS
 
 log = logging.getLogger(__name__)
 
@@ -248,6 +249,7 @@ def deliver(
     try:
         transport.send(msg)
     except Exception as err:  # any failure to send is recorded; a crash leaves SENDING (lease)
+        EMAILS.labels("failed").inc()
         return _record_failure(session_factory, claim, err, now=now, max_attempts=max_attempts)
 
     with session_factory() as session:
@@ -261,6 +263,7 @@ def deliver(
             .values(status=OutboxStatus.SENT.value, sent_at=now, sending_since=None)
         )
         session.commit()
+    EMAILS.labels("sent").inc()
     log.info(
         "outbox %s: sent %s to domain %s (attempt %s%s)",
         claim.id,

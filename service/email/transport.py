@@ -12,20 +12,18 @@ import re
 import smtplib
 import ssl
 import tempfile
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.utils import format_datetime, getaddresses
 from pathlib import Path
 from typing import Protocol
-from urllib.parse import parse_qs, unquote, urlsplit
 
+from service.config_values import parse_smtp_url
 from service.email.models import OutboxMessage
 from service.settings import Settings
 
 log = logging.getLogger(__name__)
 
-DEFAULT_TIMEOUT = 30.0
 _UNSAFE_FILENAME = re.compile(r"[^A-Za-z0-9._-]+")
 
 
@@ -75,49 +73,11 @@ def build_message(
     return msg
 
 
-@dataclass(frozen=True)
-class _SmtpConfig:
-    """What an `smtp://` / `smtps://` URL says; the password never reaches `repr`."""
-
-    host: str
-    port: int
-    implicit_tls: bool
-    starttls: str  # "auto" | "require" | "never"
-    username: str | None
-    password: str | None
-    timeout: float
-
-    def __repr__(self) -> str:
-        user = f"{self.username}:***@" if self.username else ""
-        return f"smtp{'s' if self.implicit_tls else ''}://{user}{self.host}:{self.port}"
-
-
-def _parse_smtp_url(url: str) -> _SmtpConfig:
-    """Parse `smtp[s]://user:pass@host:port?starttls=auto|require|never&timeout=30`."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("smtp", "smtps") or not parts.hostname:
-        raise ValueError("SMTP URL must look like smtp://user:pass@host:587 or smtps://host:465")
-    query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
-    starttls = query.get("starttls", "auto").lower()
-    if starttls not in ("auto", "require", "never"):
-        raise ValueError("starttls must be auto, require or never")
-    implicit = parts.scheme == "smtps"
-    return _SmtpConfig(
-        host=parts.hostname,
-        port=parts.port or (465 if implicit else 587),
-        implicit_tls=implicit,
-        starttls=starttls,
-        username=unquote(parts.username) if parts.username else None,
-        password=unquote(parts.password) if parts.password else None,
-        timeout=float(query.get("timeout", DEFAULT_TIMEOUT)),
-    )
-
-
 class SmtpTransport:
     """One SMTP session per message: STARTTLS when offered (or required), implicit TLS for smtps."""
 
     def __init__(self, url: str, *, cafile: Path | str | None = None) -> None:
-        self._config = _parse_smtp_url(url)
+        self._config = parse_smtp_url(url)
         self._cafile = str(cafile) if cafile else None
 
     def __repr__(self) -> str:

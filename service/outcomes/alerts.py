@@ -37,6 +37,7 @@ class AlertFacts:
     provider: str | None  # the manager's calendar provider, for the link
     slots: tuple[Slot, ...] = ()
     slots_checked: bool = True  # False when free/busy could not be read
+    unseen: tuple[str, ...] = ()  # whose calendar could not be read: "you" or a name
 
 
 def _when(moment: datetime, tz: ZoneInfo) -> str:
@@ -65,6 +66,33 @@ _WHAT = {
 }
 
 
+def _unseen_calendars(facts: AlertFacts) -> str:
+    """"Priya's calendar", "your calendar" or "your calendar or Priya's"."""
+    you = "you" in facts.unseen
+    others = [f"{name}'s" for name in facts.unseen if name != "you"]
+    if you:
+        return "your calendar" + "".join(f" or {o}" for o in others)
+    return " or ".join(others) + " calendar"
+
+
+def _slot_texts(facts: AlertFacts) -> tuple[str, str]:
+    """(the line above the slots, a note when a calendar could not be seen)."""
+    report = facts.report_name
+    if not facts.unseen:
+        return (f"Times around the dropped meeting when you and {report} are both free, "
+                "within working hours:", "")
+    unseen = _unseen_calendars(facts)
+    if "you" in facts.unseen:
+        intro = (f"Rapport could not see {unseen}, so these times are only free in "
+                 f"{report}'s (and within working hours for both of you); check your own "
+                 "calendar before you book one:")
+    else:
+        intro = (f"Rapport could not see {unseen}, so these times are only free in yours "
+                 f"(and within working hours for both of you); check with {report} before "
+                 "you book one:")
+    return intro, f"Rapport could not see {unseen}."
+
+
 def alert_context(facts: AlertFacts) -> dict[str, object]:
     """The template values: every one a plain string or number (escaped by the template)."""
     tz = facts.manager_zone
@@ -80,6 +108,7 @@ def alert_context(facts: AlertFacts) -> dict[str, object]:
             "instruction": (f"Create a {facts.duration_minutes}-minute meeting with "
                             f"{facts.report_name} ({facts.report_email}) starting {when}."),
         })
+    slots_intro, unseen_note = _slot_texts(facts)
     return {
         "title": facts.title,
         "manager_name": facts.manager_name,
@@ -91,6 +120,8 @@ def alert_context(facts: AlertFacts) -> dict[str, object]:
         "duration_minutes": facts.duration_minutes,
         "slots": slots,
         "slots_checked": facts.slots_checked,
+        "slots_intro": slots_intro,
+        "unseen_note": unseen_note,
     }
 
 

@@ -17,13 +17,19 @@ from typing import Any
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from connectors.base import BusyInterval
+from connectors.base import BusyInterval, FreeBusy
 from connectors.errors import ConnectorError, RateLimited
 from service.accounts.models import Account, AccountStatus, Person
 from service.email.models import OutboxMessage, OutboxStatus
 from service.email.outbox import enqueue
 from service.outcomes.alerts import AlertFacts, quiet_until, render_alert
-from service.outcomes.slots import Slot, free_slots, parse_span, zone
+from service.outcomes.slots import (
+    Slot,
+    free_slots,
+    local_day,
+    person_zone,
+    search_span,
+)
 from service.outcomes.state import DECLINED, DROPS, Decision, Facts, Outcome, arm, decide
 from service.pairs.models import (
     AdHocMeeting,
@@ -39,11 +45,10 @@ from service.settings import Settings
 log = logging.getLogger(__name__)
 
 ALERT_KIND = "alert"
-SLOT_SEARCH_DAYS = 7
 SLOT_LEAD = timedelta(hours=1)  # no slot sooner than this after the alert is written
 REVISIT_DAYS = 21  # decided drops are watched this long for a late reschedule
 
-FreeBusy = Callable[[list[str], datetime, datetime], dict[str, list[BusyInterval]]]
+FreeBusyReader = Callable[[list[str], datetime, datetime], FreeBusy]
 
 
 class PairNotFound(LookupError):
@@ -109,13 +114,19 @@ def _window(session: Session, ctx: _Context, settings: Settings) -> tuple[dateti
 
 
 def _replacement(session: Session, ctx: _Context, settings: Settings) -> bool:
-    """True when the two have a separate meeting inside the reschedule window."""
+    """True when the two booked a separate meeting for the dropped one: inside the
+    reschedule window, and booked (or moved there) after the drop. A meeting of the two
+    booked before the drop (a standing coffee) was not made for it."""
     start, end = _window(session, ctx, settings)
     key = "|".join(sorted([ctx.manager.email.lower(), ctx.report.email.lower()]))
-    found = session.scalar(select(AdHocMeeting.id).where(
+    query = select(AdHocMeeting.id).where(
         AdHocMeeting.people_key == key, AdHocMeeting.cancelled.is_(False),
-        AdHocMeeting.start >= start, AdHocMeeting.start < end).limit(1))
-    return found is not None
+        AdHocMeeting.start >= start, AdHocMeeting.start < end)
+    dropped = ctx.occurrence.dropped_at
+    if dropped is not None:  # unknown only for drops stored before this was recorded
+        query = query.where(or_(AdHocMeeting.booked_at >= dropped,
+                                AdHocMeeting.moved_at >= dropped))
+    return session.scalar(query.limit(1)) is not None
 
 
 def _series_over(session: Session, ctx: _Context) -> bool:
@@ -292,7 +303,7 @@ def check_occurrence(
     occurrence_id: int,
     settings: Settings,
     now: datetime,
-    free_busy: FreeBusy | None = None,
+    free_busy: FreeBusyReader | None = None,
 ) -> CheckResult:
     """Decide one occurrence's outcome; when it is a fresh drop, queue the one alert.
 
@@ -314,13 +325,18 @@ def check_occurrence(
             stored = ctx.occurrence.outcome
             return CheckResult(occurrence_id, Outcome(stored) if stored else None,
                                outbox_id=existing, reason=decision.reason)
-        emails = [ctx.manager.email, ctx.report.email]
-        duration = ctx.occurrence.scheduled_end - ctx.occurrence.scheduled_start
-        zones = {ctx.manager.email: zone(ctx.manager.time_zone or ctx.series.time_zone),
-                 ctx.report.email: zone(ctx.report.time_zone or ctx.series.time_zone)}
+        emails = [ctx.manager.email.lower(), ctx.report.email.lower()]
+        occ = ctx.occurrence
+        duration = (occ.scheduled_end - occ.scheduled_start) or timedelta(minutes=30)
+        zones = {ctx.manager.email.lower(): person_zone(ctx.manager),
+                 ctx.report.email.lower(): person_zone(ctx.report)}
+        span = search_span(now=now, lead=SLOT_LEAD, dropped_start=occ.original_start,
+                           dropped_end=occ.original_start + duration)
+        blocked = _blocked(session, ctx, span=span, duration=duration)
 
-    slots, checked = _find_slots(free_busy, emails=emails, zones=zones, now=now,
-                                 duration=duration or timedelta(minutes=30), settings=settings)
+    slots, checked, unreadable = _find_slots(
+        free_busy, emails=emails, zones=zones, span=span, duration=duration,
+        blocked=blocked, settings=settings)
 
     with factory.begin() as session:
         ctx = _context(session, occurrence_id)
@@ -333,29 +349,60 @@ def check_occurrence(
             return CheckResult(occurrence_id, decision.outcome, reason=decision.reason)
         assert decision.outcome is not None
         row = _queue_alert(session, ctx, decision.outcome, slots=slots, checked=checked,
-                           settings=settings, now=now)
+                           unreadable=unreadable, settings=settings, now=now)
         _store(session, ctx.occurrence, decision, now=now)
         return CheckResult(occurrence_id, decision.outcome, outbox_id=row.id,
                            reason=decision.reason)
 
 
-def _find_slots(free_busy: FreeBusy | None, *, emails: list[str], zones: dict[str, Any],
-                now: datetime, duration: timedelta,
-                settings: Settings) -> tuple[list[Slot], bool]:
+def _blocked(session: Session, ctx: _Context, *, span: tuple[datetime, datetime],
+             duration: timedelta) -> list[BusyInterval]:
+    """Times never to offer: the dropped occurrence's own time (where it was and where it
+    was moved to), and whole days (the manager's) that already hold a meeting of the two."""
+    occ = ctx.occurrence
+    blocked = [BusyInterval(occ.original_start, occ.original_start + duration),
+               BusyInterval(occ.scheduled_start, occ.scheduled_end)]
+    tz = person_zone(ctx.manager)
+    start, end = span[0] - timedelta(days=1), span[1] + timedelta(days=1)
+    series_ids = select(Series.id).where(Series.pair_id == ctx.pair.id)
+    meetings = session.scalars(select(Occurrence.scheduled_start).where(
+        Occurrence.series_id.in_(series_ids), Occurrence.id != occ.id,
+        Occurrence.status == OccurrenceStatus.CONFIRMED,
+        Occurrence.scheduled_start >= start, Occurrence.scheduled_start < end)).all()
+    key = "|".join(sorted([ctx.manager.email.lower(), ctx.report.email.lower()]))
+    adhoc = session.scalars(select(AdHocMeeting.start).where(
+        AdHocMeeting.people_key == key, AdHocMeeting.cancelled.is_(False),
+        AdHocMeeting.start >= start, AdHocMeeting.start < end)).all()
+    blocked += [local_day(moment, tz) for moment in [*meetings, *adhoc]]
+    return blocked
+
+
+def _find_slots(free_busy: FreeBusyReader | None, *, emails: list[str],
+                zones: dict[str, Any], span: tuple[datetime, datetime], duration: timedelta,
+                blocked: list[BusyInterval],
+                settings: Settings) -> tuple[list[Slot], bool, frozenset[str]]:
+    """Free slots of both in `span`, whether any calendar was read, and whose could not be.
+
+    Someone whose calendar could not be read is left out of the busy check (their working
+    hours still count), and the alert says so instead of calling them free.
+    """
     if free_busy is None:
-        return [], False
-    start = now + SLOT_LEAD
-    end = now + timedelta(days=SLOT_SEARCH_DAYS)
+        return [], False, frozenset()
+    start, end = span
     try:
-        busy = free_busy(emails, start, end)
+        answer = free_busy(emails, start, end)
     except RateLimited:
         raise
     except ConnectorError as err:
         log.warning("free/busy unavailable for an alert: %s", err.__class__.__name__)
-        return [], False
-    busy = {email.lower(): intervals for email, intervals in busy.items()}
+        return [], False, frozenset()
+    busy = {email.lower(): intervals for email, intervals in answer.busy.items()}
+    unreadable = frozenset(e for e in emails if e in answer.unreadable or e not in busy)
+    if unreadable == frozenset(emails):
+        return [], False, unreadable
     return free_slots(busy, zones=zones, start=start, end=end, duration=duration,
-                      working_hours=parse_span(settings.working_hours)), True
+                      working_hours=settings.working_hours,
+                      blocked=blocked), True, unreadable
 
 
 def _name(person: Person) -> str:
@@ -363,12 +410,16 @@ def _name(person: Person) -> str:
 
 
 def _queue_alert(session: Session, ctx: _Context, outcome: Outcome, *, slots: list[Slot],
-                 checked: bool, settings: Settings, now: datetime) -> OutboxMessage:
-    manager_zone = zone(ctx.manager.time_zone or ctx.series.time_zone)
+                 checked: bool, unreadable: frozenset[str], settings: Settings,
+                 now: datetime) -> OutboxMessage:
+    manager_zone = person_zone(ctx.manager)
     dropper = ctx.report if outcome is Outcome.DECLINED_BY_REPORT else ctx.manager
     provider = session.scalar(select(Account.provider).where(
         Account.email == ctx.manager.email).order_by(Account.id).limit(1))
     occ = ctx.occurrence
+    unseen = tuple("you" if person is ctx.manager else _name(person)
+                   for person in (ctx.manager, ctx.report)
+                   if person.email.lower() in unreadable)
     facts = AlertFacts(
         occurrence_id=occ.id, title=ctx.series.title or "1:1", manager_name=_name(ctx.manager),
         manager_email=ctx.manager.email, report_name=_name(ctx.report),
@@ -377,8 +428,9 @@ def _queue_alert(session: Session, ctx: _Context, outcome: Outcome, *, slots: li
         original_start=occ.original_start,
         duration_minutes=max(int((occ.scheduled_end - occ.scheduled_start).total_seconds()
                                  // 60), 1),
-        manager_zone=manager_zone, provider=provider, slots=tuple(slots), slots_checked=checked)
-    not_before = quiet_until(now, quiet_hours=parse_span(settings.quiet_hours), tz=manager_zone)
+        manager_zone=manager_zone, provider=provider, slots=tuple(slots), slots_checked=checked,
+        unseen=unseen)
+    not_before = quiet_until(now, quiet_hours=settings.quiet_hours, tz=manager_zone)
     return enqueue(session, kind=ALERT_KIND, dedupe_key=alert_key(occ.id),
                    recipient=ctx.manager.email, rendered=render_alert(facts),
                    cc=[ctx.report.email] if settings.alert_report_too else None,

@@ -12,9 +12,13 @@ from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from connectors.base import BusyInterval
+from service.accounts.models import Person
 
 STEP = timedelta(minutes=30)
 UTC_ZONE = ZoneInfo("UTC")
+DAYS_BEFORE = 4  # a dropped occurrence still ahead: look this many days before it ...
+DAYS_AFTER = 3  # ... and, when those are full, this many after it
+DAYS_SOON = 5  # a dropped occurrence already past: look this many days from now
 
 
 @dataclass(frozen=True)
@@ -25,15 +29,6 @@ class Slot:
     end: datetime
 
 
-def parse_span(value: str) -> tuple[time, time]:
-    """`"09:00-17:00"` -> (09:00, 17:00); a span may wrap midnight (`"20:00-07:00"`)."""
-    try:
-        first, second = (part.strip() for part in value.split("-", 1))
-        return time.fromisoformat(first), time.fromisoformat(second)
-    except ValueError as err:
-        raise ValueError(f"not a time span like 09:00-17:00: {value!r}") from err
-
-
 def zone(name: str | None) -> ZoneInfo:
     """The IANA zone `name`, or UTC when it is missing or unknown."""
     if not name:
@@ -42,6 +37,31 @@ def zone(name: str | None) -> ZoneInfo:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):
         return UTC_ZONE
+
+
+def person_zone(person: Person) -> ZoneInfo:
+    """The zone a person's day is read in: their own when Rapport knows it, else UTC."""
+    return zone(person.time_zone)
+
+
+def search_span(*, now: datetime, lead: timedelta, dropped_start: datetime,
+                dropped_end: datetime) -> tuple[datetime, datetime]:
+    """Where to look for a new time for a dropped occurrence: the days before it (and just
+    after) while it is still ahead, the next few days once it is past; never before
+    `now + lead`, so no slot is in the past or too soon to book."""
+    earliest = now + lead
+    if dropped_start > earliest:
+        return (max(earliest, dropped_start - timedelta(days=DAYS_BEFORE)),
+                dropped_end + timedelta(days=DAYS_AFTER))
+    return earliest, earliest + timedelta(days=DAYS_SOON)
+
+
+def local_day(moment: datetime, tz: ZoneInfo) -> BusyInterval:
+    """The whole wall-clock day (in `tz`) that `moment` falls on, as a span in UTC."""
+    day = moment.astimezone(tz).date()
+    begin = datetime.combine(day, time(0), tzinfo=tz)
+    end = datetime.combine(day + timedelta(days=1), time(0), tzinfo=tz)
+    return BusyInterval(begin.astimezone(UTC_ZONE), end.astimezone(UTC_ZONE))
 
 
 def within_span(moment: datetime, span: tuple[time, time], tz: ZoneInfo) -> bool:
@@ -92,14 +112,17 @@ def free_slots(
     working_hours: tuple[time, time],
     count: int = 3,
     one_per_day: bool = True,
+    blocked: Iterable[BusyInterval] = (),
 ) -> list[Slot]:
     """Up to `count` slots of `duration` between start and end where everyone in `zones` is
     free and inside their own working hours (weekdays), earliest first; with `one_per_day`,
-    slots are spread over different days (in the first person's zone) before doubling up."""
+    slots are spread over different days (in the first person's zone) before doubling up.
+    `blocked` spans are never offered either (the dropped time itself, days already holding
+    a meeting of the two)."""
     first = _round_up(start)
     candidates: list[Slot] = []
     moment = first
-    everyone_busy = [b for intervals in busy.values() for b in intervals]
+    everyone_busy = [b for intervals in busy.values() for b in intervals] + list(blocked)
     while moment + duration <= end:
         slot_end = moment + duration
         if all(_inside_hours(moment, slot_end, working_hours, tz) for tz in zones.values()) \

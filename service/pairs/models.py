@@ -110,6 +110,9 @@ class Occurrence(Base):
     manager_response: Mapped[str | None] = mapped_column(String(20))
     report_response: Mapped[str | None] = mapped_column(String(20))
     cancelled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # when it was dropped (cancelled, or declined by one of the two): the provider's time of
+    # that change when it says, else when we noticed; a reschedule is booked after this
+    dropped_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     outcome: Mapped[str | None] = mapped_column(String(30))
     outcome_decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     check_due_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
@@ -154,4 +157,8 @@ class AdHocMeeting(Base):
     start: Mapped[datetime] = mapped_column(UTCDateTime)
     end: Mapped[datetime] = mapped_column(UTCDateTime)
     cancelled: Mapped[bool] = mapped_column(Boolean, default=False)
+    # when it was booked (provider's created time, else first seen) and when its time last
+    # changed: only a meeting booked or moved after a drop can be that drop's reschedule
+    booked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    moved_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     extra: Mapped[dict[str, object]] = mapped_column(JSON, default=dict)

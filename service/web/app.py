@@ -1,4 +1,4 @@
-"""The web app: a read-only page per manager behind a signed link, and a health check.
+"""The web app: a read-only page per manager behind a signed link, health and metrics.
 
 Server-rendered (Jinja2), no JavaScript, no external assets: the 12-week chart is inline SVG
 built here. Sessions are short and closed before the page renders.
@@ -12,12 +12,16 @@ from datetime import datetime
 from typing import Any
 
 from fastapi import FastAPI, Query
-from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse
+from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 from markupsafe import Markup
-from sqlalchemy import select
+from sqlalchemy import func, select
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
+from service import observability
+from service.accounts.models import Account, AccountStatus
+from service.calendars.models import Calendar
 from service.db import utcnow
 from service.metrics import definitions as d
 from service.metrics.digest import STRIP_COLOURS, digest_context
@@ -77,17 +81,50 @@ def weekly_chart(report: ManagerReport, *, width: int = 640, height: int = 180) 
     return Markup("".join(parts))
 
 
+def health(factory: sessionmaker[Session], *, broker_reachable: Callable[[], bool]
+           ) -> tuple[bool, dict[str, Any]]:
+    """Whether the database and the broker answer, and what needs attention: calendars whose
+    last sync failed (`last_error` set) and accounts waiting for re-consent."""
+    body: dict[str, Any] = {"database": "ok", "broker": "ok", "calendars_failing": None,
+                            "accounts_needing_reconsent": None}
+    try:
+        with factory() as session:
+            session.execute(select(1))
+            body["calendars_failing"] = session.scalar(
+                select(func.count()).select_from(Calendar)
+                .where(Calendar.last_error.is_not(None))) or 0
+            body["accounts_needing_reconsent"] = session.scalar(
+                select(func.count()).select_from(Account)
+                .where(Account.status == AccountStatus.NEEDS_RECONSENT)) or 0
+    except SQLAlchemyError as err:
+        log.warning("health: database unreachable: %s", type(err).__name__)
+        body["database"] = "unreachable"
+    if not broker_reachable():
+        body["broker"] = "unreachable"
+    healthy = body["database"] == body["broker"] == "ok"
+    body["status"] = "ok" if healthy else "unavailable"
+    return healthy, body
+
+
 def create_app(settings: Settings, factory: sessionmaker[Session], *,
-               clock: Callable[[], datetime] = utcnow) -> FastAPI:
-    """The FastAPI app: `/managers/{person_id}?sig=...` and `/healthz`."""
+               clock: Callable[[], datetime] = utcnow,
+               broker_reachable: Callable[[], bool] = lambda: True) -> FastAPI:
+    """The FastAPI app: `/managers/{person_id}?sig=...`, `/healthz` and `/metrics`.
+
+    `broker_reachable` comes from the workers layer (the in-process broker always is).
+    """
     app = FastAPI(title="Rapport", docs_url=None, redoc_url=None, openapi_url=None)
     key = link_key(settings)
 
     @app.get("/healthz")
     def healthz() -> JSONResponse:
-        with factory() as session:
-            session.execute(select(1))
-        return JSONResponse({"status": "ok"})
+        healthy, body = health(factory, broker_reachable=broker_reachable)
+        return JSONResponse(body, status_code=200 if healthy else 503,
+                            headers={"Cache-Control": "no-store"})
+
+    @app.get("/metrics")
+    def metrics() -> Response:
+        return Response(observability.render(), media_type=observability.CONTENT_TYPE)
 
     @app.get("/managers/{person_id}", response_class=HTMLResponse)
     def manager_page(person_id: int, sig: str | None = Query(default=None),

@@ -1,4 +1,4 @@
-"""Serving HTTP inside `rapport run`: the manager pages, webhooks and a health check."""
+"""Serving HTTP inside `rapport run`: the manager pages, webhooks, health and metrics."""
 
 from __future__ import annotations
 
@@ -10,17 +10,23 @@ import uvicorn
 from fastapi import FastAPI
 
 from service.accounts.crypto import Vault
+from service.observability import set_queue_depth_source
 from service.web.app import create_app
 from service.web.webhooks import webhook_router
 from workers import actors
+from workers.observability import broker_reachable, queue_depths
 from workers.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
 
 def build_web_app(runtime: Runtime) -> FastAPI:
-    """Everything Rapport answers over HTTP, on one app."""
-    app = create_app(runtime.settings, runtime.factory, clock=runtime.clock)
+    """Everything Rapport answers over HTTP, on one app; health and queue depth are read
+    from the broker the actors are bound to."""
+    broker = actors.sync_calendar.broker
+    set_queue_depth_source(lambda: queue_depths(broker))
+    app = create_app(runtime.settings, runtime.factory, clock=runtime.clock,
+                     broker_reachable=lambda: broker_reachable(broker))
     app.include_router(webhook_router(factory=runtime.factory,
                                       vault=Vault.from_settings(runtime.settings),
                                       enqueue_sync=actors.sync_calendar.send))

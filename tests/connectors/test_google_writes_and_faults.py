@@ -179,17 +179,18 @@ def test_every_call_is_reported_to_the_observer(
     assert all(c.duration_ms >= 0 for c in calls)
 
 
-def test_free_busy_reports_occurrences_and_leaves_out_declined_ones(
+def test_free_busy_reports_occurrences_leaves_out_declined_ones_and_names_the_unreadable(
     google_sandbox: GoogleSandbox, google_connector_for: Factory
 ) -> None:
     original = upcoming(google_sandbox, "maya-sam")
     google_sandbox.decline_occurrence("maya-sam", original + timedelta(weeks=1), SAM)
     span = (original - timedelta(minutes=1), original + timedelta(weeks=1, minutes=40))
 
-    busy = google_connector_for(MAYA).free_busy([SAM, "nobody@elsewhere.test"], *span)
+    answer = google_connector_for(MAYA).free_busy([SAM, "nobody@elsewhere.test"], *span)
 
-    assert set(busy) == {SAM}
-    starts = {b.start for b in busy[SAM]}
+    assert set(answer.busy) == {SAM}
+    assert answer.unreadable == {"nobody@elsewhere.test"}
+    starts = {b.start for b in answer.busy[SAM]}
     assert original in starts and original + timedelta(weeks=1) not in starts
 
 

@@ -81,15 +81,18 @@ def test_persistent_throttling_raises_rate_limited_with_retry_after(
     assert [r.status for r in graph_sandbox.requests()] == [429, 429, 429]
 
 
-def test_free_busy_reports_busy_intervals_and_leaves_out_people_graph_cannot_see(
+def test_free_busy_reports_busy_intervals_and_names_people_graph_cannot_see(
     graph_sandbox, graph_connector_for
 ):
     when = upcoming(graph_sandbox)
-    busy = graph_connector_for(DANA).free_busy(
-        [LEE, f"maya@{DOMAIN}"], when - timedelta(hours=1), when + timedelta(hours=2)
+    answer = graph_connector_for(DANA).free_busy(
+        [LEE, f"Maya@{DOMAIN}"], when - timedelta(hours=1), when + timedelta(hours=2)
     )
-    assert list(busy) == [LEE]
-    assert any(b.start == when and b.end == when + timedelta(minutes=30) for b in busy[LEE])
+    assert list(answer.busy) == [LEE]
+    assert answer.unreadable == {f"maya@{DOMAIN}"}
+    assert any(
+        b.start == when and b.end == when + timedelta(minutes=30) for b in answer.busy[LEE]
+    )
 
 
 class _Receiver(BaseHTTPRequestHandler):

@@ -322,7 +322,7 @@ def test_the_alert_over_real_smtp_offers_slots_that_are_really_free(
     assert account_id is not None and count == 1
     connector = harness.runtime.connectors.for_account(account_id)
     busy = connector.free_busy([case.manager, case.report], harness.clock(),
-                               harness.clock() + timedelta(days=8))
+                               original + timedelta(days=5)).busy
     slots = _slots_in(text, harness)
     assert len(slots) == 3
     for start in slots:

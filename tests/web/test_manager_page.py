@@ -72,7 +72,10 @@ def server(factory: sessionmaker[Session], settings: Settings) -> Iterator[str]:
 
 def test_healthz_and_signature_checks_over_http(server: str, team: int,
                                                 settings: Settings) -> None:  # noqa: F811
-    assert httpx.get(f"{server}/healthz").json() == {"status": "ok"}
+    health = httpx.get(f"{server}/healthz")
+    assert health.status_code == 200
+    assert health.json() == {"status": "ok", "database": "ok", "broker": "ok",
+                             "calendars_failing": 0, "accounts_needing_reconsent": 0}
     good = sign_manager(settings, team)
     assert httpx.get(f"{server}/managers/{team}?sig={good}").status_code == 200
     assert httpx.get(f"{server}/managers/{team}").status_code == 403

@@ -1,7 +1,7 @@
 """calendars: when the last sync failed (last_error_at)
 
 Revision ID: 0004
-Revises: 0003
+Revises: 0006 (re-chained after merging main)
 Create Date: 2026-11-30
 """
 from __future__ import annotations
@@ -12,7 +12,7 @@ from alembic import op
 import service.db
 
 revision = "0004"
-down_revision = "0003"
+down_revision = "0006"
 branch_labels = None
 depends_on = None
 
