@@ -145,8 +145,13 @@ class OneLinePerOutage(logging.Filter):
         return True
 
 
-def quiet_consumer_errors() -> None:
-    """Install `OneLinePerOutage` on dramatiq's consumer-thread logger (once)."""
-    logger = logging.getLogger("dramatiq.worker._ConsumerThread")
-    if not any(isinstance(f, OneLinePerOutage) for f in logger.filters):
-        logger.addFilter(OneLinePerOutage())
+_ONE_LINE = OneLinePerOutage()
+
+
+def quiet_consumer_errors(broker: dramatiq.Broker) -> None:
+    """Install one shared `OneLinePerOutage` on the logger of each of the broker's consumer
+    threads (dramatiq names them ``dramatiq.worker.ConsumerThread(<queue>)``), once each."""
+    for queue in broker.get_declared_queues() | broker.get_declared_delay_queues():
+        logger = logging.getLogger(f"dramatiq.worker.ConsumerThread({queue})")
+        if _ONE_LINE not in logger.filters:
+            logger.addFilter(_ONE_LINE)

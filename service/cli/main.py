@@ -259,7 +259,7 @@ def worker(threads: Annotated[int, typer.Option(min=1, max=64)] = 4) -> None:
         started = start(settings)
         if not _until_broker_answers(settings.broker_url or ""):
             return
-        quiet_consumer_errors()
+        quiet_consumer_errors(started.broker)
         process = Worker(started.broker, worker_threads=threads)
         process.start()
         echo_err(f"Worker running with {threads} threads; Ctrl-C stops it.")
