@@ -202,6 +202,12 @@ class CalendarConnector(Protocol):
         """
         ...
 
+    def cursor_is_stale(self, cursor: str) -> bool:
+        """True when a saved cursor cannot be followed any more by this connector (e.g. it
+        points at an endpoint other than the configured one): the service then starts over
+        with a full sync instead of retrying a dead address."""
+        ...
+
     def get_event(self, calendar_id: str, event_id: str) -> CalendarEvent:
         """Read one event (or occurrence) fresh, with its current etag."""
         ...

@@ -89,6 +89,10 @@ class SandboxAdmin(Protocol):
     def inject_throttle(self, count: int, *, retry_after: float = 1.0) -> None:
         """The next `count` API requests answer 429 with Retry-After."""
 
+    def fail_listing(self, owner: str, *, status: int | None = 500) -> None:
+        """Every change listing of `owner`'s calendar (Google events.list, Graph calendarView
+        delta) answers `status` until reset or `status=None`; other requests work."""
+
     def inject_malformed_reads(self, owner: str, series_key: str,
                                original_start: datetime) -> str:
         """From now on, reading or patching `owner`'s copy of this occurrence answers an event

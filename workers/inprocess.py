@@ -6,6 +6,7 @@ import logging
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 import dramatiq
@@ -13,6 +14,8 @@ from dramatiq import Message, Worker
 from dramatiq.brokers.stub import StubBroker
 from dramatiq.common import dq_name
 from dramatiq.errors import QueueJoinTimeout
+
+from workers.retries import FailedWork, RetryBudget, retries_of
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +34,33 @@ def run_until_idle(broker: dramatiq.Broker, *, threads: int = 4, timeout: float 
         # the worker registered itself as broker middleware; a later run adds its own
         broker.middleware[:] = [m for m in broker.middleware
                                 if getattr(m, "worker", None) is not worker]
+
+
+@dataclass
+class BoundedRun:
+    """How a run that must end went: what failed for good, and whether time ran out."""
+
+    failures: list[FailedWork] = field(default_factory=list)
+    timed_out: bool = False
+
+
+def run_bounded(broker: dramatiq.Broker, *, budget: RetryBudget | None = None,
+                threads: int = 4, timeout: float = 300.0,
+                progress: Callable[[int], None] | None = None) -> BoundedRun:
+    """`run_until_idle` with a short retry budget and a time limit: it always ends.
+
+    Work that keeps failing is failed after a few tries, and work still queued when time
+    runs out stays queued (or due in the database); both are the long-running worker's and
+    the reconciler's from then on.
+    """
+    outcome = BoundedRun()
+    with retries_of(broker).bounded(budget or RetryBudget()) as failures:
+        try:
+            run_until_idle(broker, threads=threads, timeout=timeout, progress=progress)
+        except TimeoutError:
+            outcome.timed_out = True
+        outcome.failures = list(failures)
+    return outcome
 
 
 def wait_until_idle(broker: dramatiq.Broker, *, deadline: float,

@@ -125,6 +125,11 @@ class GoogleConnector:
             if not page_token:
                 return calendars
 
+    def cursor_is_stale(self, cursor: str) -> bool:
+        """Never: a sync token is an opaque string bound to the calendar, not to a host, and
+        Google itself says when it is gone (410 ``fullSyncRequired``)."""
+        return False
+
     def list_changes(
         self,
         calendar_id: str,

@@ -4,7 +4,9 @@ Sync uses calendarView delta (https://learn.microsoft.com/en-us/graph/api/event-
 the window is fixed by the round's first request and carried inside the delta link, so
 the cursor (the full ``@odata.deltaLink``) keeps following that window. When the service
 wants the window to move (it rolls forward with the clock), it starts a new round with
-``cursor=None``; `cursor_is_stale` tells it when that is due.
+``cursor=None``. A delta link is an absolute URL on the Graph host that issued it;
+`cursor_is_stale` says when it points elsewhere than the configured API (another host, or a
+sandbox on another port), so the service starts over instead of calling a dead address.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 from connectors.base import (
     BusyInterval,
@@ -172,6 +174,10 @@ class GraphConnector:
             yield ChangePage(events=events, cursor=delta_link, full_sync=full, skipped=skipped)
             return
 
+    def cursor_is_stale(self, cursor: str) -> bool:
+        """A delta link whose origin (scheme, host, port) is not the configured Graph API's."""
+        return is_foreign_link(cursor, api_url=self.client.api_url)
+
     def _parse_page(
         self, calendar_id: str, items: list[GraphEvent]
     ) -> tuple[list[CalendarEvent], list[SkippedItem]]:
@@ -326,9 +332,11 @@ class GraphConnector:
             log.info("subscription %s was already gone", subscription.id)
 
 
-def cursor_is_stale(
-    round_started: datetime, *, now: datetime, max_age: timedelta = timedelta(days=7)
-) -> bool:
-    """Whether a delta round's fixed window has drifted enough that the service should start
-    a fresh round (cursor None) with a window around `now`."""
-    return now - round_started >= max_age
+def is_foreign_link(link: str, *, api_url: str) -> bool:
+    """Whether an absolute `link` lives on another origin than `api_url` (relative: no)."""
+    target = urlsplit(link)
+    if not target.scheme or not target.netloc:
+        return False
+    home = urlsplit(api_url)
+    return (target.scheme.lower(), target.netloc.lower()) != (home.scheme.lower(),
+                                                              home.netloc.lower())

@@ -123,7 +123,7 @@ class SandboxApp:
         routes = [
             Route("/token", self.token, methods=["POST"]),
             Route(f"{API}/users/me/calendarList", self.api(self.calendar_list), methods=["GET"]),
-            Route(f"{API}/calendars/{{cid}}/events", self.api(self.events_list), methods=["GET"]),
+            Route(f"{API}/calendars/{{cid}}/events", self.api(self.failing_list), methods=["GET"]),
             Route(
                 f"{API}/calendars/{{cid}}/events/watch",
                 self.api(self.events_watch),
@@ -197,6 +197,14 @@ class SandboxApp:
                 user=user,
             )
         )
+
+    async def failing_list(self, request: Request, user: str) -> Response:
+        """events.list, unless a failure was injected for this calendar: then Google's
+        documented 500 ``backendError`` (https://developers.google.com/calendar/api/guides/errors#500_backend_error)."""
+        status = self.rt.list_failure(user)
+        if status is not None:
+            raise ApiError(status, "backendError", "Backend Error")
+        return await self.events_list(request, user)
 
     def calendar_of(self, cid: str, user: str) -> str:
         """The calendar a request addresses; people may only read their own."""

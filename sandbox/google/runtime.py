@@ -57,6 +57,7 @@ class Runtime:
     revoked: set[str] = field(default_factory=set)
     throttle_left: int = 0
     throttle_retry_after: float = 1.0
+    failing_lists: dict[str, int] = field(default_factory=dict)  # calendar owner -> status
     malformed_reads: set[str] = field(default_factory=set)  # event ids get/patch break
     channels: dict[str, Channel] = field(default_factory=dict)
     pages: dict[str, PageSnapshot] = field(default_factory=dict)
@@ -72,6 +73,7 @@ class Runtime:
             self.access_tokens.clear()
             self.revoked.clear()
             self.throttle_left = 0
+            self.failing_lists.clear()
             self.malformed_reads.clear()
             self.channels.clear()
             self.pages.clear()
@@ -109,6 +111,11 @@ class Runtime:
                 return None
             self.throttle_left -= 1
             return self.throttle_retry_after
+
+    def list_failure(self, user: str) -> int | None:
+        """The status every events.list of `user`'s calendar answers, when one is injected."""
+        with self.lock:
+            return self.failing_lists.get(user)
 
     # -- cursors --------------------------------------------------------------------------
 

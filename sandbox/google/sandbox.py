@@ -299,6 +299,14 @@ class GoogleSandbox:
             self.runtime.throttle_left = count
             self.runtime.throttle_retry_after = retry_after
 
+    def fail_listing(self, owner: str, *, status: int | None = 500) -> None:
+        """Every events.list of `owner`'s calendar answers `status` until reset (None: heal)."""
+        with self.runtime.lock:
+            if status is None:
+                self.runtime.failing_lists.pop(owner.lower(), None)
+            else:
+                self.runtime.failing_lists[owner.lower()] = status
+
     def inject_malformed_reads(self, owner: str, series_key: str,
                                original_start: datetime) -> str:
         """events.get and events.patch of this occurrence answer it without ``start``."""

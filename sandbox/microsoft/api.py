@@ -49,6 +49,7 @@ class Faults:
     lock: threading.Lock = field(default_factory=threading.Lock)
     throttle: int = 0
     retry_after: float = 1.0
+    failing_lists: dict[str, int] = field(default_factory=dict)  # calendar owner -> status
     malformed_reads: set[str] = field(default_factory=set)  # event ids GET/PATCH break
     requests: list[RecordedRequest] = field(default_factory=list)
 
@@ -138,6 +139,10 @@ def create_app(state: GraphState) -> FastAPI:
                 )
             elif user is None:
                 response = _error(401, "InvalidAuthenticationToken", problem)
+            elif path.endswith("/calendarView/delta") and user in state.faults.failing_lists:
+                # https://learn.microsoft.com/en-us/graph/errors: 500 generalException
+                response = _error(state.faults.failing_lists[user], "generalException",
+                                  "An unspecified error has occurred.")
             else:
                 request.state.user = user
                 response = await call_next(request)

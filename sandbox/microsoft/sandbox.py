@@ -97,6 +97,7 @@ class GraphSandbox:
         self.grants.reset()
         with self.faults.lock:
             self.faults.throttle = 0
+            self.faults.failing_lists.clear()
             self.faults.malformed_reads.clear()
             self.faults.requests.clear()
 
@@ -292,6 +293,15 @@ class GraphSandbox:
         """The next `count` Graph requests answer 429 TooManyRequests with Retry-After."""
         with self.faults.lock:
             self.faults.throttle, self.faults.retry_after = count, retry_after
+
+    def fail_listing(self, owner: str, *, status: int | None = 500) -> None:
+        """Every calendarView delta of `owner`'s calendar answers `status` until reset
+        (None: heal)."""
+        with self.faults.lock:
+            if status is None:
+                self.faults.failing_lists.pop(owner.lower(), None)
+            else:
+                self.faults.failing_lists[owner.lower()] = status
 
     def inject_malformed_reads(self, owner: str, series_key: str,
                                original_start: datetime) -> str:

@@ -29,7 +29,8 @@ class Calendar(Base):
     last_sync_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     sync_requested_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     sync_lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    last_error: Mapped[str | None] = mapped_column(Text)
+    last_error: Mapped[str | None] = mapped_column(Text)  # why the last sync failed
+    last_error_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # None once it works
     subscription_id: Mapped[str | None] = mapped_column(String(300))
     subscription_resource_id: Mapped[str | None] = mapped_column(String(300))
     subscription_token_encrypted: Mapped[bytes | None] = mapped_column()

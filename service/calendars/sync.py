@@ -17,7 +17,7 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from connectors.base import CalendarConnector, CalendarEvent, ChangePage
-from connectors.errors import CursorExpired
+from connectors.errors import ConnectorError, CursorExpired
 from service.calendars.apply import ApplyResult, CalendarApplier
 from service.calendars.calls import CallRecorder
 from service.calendars.models import Calendar
@@ -34,6 +34,7 @@ log = logging.getLogger(__name__)
 
 LEASE = timedelta(minutes=10)
 MAX_EXTRA_ROUNDS = 2
+MAX_REASON = 300  # characters of a failure reason kept on the calendar
 
 
 @dataclass
@@ -79,9 +80,29 @@ def sync_calendar(
                 ).rowcount
             if not again:
                 break
+    except Exception as err:
+        _record_failure(factory, calendar_id=calendar_id, reason=failure_reason(err), now=now)
+        raise
     finally:
         _release_lease(factory, calendar_id=calendar_id)
     return outcome
+
+
+def failure_reason(err: BaseException) -> str:
+    """One line for people: a connector's own message, else the error's type and text."""
+    text = str(err) if isinstance(err, ConnectorError) else f"{type(err).__name__}: {err}"
+    first = (text.strip().splitlines() or [type(err).__name__])[0]
+    return first[:MAX_REASON]
+
+
+def _record_failure(factory: sessionmaker[Session], *, calendar_id: int, reason: str,
+                    now: datetime) -> None:
+    """Keep why the sync failed and leave the calendar due: its sync stays requested, so the
+    reconciler sends it again, and `last_sync_at` still says when it last worked."""
+    log.warning("calendar %s: sync failed: %s", calendar_id, reason)
+    with factory.begin() as session:
+        session.execute(update(Calendar).where(Calendar.id == calendar_id)
+                        .values(last_error=reason, last_error_at=now, sync_requested_at=now))
 
 
 def _round(factory: sessionmaker[Session], *, calendar_id: int, connector: CalendarConnector,
@@ -114,6 +135,10 @@ def _pages(factory: sessionmaker[Session], *, calendar_id: int, connector: Calen
         if cal is None:
             raise LookupError(f"calendar {calendar_id} does not exist")
         cursor = cal.cursor
+        if cursor and connector.cursor_is_stale(cursor):
+            log.warning("calendar %s: saved cursor points at another endpoint than the "
+                        "configured one; full resync", calendar_id)
+            cursor = None
         if cursor and cal.window_end and cal.window_end < now + timedelta(
                 days=settings.sync_lookahead_days / 2):
             log.info("calendar %s: sync window runs out; starting a new round", calendar_id)
@@ -138,7 +163,7 @@ def _pages(factory: sessionmaker[Session], *, calendar_id: int, connector: Calen
                 cal.cursor = page.cursor
                 cal.window_start, cal.window_end = window_start, window_end
                 cal.last_sync_at = now
-                cal.last_error = None
+                cal.last_error = cal.last_error_at = None
                 if full:
                     cal.last_full_sync_at = now
             if recorder:

@@ -32,6 +32,7 @@ log = logging.getLogger("rapport")
 EXIT_FAILED = 1
 EXIT_CONFIG = 3
 EXIT_AUTH = 4
+EXIT_WORK_LEFT = 5  # finished, but some work failed and is left due for the worker
 
 
 def load_settings(**overrides: object) -> Settings:

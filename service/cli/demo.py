@@ -23,7 +23,15 @@ from service.agenda.block import extract_block
 from service.agenda.htmltext import looks_like_html, visible_text
 from service.agenda.models import AgendaRecord
 from service.calendars.models import Calendar
-from service.cli.app_context import EXIT_CONFIG, Started, counts_since, echo_err, fail, start
+from service.cli.app_context import (
+    EXIT_CONFIG,
+    EXIT_WORK_LEFT,
+    Started,
+    counts_since,
+    echo_err,
+    fail,
+    start,
+)
 from service.cli.demo_alerts import DROPPED, show_cancellations
 from service.cli.demo_data import (
     DEMO_LOG,
@@ -33,12 +41,11 @@ from service.cli.demo_data import (
     pause_demo_accounts,
 )
 from service.cli.demo_digest import render_demo_digest
+from service.cli.once import echo_work_left, sync_once
 from service.logging_setup import log_to_file
 from service.pairs.models import Occurrence, OccurrenceCopy, Series
 from service.pairs.service import list_series
 from service.settings import Settings
-from workers import actors
-from workers.inprocess import run_until_idle
 
 DEMO_CLIENT_ID = "rapport-demo"
 DEMO_CLIENT_SECRET = "sandbox-client-secret"
@@ -96,9 +103,11 @@ def connect_team(started: Started) -> int:
 
 
 def sync_everything(started: Started) -> None:
-    """Sync every account and run all resulting work to completion."""
-    actors.sync_all_accounts()
-    run_until_idle(started.broker)
+    """Sync every account in one bounded run; work that keeps failing ends the demo."""
+    report = sync_once(started, reconcile=False)
+    if report.work_left:
+        echo_work_left(report)
+        raise typer.Exit(EXIT_WORK_LEFT)
 
 
 def run_demo(base: Settings, *, keep: bool, verbose: bool = False) -> None:

@@ -40,6 +40,7 @@ from service.cli.alerts_cmd import alerts_app, people_app
 from service.cli.app_context import (
     EXIT_CONFIG,
     EXIT_FAILED,
+    EXIT_WORK_LEFT,
     counts_since,
     echo_err,
     fail,
@@ -48,6 +49,7 @@ from service.cli.app_context import (
     start,
 )
 from service.cli.metrics_cmd import digest_cmd, metrics_app
+from service.cli.once import echo_work_left, sync_once
 from service.pairs.models import Override
 from service.pairs.service import (
     OverrideRefused,
@@ -59,8 +61,7 @@ from service.pairs.service import (
     set_override,
 )
 from service.settings import Settings
-from workers import actors
-from workers.inprocess import run_until_idle
+from workers.broker import quiet_consumer_errors, wait_for_broker
 
 app = typer.Typer(help="Rapport keeps 1:1s steady and balanced.", no_args_is_help=True,
                   pretty_exceptions_enable=False, add_completion=False)
@@ -209,26 +210,27 @@ def sync(once: Annotated[bool, typer.Option("--once", help="Sync, finish all wor
         started = start(settings)
         rt = started.runtime
         since = datetime.now(UTC)
-        ids = actors.sync_all_accounts()
-        if not ids:
+        echo_err("Syncing every connected account ...")
+        report = sync_once(started,
+                           progress=lambda n: echo_err(f"  ... {n} pieces of work still pending"))
+        if not report.accounts:
             fail("no connected account: run `rapport connect google` or "
                  "`rapport connect microsoft` first (or try `rapport demo`)")
-        echo_err(f"Syncing {len(ids)} accounts ...")
-        actors.reconcile.send()
-        run_until_idle(started.broker,  # a worker in this process, whichever broker
-                       progress=lambda n: echo_err(f"  ... {n} pieces of work still pending"))
         counts = counts_since(rt, since)
         with rt.factory() as session:
             flagged = session.scalars(select(Account).where(
                 Account.status != AccountStatus.ACTIVE)).all()
             pairs = list_series(session, now=rt.clock())
-        typer.echo(f"Synced {len(ids)} accounts: {counts.provider_calls} provider calls, "
+        typer.echo(f"Synced {report.accounts} accounts: {counts.provider_calls} provider calls, "
                    f"{counts.agendas_written} agendas written, {len(pairs)} 1:1 series known.")
         for account in flagged:
             typer.secho(f"  account {account.email} ({account.provider}) needs attention: "
                         f"{account.status_reason}", fg=typer.colors.YELLOW)
+        echo_work_left(report)
         if flagged:
             raise typer.Exit(EXIT_FAILED)
+        if report.work_left:
+            raise typer.Exit(EXIT_WORK_LEFT)
 
 
 @app.command()
@@ -272,6 +274,9 @@ def worker(threads: Annotated[int, typer.Option(min=1, max=64)] = 4) -> None:
              "`rapport run`", EXIT_CONFIG)
     with friendly_errors():
         started = start(settings)
+        if not _until_broker_answers(settings.broker_url or ""):
+            return
+        quiet_consumer_errors(started.broker)
         process = Worker(started.broker, worker_threads=threads)
         process.start()
         echo_err(f"Worker running with {threads} threads; Ctrl-C stops it.")
@@ -290,8 +295,23 @@ def scheduler() -> None:
              "`rapport run`", EXIT_CONFIG)
     with friendly_errors():
         start(settings)
+        if not _until_broker_answers(settings.broker_url or ""):
+            return
         echo_err("Scheduler running; Ctrl-C stops it.")
         build_scheduler(settings, blocking=True).start()
+
+
+def _until_broker_answers(url: str) -> bool:
+    """Wait (backing off, one log line per attempt) until the broker answers; False when
+    Ctrl-C or SIGTERM came first. The signal handlers are put back afterwards."""
+    stop = threading.Event()
+    previous = {sig: signal.signal(sig, lambda *_: stop.set())
+                for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        return wait_for_broker(url, stop=stop)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 @app.command()
