@@ -1,6 +1,6 @@
 """Every table, imported in one place so Alembic and `create_all` see the whole schema."""
 
-from service.accounts.models import Account, AccountStatus, Person
+from service.accounts.models import Account, AccountStatus
 from service.agenda.models import ActionItem, AgendaRecord, PairTopic
 from service.calendars.models import Calendar, ProviderCallLog, QuarantinedItem
 from service.db import Base
@@ -17,6 +17,7 @@ from service.pairs.models import (
     SeriesSource,
     SeriesStatus,
 )
+from service.people.models import Person
 
 __all__ = [
     "Account", "AccountStatus", "ActionItem", "AdHocMeeting", "AgendaRecord", "Base",

@@ -26,8 +26,8 @@ from connectors.errors import (
     RateLimited,
 )
 from service.accounts.crypto import Vault
-from service.accounts.models import Account, AccountStatus, Person
-from service.accounts.service import mark_needs_reconsent, save_calendars
+from service.accounts.models import Account, AccountStatus
+from service.accounts.service import mark_needs_reconsent
 from service.agenda.planner import plan_due_agendas
 from service.agenda.writer import write_agenda as write_agenda_into_invite
 from service.agenda.writer import writing_account
@@ -35,12 +35,14 @@ from service.calendars.calls import CallRecorder
 from service.calendars.models import Calendar
 from service.calendars.push import calendars_needing_channels
 from service.calendars.push import renew_channel as open_channel
-from service.calendars.sync import sync_calendar as sync_one_calendar
+from service.calendars.service import save_calendars
 from service.email.models import OutboxMessage
 from service.email.outbox import deliver as deliver_outbox
 from service.email.outbox import due_messages
 from service.email.transport import transport_from_settings
 from service.outcomes import service as outcomes
+from service.people.models import Person
+from service.sync.calendar_sync import sync_calendar as sync_one_calendar
 from workers.runtime import current
 
 log = logging.getLogger(__name__)

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from connectors.base import CalendarConnector
 from service.calendars.calls import CallRecorder
+from service.calendars.connectors import AccountConnectors
 from service.db import make_engine, migrate, session_factory, utcnow
 from service.settings import Settings
 
@@ -60,7 +61,6 @@ def current() -> Runtime:
 
 def build_runtime(settings: Settings, connectors: ConnectorFactory | None = None) -> Runtime:
     """The production runtime: migrated database and provider connectors from settings."""
-    from service.accounts.connect import AccountConnectors
 
     engine = make_engine(settings.resolved_database_url)
     migrate(engine)

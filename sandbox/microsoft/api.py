@@ -17,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import anyio
 import httpx
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
@@ -464,8 +465,6 @@ def create_app(state: GraphState) -> FastAPI:
         )
 
     async def post_subscription(request: Request) -> Any:
-        import anyio
-
         payload = await request.json()
         return await anyio.to_thread.run_sync(create_subscription, request, payload)
 

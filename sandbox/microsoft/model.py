@@ -8,6 +8,7 @@ and materialises every occurrence as its own item so delta rounds only compare v
 from __future__ import annotations
 
 import hashlib
+import html
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -75,8 +76,6 @@ def occurrence_id(master_id: str, original_start: datetime) -> str:
 
 def outlook_html(text: str) -> str:
     """Wrap plain text the way Outlook stores a body edited in its UI."""
-    import html
-
     lines = "".join(
         f"<div>{html.escape(line) if line else '<br>'}</div>" for line in text.split("\n")
     )

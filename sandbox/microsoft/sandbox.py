@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from sandbox.admin import RecordedRequest
 from sandbox.microsoft.api import Faults, GraphState, create_app, send_notifications
@@ -116,8 +117,6 @@ class GraphSandbox:
         description: str = "",
     ) -> str:
         """Create a (recurring) event for the organizer and copies for attendees here."""
-        from zoneinfo import ZoneInfo
-
         key = self.store.new_key()
         self.store.add_series(
             SeriesState(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 
-from sqlalchemy import Boolean, ForeignKey, LargeBinary, String, Text, UniqueConstraint
+from sqlalchemy import ForeignKey, LargeBinary, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from service.db import Base, UTCDateTime, utcnow
@@ -16,17 +16,6 @@ class AccountStatus(enum.StrEnum):
     NEEDS_RECONSENT = "needs_reconsent"
     DISABLED = "disabled"
 
-
-class Person(Base):
-    """Someone who appears in a 1:1, connected or not; the time zone drives their emails."""
-
-    __tablename__ = "people"
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    email: Mapped[str] = mapped_column(String(320), unique=True)
-    display_name: Mapped[str | None] = mapped_column(String(200))
-    time_zone: Mapped[str | None] = mapped_column(String(64))
-    opted_out: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
 class Account(Base):

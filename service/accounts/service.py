@@ -1,4 +1,4 @@
-"""Accounts: stored credentials (encrypted), status, and the calendars they bring."""
+"""Accounts: stored credentials (encrypted) and status."""
 
 from __future__ import annotations
 
@@ -9,11 +9,9 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from connectors.base import CalendarInfo
 from service.accounts.crypto import Vault
 from service.accounts.models import Account, AccountStatus
-from service.calendars.models import Calendar
-from service.pairs.service import ensure_person
+from service.people.service import ensure_person
 
 log = logging.getLogger(__name__)
 
@@ -64,27 +62,3 @@ def mark_needs_reconsent(session: Session, *, account_id: int, reason: str) -> N
     account.status_reason = (f"access was revoked or has expired; sign in again with "
                              f"`rapport connect {account.provider}` (re-consent needed: {reason})")
     log.warning("account %s (%s) needs re-consent: %s", account.id, account.provider, reason)
-
-
-def save_calendars(session: Session, *, account: Account,
-                   calendars: list[CalendarInfo]) -> list[Calendar]:
-    """Remember the account's primary calendar (the one that holds its 1:1s)."""
-    saved = []
-    for info in calendars:
-        if not info.is_primary:
-            continue
-        calendar = session.scalar(select(Calendar).where(
-            Calendar.account_id == account.id, Calendar.provider_calendar_id == info.id))
-        if calendar is None:
-            calendar = Calendar(account_id=account.id, provider_calendar_id=info.id)
-            session.add(calendar)
-        calendar.name = info.name
-        calendar.time_zone = info.time_zone
-        calendar.owner_email = (info.owner_email or account.email).lower()
-        if info.time_zone:
-            # the owner's own calendar (Google) or mailbox (Graph) says where they are
-            person = ensure_person(session, email=calendar.owner_email)
-            person.time_zone = info.time_zone
-        saved.append(calendar)
-    session.flush()
-    return saved

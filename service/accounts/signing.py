@@ -1,7 +1,7 @@
 """Signed links to a manager's page: HMAC-SHA256 until the web app has real sign-in.
 
 Here, beside the installation's key, so that the digest (metrics) and the web app (above
-it) share one link builder; `service.web.signing` re-exports it for the web layer.
+it) share one link builder; `service.accounts.signing` re-exports it for the web layer.
 
 The key is `RAPPORT_WEB_SECRET` when set, otherwise derived from the installation's secret
 key (HMAC with a fixed label), so rotating the secret key also revokes every link.

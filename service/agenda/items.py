@@ -15,8 +15,7 @@ from sqlalchemy import ColumnElement, and_, or_, select, update
 from sqlalchemy.orm import Session
 
 from service.agenda.models import ActionItem, PairTopic
-from service.outcomes.state import Outcome
-from service.pairs.models import Occurrence, OccurrenceStatus, Pair
+from service.pairs.models import Occurrence, OccurrenceStatus, Outcome, Pair
 
 MAX_TEXT = 500
 AUTHORS = ("report", "manager")

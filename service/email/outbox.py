@@ -23,11 +23,11 @@ from sqlalchemy import func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
-from service.accounts.models import Person
 from service.email.models import OutboxMessage, OutboxStatus
 from service.email.render import RenderedEmail
 from service.email.transport import Transport, address_domain, build_message
 from service.observability import EMAILS
+from service.people.models import Person
 
 log = logging.getLogger(__name__)
 

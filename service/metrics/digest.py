@@ -27,8 +27,6 @@ from typing import Any
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from service.accounts.models import Person
-from service.accounts.names import greeting
 from service.accounts.signing import manager_url
 from service.email.models import OutboxMessage, OutboxStatus
 from service.email.outbox import LEASE, DeliveryResult, deliver, enqueue
@@ -42,6 +40,8 @@ from service.metrics.service import (
     compute_manager,
     zone_of,
 )
+from service.people.models import Person
+from service.people.names import greeting
 from service.settings import Settings
 
 log = logging.getLogger(__name__)

@@ -19,12 +19,13 @@ from sqlalchemy import func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
-from service.accounts.models import Account, AccountStatus, Person
-from service.accounts.names import display_name, name_or_address
+from service.accounts.models import Account, AccountStatus
 from service.agenda.models import ActionItem, AgendaRecord
 from service.metrics import definitions as d
 from service.metrics.models import MetricSnapshot
 from service.pairs.models import Occurrence, Pair, Series
+from service.people.models import Person
+from service.people.names import display_name, name_or_address
 
 log = logging.getLogger(__name__)
 
@@ -496,9 +497,9 @@ def backfill(factory: sessionmaker[Session], *, connectors: Any, since: date,
     ago and that it still left undecided get `historical_outcome`, so recent ones keep their
     proper reschedule check. Then snapshots are recomputed from `since`.
     """
-    from service.calendars.apply import ApplyResult
     from service.calendars.models import Calendar
-    from service.calendars.sync import apply_page, settle_series
+    from service.sync.apply import ApplyResult
+    from service.sync.calendar_sync import apply_page, settle_series
 
     result = BackfillResult()
     window_start = datetime(since.year, since.month, since.day, tzinfo=UTC)

@@ -12,10 +12,10 @@ from datetime import datetime, time
 from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
-from service.accounts.names import greeting
 from service.email.render import RenderedEmail, render_email
 from service.outcomes.slots import Slot, span_end_after, within_span
-from service.outcomes.state import Outcome
+from service.pairs.models import Outcome
+from service.people.names import greeting
 
 TEMPLATE = "alert"
 

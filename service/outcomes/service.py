@@ -19,8 +19,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from connectors.base import BusyInterval, FreeBusy
 from connectors.errors import ConnectorError, RateLimited
-from service.accounts.models import Account, AccountStatus, Person
-from service.accounts.names import display_name, name_or_address
+from service.accounts.models import Account, AccountStatus
 from service.email.models import OutboxMessage, OutboxStatus
 from service.email.outbox import enqueue
 from service.outcomes.alerts import AlertFacts, quiet_until, render_alert
@@ -31,16 +30,18 @@ from service.outcomes.slots import (
     person_zone,
     search_span,
 )
-from service.outcomes.state import DECLINED, DROPS, Decision, Facts, Outcome, arm, decide
+from service.outcomes.state import DECLINED, DROPS, Decision, Facts, arm, decide
 from service.pairs.models import (
     AdHocMeeting,
     Occurrence,
     OccurrenceStatus,
+    Outcome,
     Pair,
     Series,
     SeriesStatus,
 )
-from service.pairs.service import ensure_person
+from service.people.models import Person
+from service.people.names import display_name, name_or_address
 from service.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -52,8 +53,6 @@ REVISIT_DAYS = 21  # decided drops are watched this long for a late reschedule
 FreeBusyReader = Callable[[list[str], datetime, datetime], FreeBusy]
 
 
-class PairNotFound(LookupError):
-    """No pair with that id."""
 
 
 def alert_key(occurrence_id: int) -> str:
@@ -78,7 +77,7 @@ class _Context:
     report: Person
 
 
-def _context(session: Session, occurrence_id: int) -> _Context | None:
+def occurrence_context(session: Session, occurrence_id: int) -> _Context | None:
     """The occurrence with its series, pair and people; None when it is not a 1:1's."""
     occurrence = session.get(Occurrence, occurrence_id)
     if occurrence is None:
@@ -206,7 +205,7 @@ def arm_checks(session: Session, *, settings: Settings, now: datetime,
     armed: list[tuple[int, datetime]] = []
     grace = grace_of(settings)
     for occurrence_id in session.scalars(query).all():
-        ctx = _context(session, occurrence_id)
+        ctx = occurrence_context(session, occurrence_id)
         if ctx is None:
             continue
         facts = _facts(session, ctx, settings, with_replacement=False)
@@ -238,7 +237,7 @@ def settle_ended(session: Session, *, settings: Settings, now: datetime) -> int:
                Occurrence.status == OccurrenceStatus.CONFIRMED)).all()
     decided = 0
     for occurrence_id in ids:
-        ctx = _context(session, occurrence_id)
+        ctx = occurrence_context(session, occurrence_id)
         if ctx is None:
             continue
         facts = _facts(session, ctx, settings, with_replacement=False)
@@ -261,7 +260,7 @@ def revisit_drops(session: Session, *, settings: Settings, now: datetime,
         query = query.where(Occurrence.original_start >= now - timedelta(days=REVISIT_DAYS))
     changed = []
     for occurrence_id in session.scalars(query).all():
-        ctx = _context(session, occurrence_id)
+        ctx = occurrence_context(session, occurrence_id)
         if ctx is None:
             continue
         decision = decide(_facts(session, ctx, settings), now=now, grace=grace_of(settings))
@@ -286,7 +285,7 @@ class CheckResult:
 
 def alert_account(session: Session, *, occurrence_id: int) -> int | None:
     """The account whose connector reads free/busy: the manager's, else the report's."""
-    ctx = _context(session, occurrence_id)
+    ctx = occurrence_context(session, occurrence_id)
     if ctx is None:
         return None
     for person in (ctx.manager, ctx.report):
@@ -314,7 +313,7 @@ def check_occurrence(
     """
     grace = grace_of(settings)
     with factory.begin() as session:
-        ctx = _context(session, occurrence_id)
+        ctx = occurrence_context(session, occurrence_id)
         if ctx is None:
             return CheckResult(occurrence_id, None, reason="not a 1:1 occurrence")
         decision = decide(_facts(session, ctx, settings), now=now, grace=grace)
@@ -340,7 +339,7 @@ def check_occurrence(
         blocked=blocked, settings=settings)
 
     with factory.begin() as session:
-        ctx = _context(session, occurrence_id)
+        ctx = occurrence_context(session, occurrence_id)
         if ctx is None:
             return CheckResult(occurrence_id, None, reason="not a 1:1 occurrence any more")
         decision = decide(_facts(session, ctx, settings), now=now, grace=grace)
@@ -440,68 +439,3 @@ def _queue_alert(session: Session, ctx: _Context, outcome: Outcome, *, slots: li
 
 
 # -- listing and controls --------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class AlertRow:
-    """One alert, sent or pending, for `rapport alerts`."""
-
-    occurrence_id: int
-    manager: str
-    report: str
-    title: str
-    original_start: datetime
-    state: str  # "check due <when>" | pending | sending | sent | suppressed | failed
-    outcome: str | None
-    at: datetime | None  # sent at, not before, or check due at
-
-    def as_json(self) -> dict[str, Any]:
-        """The row as plain JSON values."""
-        return {"occurrence_id": self.occurrence_id, "manager": self.manager,
-                "report": self.report, "title": self.title,
-                "original_start": self.original_start.isoformat(), "state": self.state,
-                "outcome": self.outcome, "at": self.at.isoformat() if self.at else None}
-
-
-def list_alerts(session: Session) -> list[AlertRow]:
-    """Alerts queued or sent, and checks still waiting out their grace period."""
-    rows: list[AlertRow] = []
-    messages = session.scalars(select(OutboxMessage).where(OutboxMessage.kind == ALERT_KIND)
-                               .order_by(OutboxMessage.id)).all()
-    for message in messages:
-        occurrence_id = int(message.dedupe_key.rsplit(":", 1)[-1])
-        ctx = _context(session, occurrence_id)
-        if ctx is None:
-            continue
-        status = OutboxStatus(message.status)
-        at = message.sent_at if status is OutboxStatus.SENT else message.not_before
-        rows.append(AlertRow(occurrence_id, ctx.manager.email, ctx.report.email,
-                             ctx.series.title, ctx.occurrence.original_start, status.value,
-                             ctx.occurrence.outcome, at))
-    waiting = session.scalars(select(Occurrence.id).where(
-        Occurrence.check_due_at.is_not(None), Occurrence.outcome.is_(None))
-        .order_by(Occurrence.check_due_at)).all()
-    for occurrence_id in waiting:
-        ctx = _context(session, occurrence_id)
-        if ctx is None:
-            continue
-        rows.append(AlertRow(occurrence_id, ctx.manager.email, ctx.report.email,
-                             ctx.series.title, ctx.occurrence.original_start, "check due",
-                             None, ctx.occurrence.check_due_at))
-    return rows
-
-
-def set_pair_muted(session: Session, *, pair_id: int, muted: bool) -> Pair:
-    """Mute (or unmute) alerts for one pair; outcomes are still recorded."""
-    pair = session.get(Pair, pair_id)
-    if pair is None:
-        raise PairNotFound(f"no pair with id {pair_id} (see `rapport pairs`)")
-    pair.muted = muted
-    return pair
-
-
-def set_opted_out(session: Session, *, email: str, opted_out: bool) -> Person:
-    """Record that a person wants no Rapport email (or wants it again); every email obeys."""
-    person = ensure_person(session, email=email)
-    person.opted_out = opted_out
-    return person

@@ -12,7 +12,7 @@ from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from connectors.base import BusyInterval
-from service.accounts.models import Person
+from service.people.models import Person
 
 STEP = timedelta(minutes=30)
 UTC_ZONE = ZoneInfo("UTC")

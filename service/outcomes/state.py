@@ -38,18 +38,7 @@ import enum
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-
-class Outcome(enum.StrEnum):
-    """What became of one planned occurrence."""
-
-    HELD = "held"  # took place at its planned time
-    MOVED = "moved"  # the occurrence itself was moved to another time and took place
-    RESCHEDULED = "rescheduled"  # dropped, but a replacement exists (or it was put back)
-    CANCELLED_NO_RESCHEDULE = "cancelled_no_reschedule"
-    DECLINED_BY_REPORT = "declined_by_report"
-    DECLINED_BY_MANAGER = "declined_by_manager"
-    SERIES_ENDED = "series_ended"  # the whole series was deleted or cut short
-    UNKNOWN = "unknown"  # over, but the data to tell is missing
+from service.pairs.models import Outcome
 
 
 class Phase(enum.StrEnum):

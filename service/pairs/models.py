@@ -40,6 +40,19 @@ class OccurrenceStatus(enum.StrEnum):
     CANCELLED = "cancelled"
 
 
+class Outcome(enum.StrEnum):
+    """What became of one planned occurrence."""
+
+    HELD = "held"  # took place at its planned time
+    MOVED = "moved"  # the occurrence itself was moved to another time and took place
+    RESCHEDULED = "rescheduled"  # dropped, but a replacement exists (or it was put back)
+    CANCELLED_NO_RESCHEDULE = "cancelled_no_reschedule"
+    DECLINED_BY_REPORT = "declined_by_report"
+    DECLINED_BY_MANAGER = "declined_by_manager"
+    SERIES_ENDED = "series_ended"  # the whole series was deleted or cut short
+    UNKNOWN = "unknown"  # over, but the data to tell is missing
+
+
 class Pair(Base):
     """A manager and one report; muted pairs get no alerts."""
 
@@ -113,7 +126,7 @@ class Occurrence(Base):
     # when it was dropped (cancelled, or declined by one of the two): the provider's time of
     # that change when it says, else when we noticed; a reschedule is booked after this
     dropped_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    outcome: Mapped[str | None] = mapped_column(String(30))
+    outcome: Mapped[str | None] = mapped_column(String(30))  # an `Outcome` value
     outcome_decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     check_due_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -10,8 +9,6 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, aliased
 
-from service.accounts.models import Person
-from service.accounts.names import better_name, clean_name
 from service.pairs.detection import is_one_on_one
 from service.pairs.models import (
     Occurrence,
@@ -21,6 +18,8 @@ from service.pairs.models import (
     Series,
     SeriesSource,
 )
+from service.people.models import Person
+from service.people.service import ensure_person
 
 
 class SeriesNotFound(LookupError):
@@ -35,38 +34,8 @@ class PairNotFound(LookupError):
     """A pair reference (id or report email) that names no pair, or more than one."""
 
 
-def ensure_person(session: Session, *, email: str, display_name: str | None = None,
-                  time_zone: str | None = None) -> Person:
-    """The person with this email, created on first sight; fills in missing details."""
-    email = email.lower()
-    person = session.scalar(select(Person).where(Person.email == email))
-    if person is None:
-        person = Person(email=email, display_name=clean_name(display_name),
-                        time_zone=time_zone)
-        session.add(person)
-        session.flush()
-    else:
-        name = better_name(person.display_name, display_name)
-        if name != person.display_name:
-            person.display_name = name
-        if time_zone and not person.time_zone:
-            person.time_zone = time_zone
-    return person
 
 
-def remember_names(session: Session, names: Mapping[str, str | None]) -> None:
-    """Fill in the names providers sent for people Rapport already knows (by email).
-
-    Only people who exist are touched: attendees of meetings that are not 1:1s do not
-    become people. A stored name is kept (see `better_name`).
-    """
-    wanted = {e.lower(): n for e, n in names.items() if clean_name(n)}
-    if not wanted:
-        return
-    for person in session.scalars(select(Person).where(Person.email.in_(list(wanted)))):
-        name = better_name(person.display_name, wanted[person.email])
-        if name != person.display_name:
-            person.display_name = name
 
 
 def ensure_pair(session: Session, *, manager_email: str, report_email: str) -> Pair:

@@ -45,10 +45,10 @@ def seed(url: str, managers: int, reports: int, weeks: int) -> int:
     """Bulk-insert the population in chunks (bounded memory); returns occurrences written."""
     from sqlalchemy import insert
 
-    from service.accounts.models import Person
     from service.agenda.models import AgendaRecord
     from service.db import make_engine, migrate
     from service.pairs.models import Occurrence, Pair, Series
+    from service.people.models import Person
 
     engine = make_engine(url)
     migrate(engine)

@@ -262,12 +262,12 @@ def run_provider(
     from pydantic import SecretStr
     from sqlalchemy import func, select
 
+    from application.context import start
     from sandbox.team import Person
     from service.accounts.crypto import Vault
-    from service.accounts.onboarding import connect_with_refresh_token
     from service.agenda.models import AgendaRecord
     from service.calendars.models import ProviderCallLog
-    from service.cli.app_context import start
+    from service.calendars.onboarding import connect_with_refresh_token
     from service.pairs.models import Occurrence, Series
     from service.settings import Settings
     from workers import actors

@@ -21,14 +21,14 @@ from pydantic import SecretStr
 from sqlalchemy import create_engine, func, select, text
 from sqlalchemy.orm import Session
 
+from application.context import start
 from sandbox.admin import SandboxAdmin
 from sandbox.google import GoogleSandbox
 from sandbox.microsoft import GraphSandbox
 from sandbox.team import PEOPLE, person
 from service.accounts.crypto import Vault
-from service.accounts.onboarding import connect_with_refresh_token
 from service.calendars.models import ProviderCallLog
-from service.cli.app_context import start
+from service.calendars.onboarding import connect_with_refresh_token
 from service.db import Base
 from service.settings import Settings
 from workers import actors

@@ -15,9 +15,9 @@ from sqlalchemy import func, select
 
 from service.email.models import OutboxMessage, OutboxStatus
 from service.email.outbox import make_message_id
-from service.outcomes.service import alert_key, list_alerts, set_pair_muted
-from service.outcomes.state import Outcome
-from service.pairs.models import Occurrence, Series
+from service.outcomes.listing import list_alerts, set_pair_muted
+from service.outcomes.service import alert_key
+from service.pairs.models import Occurrence, Outcome, Series
 from workers import actors
 
 from .conftest import Harness, ProviderCase

@@ -13,8 +13,8 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
+from application.cli.main import app
 from sandbox.team import EXPECTED_PAIRS
-from service.cli.main import app
 from service.pairs.service import SeriesRow
 
 from .conftest import CASES, Harness
@@ -22,7 +22,7 @@ from .helpers import block_count, series_of, upcoming
 
 _SCRIPT = Path(sys.executable).parent / "rapport"
 RAPPORT = [str(_SCRIPT)] if _SCRIPT.exists() else \
-    [sys.executable, "-c", "from service.cli.main import main; main()"]
+    [sys.executable, "-c", "from application.cli.main import main; main()"]
 
 # The keys `rapport pairs --json` documents (README), in order.
 DOCUMENTED_KEYS = ["series_id", "pair_id", "manager", "report", "title", "is_one_on_one",

@@ -13,10 +13,9 @@ import pytest
 from pydantic import ValidationError
 from sqlalchemy import func, select, update
 
-from service.accounts.models import Person
 from service.calendars.models import ProviderCallLog
-from service.outcomes.state import Outcome
-from service.pairs.models import Occurrence, Series
+from service.pairs.models import Occurrence, Outcome, Series
+from service.people.models import Person
 from service.settings import Settings
 
 from .conftest import CASES, Harness

@@ -7,9 +7,9 @@ import re
 from sqlalchemy import select
 from sqlalchemy.orm import aliased
 
-from service.accounts.models import Person
 from service.agenda.models import PairTopic
 from service.pairs.models import Pair
+from service.people.models import Person
 
 from .conftest import Harness
 from .test_cli import _env, rapport

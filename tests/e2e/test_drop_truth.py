@@ -10,8 +10,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import select
 
 from sandbox.team import DOMAIN, person
-from service.outcomes.state import Outcome
-from service.pairs.models import Occurrence, OccurrenceCopy, Series
+from service.pairs.models import Occurrence, OccurrenceCopy, Outcome, Series
 from workers import actors
 
 from .conftest import Harness, ProviderCase

@@ -25,14 +25,14 @@ from fastapi import FastAPI
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import select, update
 
-from service.accounts.connect import AccountConnectors
+from application.web.app import create_app
+from application.web.server import serve_in_thread
 from service.accounts.models import Account, AccountStatus
+from service.calendars.connectors import AccountConnectors
 from service.calendars.models import Calendar
 from service.db import make_engine, session_factory
 from service.email.outbox import enqueue
 from service.email.render import RenderedEmail
-from service.web.app import create_app
-from service.web.server import serve_in_thread
 from workers import actors
 from workers.observability import broker_reachable
 from workers.runtime import Runtime

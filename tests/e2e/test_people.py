@@ -12,11 +12,11 @@ import pytest
 from sqlalchemy import select
 
 from sandbox.team import person
-from service.accounts.models import Person
 from service.metrics import definitions as d
 from service.metrics.digest import build_digest
 from service.metrics.service import zone_of
 from service.pairs.models import Series
+from service.people.models import Person
 from workers import actors
 
 from .conftest import Harness, ProviderCase

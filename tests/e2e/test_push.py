@@ -15,10 +15,10 @@ import uvicorn
 from fastapi import FastAPI
 from sqlalchemy import select
 
+from application.web.webhooks import webhook_router
 from service.accounts.crypto import Vault
 from service.calendars.models import Calendar
 from service.pairs.models import Occurrence, OccurrenceStatus
-from service.web.webhooks import webhook_router
 from workers import actors
 
 from .conftest import Harness, ProviderCase

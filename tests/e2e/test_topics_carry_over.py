@@ -14,8 +14,7 @@ from sqlalchemy import select
 from service.agenda.block import extract_block
 from service.agenda.items import add_action_item, add_topic, queued_topics
 from service.agenda.models import AgendaRecord, PairTopic
-from service.outcomes.state import Outcome
-from service.pairs.models import Occurrence, OccurrenceCopy, OccurrenceStatus
+from service.pairs.models import Occurrence, OccurrenceCopy, OccurrenceStatus, Outcome
 from workers import actors
 
 from .conftest import Harness, ProviderCase

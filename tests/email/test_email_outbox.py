@@ -11,7 +11,6 @@ from conftest import SmtpServer
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from service.accounts.models import Person
 from service.email.models import OutboxMessage, OutboxStatus
 from service.email.outbox import (
     LEASE,
@@ -24,6 +23,7 @@ from service.email.outbox import (
 )
 from service.email.render import RenderedEmail
 from service.email.transport import SmtpTransport, TransportError
+from service.people.models import Person
 
 NOW = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
 SENDER = "Rapport <rapport@example.org>"

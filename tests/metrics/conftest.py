@@ -11,10 +11,10 @@ import pytest
 from cryptography.fernet import Fernet
 from sqlalchemy.orm import Session, sessionmaker
 
-from service.accounts.models import Person
 from service.agenda.models import ActionItem, AgendaRecord
 from service.db import make_engine, migrate, session_factory
 from service.pairs.models import Occurrence, OccurrenceStatus, Pair, Series
+from service.people.models import Person
 from service.settings import Settings
 
 

@@ -184,7 +184,7 @@ def test_the_next_week_is_a_new_digest(factory: sessionmaker[Session], history: 
 
 def test_an_opted_out_manager_gets_no_digest(factory: sessionmaker[Session], history: History,
                                              settings: Settings) -> None:
-    from service.accounts.models import Person
+    from service.people.models import Person
 
     manager = _manager_with_history(history, tz="UTC")
     with factory.begin() as session:

@@ -7,7 +7,7 @@ from pathlib import Path
 from cryptography.fernet import Fernet
 from sqlalchemy import select
 
-from service.cli.app_context import start
+from application.context import start
 from service.email.models import OutboxMessage, OutboxStatus
 from service.settings import Settings
 from tests.metrics.conftest import History, utc

@@ -12,14 +12,14 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from service.accounts.models import Person
+from application.web.app import create_app
+from service.accounts.signing import manager_url
 from service.metrics import digest
 from service.outcomes.alerts import AlertFacts, render_alert
-from service.outcomes.state import Outcome
-from service.pairs.service import ensure_person, remember_names
+from service.pairs.models import Outcome
+from service.people.models import Person
+from service.people.service import ensure_person, remember_names
 from service.settings import Settings
-from service.web.app import create_app
-from service.web.signing import manager_url
 from tests.metrics.conftest import History, utc
 
 NOW = utc(2026, 3, 23, 9)

@@ -6,7 +6,6 @@ from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from connectors.base import BusyInterval
-from service.accounts.models import Person
 from service.config_values import parse_span
 from service.outcomes.alerts import AlertFacts, quiet_until, render_alert
 from service.outcomes.slots import (
@@ -16,7 +15,8 @@ from service.outcomes.slots import (
     person_zone,
     search_span,
 )
-from service.outcomes.state import Outcome
+from service.pairs.models import Outcome
+from service.people.models import Person
 
 NY = ZoneInfo("America/New_York")
 LONDON = ZoneInfo("Europe/London")

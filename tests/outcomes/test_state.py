@@ -7,7 +7,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from service.outcomes.state import DROPS, Decision, Facts, Outcome, Phase, arm, decide
+from service.outcomes.state import DROPS, Decision, Facts, Phase, arm, decide
+from service.pairs.models import Outcome
 
 GRACE = timedelta(hours=24)
 START = datetime(2026, 3, 10, 15, 0, tzinfo=UTC)

@@ -9,11 +9,11 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session, sessionmaker
 
+from application.web.app import create_app
+from service.accounts.signing import manager_url, verify_manager
 from service.metrics import digest
 from service.metrics.service import compute_manager, report_json
 from service.settings import Settings
-from service.web.app import create_app
-from service.web.signing import manager_url, verify_manager
 from tests.metrics.conftest import History, factory, history, settings, utc  # noqa: F401
 
 NOW = utc(2026, 3, 23, 9)  # Monday of 2026-W13, before that morning's 1:1

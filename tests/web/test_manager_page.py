@@ -14,9 +14,9 @@ import pytest
 import uvicorn
 from sqlalchemy.orm import Session, sessionmaker
 
+from application.web.app import create_app
+from service.accounts.signing import manager_url, sign_manager
 from service.settings import Settings
-from service.web.app import create_app
-from service.web.signing import manager_url, sign_manager
 from tests.metrics.conftest import History, factory, history, settings, utc  # noqa: F401
 
 CHROMIUM = Path("/usr/bin/chromium")

@@ -28,7 +28,8 @@ from service.pairs.models import (
     Series,
     SeriesSource,
 )
-from service.pairs.service import refresh_pair_link, remember_names
+from service.pairs.service import refresh_pair_link
+from service.people.service import remember_names
 
 log = logging.getLogger(__name__)
 

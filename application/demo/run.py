@@ -14,16 +14,7 @@ from pathlib import Path
 import typer
 from sqlalchemy import select
 
-from sandbox.google.sandbox import GoogleSandbox
-from sandbox.microsoft.sandbox import GraphSandbox
-from sandbox.team import PEOPLE
-from service.accounts.crypto import Vault
-from service.accounts.onboarding import connect_with_refresh_token
-from service.agenda.block import extract_block
-from service.agenda.htmltext import looks_like_html, visible_text
-from service.agenda.models import AgendaRecord
-from service.calendars.models import Calendar
-from service.cli.app_context import (
+from application.context import (
     EXIT_CONFIG,
     EXIT_WORK_LEFT,
     Started,
@@ -32,16 +23,25 @@ from service.cli.app_context import (
     fail,
     start,
 )
-from service.cli.demo_alerts import DROPPED, show_cancellations
-from service.cli.demo_data import (
+from application.demo.alerts import DROPPED, show_cancellations
+from application.demo.data import (
     DEMO_LOG,
     DemoRefused,
     check_folder,
     clear_previous,
     pause_demo_accounts,
 )
-from service.cli.demo_digest import render_demo_digest
-from service.cli.once import echo_work_left, sync_once
+from application.demo.digest import render_demo_digest
+from application.once import echo_work_left, sync_once
+from sandbox.google.sandbox import GoogleSandbox
+from sandbox.microsoft.sandbox import GraphSandbox
+from sandbox.team import PEOPLE
+from service.accounts.crypto import Vault
+from service.agenda.block import extract_block
+from service.agenda.htmltext import looks_like_html, visible_text
+from service.agenda.models import AgendaRecord
+from service.calendars.models import Calendar
+from service.calendars.onboarding import connect_with_refresh_token
 from service.logging_setup import log_to_file
 from service.pairs.models import Occurrence, OccurrenceCopy, Series
 from service.pairs.service import list_series

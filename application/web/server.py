@@ -9,10 +9,10 @@ import time
 import uvicorn
 from fastapi import FastAPI
 
+from application.web.app import create_app
+from application.web.webhooks import webhook_router
 from service.accounts.crypto import Vault
 from service.observability import set_queue_depth_source
-from service.web.app import create_app
-from service.web.webhooks import webhook_router
 from workers import actors
 from workers.observability import broker_reachable, queue_depths
 from workers.runtime import Runtime

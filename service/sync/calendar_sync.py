@@ -18,7 +18,6 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from connectors.base import CalendarConnector, CalendarEvent, ChangePage
 from connectors.errors import ConnectorError, CursorExpired
-from service.calendars.apply import ApplyResult, CalendarApplier
 from service.calendars.calls import CallRecorder
 from service.calendars.models import Calendar
 from service.pairs.models import (
@@ -29,6 +28,7 @@ from service.pairs.models import (
     SeriesStatus,
 )
 from service.settings import Settings
+from service.sync.apply import ApplyResult, CalendarApplier
 
 log = logging.getLogger(__name__)
 

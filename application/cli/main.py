@@ -13,31 +13,13 @@ from typing import Annotated, Any
 
 import typer
 from cryptography.fernet import Fernet
+from dramatiq import Worker
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from connectors.google.auth import CALENDAR_SCOPES
-from service.accounts.crypto import Vault
-from service.accounts.models import Account, AccountStatus
-from service.accounts.onboarding import (
-    GOOGLE_FIELDS,
-    MICROSOFT_FIELDS,
-    connect_google,
-    connect_microsoft,
-    import_microsoft_refresh_token,
-    read_credentials_file,
-)
-from service.agenda.items import (
-    ItemError,
-    add_action_item,
-    add_topic,
-    close_action_item,
-    list_topics,
-    open_action_items,
-    remove_topic,
-)
-from service.cli.alerts_cmd import alerts_app, people_app
-from service.cli.app_context import (
+from application.cli.alerts_cmd import alerts_app, people_app
+from application.cli.metrics_cmd import digest_cmd, metrics_app
+from application.context import (
     EXIT_CONFIG,
     EXIT_FAILED,
     EXIT_WORK_LEFT,
@@ -48,8 +30,28 @@ from service.cli.app_context import (
     load_settings,
     start,
 )
-from service.cli.metrics_cmd import digest_cmd, metrics_app
-from service.cli.once import echo_work_left, sync_once
+from application.once import echo_work_left, sync_once
+from application.web.server import serve_in_thread
+from connectors.google.auth import CALENDAR_SCOPES
+from service.accounts.crypto import Vault
+from service.accounts.models import Account, AccountStatus
+from service.agenda.items import (
+    ItemError,
+    add_action_item,
+    add_topic,
+    close_action_item,
+    list_topics,
+    open_action_items,
+    remove_topic,
+)
+from service.calendars.onboarding import (
+    GOOGLE_FIELDS,
+    MICROSOFT_FIELDS,
+    connect_google,
+    connect_microsoft,
+    import_microsoft_refresh_token,
+    read_credentials_file,
+)
 from service.pairs.models import Override
 from service.pairs.service import (
     OverrideRefused,
@@ -62,6 +64,7 @@ from service.pairs.service import (
 )
 from service.settings import Settings
 from workers.broker import quiet_consumer_errors, wait_for_broker
+from workers.scheduler import build_scheduler
 
 app = typer.Typer(help="Rapport keeps 1:1s steady and balanced.", no_args_is_help=True,
                   pretty_exceptions_enable=False, add_completion=False)
@@ -110,7 +113,9 @@ def demo(keep: Annotated[bool, typer.Option(help="Keep the previous demo data.")
     Uses the data folder (RAPPORT_DATA_DIR, default ./rapport-data), so `rapport pairs`,
     `metrics`, `digest` and `run` show the demo's data afterwards; refuses a folder that
     holds real accounts."""
-    from service.cli.demo import run_demo
+    # lazy on purpose: the demo brings the sandbox servers (trustme, their HTTP apps), which
+    # no other command needs and which would slow every `rapport` start
+    from application.demo.run import run_demo
 
     settings = load_settings()
     with friendly_errors():
@@ -141,6 +146,7 @@ def connect_google_cmd(
 
 def _google_consent(client_secrets: Path | None, settings: Settings) -> dict[str, Any]:
     """The browser consent flow with the smallest scopes that do the job."""
+    # lazy on purpose: the browser consent flow (google-auth-oauthlib) serves only this path
     from google_auth_oauthlib.flow import InstalledAppFlow
 
     if client_secrets is not None:
@@ -238,11 +244,6 @@ def run(http: Annotated[bool, typer.Option(
         help="Serve manager pages and webhooks on RAPPORT_HTTP_HOST:RAPPORT_HTTP_PORT.")] = True
         ) -> None:
     """The all-in-one service: worker (in-process or on the broker), scheduler and HTTP."""
-    from dramatiq import Worker
-
-    from service.web.server import serve_in_thread
-    from workers.scheduler import build_scheduler
-
     settings = load_settings()
     with friendly_errors():
         started = start(settings)
@@ -266,8 +267,6 @@ def run(http: Annotated[bool, typer.Option(
 @app.command()
 def worker(threads: Annotated[int, typer.Option(min=1, max=64)] = 4) -> None:
     """A worker process for a distributed deployment (needs RAPPORT_BROKER_URL)."""
-    from dramatiq import Worker
-
     settings = load_settings()
     if not settings.broker_url:
         fail("RAPPORT_BROKER_URL is not set: without a broker the worker lives inside "
@@ -287,8 +286,6 @@ def worker(threads: Annotated[int, typer.Option(min=1, max=64)] = 4) -> None:
 @app.command()
 def scheduler() -> None:
     """The scheduler for a distributed deployment (needs RAPPORT_BROKER_URL)."""
-    from workers.scheduler import build_scheduler
-
     settings = load_settings()
     if not settings.broker_url:
         fail("RAPPORT_BROKER_URL is not set: without a broker the scheduler lives inside "

@@ -12,9 +12,9 @@ import typer
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 
+from application.context import Started
 from sandbox.google.sandbox import GoogleSandbox
 from sandbox.microsoft.sandbox import GraphSandbox
-from service.cli.app_context import Started
 from service.email.models import OutboxMessage
 from service.email.outbox import deliver
 from service.email.transport import transport_from_settings

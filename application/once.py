@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 import typer
 from sqlalchemy import select
 
+from application.context import Started
 from service.accounts.models import Account
 from service.calendars.models import Calendar
-from service.cli.app_context import Started
 from workers import actors
 from workers.inprocess import run_bounded
 

@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from service import observability
 from service.accounts.models import Account, AccountStatus
+from service.accounts.signing import link_key, verify_manager
 from service.calendars.models import Calendar
 from service.db import utcnow
 from service.metrics import definitions as d
@@ -28,11 +29,10 @@ from service.metrics.digest import STRIP_COLOURS, digest_context
 from service.metrics.service import DEFAULT_WEEKS, ManagerReport, compute_manager
 from service.pairs.models import Pair
 from service.settings import Settings
-from service.web.signing import link_key, verify_manager
 
 log = logging.getLogger(__name__)
 
-_env = Environment(loader=PackageLoader("service.web", "templates"),
+_env = Environment(loader=PackageLoader("application.web", "templates"),
                    autoescape=select_autoescape(enabled_extensions=("html",)),
                    undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
 

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from service.cli.app_context import echo_err, fail, friendly_errors, load_settings, start
+from application.context import echo_err, fail, friendly_errors, load_settings, start
 
 metrics_app = typer.Typer(help="How consistently each pair meets (default: last 12 weeks).",
                           invoke_without_command=True)
@@ -92,8 +92,8 @@ def backfill_cmd(
 @metrics_app.command("link")
 def link_cmd(manager: Annotated[str, typer.Option(help="The manager's email.")]) -> None:
     """Print the signed link to a manager's page."""
+    from service.accounts.signing import manager_url
     from service.metrics.service import manager_ids
-    from service.web.signing import manager_url
 
     settings = load_settings()
     with friendly_errors():
@@ -134,7 +134,7 @@ def digest_cmd(
                  else "no 1:1 pairs yet")
         for manager_id in ids:
             with rt.factory() as session:
-                from service.accounts.models import Person
+                from service.people.models import Person
 
                 person = session.get(Person, manager_id)
                 assert person is not None

@@ -16,6 +16,10 @@ from typing import Any
 from sqlalchemy.orm import Session, sessionmaker
 
 from connectors.base import CalendarConnector, CallObserver, ProviderCall
+from connectors.google.auth import google_credentials
+from connectors.google.provider import GoogleConnector
+from connectors.microsoft.auth import MsalTokenProvider
+from connectors.microsoft.connector import GraphConnector
 from service.accounts.crypto import Vault
 from service.accounts.models import Account
 from service.accounts.service import read_credentials, store_credentials
@@ -109,7 +113,6 @@ class AccountConnectors:
 
     def _microsoft(self, account_id: int, email: str, credentials: dict[str, Any],
                    recorder: CallObserver) -> CalendarConnector:
-        from connectors.microsoft.connector import GraphConnector
 
         tokens = msal_provider(self.settings, credentials)
 
@@ -137,8 +140,6 @@ def ca_verify(settings: Settings) -> str | bool:
 def google_connector(settings: Settings, credentials: dict[str, Any],
                      recorder: CallObserver | None = None) -> CalendarConnector:
     """A Google connector from an "authorized_user" credentials dict."""
-    from connectors.google.auth import google_credentials
-    from connectors.google.provider import GoogleConnector
 
     creds = google_credentials(
         credentials["refresh_token"], credentials["client_id"], credentials["client_secret"],
@@ -150,7 +151,6 @@ def google_connector(settings: Settings, credentials: dict[str, Any],
 
 def msal_provider(settings: Settings, credentials: dict[str, Any]) -> Any:
     """An MSAL token provider from a stored (client id, authority, cache) triple."""
-    from connectors.microsoft.auth import MsalTokenProvider
 
     return MsalTokenProvider(client_id=credentials["client_id"],
                              authority=credentials.get("authority") or settings.microsoft_authority,

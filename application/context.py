@@ -18,9 +18,9 @@ from sqlalchemy.exc import OperationalError
 
 from connectors.errors import AuthRevoked, ConnectorError
 from service.accounts.crypto import SecretKeyError
-from service.accounts.onboarding import CredentialsFileError
 from service.agenda.models import AgendaRecord
 from service.calendars.models import ProviderCallLog
+from service.calendars.onboarding import CredentialsFileError
 from service.logging_setup import configure_logging
 from service.settings import Settings
 from service.tls import CABundleMissing

@@ -9,8 +9,10 @@ from typing import Annotated
 
 import typer
 
-from service.cli.app_context import fail, friendly_errors, load_settings, start
-from service.outcomes.service import PairNotFound, list_alerts, set_opted_out, set_pair_muted
+from application.context import fail, friendly_errors, load_settings, start
+from service.outcomes.listing import list_alerts, set_pair_muted
+from service.pairs.service import PairNotFound
+from service.people.service import set_opted_out
 
 alerts_app = typer.Typer(help="Alerts about dropped 1:1s: list, mute a pair.",
                          invoke_without_command=True)

@@ -13,14 +13,14 @@ from pathlib import Path
 import typer
 from sqlalchemy import select, update
 
-from service.accounts.models import Person
-from service.cli.app_context import Started
+from application.context import Started
 from service.email.models import OutboxMessage
 from service.email.transport import OutboxDirTransport
 from service.metrics import definitions as d
 from service.metrics.digest import send_digest
 from service.metrics.service import current_week, manager_ids, zone_of
 from service.pairs.models import Occurrence, OccurrenceStatus, Pair, Series
+from service.people.models import Person
 
 # One story per pair, oldest first; cycled when there are more pairs.
 STORIES = [

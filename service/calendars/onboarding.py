@@ -15,10 +15,12 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from connectors.base import CalendarInfo
-from service.accounts.connect import google_connector, msal_provider
+from connectors.microsoft.connector import GraphConnector
 from service.accounts.crypto import Vault
 from service.accounts.models import Account
-from service.accounts.service import save_account, save_calendars
+from service.accounts.service import save_account
+from service.calendars.connectors import ca_verify, google_connector, msal_provider
+from service.calendars.service import save_calendars
 from service.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -79,8 +81,6 @@ def connect_microsoft(session: Session, *, settings: Settings, vault: Vault,
                       client_id: str, authority: str | None,
                       sign_in: Callable[[Any], str]) -> Account:
     """Store a Microsoft grant; `sign_in(provider)` runs a flow and returns the username."""
-    from connectors.microsoft.connector import GraphConnector
-    from service.accounts.connect import ca_verify
 
     stored: dict[str, Any] = {"client_id": client_id,
                               "authority": authority or settings.microsoft_authority}

@@ -1,0 +1,1 @@
+"""`rapport demo`: the whole product against the local sandboxes."""
