@@ -95,7 +95,7 @@ def test_after_the_demo_the_other_commands_show_its_data(demo: DemoRun) -> None:
 
     digest = rapport("digest", "--manager", "maya@acme.test", env=demo.env)
     assert digest.returncode == 0, digest.stderr
-    assert "sam@acme.test" in digest.stdout
+    assert "Sam Rivera" in digest.stdout  # the report, by the name the calendar gives
 
     link = rapport("metrics", "link", "--manager", "maya@acme.test", env=demo.env)
     assert link.returncode == 0 and "sig=" in link.stdout
