@@ -18,6 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from application.cli.alerts_cmd import alerts_app, people_app
+from application.cli.command import Cli, cli_of
 from application.cli.metrics_cmd import digest_cmd, metrics_app
 from application.context import (
     EXIT_CONFIG,
@@ -28,7 +29,6 @@ from application.context import (
     fail,
     friendly_errors,
     load_settings,
-    start,
 )
 from application.once import echo_work_left, sync_once
 from application.web.server import serve_in_thread
@@ -36,7 +36,6 @@ from connectors.google.auth import CALENDAR_SCOPES
 from service.accounts.crypto import Vault
 from service.accounts.models import Account, AccountStatus
 from service.agenda.items import (
-    ItemError,
     add_action_item,
     add_topic,
     close_action_item,
@@ -54,9 +53,6 @@ from service.calendars.onboarding import (
 )
 from service.pairs.models import Override
 from service.pairs.service import (
-    OverrideRefused,
-    PairNotFound,
-    SeriesNotFound,
     list_series,
     pair_emails,
     resolve_pair,
@@ -95,16 +91,19 @@ def _print_version(value: bool) -> None:
 
 @app.callback()
 def main_options(
+    ctx: typer.Context,
     version: Annotated[bool, typer.Option(
         "--version", callback=_print_version, is_eager=True,
         help="Print the installed version and exit.")] = False,
 ) -> None:
     """Rapport keeps 1:1s steady and balanced."""
+    ctx.obj = Cli(load_settings())  # settings are checked here, before any command runs
 
 
 
 @app.command()
-def demo(keep: Annotated[bool, typer.Option(help="Keep the previous demo data.")] = False,
+def demo(ctx: typer.Context,
+         keep: Annotated[bool, typer.Option(help="Keep the previous demo data.")] = False,
          verbose: Annotated[bool, typer.Option(
              "--verbose", "-v", help="Also print log lines (they always go to demo.log).")
          ] = False) -> None:
@@ -117,13 +116,13 @@ def demo(keep: Annotated[bool, typer.Option(help="Keep the previous demo data.")
     # no other command needs and which would slow every `rapport` start
     from application.demo.run import run_demo
 
-    settings = load_settings()
     with friendly_errors():
-        run_demo(settings, keep=keep, verbose=verbose)
+        run_demo(cli_of(ctx).settings, keep=keep, verbose=verbose)
 
 
 @connect_app.command("google")
 def connect_google_cmd(
+    ctx: typer.Context,
     credentials: Annotated[Path | None, typer.Option(
         help="An 'authorized_user' JSON file (client_id, client_secret, refresh_token, "
              "token_uri) for headless servers.")] = None,
@@ -131,17 +130,17 @@ def connect_google_cmd(
         help="OAuth client file from Google Cloud Console, for the browser consent flow.")] = None,
 ) -> None:
     """Connect a Google account (browser consent, or import a credentials file)."""
-    settings = load_settings()
+    cli = cli_of(ctx)
+    settings = cli.settings
     with friendly_errors():
         if credentials is not None:
             data = read_credentials_file(credentials, required=GOOGLE_FIELDS)
         else:
             data = _google_consent(client_secrets, settings)
-        started = start(settings)
-        with started.runtime.factory.begin() as session:
-            account = connect_google(session, settings=settings,
-                                     vault=Vault.from_settings(settings), credentials=data)
-            typer.echo(f"Connected Google account {account.email} (id {account.id}).")
+    with cli.session(write=True) as session:
+        account = connect_google(session, settings=settings,
+                                 vault=Vault.from_settings(settings), credentials=data)
+        typer.echo(f"Connected Google account {account.email} (id {account.id}).")
 
 
 def _google_consent(client_secrets: Path | None, settings: Settings) -> dict[str, Any]:
@@ -170,6 +169,7 @@ def _google_consent(client_secrets: Path | None, settings: Settings) -> dict[str
 
 @connect_app.command("microsoft")
 def connect_microsoft_cmd(
+    ctx: typer.Context,
     credentials: Annotated[Path | None, typer.Option(
         help="A JSON file with client_id, authority and refresh_token (headless servers).")
     ] = None,
@@ -178,42 +178,42 @@ def connect_microsoft_cmd(
              "(default RAPPORT_MICROSOFT_CLIENT_ID).")] = None,
 ) -> None:
     """Connect a Microsoft 365 account (device code, or import a refresh token)."""
-    settings = load_settings()
+    cli = cli_of(ctx)
+    settings = cli.settings
     with friendly_errors():
         # a bad file is reported before anything is set up (no key, no database)
         data = read_credentials_file(credentials, required=MICROSOFT_FIELDS) \
             if credentials is not None else None
-        started = start(settings)
         vault = Vault.from_settings(settings)
-        with started.runtime.factory.begin() as session:
-            if data is not None:
-                account = import_microsoft_refresh_token(session, settings=settings, vault=vault,
-                                                         credentials=data)
-            else:
-                cid = client_id or settings.microsoft_client_id
-                if not cid:
-                    fail("give --client-id or set RAPPORT_MICROSOFT_CLIENT_ID", EXIT_CONFIG)
-                assert cid is not None
+    with cli.session(write=True) as session:
+        if data is not None:
+            account = import_microsoft_refresh_token(session, settings=settings, vault=vault,
+                                                     credentials=data)
+        else:
+            cid = client_id or settings.microsoft_client_id
+            if not cid:
+                fail("give --client-id or set RAPPORT_MICROSOFT_CLIENT_ID", EXIT_CONFIG)
+            assert cid is not None
 
-                def device_flow(tokens: Any) -> str:
-                    flow = tokens.device_flow_start()
-                    typer.echo(flow["message"])
-                    return str(tokens.device_flow_finish(flow))
+            def device_flow(tokens: Any) -> str:
+                flow = tokens.device_flow_start()
+                typer.echo(flow["message"])
+                return str(tokens.device_flow_finish(flow))
 
-                account = connect_microsoft(session, settings=settings, vault=vault,
-                                            client_id=cid, authority=None, sign_in=device_flow)
+            account = connect_microsoft(session, settings=settings, vault=vault,
+                                        client_id=cid, authority=None, sign_in=device_flow)
         typer.echo(f"Connected Microsoft account {account.email} (id {account.id}).")
 
 
 @app.command()
-def sync(once: Annotated[bool, typer.Option("--once", help="Sync, finish all work, exit.")]
+def sync(ctx: typer.Context,
+         once: Annotated[bool, typer.Option("--once", help="Sync, finish all work, exit.")]
          = False) -> None:
     """Sync every connected account and write due agendas (`--once`: then exit)."""
     if not once:
         fail("`rapport sync` needs --once; use `rapport run` for the long-running service")
-    settings = load_settings()
+    started = cli_of(ctx).started
     with friendly_errors():
-        started = start(settings)
         rt = started.runtime
         since = datetime.now(UTC)
         echo_err("Syncing every connected account ...")
@@ -240,13 +240,14 @@ def sync(once: Annotated[bool, typer.Option("--once", help="Sync, finish all wor
 
 
 @app.command()
-def run(http: Annotated[bool, typer.Option(
+def run(ctx: typer.Context,
+        http: Annotated[bool, typer.Option(
         help="Serve manager pages and webhooks on RAPPORT_HTTP_HOST:RAPPORT_HTTP_PORT.")] = True
         ) -> None:
     """The all-in-one service: worker (in-process or on the broker), scheduler and HTTP."""
-    settings = load_settings()
+    cli = cli_of(ctx)
+    settings, started = cli.settings, cli.started
     with friendly_errors():
-        started = start(settings)
         try:
             server = serve_in_thread(started.runtime) if http else None
         except OSError as err:
@@ -265,14 +266,15 @@ def run(http: Annotated[bool, typer.Option(
 
 
 @app.command()
-def worker(threads: Annotated[int, typer.Option(min=1, max=64)] = 4) -> None:
+def worker(ctx: typer.Context, threads: Annotated[int, typer.Option(min=1, max=64)] = 4) -> None:
     """A worker process for a distributed deployment (needs RAPPORT_BROKER_URL)."""
-    settings = load_settings()
+    cli = cli_of(ctx)
+    settings = cli.settings
     if not settings.broker_url:
         fail("RAPPORT_BROKER_URL is not set: without a broker the worker lives inside "
              "`rapport run`", EXIT_CONFIG)
+    started = cli.started
     with friendly_errors():
-        started = start(settings)
         if not _until_broker_answers(settings.broker_url or ""):
             return
         quiet_consumer_errors(started.broker)
@@ -284,14 +286,15 @@ def worker(threads: Annotated[int, typer.Option(min=1, max=64)] = 4) -> None:
 
 
 @app.command()
-def scheduler() -> None:
+def scheduler(ctx: typer.Context) -> None:
     """The scheduler for a distributed deployment (needs RAPPORT_BROKER_URL)."""
-    settings = load_settings()
+    cli = cli_of(ctx)
+    settings = cli.settings
     if not settings.broker_url:
         fail("RAPPORT_BROKER_URL is not set: without a broker the scheduler lives inside "
              "`rapport run`", EXIT_CONFIG)
+    _ = cli.started  # migrate the database and bind the actors to the broker
     with friendly_errors():
-        start(settings)
         if not _until_broker_answers(settings.broker_url or ""):
             return
         echo_err("Scheduler running; Ctrl-C stops it.")
@@ -313,15 +316,14 @@ def _until_broker_answers(url: str) -> bool:
 
 @app.command()
 def pairs(
+    ctx: typer.Context,
     as_json: Annotated[bool, typer.Option("--json", help="Stable JSON (see README).")] = False,
     show_all: Annotated[bool, typer.Option("--all", help="Every recurring series.")] = False,
 ) -> None:
     """The detected 1:1 series: manager, report, cadence, next occurrence, provider ids."""
-    settings = load_settings()
-    with friendly_errors():
-        started = start(settings)
-        with started.runtime.factory() as session:
-            rows = list_series(session, now=started.runtime.clock(), include_all=show_all)
+    cli = cli_of(ctx)
+    with cli.session() as session:
+        rows = list_series(session, now=cli.started.runtime.clock(), include_all=show_all)
     if as_json:
         typer.echo(json.dumps([r.as_json() for r in rows], indent=2))
         return
@@ -340,35 +342,28 @@ def pairs(
                    f"{r.title}{flag}")
 
 
-def _override(series_id: int, override: Override | None) -> None:
-    settings = load_settings()
-    with friendly_errors():
-        started = start(settings)
-        try:
-            with started.runtime.factory.begin() as session:
-                series = set_override(session, series_id=series_id, override=override)
-                title = series.title
-        except (SeriesNotFound, OverrideRefused) as err:
-            fail(str(err))
+def _override(ctx: typer.Context, series_id: int, override: Override | None) -> None:
+    with cli_of(ctx).session(write=True) as session:
+        title = set_override(session, series_id=series_id, override=override).title
     typer.echo(f"Series {series_id} ({title}): override is now {override or 'automatic'}.")
 
 
 @series_app.command("include")
-def series_include(series_id: int) -> None:
+def series_include(ctx: typer.Context, series_id: int) -> None:
     """Treat this series as a 1:1, whatever detection says."""
-    _override(series_id, Override.INCLUDE)
+    _override(ctx, series_id, Override.INCLUDE)
 
 
 @series_app.command("exclude")
-def series_exclude(series_id: int) -> None:
+def series_exclude(ctx: typer.Context, series_id: int) -> None:
     """Never treat this series as a 1:1."""
-    _override(series_id, Override.EXCLUDE)
+    _override(ctx, series_id, Override.EXCLUDE)
 
 
 @series_app.command("auto")
-def series_auto(series_id: int) -> None:
+def series_auto(ctx: typer.Context, series_id: int) -> None:
     """Clear the override: detection decides again."""
-    _override(series_id, None)
+    _override(ctx, series_id, None)
 
 
 PAIR_HELP = "A pair id (the 'pair' column of `rapport pairs`) or the report's email."
@@ -376,41 +371,30 @@ PAIR_HELP = "A pair id (the 'pair' column of `rapport pairs`) or the report's em
 
 def _pair_id(session: Session, ref: str) -> int:
     """The pair `ref` names, or a one-line error and a non-zero exit."""
-    try:
-        return resolve_pair(session, ref=ref).id
-    except PairNotFound as err:
-        fail(str(err))
-        raise AssertionError("unreachable") from err
+    return resolve_pair(session, ref=ref).id  # PairNotFound: a refusal, one line
 
 
 @topic_app.command("add")
-def topic_add(pair: Annotated[str, typer.Argument(help=PAIR_HELP)], text: str,
+def topic_add(ctx: typer.Context,
+              pair: Annotated[str, typer.Argument(help=PAIR_HELP)], text: str,
               by: Annotated[str, typer.Option(help="report or manager")] = "report") -> None:
     """Queue a topic for the pair's next agenda (the report's come first)."""
-    settings = load_settings()
-    with friendly_errors():
-        started = start(settings)
-        try:
-            with started.runtime.factory.begin() as session:
-                pair_id = _pair_id(session, pair)
-                topic = add_topic(session, pair_id=pair_id, text=text, added_by=by)
-                topic_id, who = topic.id, _pair_label(session, pair_id)
-        except ItemError as err:
-            fail(str(err))
+    with cli_of(ctx).session(write=True) as session:
+        pair_id = _pair_id(session, pair)
+        topic = add_topic(session, pair_id=pair_id, text=text, added_by=by)
+        topic_id, who = topic.id, _pair_label(session, pair_id)
     typer.echo(f"Topic {topic_id} queued for pair {pair_id} ({who}); "
                "it appears in the next agenda.")
 
 
 @topic_app.command("list")
-def topic_list(pair: Annotated[str | None, typer.Argument(help=PAIR_HELP)] = None) -> None:
+def topic_list(ctx: typer.Context,
+               pair: Annotated[str | None, typer.Argument(help=PAIR_HELP)] = None) -> None:
     """Topics waiting for a pair's next 1:1 (all pairs without PAIR), oldest first."""
-    settings = load_settings()
-    with friendly_errors():
-        started = start(settings)
-        with started.runtime.factory() as session:
-            pair_id = _pair_id(session, pair) if pair is not None else None
-            rows = list_topics(session, pair_id=pair_id)
-            labels = {t.pair_id: _pair_label(session, t.pair_id) for t, _ in rows}
+    with cli_of(ctx).session() as session:
+        pair_id = _pair_id(session, pair) if pair is not None else None
+        rows = list_topics(session, pair_id=pair_id)
+        labels = {t.pair_id: _pair_label(session, t.pair_id) for t, _ in rows}
     if not rows:
         typer.echo("No topics waiting." if pair is None else f"No topics waiting for {pair}.")
         return
@@ -422,16 +406,10 @@ def topic_list(pair: Annotated[str | None, typer.Argument(help=PAIR_HELP)] = Non
 
 
 @topic_app.command("remove")
-def topic_remove(topic_id: int) -> None:
+def topic_remove(ctx: typer.Context, topic_id: int) -> None:
     """Take a topic off the queue (ids from `rapport topic list`)."""
-    settings = load_settings()
-    with friendly_errors():
-        started = start(settings)
-        try:
-            with started.runtime.factory.begin() as session:
-                pair_id = remove_topic(session, topic_id=topic_id).pair_id
-        except ItemError as err:
-            fail(str(err))
+    with cli_of(ctx).session(write=True) as session:
+        pair_id = remove_topic(session, topic_id=topic_id).pair_id
     typer.echo(f"Topic {topic_id} removed from pair {pair_id}.")
 
 
@@ -442,48 +420,36 @@ def _pair_label(session: Session, pair_id: int) -> str:
 
 
 @action_app.command("add")
-def action_add(pair: Annotated[str, typer.Argument(help=PAIR_HELP)], text: str,
+def action_add(ctx: typer.Context,
+               pair: Annotated[str, typer.Argument(help=PAIR_HELP)], text: str,
                owner: Annotated[str, typer.Option(help="report or manager")] = "report") -> None:
     """Record an action item; it is followed up in every agenda until done."""
-    settings = load_settings()
-    with friendly_errors():
-        started = start(settings)
-        try:
-            with started.runtime.factory.begin() as session:
-                pair_id = _pair_id(session, pair)
-                item_id = add_action_item(session, pair_id=pair_id, text=text, owner=owner).id
-                who = _pair_label(session, pair_id)
-        except ItemError as err:
-            fail(str(err))
+    with cli_of(ctx).session(write=True) as session:
+        pair_id = _pair_id(session, pair)
+        item_id = add_action_item(session, pair_id=pair_id, text=text, owner=owner).id
+        who = _pair_label(session, pair_id)
     typer.echo(f"Action item {item_id} recorded for pair {pair_id} ({who}).")
 
 
 @action_app.command("done")
-def action_done(item_id: int) -> None:
+def action_done(ctx: typer.Context, item_id: int) -> None:
     """Close an action item."""
-    settings = load_settings()
-    with friendly_errors():
-        started = start(settings)
-        try:
-            with started.runtime.factory.begin() as session:
-                close_action_item(session, item_id=item_id, now=started.runtime.clock())
-        except ItemError as err:
-            fail(str(err))
+    cli = cli_of(ctx)
+    with cli.session(write=True) as session:
+        close_action_item(session, item_id=item_id, now=cli.started.runtime.clock())
     typer.echo(f"Action item {item_id} closed.")
 
 
 @action_app.command("list")
-def action_list(pair: Annotated[str | None, typer.Option("--pair", help=PAIR_HELP)] = None
+def action_list(ctx: typer.Context,
+                pair: Annotated[str | None, typer.Option("--pair", help=PAIR_HELP)] = None
                 ) -> None:
     """Open action items, oldest first."""
-    settings = load_settings()
-    with friendly_errors():
-        started = start(settings)
-        with started.runtime.factory() as session:
-            pair_id = _pair_id(session, pair) if pair is not None else None
-            items = open_action_items(session, pair_id=pair_id)
-            for item in items:
-                typer.echo(f"{item.id:>5}  pair {item.pair_id:<4} {item.owner:<8} {item.text}")
+    with cli_of(ctx).session() as session:
+        pair_id = _pair_id(session, pair) if pair is not None else None
+        items = open_action_items(session, pair_id=pair_id)
+        for item in items:
+            typer.echo(f"{item.id:>5}  pair {item.pair_id:<4} {item.owner:<8} {item.text}")
     if not items:
         typer.echo("No open action items.")
 
