@@ -122,7 +122,7 @@ class MemoryWorld:
         """Back to the seeded team, no recorded requests, no injected faults."""
         self.series: dict[str, _Series] = {}
         self.changes: list[tuple[int, str, datetime | None]] = []  # (seq, key, original)
-        self.expired_before = 0
+        self.expired_before = self.last_seq = 0
         self.revoked: set[str] = set()
         self.throttle_left, self.retry_after = 0, 1.0
         self.failing: dict[str, int] = {}
@@ -143,7 +143,7 @@ class MemoryWorld:
         self._touch(series.key)
 
     def _touch(self, key: str, original: datetime | None = None) -> int:
-        seq = next(self._seq)
+        seq = self.last_seq = next(self._seq)
         self.changes.append((seq, key, original))
         return seq
 
@@ -156,13 +156,14 @@ class MemoryWorld:
 
     # -- expansion -----------------------------------------------------------------
 
-    def _starts(self, series: _Series, until: datetime) -> list[datetime]:
-        """Original starts (UTC) up to `until`, the wall-clock time kept across DST."""
+    def _starts(self, series: _Series, until: datetime, *, cut: bool = True) -> list[datetime]:
+        """Original starts (UTC) up to `until`, the wall-clock time kept across DST; with
+        `cut`, none after the series was ended."""
         if series.rrule is None:
             start = series.first_start.astimezone(UTC)
             return [start] if start <= until else []
         rule = rrulestr(series.rrule.removeprefix("RRULE:"), dtstart=series.first_start)
-        end = min(until, series.until or until)
+        end = min(until, series.until or until) if cut else until
         starts = []
         for local in rule:
             moment = local.astimezone(UTC)
@@ -292,7 +293,7 @@ class MemoryWorld:
         return event_id
 
     def expire_cursors(self) -> None:
-        self.expired_before = next(self._seq)
+        self.expired_before = self.last_seq = next(self._seq)
 
     def inject_throttle(self, count: int, *, retry_after: float = 1.0) -> None:
         self.throttle_left, self.retry_after = count, retry_after
@@ -321,7 +322,7 @@ class MemoryWorld:
             series = self.series[key]
             if seq <= cursor or owner not in series.people:
                 continue
-            originals = [original] if original else self._starts(series, window_end)
+            originals = [original] if original else self._starts(series, window_end, cut=False)
             wanted.update(dict.fromkeys((key, o) for o in originals))
         return [self._render(self.series[key], o, owner) for key, o in wanted]
 
@@ -416,7 +417,7 @@ class MemoryConnector:
             if not cursor.startswith("mem:") or int(cursor[4:]) < world.expired_before:
                 raise CursorExpired(f"memory events.list: cursor {cursor} is gone")
             items = world.changed_since(owner, int(cursor[4:]), window_end)
-        last = world.changes[-1][0]
+        last = world.last_seq
         size = self.page_size or world.page_size
         pages = [items[i:i + size] for i in range(0, len(items), size)] or [[]]
         for number, page in enumerate(pages):
