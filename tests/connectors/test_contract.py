@@ -13,7 +13,7 @@ from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
-from conftest import ConnectorCase, Webhook, sync_window
+from connector_cases import ConnectorCase, Webhook, sync_window
 
 from connectors.base import (
     CalendarConnector,

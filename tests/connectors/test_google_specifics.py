@@ -13,7 +13,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from conftest import RecordingSleep, Webhook, sync_window
+from connector_cases import RecordingSleep, Webhook, sync_window
 
 from connectors.base import CalendarEvent, ChangePage, EventStatus, ProviderCall
 from connectors.errors import Forbidden, PreconditionFailed, RateLimited

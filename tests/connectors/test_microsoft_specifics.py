@@ -13,7 +13,7 @@ import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from conftest import Webhook, sync_window
+from connector_cases import Webhook, sync_window
 
 from connectors.base import CalendarEvent, ChangePage, EventStatus
 from connectors.errors import CursorExpired, PreconditionFailed, RateLimited
