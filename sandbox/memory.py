@@ -44,6 +44,7 @@ from connectors.errors import (
     ConnectorError,
     CursorExpired,
     Forbidden,
+    MalformedEvent,
     NotFound,
     PreconditionFailed,
     RateLimited,
@@ -127,6 +128,7 @@ class MemoryWorld:
         self.throttle_left, self.retry_after = 0, 1.0
         self.failing: dict[str, int] = {}
         self.malformed: dict[str, list[tuple[str, str]]] = {}
+        self.unreadable: set[tuple[str, str]] = set()  # (owner, event id) reads that fail
         self.recorded: list[RecordedRequest] = []
         self._seq = itertools.count(1)
         self._counter = itertools.count(1)
@@ -211,6 +213,8 @@ class MemoryWorld:
         return max(seq for seq, k, o in self.changes if k == key and o in (None, original))
 
     def _find(self, owner: str, event_id: str) -> tuple[_Series, datetime]:
+        if (owner, event_id) in self.unreadable:
+            raise MalformedEvent(f"memory: event {event_id} cannot be read", event_id=event_id)
         key, _, stamp = event_id.partition("_")
         series = self.series.get(key)
         if series is None or owner not in series.people:
@@ -290,6 +294,14 @@ class MemoryWorld:
                    "huge_description": "description too large"}
         event_id = f"broken{next(self._counter)}{kind.replace('_', '')}"
         self.malformed.setdefault(owner.lower(), []).append((event_id, reasons[kind]))
+        return event_id
+
+    def inject_malformed_reads(self, owner: str, series_key: str,
+                               original_start: datetime) -> str:
+        """Reading or patching `owner`'s copy of this occurrence raises `MalformedEvent`
+        from now on (the real connectors' answer to an event without a readable start)."""
+        event_id = self.event_id(owner, series_key, original_start)
+        self.unreadable.add((owner.lower(), event_id))
         return event_id
 
     def expire_cursors(self) -> None:

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler
-from typing import Any
+from typing import Any, cast
 from urllib.parse import parse_qs, urlparse
 
 import pytest
@@ -122,7 +122,8 @@ def graph_case(sandbox: GraphSandbox, make: Callable[..., GraphConnector],
                     observer=observer)
 
     return ConnectorCase(
-        name="microsoft", admin=sandbox, make=build, manager=f"dana@{DOMAIN}",
+        name="microsoft", admin=cast(SandboxAdmin, sandbox), make=build,
+        manager=f"dana@{DOMAIN}",
         report=f"lee@{DOMAIN}", series_key="dana-lee", title="Dana/Lee 1:1",
         zone="Europe/London",
         invitation=(f"priya@{DOMAIN}", "maya-priya", f"maya@{DOMAIN}", 2, (8, 30)),

@@ -29,6 +29,7 @@ from connectors.errors import (
     ConnectorError,
     CursorExpired,
     Forbidden,
+    MalformedEvent,
     NotFound,
     PreconditionFailed,
     RateLimited,
@@ -98,7 +99,8 @@ def test_full_sync_returns_seeded_occurrences_with_series_ids_and_original_start
     assert expected and set(expected) <= set(got)
     assert {e.series_id for e in mine} == {
         case.series_id(case.manager, case.series_key, expected[0])}
-    assert all(e.start == e.original_start and e.start.tzinfo is not None for e in mine)
+    assert all(e.start is not None and e.start == e.original_start and e.start.tzinfo is not None
+               for e in mine)
     first = got[expected[0]]
     assert first.start == expected[0] and first.end == expected[0] + timedelta(minutes=30)
     assert first.organizer == case.manager and first.title == case.title
@@ -131,7 +133,8 @@ def test_invitation_from_the_other_provider_carries_the_shared_uid_and_wall_cloc
     case = connector_case
     attendee, key, organizer, weeks, (hour, minute) = case.invitation
     invites = sorted((e for e in events(full_sync(case, case.make(attendee), attendee))
-                      if e.ical_uid == uid(key)), key=lambda e: e.original_start or e.start)
+                      if e.ical_uid == uid(key)),
+                     key=lambda e: e.original_start or datetime.min.replace(tzinfo=UTC))
 
     assert invites, "the invitation must be in the attendee's calendar"
     assert all(e.organizer == organizer and e.is_occurrence for e in invites)
@@ -358,6 +361,20 @@ def test_get_event_reads_one_occurrence_with_its_etag(connector_case: ConnectorC
     assert event.ical_uid == uid(case.series_key) and event.status is EventStatus.CONFIRMED
     with pytest.raises(NotFound):
         connector.get_event(case.calendar_of(case.manager), "no-such-event")
+
+
+def test_an_unreadable_event_raises_malformed_event_with_its_id(
+    connector_case: ConnectorCase,
+) -> None:
+    case = connector_case
+    connector = case.make(case.manager)
+    when = upcoming(case)
+    broken = case.admin.inject_malformed_reads(case.manager, case.series_key, when)
+
+    with pytest.raises(MalformedEvent) as caught:
+        connector.get_event(case.calendar_of(case.manager), broken)
+
+    assert caught.value.event_id == broken
 
 
 def test_patch_with_the_current_etag_writes_and_bumps_the_etag(
