@@ -154,6 +154,7 @@ class MemoryWorld:
         return [p.email for p in self.population.people if not p.is_room]
 
     def has_calendar(self, email: str) -> bool:
+        """Whether `email` has a calendar here (rooms and strangers have none)."""
         return email.lower() in self.calendars()
 
     # -- expansion -----------------------------------------------------------------
@@ -175,6 +176,7 @@ class MemoryWorld:
         return starts
 
     def occurrence_id(self, series: _Series, original: datetime) -> str:
+        """Like Google's instance ids: the series key and the original start in UTC."""
         return series.key if series.rrule is None else f"{series.key}_{_stamp(original)}"
 
     def event_id(self, owner: str, series_key: str, original_start: datetime) -> str:
@@ -210,6 +212,7 @@ class MemoryWorld:
             updated=self.now, ical_uid=f"{series.key}@rapport-sandbox")
 
     def _version(self, key: str, original: datetime) -> int:
+        """The etag of a copy: the sequence number of the last change that touched it."""
         return max(seq for seq, k, o in self.changes if k == key and o in (None, original))
 
     def _find(self, owner: str, event_id: str) -> tuple[_Series, datetime]:
@@ -240,9 +243,11 @@ class MemoryWorld:
         return key
 
     def series_keys(self) -> list[str]:
+        """Keys of every series the world knows."""
         return list(self.series)
 
     def occurrence_starts(self, series_key: str, *, until: datetime) -> list[datetime]:
+        """Original starts (UTC) of the series' live occurrences up to `until`."""
         series = self.series[series_key]
         return [s for s in self._starts(series, until)
                 if not series.deleted and s not in series.cancelled]
@@ -255,36 +260,43 @@ class MemoryWorld:
         return series, original
 
     def cancel_occurrence(self, series_key: str, original_start: datetime) -> None:
+        """The organizer deletes one occurrence: every copy shows it cancelled."""
         series, original = self._occurrence(series_key, original_start)
         series.cancelled.add(original)
         self._touch(series_key, original)
 
     def move_occurrence(self, series_key: str, original_start: datetime,
                         new_start: datetime) -> None:
+        """The organizer moves one occurrence; its original start stays its name."""
         series, original = self._occurrence(series_key, original_start)
         series.moved[original] = new_start.astimezone(UTC)
         self._touch(series_key, original)
 
     def decline_occurrence(self, series_key: str, original_start: datetime, attendee: str) -> None:
+        """An attendee declines one occurrence (visible in every copy)."""
         series, original = self._occurrence(series_key, original_start)
         series.declined.setdefault(original, set()).add(attendee.lower())
         self._touch(series_key, original)
 
     def delete_series(self, series_key: str) -> None:
+        """The organizer deletes the series: every occurrence cancelled."""
         self.series[series_key].deleted = True
         self._touch(series_key)
 
     def end_series(self, series_key: str, until: datetime) -> None:
+        """The organizer cuts the series short: occurrences after `until` cancelled."""
         self.series[series_key].until = until.astimezone(UTC)
         self._touch(series_key)
 
     def human_edit_description(self, owner: str, series_key: str, original_start: datetime,
                                new_description: str) -> None:
+        """A person edits one occurrence's description (shared by every copy, as at Google)."""
         series, original = self._occurrence(series_key, original_start)
         series.descriptions[original] = new_description
         self._touch(series_key, original)
 
     def description_of(self, owner: str, series_key: str, original_start: datetime) -> str:
+        """The occurrence's description as stored."""
         series, original = self._occurrence(series_key, original_start)
         return series.descriptions.get(original, series.description)
 
@@ -305,24 +317,30 @@ class MemoryWorld:
         return event_id
 
     def expire_cursors(self) -> None:
+        """Every cursor issued so far is gone: following one raises `CursorExpired`."""
         self.expired_before = self.last_seq = next(self._seq)
 
     def inject_throttle(self, count: int, *, retry_after: float = 1.0) -> None:
+        """The next `count` calls raise `RateLimited` with this retry-after (no retries here)."""
         self.throttle_left, self.retry_after = count, retry_after
 
     def fail_listing(self, owner: str, *, status: int | None = 500) -> None:
+        """Every change listing of `owner`'s calendar fails with `status` (None: heal)."""
         if status is None:
             self.failing.pop(owner.lower(), None)
         else:
             self.failing[owner.lower()] = status
 
     def revoke(self, email: str) -> None:
+        """The person's grant is gone: every call of theirs raises `AuthRevoked`."""
         self.revoked.add(email.lower())
 
     def requests(self) -> list[RecordedRequest]:
+        """Calls served since the last reset (or `clear_requests`), as request records."""
         return list(self.recorded)
 
     def clear_requests(self) -> None:
+        """Forget recorded calls (to count the calls of one step)."""
         self.recorded.clear()
 
     # -- what a connector reads ----------------------------------------------------
@@ -352,6 +370,7 @@ class MemoryWorld:
         return events
 
     def free_busy(self, email: str, start: datetime, end: datetime) -> list[BusyInterval]:
+        """When `email` is busy: occurrences they have not declined."""
         busy = []
         for event in self.listing(email, start, end):
             mine = next(a for a in event.attendees if a.email == email)
@@ -361,6 +380,7 @@ class MemoryWorld:
 
     def write_description(self, owner: str, event_id: str, *, description: str,
                           is_html: bool, etag: str | None) -> CalendarEvent:
+        """Replace one occurrence's description if `etag` still matches; organizers only."""
         series, original = self._find(owner, event_id)
         if owner != series.organizer:
             raise Forbidden(f"memory: {owner} may not change {series.organizer}'s event")
@@ -410,6 +430,7 @@ class MemoryConnector:
         return owner
 
     def list_calendars(self) -> list[CalendarInfo]:
+        """The account's one (primary) calendar."""
         self._call("calendars.list", "/calendars")
         who = self.world.population.person(self.email)
         return [CalendarInfo(id=self.email, name=who.name, time_zone=who.time_zone,
@@ -417,6 +438,7 @@ class MemoryConnector:
 
     def list_changes(self, calendar_id: str, cursor: str | None, *, window_start: datetime,
                      window_end: datetime) -> Iterator[ChangePage]:
+        """Pages of changes since `cursor` (the live events of the window when None)."""
         path = f"/calendars/{calendar_id}/events"
         self._call("events.list", path, listing=True)
         owner = self._calendar(calendar_id)
@@ -440,9 +462,11 @@ class MemoryConnector:
                              full_sync=cursor is None, skipped=skipped if final else [])
 
     def cursor_is_stale(self, cursor: str) -> bool:
+        """True for a cursor this world never issued."""
         return not cursor.startswith("mem:")
 
     def get_event(self, calendar_id: str, event_id: str) -> CalendarEvent:
+        """One copy as it is now, with its current etag."""
         self._call("events.get", f"/calendars/{calendar_id}/events/{event_id}")
         owner = self._calendar(calendar_id)
         series, original = self.world._find(owner, event_id)
@@ -450,12 +474,14 @@ class MemoryConnector:
 
     def patch_description(self, calendar_id: str, event_id: str, *, description: str,
                           is_html: bool, etag: str | None) -> CalendarEvent:
+        """Replace the description with If-Match semantics."""
         self._call("events.patch", f"/calendars/{calendar_id}/events/{event_id}")
         owner = self._calendar(calendar_id)
         return self.world.write_description(owner, event_id, description=description,
                                             is_html=is_html, etag=etag)
 
     def free_busy(self, emails: list[str], start: datetime, end: datetime) -> FreeBusy:
+        """Busy intervals of the people with a calendar here; the rest are unreadable."""
         self._call("freebusy", "/freeBusy")
         wanted = [e.lower() for e in emails]
         readable = [e for e in wanted if self.world.has_calendar(e)]
@@ -464,7 +490,9 @@ class MemoryConnector:
 
     def subscribe(self, calendar_id: str, *, address: str, token: str,
                   ttl_seconds: int) -> Subscription:
+        """Not done: the memory world has no push channel."""
         raise NotImplementedError("the memory connector has no push channel")
 
     def unsubscribe(self, subscription: Subscription) -> None:
+        """Not done: the memory world has no push channel."""
         raise NotImplementedError("the memory connector has no push channel")
