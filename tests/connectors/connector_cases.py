@@ -42,7 +42,6 @@ class RecordingSleep:
         return self.calls
 
 
-SleepRecorder = RecordingSleep  # the name conftest_microsoft.py gave it
 
 
 def sync_window(now: datetime | None = None) -> tuple[datetime, datetime]:
