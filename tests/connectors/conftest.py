@@ -1,29 +1,37 @@
-"""Fixtures for connector tests: the provider sandboxes and connectors built on them."""
+"""Fixtures for connector tests: real connectors over HTTP to the provider sandboxes, the
+in-memory connector, and `connector_case`, which runs the contract suite over all three."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from http.server import HTTPServer
+from threading import Thread
 from typing import Any
 
 import pytest
+from connector_cases import (
+    CASE_NAMES,
+    CLIENT_ID,
+    ConnectorCase,
+    Receiver,
+    RecordingSleep,
+    Webhook,
+    google_case,
+    graph_case,
+    memory_case,
+)
 
+from connectors.base import CallObserver
 from connectors.google import GoogleConnector, google_credentials
+from connectors.microsoft import GraphConnector
+from connectors.microsoft.auth import MsalTokenProvider
+from connectors.microsoft.client import RetryPolicy
 from sandbox.google import GoogleSandbox
+from sandbox.memory import MemoryWorld
+from sandbox.microsoft import GraphSandbox
 from sandbox.team import person
 
-# ======================================================================================
-# Google
-# ======================================================================================
-
-
-class RecordingSleep:
-    """A sleep that only remembers how long it was asked to wait."""
-
-    def __init__(self) -> None:
-        self.calls: list[float] = []
-
-    def __call__(self, seconds: float) -> None:
-        self.calls.append(seconds)
+# -- Google -------------------------------------------------------------------------------
 
 
 @pytest.fixture
@@ -49,13 +57,82 @@ def google_connector_for(
     return make
 
 
-# ======================================================================================
-# Microsoft
-# ======================================================================================
+# -- Microsoft ----------------------------------------------------------------------------
 
-from conftest_microsoft import (  # noqa: E402,F401
-    SleepRecorder,
-    graph_connector_for,
-    graph_sleeps,
-    graph_token_provider_for,
-)
+
+@pytest.fixture
+def graph_sleeps() -> RecordingSleep:
+    """What the connectors made by `graph_connector_for` slept."""
+    return RecordingSleep()
+
+
+@pytest.fixture
+def graph_token_provider_for(graph_sandbox: GraphSandbox) -> Callable[[str], MsalTokenProvider]:
+    """Real MSAL against the sandbox authority, the person's grant imported."""
+
+    def make(email: str) -> MsalTokenProvider:
+        provider = MsalTokenProvider(
+            client_id=CLIENT_ID, authority=graph_sandbox.token_url, ca_file=graph_sandbox.ca_file
+        )
+        provider.import_refresh_token(person(email).refresh_token)
+        return provider
+
+    return make
+
+
+@pytest.fixture
+def graph_connector_for(
+    graph_sandbox: GraphSandbox,
+    graph_token_provider_for: Callable[[str], MsalTokenProvider],
+    graph_sleeps: RecordingSleep,
+) -> Iterator[Callable[..., GraphConnector]]:
+    """`graph_connector_for(email, page_size=, attempts=, observer=)`: a connector for a
+    seeded person."""
+    made: list[GraphConnector] = []
+
+    def make(email: str, *, page_size: int = 100, attempts: int = 4,
+             observer: CallObserver | None = None) -> GraphConnector:
+        connector = GraphConnector(
+            token_provider=graph_token_provider_for(email),
+            api_url=graph_sandbox.base_url,
+            verify=graph_sandbox.ca_file,
+            owner_email=email,
+            page_size=page_size,
+            observer=observer,
+            retry=RetryPolicy(attempts=attempts, sleep=graph_sleeps),
+        )
+        made.append(connector)
+        return connector
+
+    yield make
+    for connector in made:
+        connector.close()
+
+
+# -- the contract suite's cases -----------------------------------------------------------
+
+@pytest.fixture(params=CASE_NAMES)
+def connector_case(request: pytest.FixtureRequest) -> ConnectorCase:
+    """Each contract test runs over the Google and Graph connectors (real clients, HTTP to
+    the sandboxes) and the in-memory connector; sandboxes are only started when needed."""
+    if request.param == "google":
+        return google_case(request.getfixturevalue("google_sandbox"),
+                            request.getfixturevalue("google_connector_for"),
+                            request.getfixturevalue("google_sleep"))
+    if request.param == "microsoft":
+        return graph_case(request.getfixturevalue("graph_sandbox"),
+                           request.getfixturevalue("graph_connector_for"),
+                           request.getfixturevalue("graph_sleeps"))
+    return memory_case(MemoryWorld())
+
+
+@pytest.fixture
+def webhook() -> Iterator[Webhook]:
+    """A webhook receiver on a free local port, for subscription tests."""
+    received: list[tuple[dict[str, str], bytes]] = []
+    handler = type("Receiver", (Receiver,), {"received": received})
+    server = HTTPServer(("127.0.0.1", 0), handler)
+    Thread(target=server.serve_forever, daemon=True).start()
+    yield Webhook(f"http://127.0.0.1:{server.server_port}/hooks/calendar", received)
+    server.shutdown()
+    server.server_close()

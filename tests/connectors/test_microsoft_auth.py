@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest_microsoft import CLIENT_ID
+from connector_cases import CLIENT_ID
 
 from connectors.errors import AuthRevoked
 from connectors.microsoft.auth import MsalTokenProvider, is_microsoft_authority
