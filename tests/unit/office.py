@@ -14,8 +14,8 @@ from connectors.base import ProviderCall
 from sandbox.memory import MemoryConnector, MemoryWorld
 from service.accounts.models import Account
 from service.calendars.models import Calendar
-from service.calendars.sync import SyncOutcome, sync_calendar
 from service.settings import Settings
+from service.sync.calendar_sync import SyncOutcome, sync_calendar
 
 MAYA, SAM = "maya@acme.test", "sam@acme.test"
 

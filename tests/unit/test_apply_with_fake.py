@@ -8,10 +8,10 @@ from office import MAYA, SAM, Office
 from sqlalchemy import select
 
 from connectors.base import CalendarEvent, ChangePage, EventStatus, Response
-from service.calendars.apply import ApplyResult
 from service.calendars.models import Calendar
-from service.calendars.sync import apply_page
 from service.pairs.models import Occurrence, OccurrenceCopy, OccurrenceStatus, Pair, Series
+from service.sync.apply import ApplyResult
+from service.sync.calendar_sync import apply_page
 
 SERIES_KEY = "maya-sam@rapport-sandbox"
 
