@@ -36,13 +36,17 @@ class OnceReport:
 
 
 def sync_once(started: Started, *, reconcile: bool = True, timeout: float = 300.0,
-              progress: Callable[[int], None] | None = None) -> OnceReport:
-    """Sync every active account (and, with `reconcile`, all other due work), in bounded time."""
+              progress: Callable[[int], None] | None = None,
+              announce: Callable[[int], None] | None = None) -> OnceReport:
+    """Sync every active account (and, with `reconcile`, all other due work), in bounded time;
+    `announce` hears how many accounts there are before the work starts."""
     rt = started.runtime
     began = rt.clock()
     ids = actors.sync_all_accounts()
     if not ids:
         return OnceReport(accounts=0)
+    if announce is not None:
+        announce(len(ids))
     if reconcile:
         actors.reconcile.send()
     run = run_bounded(started.broker, timeout=timeout, progress=progress)

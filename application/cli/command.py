@@ -36,6 +36,12 @@ class Cli:
         with friendly_errors():
             return start(self.settings)
 
+    def close(self) -> None:
+        """Close the database connections at the end of the command (SQLite then folds its
+        write-ahead log into the database file, so a copy of the file is complete)."""
+        if "started" in self.__dict__:
+            self.started.runtime.engine.dispose()
+
     @contextmanager
     def session(self, *, write: bool = False) -> Iterator[Session]:
         """A database session (a transaction committed at the end with `write`); the errors

@@ -98,6 +98,7 @@ def main_options(
 ) -> None:
     """Rapport keeps 1:1s steady and balanced."""
     ctx.obj = Cli(load_settings())  # settings are checked here, before any command runs
+    ctx.call_on_close(ctx.obj.close)
 
 
 
@@ -216,8 +217,8 @@ def sync(ctx: typer.Context,
     with friendly_errors():
         rt = started.runtime
         since = datetime.now(UTC)
-        echo_err("Syncing every connected account ...")
         report = sync_once(started,
+                           announce=lambda n: echo_err(f"Syncing {n} accounts ..."),
                            progress=lambda n: echo_err(f"  ... {n} pieces of work still pending"))
         if not report.accounts:
             fail("no connected account: run `rapport connect google` or "

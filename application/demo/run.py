@@ -152,6 +152,7 @@ def run_demo(base: Settings, *, keep: bool, verbose: bool = False) -> None:
         show_cancellations(started, boxes, sync=sync_everything)
         render_demo_digest(started)
         pause_demo_accounts(started.runtime.factory)
+        started.runtime.engine.dispose()  # every connection closed: SQLite folds its WAL in
     finally:
         boxes.stop()
     _print_next_steps(base)

@@ -8,6 +8,7 @@ import json
 import signal
 import socket
 import subprocess
+import threading
 import time
 from pathlib import Path
 from typing import cast
@@ -158,9 +159,18 @@ def test_a_worker_without_its_broker_says_so_and_waits_quietly(
     env["RAPPORT_BROKER_URL"] = url
     process = subprocess.Popen([*RAPPORT, command], env=env, stdout=subprocess.PIPE,
                                stderr=subprocess.STDOUT, text=True)
-    time.sleep(6)  # let it try a few times
+    assert process.stdout is not None
+    seen: list[str] = []
+    reader = threading.Thread(target=lambda: seen.extend(iter(process.stdout.readline, "")),
+                              daemon=True)
+    reader.start()
+    deadline = time.monotonic() + 60  # a bound on a loaded machine, not a measured time
+    while time.monotonic() < deadline and sum("cannot be reached" in s for s in seen) < 2:
+        time.sleep(0.2)  # let it try a few times
     process.send_signal(signal.SIGTERM)
-    output, _ = process.communicate(timeout=BOUND)
+    process.wait(timeout=BOUND)
+    reader.join(timeout=BOUND)
+    output = "".join(seen)
 
     lines = output.strip().splitlines()
     assert len(lines) < 20, output
