@@ -21,16 +21,11 @@ from connectors.base import BusyInterval, FreeBusy
 from connectors.errors import ConnectorError, RateLimited
 from service.accounts.models import Account, AccountStatus, Person
 from service.accounts.names import display_name, name_or_address
+from service.accounts.zones import person_zone
 from service.email.models import OutboxMessage, OutboxStatus
 from service.email.outbox import enqueue
 from service.outcomes.alerts import AlertFacts, quiet_until, render_alert
-from service.outcomes.slots import (
-    Slot,
-    free_slots,
-    local_day,
-    person_zone,
-    search_span,
-)
+from service.outcomes.slots import Slot, free_slots, local_day, search_span
 from service.outcomes.state import DECLINED, DROPS, Decision, Facts, Outcome, arm, decide
 from service.pairs.models import (
     AdHocMeeting,

@@ -7,15 +7,10 @@ from zoneinfo import ZoneInfo
 
 from connectors.base import BusyInterval
 from service.accounts.models import Person
+from service.accounts.zones import person_zone
 from service.config_values import parse_span
 from service.outcomes.alerts import AlertFacts, quiet_until, render_alert
-from service.outcomes.slots import (
-    Slot,
-    free_slots,
-    local_day,
-    person_zone,
-    search_span,
-)
+from service.outcomes.slots import Slot, free_slots, local_day, search_span
 from service.outcomes.state import Outcome
 
 NY = ZoneInfo("America/New_York")
