@@ -30,18 +30,13 @@ from sqlalchemy.orm import Session, sessionmaker
 from service.accounts.models import Person
 from service.accounts.names import greeting
 from service.accounts.signing import manager_url
+from service.accounts.zones import zone_of
 from service.email.models import OutboxMessage, OutboxStatus
 from service.email.outbox import LEASE, DeliveryResult, deliver, enqueue
 from service.email.render import RenderedEmail, render_email
 from service.email.transport import Transport
 from service.metrics import definitions as d
-from service.metrics.service import (
-    DEFAULT_WEEKS,
-    ManagerReport,
-    PairReport,
-    compute_manager,
-    zone_of,
-)
+from service.metrics.reports import DEFAULT_WEEKS, ManagerReport, PairReport, compute_manager
 from service.settings import Settings
 
 log = logging.getLogger(__name__)

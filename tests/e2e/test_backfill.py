@@ -6,7 +6,7 @@ from datetime import timedelta
 
 from sqlalchemy import func, select
 
-from service.metrics.service import backfill
+from service.calendars.backfill import backfill
 from service.pairs.models import Occurrence, Series
 
 from .conftest import Harness, ProviderCase

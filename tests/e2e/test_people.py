@@ -13,9 +13,9 @@ from sqlalchemy import select
 
 from sandbox.team import person
 from service.accounts.models import Person
+from service.accounts.zones import zone_of
 from service.metrics import definitions as d
 from service.metrics.digest import build_digest
-from service.metrics.service import zone_of
 from service.pairs.models import Series
 from workers import actors
 

@@ -10,7 +10,8 @@ from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session, sessionmaker
 
 from service.metrics import digest
-from service.metrics.service import compute_manager, report_json
+from service.metrics.reports import compute_manager
+from service.metrics.serialisers import report_json
 from service.settings import Settings
 from service.web.app import create_app
 from service.web.signing import manager_url, verify_manager
