@@ -44,7 +44,7 @@ def test_a_system_without_a_bundle_file_leaves_the_library_default(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     gone = str(tmp_path / "gone.pem")
     monkeypatch.setattr(ssl, "get_default_verify_paths", lambda: ssl.DefaultVerifyPaths(
-        gone, None, "SSL_CERT_FILE", gone, "SSL_CERT_DIR", str(tmp_path)))
+        gone, str(tmp_path), "SSL_CERT_FILE", gone, "SSL_CERT_DIR", str(tmp_path)))
     assert outgoing_ca_bundle(Settings(data_dir=tmp_path), {}) is None
 
 
