@@ -9,6 +9,16 @@ from typing import Annotated
 import typer
 
 from application.context import echo_err, fail, friendly_errors, load_settings, start
+from service.accounts.signing import manager_url
+from service.metrics import definitions as d
+from service.metrics.digest import build_digest, pair_row, send_digest
+from service.metrics.queries import manager_ids
+from service.metrics.reports import current_week, iter_reports
+from service.metrics.serialisers import report_json
+from service.metrics.snapshots import recompute_snapshots
+from service.people.models import Person
+from service.people.zones import zone_of
+from service.sync.backfill import backfill
 
 metrics_app = typer.Typer(help="How consistently each pair meets (default: last 12 weeks).",
                           invoke_without_command=True)
@@ -18,15 +28,13 @@ metrics_app = typer.Typer(help="How consistently each pair meets (default: last 
 def metrics(
     ctx: typer.Context,
     as_json: Annotated[bool, typer.Option("--json", help="Stable JSON, version 1 (see "
-                                          "service.metrics.service.report_json).")] = False,
+                                          "service.metrics.serialisers.report_json).")] = False,
     manager: Annotated[str | None, typer.Option(help="Only this manager (email).")] = None,
     weeks: Annotated[int, typer.Option(min=1, max=520, help="Window in ISO weeks.")] = 12,
 ) -> None:
     """Per manager: each report's consistency, streak, longest gap and Balance coverage."""
     if ctx.invoked_subcommand is not None:
         return
-    from service.metrics.service import iter_reports, report_json
-
     settings = load_settings()
     with friendly_errors():
         rt = start(settings).runtime
@@ -41,8 +49,6 @@ def metrics(
     if not reports:
         typer.echo("No 1:1 pairs yet. Connect an account and run `rapport sync --once`.")
         return
-    from service.metrics.digest import pair_row
-
     for report in reports:
         rate = "-" if report.consistency is None else f"{round(report.consistency * 100)}%"
         typer.echo(f"\n{report.name} <{report.email}>  {report.weeks[0]}..{report.weeks[-1]} "
@@ -67,8 +73,6 @@ def backfill_cmd(
     since: Annotated[str, typer.Option(help="Read history from this date (YYYY-MM-DD).")],
 ) -> None:
     """Read past occurrences from the providers (normal sync path, wider window)."""
-    from service.metrics.service import backfill
-
     try:
         start_date = date.fromisoformat(since)
     except ValueError:
@@ -78,11 +82,13 @@ def backfill_cmd(
     with friendly_errors():
         rt = start(settings).runtime
         echo_err(f"Reading calendars back to {start_date} ...")
-        result = backfill(rt.factory, connectors=rt.connectors, since=start_date,
-                          now=rt.clock())
+        now = rt.clock()
+        result = backfill(rt.factory, connectors=rt.connectors, since=start_date, now=now)
+        with rt.factory.begin() as session:
+            snapshots = recompute_snapshots(session, now=now, since=start_date)
     typer.echo(f"Backfill: {result.calendars} calendars, {result.events} events read, "
                f"{result.skipped} skipped, {result.outcomes_set} past outcomes recorded, "
-               f"{result.snapshots} weekly snapshots written.")
+               f"{snapshots} weekly snapshots written.")
     if result.failed_calendars:
         typer.secho(f"  calendars that failed: {', '.join(result.failed_calendars)}",
                     fg=typer.colors.YELLOW)
@@ -92,9 +98,6 @@ def backfill_cmd(
 @metrics_app.command("link")
 def link_cmd(manager: Annotated[str, typer.Option(help="The manager's email.")]) -> None:
     """Print the signed link to a manager's page."""
-    from service.accounts.signing import manager_url
-    from service.metrics.service import manager_ids
-
     settings = load_settings()
     with friendly_errors():
         rt = start(settings).runtime
@@ -114,10 +117,6 @@ def digest_cmd(
     html: Annotated[bool, typer.Option("--html", help="Print the HTML part.")] = False,
 ) -> None:
     """Render the weekly digest to stdout, or queue and send it with --send."""
-    from service.metrics import definitions as d
-    from service.metrics.digest import build_digest, send_digest
-    from service.metrics.service import current_week, manager_ids, zone_of
-
     if week is not None:
         try:
             d.parse_iso_week(week)
@@ -134,8 +133,6 @@ def digest_cmd(
                  else "no 1:1 pairs yet")
         for manager_id in ids:
             with rt.factory() as session:
-                from service.people.models import Person
-
                 person = session.get(Person, manager_id)
                 assert person is not None
                 iso_week = week or current_week(now, zone_of(person.time_zone))

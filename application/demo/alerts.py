@@ -18,19 +18,18 @@ from sandbox.microsoft.sandbox import GraphSandbox
 from service.email.models import OutboxMessage
 from service.email.outbox import deliver
 from service.email.transport import transport_from_settings
-from service.metrics import definitions as d
 from service.outcomes import service as outcomes
-from service.pairs.models import Occurrence, Series
+from service.pairs.models import Occurrence, Outcome, Series
 from service.pairs.service import pair_emails
 
 DROPPED = ("maya-sam", "maya@acme.test", "sam@acme.test")  # Google: cancelled, not put back
 MOVED = ("dana-lee", "dana@acme.test", "lee@acme.test")  # Microsoft: cancelled, rescheduled
-OUTCOME_WORDS = {
-    d.CANCELLED: "cancelled and not rescheduled",
-    d.RESCHEDULED: "cancelled, and a new time was found",
-    d.HELD: "took place",
-    d.MOVED: "moved within the series",
-    d.SERIES_ENDED: "the series ended",
+OUTCOME_WORDS: dict[str, str] = {
+    Outcome.CANCELLED_NO_RESCHEDULE: "cancelled and not rescheduled",
+    Outcome.RESCHEDULED: "cancelled, and a new time was found",
+    Outcome.HELD: "took place",
+    Outcome.MOVED: "moved within the series",
+    Outcome.SERIES_ENDED: "the series ended",
 }
 
 

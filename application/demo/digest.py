@@ -18,9 +18,11 @@ from service.email.models import OutboxMessage
 from service.email.transport import OutboxDirTransport
 from service.metrics import definitions as d
 from service.metrics.digest import send_digest
-from service.metrics.service import current_week, manager_ids, zone_of
-from service.pairs.models import Occurrence, OccurrenceStatus, Pair, Series
+from service.metrics.queries import manager_ids
+from service.metrics.reports import current_week
+from service.pairs.models import Occurrence, OccurrenceStatus, Outcome, Pair, Series
 from service.people.models import Person
+from service.people.zones import zone_of
 
 # One story per pair, oldest first; cycled when there are more pairs.
 STORIES = [
@@ -60,7 +62,7 @@ def seed_history(started: Started, *, weeks: int = 12) -> int:
                     break
                 outcome = outcomes[i % len(outcomes)]
                 cancelled = outcome in d.DROPPED and outcome.startswith("cancelled") \
-                    or outcome == d.RESCHEDULED
+                    or outcome == Outcome.RESCHEDULED
                 session.add(Occurrence(
                     series_id=series.id, original_start=original, scheduled_start=original,
                     scheduled_end=original + length,
@@ -73,8 +75,8 @@ def seed_history(started: Started, *, weeks: int = 12) -> int:
             .where(Series.pair_id.is_not(None), Occurrence.outcome.is_(None),
                    Occurrence.scheduled_end < now))
         for occurrence in undecided:
-            occurrence.outcome = (d.HELD if occurrence.status == OccurrenceStatus.CONFIRMED
-                                  else d.CANCELLED)
+            occurrence.outcome = (Outcome.HELD if occurrence.status == OccurrenceStatus.CONFIRMED
+                                  else Outcome.CANCELLED_NO_RESCHEDULE)
             occurrence.outcome_decided_at = now
         # Rapport "has known" these pairs long enough for a digest to be due.
         session.execute(update(Pair).values(created_at=now - timedelta(weeks=weeks)))

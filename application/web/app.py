@@ -26,7 +26,7 @@ from service.calendars.models import Calendar
 from service.db import utcnow
 from service.metrics import definitions as d
 from service.metrics.digest import STRIP_COLOURS, digest_context
-from service.metrics.service import DEFAULT_WEEKS, ManagerReport, compute_manager
+from service.metrics.reports import DEFAULT_WEEKS, ManagerReport, compute_manager
 from service.pairs.models import Pair
 from service.settings import Settings
 

@@ -35,7 +35,7 @@ class AgendaRecord(Base):
     written_copy_id: Mapped[int | None] = mapped_column(
         ForeignKey("occurrence_copies.id", ondelete="SET NULL")
     )
-    last_error: Mapped[str | None] = mapped_column(Text)
+    last_error: Mapped[str | None] = mapped_column(Text)  # why the last write failed
     abandoned_etag: Mapped[str | None] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     written_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

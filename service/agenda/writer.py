@@ -19,7 +19,7 @@ from datetime import datetime
 from sqlalchemy.orm import Session, sessionmaker
 
 from connectors.base import CalendarConnector, CalendarEvent, EventStatus
-from connectors.errors import NotFound, PreconditionFailed
+from connectors.errors import ConnectorError, NotFound, PreconditionFailed
 from service.agenda.block import DescriptionTooLarge, block_hash_in, replace_block
 from service.agenda.generator import Agenda
 from service.agenda.items import release_topics
@@ -43,6 +43,7 @@ class WriteOutcome(enum.StrEnum):
 
 
 ABANDONED_NOTE = "not written: the occurrence was cancelled or removed at the provider"
+MAX_NOTE = 300  # characters of a failure kept on the agenda
 
 
 class _OccurrenceGone(Exception):
@@ -106,6 +107,9 @@ def write_agenda(factory: sessionmaker[Session], *, agenda_id: int, connector_fo
         log.info("agenda %s not written: occurrence %s is cancelled or gone at the provider",
                  agenda_id, occurrence_id)
         return WriteOutcome.ABANDONED
+    except ConnectorError as err:
+        _record_failure(factory, agenda_id=agenda_id, note=failure_note(err))
+        raise
 
     with factory.begin() as session:
         copy = session.get(OccurrenceCopy, target.copy_id)
@@ -184,6 +188,21 @@ def _abandon(session: Session, *, agenda_id: int, occurrence_id: int,
         record.abandoned_etag = held_etag or ""
         record.last_error = ABANDONED_NOTE
     release_topics(session, occurrence_id=occurrence_id)
+
+
+def failure_note(err: ConnectorError) -> str:
+    """One line for `AgendaRecord.last_error`: the connector's own message, bounded."""
+    first = (str(err).strip().splitlines() or [""])[0]
+    return f"not written: {type(err).__name__}: {first}"[:MAX_NOTE]
+
+
+def _record_failure(factory: sessionmaker[Session], *, agenda_id: int, note: str) -> None:
+    """Keep why the write failed on the agenda (the caller re-raises: retry or give up is the
+    worker's call); a later successful write clears it."""
+    with factory.begin() as session:
+        record = session.get(AgendaRecord, agenda_id)
+        if record is not None:
+            record.last_error = note
 
 
 def _holds(description: str, digest: str) -> bool:

@@ -17,12 +17,11 @@ import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
 from sqlalchemy import func, or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
+from service.db import dialect_insert
 from service.email.models import OutboxMessage, OutboxStatus
 from service.email.render import RenderedEmail
 from service.email.transport import Transport, address_domain, build_message
@@ -135,7 +134,7 @@ def enqueue(
         "last_error": "recipient opted out" if suppressed else None,
     }
     stmt = (
-        _insert_for(session.get_bind().dialect.name)(OutboxMessage)
+        dialect_insert(session, OutboxMessage)
         .values(values)
         .on_conflict_do_nothing(index_elements=[OutboxMessage.dedupe_key])
     )
@@ -150,15 +149,6 @@ def enqueue(
             " (suppressed: opted out)" if suppressed else "",
         )
     return row
-
-
-def _insert_for(dialect: str) -> Callable[..., Any]:
-    """The dialect's INSERT that knows ON CONFLICT; only SQLite and PostgreSQL are supported."""
-    if dialect == "postgresql":
-        return postgresql.insert
-    if dialect == "sqlite":
-        return sqlite.insert
-    raise NotImplementedError(f"outbox needs SQLite or PostgreSQL, not {dialect}")
 
 
 def due_messages(session: Session, *, now: datetime, lease: timedelta = LEASE) -> list[int]:

@@ -1,6 +1,6 @@
 """Every metric Rapport reports, defined once, as pure functions over plain facts.
 
-Nothing here touches the database or the clock: `service.py` loads `OccurrenceFact`s and
+Nothing here touches the database or the clock: `queries.py` loads `OccurrenceFact`s and
 `AgendaFact`s for a window and hands them in, so each definition can be tested on a history
 written by hand.
 
@@ -12,7 +12,7 @@ the next Monday still counts for the week it was planned in, so moving never cre
 week. Occurrences whose outcome is still open (`None`: in the future, or inside the grace
 period before the cancellations check decides) are **pending** and count nowhere.
 
-Outcomes (the vocabulary of `service/outcomes/`, stored in `Occurrence.outcome`):
+Outcomes (`Outcome` of `service/outcomes/state.py`, stored in `Occurrence.outcome`):
 
 =========================== ============ ===================================================
 outcome                     bucket       meaning
@@ -48,23 +48,17 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta, tzinfo
 
-HELD = "held"
-MOVED = "moved"
-RESCHEDULED = "rescheduled"
-CANCELLED = "cancelled_no_reschedule"
-DECLINED_BY_REPORT = "declined_by_report"
-DECLINED_BY_MANAGER = "declined_by_manager"
-SERIES_ENDED = "series_ended"
-UNKNOWN = "unknown"
+from service.agenda.questions import Area, Kind
+from service.pairs.models import Outcome
 
-OUTCOMES = (HELD, MOVED, RESCHEDULED, CANCELLED, DECLINED_BY_REPORT, DECLINED_BY_MANAGER,
-            SERIES_ENDED, UNKNOWN)
-TOOK_PLACE = frozenset({HELD, MOVED, RESCHEDULED})
-DROPPED = frozenset({CANCELLED, DECLINED_BY_REPORT, DECLINED_BY_MANAGER})
-EXCLUDED = frozenset({SERIES_ENDED, UNKNOWN})
+OUTCOMES = tuple(Outcome)
+TOOK_PLACE = frozenset({Outcome.HELD, Outcome.MOVED, Outcome.RESCHEDULED})
+DROPPED = frozenset({Outcome.CANCELLED_NO_RESCHEDULE, Outcome.DECLINED_BY_REPORT,
+                     Outcome.DECLINED_BY_MANAGER})
+EXCLUDED = frozenset({Outcome.SERIES_ENDED, Outcome.UNKNOWN})
 
-AREAS = ("growth", "communication", "productivity", "motivation")
-KINDS = ("core", "development", "regular")
+AREAS = tuple(Area)
+KINDS = tuple(Kind)
 
 DEFAULT_CADENCE_DAYS = 7
 ATTENTION_CONSISTENCY = 0.75  # below this share of slots taking place, a pair needs attention
@@ -81,12 +75,11 @@ class OccurrenceFact:
     scheduled_start: datetime
     outcome: str | None
     cadence_days: int | None = None  # the planned cadence of the occurrence's series
-    actual_start: datetime | None = None
 
     @property
     def met_at(self) -> datetime:
-        """When the meeting took place: the recorded actual start, else the scheduled one."""
-        return self.actual_start or self.scheduled_start
+        """When the meeting took place: its scheduled start (where a move put it)."""
+        return self.scheduled_start
 
 
 @dataclass(frozen=True)
@@ -146,18 +139,19 @@ def count_outcomes(facts: Iterable[OccurrenceFact]) -> Counts:
     """
     tally: Counter[str | None] = Counter()
     for fact in facts:
-        tally[fact.outcome if fact.outcome in OUTCOMES or fact.outcome is None else UNKNOWN] += 1
+        tally[fact.outcome if fact.outcome in OUTCOMES or fact.outcome is None
+          else Outcome.UNKNOWN] += 1
     pending = tally.pop(None, 0)
     return Counts(
         scheduled=sum(tally.values()),
-        held=tally[HELD],
-        moved=tally[MOVED],
-        rescheduled=tally[RESCHEDULED],
-        cancelled=tally[CANCELLED],
-        declined_by_report=tally[DECLINED_BY_REPORT],
-        declined_by_manager=tally[DECLINED_BY_MANAGER],
-        series_ended=tally[SERIES_ENDED],
-        unknown=tally[UNKNOWN],
+        held=tally[Outcome.HELD],
+        moved=tally[Outcome.MOVED],
+        rescheduled=tally[Outcome.RESCHEDULED],
+        cancelled=tally[Outcome.CANCELLED_NO_RESCHEDULE],
+        declined_by_report=tally[Outcome.DECLINED_BY_REPORT],
+        declined_by_manager=tally[Outcome.DECLINED_BY_MANAGER],
+        series_ended=tally[Outcome.SERIES_ENDED],
+        unknown=tally[Outcome.UNKNOWN],
         pending=pending,
     )
 
@@ -271,8 +265,8 @@ class Balance:
 
 def balance_coverage(agendas: Iterable[AgendaFact]) -> Balance:
     """Per area: agendas that covered it (at most once per agenda); per kind: agendas of it."""
-    areas = dict.fromkeys(AREAS, 0)
-    kinds = dict.fromkeys(KINDS, 0)
+    areas: dict[str, int] = dict.fromkeys(AREAS, 0)  # an area outside `Area` still counts
+    kinds: dict[str, int] = dict.fromkeys(KINDS, 0)
     total = 0
     for agenda in agendas:
         total += 1

@@ -31,17 +31,13 @@ from service.accounts.signing import manager_url
 from service.email.models import OutboxMessage, OutboxStatus
 from service.email.outbox import LEASE, DeliveryResult, deliver, enqueue
 from service.email.render import RenderedEmail, render_email
-from service.email.transport import Transport
+from service.email.transport import Transport, transport_from_settings
 from service.metrics import definitions as d
-from service.metrics.service import (
-    DEFAULT_WEEKS,
-    ManagerReport,
-    PairReport,
-    compute_manager,
-    zone_of,
-)
+from service.metrics.reports import DEFAULT_WEEKS, ManagerReport, PairReport, compute_manager
+from service.pairs.models import Pair
 from service.people.models import Person
 from service.people.names import greeting
+from service.people.zones import zone_of
 from service.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -117,8 +113,6 @@ def digest_due(session: Session, *, settings: Settings, now: datetime,
     One query for the managers, one for the keys already used, one for stuck rows: the
     reconciler can call this every minute for thousands of managers.
     """
-    from service.pairs.models import Pair
-
     managers = session.execute(
         select(Person.id, Person.time_zone, func.min(Pair.created_at))
         .join(Pair, Pair.manager_id == Person.id)
@@ -286,8 +280,6 @@ def send_digest(factory: sessionmaker[Session], *, settings: Settings, manager_i
     if deliver_now is not None:
         return deliver_now(message_id)
     if transport is None:
-        from service.email.transport import transport_from_settings
-
         transport = transport_from_settings(settings)
     return deliver(factory, message_id=message_id, transport=transport, now=now,
                    sender=settings.mail_from)

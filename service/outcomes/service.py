@@ -23,13 +23,7 @@ from service.accounts.models import Account, AccountStatus
 from service.email.models import OutboxMessage, OutboxStatus
 from service.email.outbox import enqueue
 from service.outcomes.alerts import AlertFacts, quiet_until, render_alert
-from service.outcomes.slots import (
-    Slot,
-    free_slots,
-    local_day,
-    person_zone,
-    search_span,
-)
+from service.outcomes.slots import Slot, free_slots, local_day, search_span
 from service.outcomes.state import DECLINED, DROPS, Decision, Facts, arm, decide
 from service.pairs.models import (
     AdHocMeeting,
@@ -42,6 +36,7 @@ from service.pairs.models import (
 )
 from service.people.models import Person
 from service.people.names import display_name, name_or_address
+from service.people.zones import person_zone
 from service.settings import Settings
 
 log = logging.getLogger(__name__)

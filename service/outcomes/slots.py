@@ -9,13 +9,12 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 from connectors.base import BusyInterval
-from service.people.models import Person
+from service.people.zones import UTC_ZONE
 
 STEP = timedelta(minutes=30)
-UTC_ZONE = ZoneInfo("UTC")
 DAYS_BEFORE = 4  # a dropped occurrence still ahead: look this many days before it ...
 DAYS_AFTER = 3  # ... and, when those are full, this many after it
 DAYS_SOON = 5  # a dropped occurrence already past: look this many days from now
@@ -27,21 +26,6 @@ class Slot:
 
     start: datetime
     end: datetime
-
-
-def zone(name: str | None) -> ZoneInfo:
-    """The IANA zone `name`, or UTC when it is missing or unknown."""
-    if not name:
-        return UTC_ZONE
-    try:
-        return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        return UTC_ZONE
-
-
-def person_zone(person: Person) -> ZoneInfo:
-    """The zone a person's day is read in: their own when Rapport knows it, else UTC."""
-    return zone(person.time_zone)
 
 
 def search_span(*, now: datetime, lead: timedelta, dropped_start: datetime,

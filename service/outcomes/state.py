@@ -51,7 +51,6 @@ class Phase(enum.StrEnum):
 
 DROPS = frozenset({Outcome.CANCELLED_NO_RESCHEDULE, Outcome.DECLINED_BY_MANAGER,
                    Outcome.DECLINED_BY_REPORT})
-FINAL = frozenset(Outcome) - DROPS  # drops may still turn into RESCHEDULED
 
 DECLINED = "declined"
 

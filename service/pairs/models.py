@@ -10,7 +10,6 @@ import enum
 from datetime import datetime
 
 from sqlalchemy import (
-    JSON,
     Boolean,
     Float,
     ForeignKey,
@@ -118,7 +117,6 @@ class Occurrence(Base):
     original_start: Mapped[datetime] = mapped_column(UTCDateTime)
     scheduled_start: Mapped[datetime] = mapped_column(UTCDateTime)
     scheduled_end: Mapped[datetime] = mapped_column(UTCDateTime)
-    actual_start: Mapped[datetime | None] = mapped_column(UTCDateTime)
     status: Mapped[OccurrenceStatus] = mapped_column(String(10), default=OccurrenceStatus.CONFIRMED)
     manager_response: Mapped[str | None] = mapped_column(String(20))
     report_response: Mapped[str | None] = mapped_column(String(20))
@@ -174,4 +172,3 @@ class AdHocMeeting(Base):
     # changed: only a meeting booked or moved after a drop can be that drop's reschedule
     booked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     moved_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    extra: Mapped[dict[str, object]] = mapped_column(JSON, default=dict)

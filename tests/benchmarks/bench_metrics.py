@@ -102,7 +102,9 @@ def run_size(managers: int, reports: int, weeks: int, use_tracemalloc: bool,
 
     from service.db import make_engine, session_factory
     from service.metrics.digest import build_digest, digest_due
-    from service.metrics.service import compute_manager, manager_ids, recompute_snapshots
+    from service.metrics.queries import manager_ids
+    from service.metrics.reports import compute_manager
+    from service.metrics.snapshots import recompute_snapshots
     from service.settings import Settings
 
     with tempfile.TemporaryDirectory() as tmp:

@@ -6,8 +6,8 @@ from datetime import timedelta
 
 from sqlalchemy import func, select
 
-from service.metrics.service import backfill
 from service.pairs.models import Occurrence, Series
+from service.sync.backfill import backfill
 
 from .conftest import Harness, ProviderCase
 

@@ -14,9 +14,9 @@ from sqlalchemy import select
 from sandbox.team import person
 from service.metrics import definitions as d
 from service.metrics.digest import build_digest
-from service.metrics.service import zone_of
 from service.pairs.models import Series
 from service.people.models import Person
+from service.people.zones import zone_of
 from workers import actors
 
 from .conftest import Harness, ProviderCase

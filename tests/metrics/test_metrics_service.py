@@ -8,7 +8,9 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from service.metrics.models import MetricSnapshot
-from service.metrics.service import compute_manager, recompute_snapshots, report_json
+from service.metrics.reports import compute_manager
+from service.metrics.serialisers import report_json
+from service.metrics.snapshots import recompute_snapshots
 from tests.metrics.conftest import History, utc
 
 NOW = utc(2026, 3, 23, 12)  # Monday of 2026-W13

@@ -8,15 +8,10 @@ from zoneinfo import ZoneInfo
 from connectors.base import BusyInterval
 from service.config_values import parse_span
 from service.outcomes.alerts import AlertFacts, quiet_until, render_alert
-from service.outcomes.slots import (
-    Slot,
-    free_slots,
-    local_day,
-    person_zone,
-    search_span,
-)
+from service.outcomes.slots import Slot, free_slots, local_day, search_span
 from service.pairs.models import Outcome
 from service.people.models import Person
+from service.people.zones import person_zone
 
 NY = ZoneInfo("America/New_York")
 LONDON = ZoneInfo("Europe/London")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ssl
 from pathlib import Path
 
 import pytest
@@ -28,10 +29,23 @@ def test_requests_ca_bundle_then_ssl_cert_file_are_honoured(tmp_path: Path) -> N
     assert outgoing_ca_bundle(settings, {"SSL_CERT_FILE": str(second)}) == str(second)
 
 
-def test_without_configuration_the_system_trust_store_is_used(tmp_path: Path) -> None:
-    found = outgoing_ca_bundle(Settings(data_dir=tmp_path), {})
-    assert found is None or Path(found).is_file()
-    assert found != str(tmp_path)
+def test_without_configuration_the_system_trust_store_is_used(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    system = tmp_path / "system.pem"
+    system.write_text("z")
+    # OpenSSL's own default bundle is its SSL_CERT_FILE of the process: that is what
+    # `ssl.get_default_verify_paths()` reports as the system store (the settings see none).
+    monkeypatch.setenv("SSL_CERT_FILE", str(system))
+    assert ssl.get_default_verify_paths().cafile == str(system)
+    assert outgoing_ca_bundle(Settings(data_dir=tmp_path), {}) == str(system)
+
+
+def test_a_system_without_a_bundle_file_leaves_the_library_default(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    gone = str(tmp_path / "gone.pem")
+    monkeypatch.setattr(ssl, "get_default_verify_paths", lambda: ssl.DefaultVerifyPaths(
+        gone, str(tmp_path), "SSL_CERT_FILE", gone, "SSL_CERT_DIR", str(tmp_path)))
+    assert outgoing_ca_bundle(Settings(data_dir=tmp_path), {}) is None
 
 
 def test_a_missing_bundle_file_is_a_clear_error(tmp_path: Path) -> None:

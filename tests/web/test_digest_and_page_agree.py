@@ -12,7 +12,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from application.web.app import create_app
 from service.accounts.signing import manager_url, verify_manager
 from service.metrics import digest
-from service.metrics.service import compute_manager, report_json
+from service.metrics.reports import compute_manager
+from service.metrics.serialisers import report_json
 from service.settings import Settings
 from tests.metrics.conftest import History, factory, history, settings, utc  # noqa: F401
 

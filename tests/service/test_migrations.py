@@ -1,0 +1,96 @@
+"""Migrations on a database that holds data: dropped columns go, the rows stay."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.config import Config
+from alembic.migration import MigrationContext
+from sqlalchemy import Engine, func, inspect, select, text
+from sqlalchemy.orm import Session
+
+import service.db
+import service.models  # noqa: F401  (registers every table)
+from service.accounts.models import Account
+from service.agenda.models import AgendaRecord
+from service.calendars.models import Calendar
+from service.db import Base, make_engine
+from service.pairs.models import Occurrence, OccurrenceCopy, Pair, Series
+from service.people.models import Person
+
+START = datetime(2026, 11, 30, 10, tzinfo=UTC)
+
+
+def _upgrade(engine: Engine, revision: str) -> None:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(Path(service.db.__file__).parent / "migrations"))
+    cfg.attributes["connection_engine"] = engine
+    command.upgrade(cfg, revision)
+
+
+@pytest.fixture
+def engine(tmp_path: Path) -> Iterator[Engine]:
+    """A SQLite file with foreign keys on, as Rapport opens it."""
+    engine = make_engine(f"sqlite:///{tmp_path / 'rapport.db'}")
+    yield engine
+    engine.dispose()
+
+
+def _seed(engine: Engine) -> None:
+    """One pair with an occurrence that a copy, an agenda and a one-off meeting point at."""
+    with Session(engine) as session, session.begin():
+        maya, sam = Person(email="maya@acme.test"), Person(email="sam@acme.test")
+        session.add_all([maya, sam])
+        session.flush()
+        account = Account(provider="google", email=maya.email, person_id=maya.id,
+                          credentials_encrypted=b"x")
+        session.add(account)
+        session.flush()
+        calendar = Calendar(account_id=account.id, provider_calendar_id="primary")
+        pair = Pair(manager_id=maya.id, report_id=sam.id)
+        session.add_all([calendar, pair])
+        session.flush()
+        series = Series(series_key="maya|sam", pair_id=pair.id)
+        session.add(series)
+        session.flush()
+        occurrence = Occurrence(series_id=series.id, original_start=START,
+                                scheduled_start=START, scheduled_end=START + timedelta(hours=1))
+        session.add(occurrence)
+        session.flush()
+        copy = OccurrenceCopy(occurrence_id=occurrence.id, calendar_id=calendar.id,
+                              provider_event_id="evt-1")
+        session.add(copy)
+        session.add(AgendaRecord(occurrence_id=occurrence.id, pair_id=pair.id, kind="core",
+                                 content_hash="h"))
+        session.execute(text(
+            "INSERT INTO adhoc_meetings (calendar_id, provider_event_id, people_key, title,"
+            " start, \"end\", cancelled, extra) VALUES (:c, 'adhoc-1', 'maya|sam', '',"
+            " :s, :e, 0, '{}')"), {"c": calendar.id, "s": START, "e": START})
+
+
+def test_dropping_the_unwritten_columns_keeps_every_row_that_points_at_an_occurrence(
+        engine: Engine) -> None:
+    _upgrade(engine, "0007")
+    _seed(engine)
+
+    _upgrade(engine, "head")
+
+    columns = inspect(engine)
+    assert "actual_start" not in {c["name"] for c in columns.get_columns("occurrences")}
+    assert "extra" not in {c["name"] for c in columns.get_columns("adhoc_meetings")}
+    with Session(engine) as session:
+        for table in (Occurrence, OccurrenceCopy, AgendaRecord):
+            assert session.scalar(select(func.count()).select_from(table)) == 1, table
+        assert session.scalar(text("SELECT count(*) FROM adhoc_meetings")) == 1
+
+
+def test_the_migrated_schema_is_the_schema_the_models_declare(engine: Engine) -> None:
+    _upgrade(engine, "head")
+    with engine.connect() as connection:
+        diff = compare_metadata(MigrationContext.configure(connection), Base.metadata)
+    assert diff == []
