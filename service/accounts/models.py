@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 
-from sqlalchemy import Boolean, ForeignKey, LargeBinary, String, Text, UniqueConstraint
+from sqlalchemy import Boolean, ForeignKey, Integer, LargeBinary, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from service.db import Base, UTCDateTime, utcnow
@@ -27,6 +27,8 @@ class Person(Base):
     display_name: Mapped[str | None] = mapped_column(String(200))
     time_zone: Mapped[str | None] = mapped_column(String(64))
     opted_out: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Signed links carry this; `rapport people revoke-links` bumps it to refuse older ones.
+    links_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class Account(Base):

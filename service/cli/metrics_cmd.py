@@ -93,16 +93,17 @@ def backfill_cmd(
 def link_cmd(manager: Annotated[str, typer.Option(help="The manager's email.")]) -> None:
     """Print the signed link to a manager's page."""
     from service.metrics.service import manager_ids
-    from service.web.signing import manager_url
+    from service.web.signing import links_version, manager_url
 
     settings = load_settings()
     with friendly_errors():
         rt = start(settings).runtime
         with rt.factory() as session:
             ids = manager_ids(session, email=manager)
-    if not ids:
+            version = links_version(session, person_id=ids[0]) if ids else None
+    if not ids or version is None:
         fail(f"no manager with 1:1s has the email {manager}")
-    typer.echo(manager_url(settings, ids[0]))
+    typer.echo(manager_url(settings, ids[0], version=version, now=rt.clock()))
 
 
 def digest_cmd(
