@@ -44,6 +44,8 @@ _END = re.compile(
 )
 _MARKUP_AFTER_MARKER = re.compile(r"(?:[ \t\xa0]|&#?\w+;)*<")
 _MARKER_WORDS = re.compile(r"(rapport)\s+(agenda)", re.IGNORECASE)
+_NO_TAGS = str.maketrans({"<": "\u2039", ">": "\u203a"})
+_SCRIPT_SCHEME = re.compile(r"(?i)\b(javascript|vbscript)\s*:")
 _BODY_CLOSE = re.compile(r"</body\s*>", re.IGNORECASE)
 _SECTIONS = (
     (Source.REPORT, "Report's topics"),
@@ -140,8 +142,13 @@ def _lines(agenda: Agenda) -> list[tuple[str, bool]]:
 
 
 def _clean(text: str) -> str:
-    """One line of people's text that can never be mistaken for one of our markers."""
-    return _MARKER_WORDS.sub(r"\1-\2", " ".join(text.split()))
+    """One line of people's text that can never be mistaken for one of our markers, nor for
+    markup: Google renders even a plain-text description as HTML, so a topic's ``<`` and
+    ``>`` become the look-alike quotes ``‹ ›`` (the words stay readable, no tag can form on
+    either path) and a ``javascript:`` scheme loses its colon's meaning. Both renderings,
+    and so both hashes, go through here."""
+    line = _MARKER_WORDS.sub(r"\1-\2", " ".join(text.split()))
+    return _SCRIPT_SCHEME.sub(r"\1 :", line.translate(_NO_TAGS))
 
 
 def _locate(description: str) -> tuple[list[_Span], bool]:
