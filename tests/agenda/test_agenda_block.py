@@ -79,8 +79,7 @@ def test_html_block_escapes_scripts_and_ampersands() -> None:
     agenda = make_agenda("<script>alert('x')</script> & more")
     rendered = render_block_html(agenda)
     assert "<script>" not in rendered
-    assert "\u2039script\u203aalert(&#x27;x&#x27;)\u2039/script\u203a &amp; more" in rendered
-    assert "<script>" not in render_block_text(agenda)  # the plain rendering has no tag either
+    assert "&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt; &amp; more" in rendered
     assert "Budget &amp; hiring" in rendered
     assert rendered.startswith("<div>") and rendered.endswith("</div>")
 

@@ -38,8 +38,7 @@ def test_topics_and_open_action_items_are_written_report_first(harness: Harness,
     actors.reconcile.send()
     harness.run()
     block = html.unescape(_next_invite_block(harness, case))
-    # markup-like characters become look-alike quotes (a tag can never form), words stay
-    report_at = block.index("Report's question about \u2039on-call\u203a & pay")
+    report_at = block.index("Report's question about <on-call> & pay")
     manager_at = block.index("Manager wants to talk about the Q1 plan")
     follow_up_at = block.index("Draft the promotion case")
     assert report_at < manager_at < follow_up_at

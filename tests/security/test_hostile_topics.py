@@ -4,6 +4,7 @@ sandboxes, on both providers."""
 
 from __future__ import annotations
 
+import html
 import re
 
 from tests.e2e.conftest import Harness, ProviderCase, case, harness  # noqa: F401
@@ -40,8 +41,9 @@ def test_hostile_topics_are_written_as_text_never_as_markup(
     harness.run()
 
     written = sandbox.description_of(case.manager, case.series_key, start)
-    assert "onerror=alert(1)" in visible(written)  # their words are all still there ...
-    assert "notes" in visible(written) and "Career" in visible(written)
+    shown = html.unescape(visible(written))  # what the provider's HTML rendering shows
+    assert f"Career {IMG} plan" in shown  # their words, exactly as typed ...
+    assert "notes</a> and javascript :alert(2)" in shown
     assert _raw_markup(written) == []  # ... but none of it is markup
     assert "<img" not in written and 'href="javascript:' not in written
     assert block_count(written) == 1
