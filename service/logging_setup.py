@@ -12,6 +12,7 @@ from pathlib import Path
 
 import structlog
 
+from service.files import create_private_file
 from service.settings import Settings
 
 _SECRET = re.compile(
@@ -70,7 +71,7 @@ def log_to_file(path: Path, *, also_stderr: bool = False) -> None:
     available in a file, and `also_stderr` (`-v`) keeps the stderr handler as well."""
     root = logging.getLogger()
     ours = [h for h in root.handlers if getattr(h, "_rapport", False)]
-    path.parent.mkdir(parents=True, exist_ok=True)
+    create_private_file(path)  # 0600 in a 0700 folder: the log names people and calendars
     path.write_text("", encoding="utf-8")  # a fresh log per run ...
     # ... appended to, because a closed handler in "a" mode reopens on the next line: uvicorn's
     # dictConfig (the demo's sandboxes) closes every handler once, and "w" would stay closed.
