@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import re
 import traceback
-from collections.abc import Callable
+from collections.abc import MutableMapping
 from pathlib import Path
 from typing import Any
 
@@ -89,7 +89,8 @@ def install_redaction() -> None:
     logging.setLogRecordFactory(factory)
 
 
-def _exception_as_text(_logger: Any, _name: str, event: dict[str, Any]) -> dict[str, Any]:
+def _exception_as_text(_logger: Any, _name: str, event: MutableMapping[str, Any]
+                       ) -> MutableMapping[str, Any]:
     """JSON lines carry the cleaned exception text, never the raw exception object."""
     record = event.get("_record")
     if event.pop("exc_info", None) is not None and record is not None and record.exc_text:

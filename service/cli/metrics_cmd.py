@@ -103,6 +103,7 @@ def link_cmd(manager: Annotated[str, typer.Option(help="The manager's email.")])
             version = links_version(session, person_id=ids[0]) if ids else None
     if not ids or version is None:
         fail(f"no manager with 1:1s has the email {manager}")
+        return
     typer.echo(manager_url(settings, ids[0], version=version, now=rt.clock()))
 
 

@@ -12,5 +12,5 @@ from service.accounts.signing import (
     verify_manager,
 )
 
-__all__ = ["LinkCheck", "link_key", "links_version", "manager_url", "sign_link", "sign_manager", "verify_link",
-           "verify_manager"]
+__all__ = ["LinkCheck", "link_key", "links_version", "manager_url", "sign_link", "sign_manager",
+           "verify_link", "verify_manager"]

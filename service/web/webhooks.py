@@ -107,9 +107,10 @@ def webhook_router(*, factory: sessionmaker[Session], vault: Vault,
             return answer
         headers = request.headers
         try:
-            notice = GoogleNotice(channel_id=headers.get("x-goog-channel-id", ""),
-                                  token=headers.get("x-goog-channel-token"),
-                                  resource_state=headers.get("x-goog-resource-state", ""))
+            notice = GoogleNotice.model_validate({
+                "channel_id": headers.get("x-goog-channel-id", ""),
+                "token": headers.get("x-goog-channel-token"),
+                "resource_state": headers.get("x-goog-resource-state", "")})
         except ValidationError:
             return refuse(client, 400, "malformed Google channel headers")
         if notice.resource_state == "sync":

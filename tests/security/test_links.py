@@ -18,6 +18,7 @@ import httpx
 import pytest
 import uvicorn
 from cryptography.fernet import Fernet
+from pydantic import SecretStr
 from sqlalchemy.orm import Session, sessionmaker
 
 from service.accounts.crypto import load_or_create_key
@@ -42,7 +43,7 @@ RAPPORT = [str(_SCRIPT)] if _SCRIPT.exists() else \
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
     """No RAPPORT_WEB_SECRET: the link key is derived from the encryption key."""
-    return Settings(data_dir=tmp_path, secret_key=Fernet.generate_key().decode(),
+    return Settings(data_dir=tmp_path, secret_key=SecretStr(Fernet.generate_key().decode()),
                     link_ttl_days=30)
 
 
@@ -147,7 +148,7 @@ def test_links_are_signed_with_a_key_derived_from_not_equal_to_the_fernet_key(
     assert verify_link(key=key, purpose=MANAGER_PAGE, subjects=(1,), token=with_fernet,
                        version=0, now=NOW) is LinkCheck.INVALID
     explicit = Settings(data_dir=settings.data_dir, secret_key=settings.secret_key,
-                        web_secret="operator-chosen")
+                        web_secret=SecretStr("operator-chosen"))
     assert link_key(explicit) == b"operator-chosen"
 
 

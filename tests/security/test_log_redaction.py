@@ -20,9 +20,9 @@ LIBRARY_LOGGERS = ("googleapiclient", "googleapiclient.discovery", "googleapicli
 PEOPLE = ("maya@acme.test", "sam@acme.test", "dana@acme.test", "lee@acme.test")
 
 
-def _everything_logged(caplog: pytest.LogCaptureFixture, harness: Harness) -> list[str]:
+def _everything_logged(caplog: pytest.LogCaptureFixture, running: Harness) -> list[str]:
     """Every way a record can be read: raw message, exception text, both our formatters."""
-    configure_logging(harness.settings.model_copy(update={"log_json": True}))
+    configure_logging(running.settings.model_copy(update={"log_json": True}))
     [json_handler] = [h for h in logging.getLogger().handlers if getattr(h, "_rapport", False)]
     texts = [caplog.text]
     for record in caplog.records:
