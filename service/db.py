@@ -6,6 +6,7 @@ Migrations (Alembic) run automatically on start, on SQLite and PostgreSQL alike.
 from __future__ import annotations
 
 import logging
+import os
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,8 @@ from sqlalchemy import DateTime, Engine, MetaData, create_engine, event
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
+
+from service.files import PRIVATE_FILE, create_private_file
 
 log = logging.getLogger(__name__)
 
@@ -60,12 +63,36 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+_SQLITE_SIDE_FILES = ("", "-wal", "-shm", "-journal")
+
+
+def _private_sqlite_file(path: Path) -> None:
+    """Create the SQLite file (and its folder) readable by us alone: it holds names, email
+    bodies and encrypted grants. SQLite gives -wal / -shm the database file's own mode."""
+    if not path.exists():
+        create_private_file(path)
+
+
+def _tighten_sqlite_files(path: Path) -> None:
+    """0600 on the database and whichever side files exist (older installs were 0644)."""
+    for suffix in _SQLITE_SIDE_FILES:
+        side = Path(f"{path}{suffix}")
+        try:
+            if side.stat().st_mode & 0o077:
+                os.chmod(side, PRIVATE_FILE)
+        except FileNotFoundError:
+            continue
+
+
 def make_engine(url: str) -> Engine:
-    """An engine for `url`; SQLite gets WAL, foreign keys and a busy timeout for concurrency."""
+    """An engine for `url`; SQLite gets WAL, foreign keys and a busy timeout for concurrency,
+    and files only our user can read (0600, the folder it creates 0700)."""
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1]
-        if path and path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        file = Path(path) if path and path != ":memory:" and not path.startswith("file:") \
+            else None
+        if file is not None:
+            _private_sqlite_file(file)
         engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
 
         @event.listens_for(engine, "connect")
@@ -76,6 +103,8 @@ def make_engine(url: str) -> Engine:
             cur.execute("PRAGMA journal_mode=WAL")
             cur.execute("PRAGMA busy_timeout=30000")
             cur.close()
+            if file is not None:
+                _tighten_sqlite_files(file)
 
         @event.listens_for(engine, "begin")
         def _sqlite_begin(conn: Any) -> None:

@@ -92,6 +92,7 @@ class Settings(BaseSettings):
     digest_time: time = time(8, 0)
 
     web_secret: SecretStr | None = None  # signs manager links; derived from secret_key when unset
+    link_ttl_days: int = Field(default=30, ge=1)  # a signed link stops working after this
     log_level: str = "INFO"
     log_json: bool = False
 

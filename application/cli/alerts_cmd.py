@@ -1,5 +1,6 @@
 """`rapport alerts [--json]`, `rapport alerts mute|unmute PAIR_ID` and
-`rapport people opt-out|opt-in EMAIL`: seeing and steering the cancellation alerts."""
+`rapport people opt-out|opt-in|revoke-links EMAIL`: seeing and steering the alerts, and
+withdrawing a person's page links."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from typing import Annotated
 import typer
 
 from application.context import fail, friendly_errors, load_settings, start
+from service.accounts.signing import revoke_links
 from service.outcomes.listing import list_alerts, set_pair_muted
 from service.pairs.service import PairNotFound
 from service.people.service import set_opted_out
@@ -96,3 +98,19 @@ def opt_out(email: str) -> None:
 def opt_in(email: str) -> None:
     """This person gets Rapport email again."""
     _opt(email, False)
+
+
+@people_app.command("revoke-links")
+def revoke_links_cmd(email: str) -> None:
+    """Withdraw every page link sent to this person so far (new links work as before)."""
+    settings = load_settings()
+    if not _EMAIL.fullmatch(email.strip()):
+        fail(f"{email!r} is not an email address (expected e.g. sam@example.com)")
+    email = email.strip()
+    with friendly_errors():
+        started = start(settings)
+        with started.runtime.factory.begin() as session:
+            version = revoke_links(session, email=email)
+    if version is None:
+        fail(f"no one with the email {email} is known to Rapport")
+    typer.echo(f"{email}: every link sent so far no longer opens; new links work.")

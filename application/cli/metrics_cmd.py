@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from application.context import echo_err, fail, friendly_errors, load_settings, start
-from service.accounts.signing import manager_url
+from service.accounts.signing import links_version, manager_url
 from service.metrics import definitions as d
 from service.metrics.digest import build_digest, pair_row, send_digest
 from service.metrics.queries import manager_ids
@@ -103,9 +103,11 @@ def link_cmd(manager: Annotated[str, typer.Option(help="The manager's email.")])
         rt = start(settings).runtime
         with rt.factory() as session:
             ids = manager_ids(session, email=manager)
-    if not ids:
+            version = links_version(session, person_id=ids[0]) if ids else None
+    if not ids or version is None:
         fail(f"no manager with 1:1s has the email {manager}")
-    typer.echo(manager_url(settings, ids[0]))
+        return
+    typer.echo(manager_url(settings, ids[0], version=version, now=rt.clock()))
 
 
 def digest_cmd(

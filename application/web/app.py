@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from service import observability
 from service.accounts.models import Account, AccountStatus
-from service.accounts.signing import link_key, verify_manager
+from service.accounts.signing import LinkCheck, link_key, links_version, verify_manager
 from service.calendars.models import Calendar
 from service.db import utcnow
 from service.metrics import definitions as d
@@ -35,6 +35,8 @@ log = logging.getLogger(__name__)
 _env = Environment(loader=PackageLoader("application.web", "templates"),
                    autoescape=select_autoescape(enabled_extensions=("html",)),
                    undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+_PAGE_HEADERS = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer",
+                 "X-Robots-Tag": "noindex", "X-Content-Type-Options": "nosniff"}
 
 
 def weekly_chart(report: ManagerReport, *, width: int = 640, height: int = 180) -> Markup:
@@ -130,8 +132,13 @@ def create_app(settings: Settings, factory: sessionmaker[Session], *,
     def manager_page(person_id: int, sig: str | None = Query(default=None),
                      weeks: int = Query(default=DEFAULT_WEEKS, ge=1, le=104),
                      week: str | None = Query(default=None, max_length=10)) -> Any:
-        if not verify_manager(settings, person_id, sig, key=key):
-            return PlainTextResponse("This link is not valid.", status_code=403)
+        with factory() as session:
+            version = links_version(session, person_id=person_id)
+        check = LinkCheck.INVALID if version is None else verify_manager(
+            settings, person_id, sig, version=version, now=clock(), key=key)
+        if check is not LinkCheck.VALID:
+            return HTMLResponse(_env.get_template("link_refused.html").render(
+                reason=check.value), status_code=403, headers=_PAGE_HEADERS)
         if week is not None:
             try:
                 d.parse_iso_week(week)
@@ -148,8 +155,6 @@ def create_app(settings: Settings, factory: sessionmaker[Session], *,
         context = digest_context(report, iso_week=report.weeks[-1])
         html = _env.get_template("manager.html").render(
             **context, chart=weekly_chart(report), generated=now.strftime("%Y-%m-%d %H:%M UTC"))
-        return HTMLResponse(html, headers={"Cache-Control": "no-store",
-                                           "Referrer-Policy": "no-referrer",
-                                           "X-Robots-Tag": "noindex"})
+        return HTMLResponse(html, headers=_PAGE_HEADERS)
 
     return app

@@ -11,6 +11,7 @@ import os
 
 from cryptography.fernet import Fernet, InvalidToken
 
+from service.files import ensure_private_dir
 from service.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -33,7 +34,7 @@ def load_or_create_key(settings: Settings) -> bytes:
         key = path.read_bytes().strip()
         _check(key, str(path))
         return key
-    path.parent.mkdir(parents=True, exist_ok=True)
+    ensure_private_dir(path.parent)
     key = Fernet.generate_key()
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "wb") as fh:

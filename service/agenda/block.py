@@ -44,6 +44,7 @@ _END = re.compile(
 )
 _MARKUP_AFTER_MARKER = re.compile(r"(?:[ \t\xa0]|&#?\w+;)*<")
 _MARKER_WORDS = re.compile(r"(rapport)\s+(agenda)", re.IGNORECASE)
+_SCRIPT_SCHEME = re.compile(r"(?i)\b(javascript|vbscript)\s*:")
 _BODY_CLOSE = re.compile(r"</body\s*>", re.IGNORECASE)
 _SECTIONS = (
     (Source.REPORT, "Report's topics"),
@@ -69,8 +70,8 @@ class _Span:
 
 
 def render_block_text(agenda: Agenda) -> str:
-    """The block as plain text, markers included."""
-    return "\n".join(text for text, _ in _lines(agenda))
+    """The block as plain text, markers included, with ``<`` and ``>`` as entities."""
+    return "\n".join(_plain(text) for text, _ in _lines(agenda))
 
 
 def render_block_html(agenda: Agenda) -> str:
@@ -140,8 +141,16 @@ def _lines(agenda: Agenda) -> list[tuple[str, bool]]:
 
 
 def _clean(text: str) -> str:
-    """One line of people's text that can never be mistaken for one of our markers."""
-    return _MARKER_WORDS.sub(r"\1-\2", " ".join(text.split()))
+    """One line of people's text that can never be mistaken for one of our markers, nor
+    carry a ``javascript:`` link (the scheme loses its colon's meaning)."""
+    line = _MARKER_WORDS.sub(r"\1-\2", " ".join(text.split()))
+    return _SCRIPT_SCHEME.sub(r"\1 :", line)
+
+
+def _plain(line: str) -> str:
+    """A line for a plain-text description. Google renders even those as HTML, so ``<`` and
+    ``>`` go out as entities: no tag can form, and people see exactly what they typed."""
+    return line.replace("<", "&lt;").replace(">", "&gt;")
 
 
 def _locate(description: str) -> tuple[list[_Span], bool]:
@@ -200,6 +209,9 @@ def _append(description: str, block: str, *, as_html: bool) -> str:
 
 
 def _digest(text: str) -> str:
+    """Hash the text as people see it: the plain rendering's ``&lt;`` / ``&gt;`` count as the
+    ``<`` / ``>`` an HTML rendering (or an editor's re-serialisation) shows."""
+    text = text.replace("&lt;", "<").replace("&gt;", ">")
     lines = (" ".join(line.split()) for line in unicodedata.normalize("NFC", text).splitlines())
     return hashlib.sha256("\n".join(line for line in lines if line).encode()).hexdigest()
 

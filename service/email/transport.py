@@ -21,6 +21,7 @@ from typing import Protocol
 
 from service.config_values import parse_smtp_url
 from service.email.models import OutboxMessage
+from service.files import ensure_private_dir
 from service.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -190,7 +191,7 @@ class OutboxDirTransport:
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
         target = self.folder / f"{stamp}-{safe}.eml"
         try:
-            self.folder.mkdir(parents=True, exist_ok=True)
+            ensure_private_dir(self.folder)
             fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".eml", dir=self.folder)
             try:
                 with os.fdopen(fd, "wb") as fh:

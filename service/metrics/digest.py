@@ -148,10 +148,12 @@ def digest_due(session: Session, *, settings: Settings, now: datetime,
 # -- rendering ---------------------------------------------------------------------------
 
 
-def manager_link(settings: Settings, manager_id: int, *, last_week: str | None = None) -> str:
+def manager_link(settings: Settings, manager: Person, *, now: datetime,
+                 last_week: str | None = None) -> str:
     """The signed link to the manager's page (the `metrics link` builder), showing the weeks
     up to `last_week`: what the digest showed, with the same numbers."""
-    return manager_url(settings, manager_id, last_week=last_week)
+    return manager_url(settings, manager.id, version=manager.links_version, now=now,
+                       last_week=last_week)
 
 
 def _pct(value: float | None) -> str:
@@ -236,7 +238,7 @@ def build_digest(session: Session, *, settings: Settings, manager_id: int, iso_w
     report = compute_manager(session, manager_id=manager_id, now=now, weeks=weeks,
                              last_week=last_week)
     context = digest_context(report, iso_week=iso_week,
-                             link=manager_link(settings, manager_id, last_week=last_week))
+                             link=manager_link(settings, manager, now=now, last_week=last_week))
     return manager, render_email(template="digest", context=context)
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Boolean, String
+from sqlalchemy import Boolean, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from service.db import Base
@@ -18,4 +18,6 @@ class Person(Base):
     display_name: Mapped[str | None] = mapped_column(String(200))
     time_zone: Mapped[str | None] = mapped_column(String(64))
     opted_out: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Signed links carry this; `rapport people revoke-links` bumps it to refuse older ones.
+    links_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 

@@ -44,7 +44,7 @@ def test_a_manager_without_a_known_name_gets_a_neutral_greeting_in_the_digest_an
     for part in (rendered.subject, rendered.text, rendered.html):
         assert not re.search(r"Hello [^,\n]*(@|sam\.report|Sam\.report)", part)
         assert "Sam.report" not in part
-    link = urlsplit(manager_url(settings, manager))
+    link = urlsplit(manager_url(settings, manager, version=0))
     page = TestClient(create_app(settings, factory, clock=lambda: NOW)).get(
         f"{link.path}?{link.query}")
     assert page.status_code == 200

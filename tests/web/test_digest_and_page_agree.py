@@ -55,7 +55,8 @@ def test_longest_gap_is_one_number_in_the_digest_the_page_and_the_cli(
     client = TestClient(create_app(settings, factory, clock=lambda: NOW))
     link = urlsplit(_digest_link(rendered.text))
     from_digest = client.get(f"{link.path}?{link.query}")
-    fresh = urlsplit(manager_url(settings, long_gap))  # what `rapport metrics link` prints
+    # what `rapport metrics link` prints
+    fresh = urlsplit(manager_url(settings, long_gap, version=0))
     page = client.get(f"{fresh.path}?{fresh.query}")
     assert from_digest.status_code == page.status_code == 200
     assert _gap_cells(from_digest.text) == _gap_cells(page.text) == ["56d / 7d"]
@@ -75,8 +76,9 @@ def test_every_digest_carries_a_signed_link_to_the_managers_page(
         assert link.startswith(f"{base}/managers/{long_gap}?")
         assert f'href="{link.replace("&", "&amp;")}"' in rendered.html
         query = parse_qs(urlsplit(link).query)
-        assert verify_manager(configured, long_gap, query["sig"][0])
-        assert not verify_manager(configured, long_gap + 1, query["sig"][0])
+        assert verify_manager(configured, long_gap, query["sig"][0], version=0, now=NOW) == "valid"
+        other = verify_manager(configured, long_gap + 1, query["sig"][0], version=0, now=NOW)
+        assert other == "invalid"
         assert query["week"] == ["2026-W12"]  # the digest's last week: the page shows its weeks
 
 
@@ -92,6 +94,6 @@ def test_digest_subject_names_the_weeks_it_counts(
 def test_a_page_link_with_a_bad_week_is_refused_plainly(
         factory: sessionmaker[Session], settings: Settings, long_gap: int) -> None:  # noqa: F811
     client = TestClient(create_app(settings, factory, clock=lambda: NOW))
-    fresh = urlsplit(manager_url(settings, long_gap))
+    fresh = urlsplit(manager_url(settings, long_gap, version=0))
     answer = client.get(f"{fresh.path}?{fresh.query}&week=soon")
     assert answer.status_code == 400 and "2026-W12" in answer.text

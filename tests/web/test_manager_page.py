@@ -76,11 +76,11 @@ def test_healthz_and_signature_checks_over_http(server: str, team: int,
     assert health.status_code == 200
     assert health.json() == {"status": "ok", "database": "ok", "broker": "ok",
                              "calendars_failing": 0, "accounts_needing_reconsent": 0}
-    good = sign_manager(settings, team)
+    good = sign_manager(settings, team, version=0)
     assert httpx.get(f"{server}/managers/{team}?sig={good}").status_code == 200
     assert httpx.get(f"{server}/managers/{team}").status_code == 403
     assert httpx.get(f"{server}/managers/{team}?sig={'0' * 64}").status_code == 403
-    other = sign_manager(settings, team + 1)
+    other = sign_manager(settings, team + 1, version=0)
     assert httpx.get(f"{server}/managers/{team}?sig={other}").status_code == 403
 
 
@@ -93,7 +93,7 @@ def test_manager_page_in_headless_chromium(server: str, team: int,
         pytest.skip("/usr/bin/chromium is not installed (apt-get install chromium)")
     from playwright.sync_api import sync_playwright
 
-    url = manager_url(settings, team, base_url=server)
+    url = manager_url(settings, team, version=0, base_url=server)
     ARTIFACTS.mkdir(exist_ok=True)
     with sync_playwright() as p:
         browser = p.chromium.launch(
