@@ -28,8 +28,9 @@ from connectors.base import (
     SkippedItem,
     Subscription,
 )
-from connectors.errors import ConnectorError, Forbidden, MalformedEvent, NotFound
-from connectors.microsoft.client import GraphClient, RetryPolicy
+from connectors.errors import ConnectorError, Forbidden, NotFound
+from connectors.items import read_event
+from connectors.microsoft.client import GraphClient
 from connectors.microsoft.parse import (
     parse_busy,
     parse_calendar,
@@ -40,6 +41,7 @@ from connectors.microsoft.parse import (
 )
 from connectors.microsoft.timezones import iana_name
 from connectors.microsoft.types import DeltaPage, GraphEvent
+from connectors.retry import RetryPolicy
 
 log = logging.getLogger(__name__)
 
@@ -220,14 +222,14 @@ class GraphConnector:
     def _parse(self, calendar_id: str, event_id: str, raw: GraphEvent) -> CalendarEvent:
         """One event from a read or a write's answer; a broken one raises `MalformedEvent`
         (the same errors `parse_item` turns into skipped items during a sync)."""
-        try:
+
+        def parse() -> CalendarEvent:
             master = raw.get("seriesMasterId")
             uid = self._series_uid(master) if master else None
             return parse_event(raw, calendar_id=calendar_id, owner=self.owner_email(),
                                series_uid=uid)
-        except (ValueError, TypeError, AttributeError, KeyError) as err:  # ParseError too
-            raise MalformedEvent(f"event {event_id} cannot be read: {err}",
-                                 event_id=event_id) from err
+
+        return read_event(parse, event_id=event_id)
 
     def get_event(self, calendar_id: str, event_id: str) -> CalendarEvent:
         """GET /me/events/{id}: https://learn.microsoft.com/en-us/graph/api/event-get."""
@@ -295,8 +297,7 @@ class GraphConnector:
                 unreadable.add(schedule)
                 continue
             busy[schedule] = parse_busy(info)
-        unreadable.update(e.lower() for e in emails if e.lower() not in busy)
-        return FreeBusy(busy=busy, unreadable=frozenset(unreadable))
+        return FreeBusy.answer(emails, busy=busy, unreadable=unreadable)
 
     def subscribe(
         self, calendar_id: str, *, address: str, token: str, ttl_seconds: int

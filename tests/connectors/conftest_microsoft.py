@@ -14,6 +14,7 @@ import pytest
 from connectors.microsoft import GraphConnector
 from connectors.microsoft.auth import MsalTokenProvider
 from connectors.microsoft.client import RetryPolicy
+from connectors.retry import MAX_SLEEP_PER_CALL
 from sandbox import team
 from sandbox.microsoft import GraphSandbox
 
@@ -56,17 +57,19 @@ def graph_connector_for(
     graph_token_provider_for: Callable[[str], MsalTokenProvider],
     graph_sleeps: SleepRecorder,
 ) -> Iterator[Callable[..., GraphConnector]]:
-    """`graph_connector_for(email, page_size=, attempts=)`: a connector for a seeded person."""
+    """`graph_connector_for(email, page_size=, attempts=, budget=)`: a connector for a seeded
+    person (`budget`: seconds one call may sleep, the production default unless given)."""
     made: list[GraphConnector] = []
 
-    def make(email: str, *, page_size: int = 100, attempts: int = 4) -> GraphConnector:
+    def make(email: str, *, page_size: int = 100, attempts: int = 4,
+             budget: float = MAX_SLEEP_PER_CALL) -> GraphConnector:
         connector = GraphConnector(
             token_provider=graph_token_provider_for(email),
             api_url=graph_sandbox.base_url,
             verify=graph_sandbox.ca_file,
             owner_email=email,
             page_size=page_size,
-            retry=RetryPolicy(attempts=attempts, sleep=graph_sleeps),
+            retry=RetryPolicy(attempts=attempts, budget=budget, sleep=graph_sleeps),
         )
         made.append(connector)
         return connector

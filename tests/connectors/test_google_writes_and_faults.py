@@ -98,7 +98,7 @@ def test_throttled_requests_are_retried_after_the_retry_after_delay(
 ) -> None:
     google_sandbox.inject_throttle(2, retry_after=3)
 
-    pages = full_sync(google_connector_for(MAYA), MAYA)
+    pages = full_sync(google_connector_for(MAYA, max_sleep=6.0), MAYA)  # 3 s + 3 s allowed
 
     assert pages[-1].cursor
     assert google_sleep.calls == [3.0, 3.0]
