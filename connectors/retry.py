@@ -26,7 +26,8 @@ from tenacity import (
     Retrying,
     retry_if_exception_type,
     stop_after_attempt,
-    wait_exponential_jitter,
+    wait_exponential,
+    wait_random,
 )
 from tenacity.stop import stop_base
 
@@ -86,8 +87,9 @@ class RetryPolicy:
 
         The error of the last attempt is raised as it is, its cause kept.
         """
-        backoff = wait_exponential_jitter(
-            initial=self.backoff, max=self.max_backoff, jitter=self.backoff
+        # truncated exponential backoff plus up to one `backoff` of random jitter
+        backoff = wait_exponential(multiplier=self.backoff, max=self.max_backoff) + wait_random(
+            0, self.backoff
         )
 
         def wait(state: RetryCallState) -> float:
