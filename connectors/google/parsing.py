@@ -15,6 +15,7 @@ from connectors.base import Attendee, CalendarEvent, EventStatus, Response, Skip
 from connectors.google.types import Event, EventAttendee, EventDateTime
 from connectors.items import PARSE_ERRORS, skipped_item
 from connectors.text import MAX_DESCRIPTION_CHARS, looks_like_html
+
 _STATUSES = {s.value: s for s in EventStatus}
 _RESPONSES = {r.value: r for r in Response}
 

@@ -28,8 +28,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Callable
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, ClassVar
@@ -52,6 +51,7 @@ from connectors.base import (
 from connectors.google.client import GoogleClient
 from connectors.google.parsing import parse_event, parse_items, parse_timestamp
 from connectors.items import read_event
+from connectors.paging import RawPage, change_pages
 from connectors.retry import MAX_SLEEP_PER_CALL, RetryPolicy
 
 log = logging.getLogger(__name__)
@@ -150,30 +150,20 @@ class GoogleConnector:
             params["timeMin"] = _rfc3339(window_start)
         else:
             params["syncToken"] = cursor
-        page_token: str | None = None
-        while True:
+
+        def fetch(page_token: str | None) -> RawPage:
             page = self._client.list_events(
                 calendar_id, **params, **({"pageToken": page_token} if page_token else {})
             )
             events, skipped = parse_items(page.get("items", []), calendar_id)
-            events = [e for e in events if starts_before(e, window_end)]  # no timeMax: see above
-            for item in skipped:
-                log.warning(
-                    "google calendar item skipped: event_id=%s reason=%s",
-                    item.event_id,
-                    item.reason,
-                )
-            page_token = page.get("nextPageToken")
-            if page_token:
-                yield ChangePage(events=events, cursor=None, full_sync=full_sync, skipped=skipped)
-                continue
-            next_cursor = page.get("nextSyncToken")
-            if not next_cursor:
-                log.warning("google events.list ended without nextSyncToken for a calendar")
-            yield ChangePage(
-                events=events, cursor=next_cursor, full_sync=full_sync, skipped=skipped
+            return RawPage(
+                events=[e for e in events if starts_before(e, window_end)],  # no timeMax: above
+                skipped=skipped,
+                next_page=page.get("nextPageToken"),
+                cursor=page.get("nextSyncToken"),
             )
-            return
+
+        return change_pages(fetch, provider=self.provider, full_sync=full_sync)
 
     def get_event(self, calendar_id: str, event_id: str) -> CalendarEvent:
         """Read one event or instance fresh, with its current etag."""

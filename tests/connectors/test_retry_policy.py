@@ -152,7 +152,7 @@ def test_other_errors_are_final_on_the_first_answer() -> None:
 
 
 def test_graph_stops_retrying_a_refused_connection_after_its_attempts() -> None:
-    sleeps, calls = Sleeps(), []
+    sleeps, calls = Sleeps(), list[ProviderCall]()
     connector = GraphConnector(
         token_provider=lambda: "token", api_url=f"http://127.0.0.1:{closed_port()}/v1.0",
         observer=calls.append, owner_email="dana@acme.test",
@@ -172,7 +172,7 @@ def test_graph_stops_retrying_a_refused_connection_after_its_attempts() -> None:
 def test_google_stops_retrying_a_refused_connection_after_its_attempts(
     google_sandbox: GoogleSandbox,
 ) -> None:
-    sleeps, calls = Sleeps(), []
+    sleeps, calls = Sleeps(), list[ProviderCall]()
     who = person("maya@acme.test")
     credentials = google_credentials(who.refresh_token, "sandbox-client", "sandbox-secret",
                                      google_sandbox.token_url)
