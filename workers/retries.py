@@ -65,6 +65,8 @@ class RapportRetries(Retries):
         super().__init__(max_retries=LONG_RUNNING_RETRIES, min_backoff=LONG_RUNNING_MIN_BACKOFF_MS,
                          max_backoff=LONG_RUNNING_MAX_BACKOFF_MS)
         self._tally: _Tally | None = None
+        # dramatiq's own logger name, so filters set on `Retries` lines apply to ours too
+        self.logger = logging.getLogger("dramatiq.middleware.retries.Retries")
 
     @contextmanager
     def bounded(self, budget: RetryBudget) -> Iterator[list[FailedWork]]:

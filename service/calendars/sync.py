@@ -17,7 +17,7 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from connectors.base import CalendarConnector, ChangePage
-from connectors.errors import ConnectorError, CursorExpired
+from connectors.errors import AuthRevoked, ConnectorError, CursorExpired
 from service.calendars.apply import ApplyResult, CalendarApplier
 from service.calendars.calls import CallRecorder
 from service.calendars.models import Calendar
@@ -80,6 +80,8 @@ def sync_calendar(
                 ).rowcount
             if not again:
                 break
+    except AuthRevoked:
+        raise  # the account is flagged for re-consent: that is the record, not the calendar
     except Exception as err:
         _record_failure(factory, calendar_id=calendar_id, reason=failure_reason(err), now=now)
         raise
@@ -98,8 +100,8 @@ def failure_reason(err: BaseException) -> str:
 def _record_failure(factory: sessionmaker[Session], *, calendar_id: int, reason: str,
                     now: datetime) -> None:
     """Keep why the sync failed and leave the calendar due: its sync stays requested, so the
-    reconciler sends it again, and `last_sync_at` still says when it last worked."""
-    log.warning("calendar %s: sync failed: %s", calendar_id, reason)
+    reconciler sends it again, and `last_sync_at` still says when it last worked. (The
+    worker's failure log line says it to operators; no second line here.)"""
     with factory.begin() as session:
         session.execute(update(Calendar).where(Calendar.id == calendar_id)
                         .values(last_error=reason, last_error_at=now, sync_requested_at=now))
@@ -136,8 +138,8 @@ def _pages(factory: sessionmaker[Session], *, calendar_id: int, connector: Calen
             raise LookupError(f"calendar {calendar_id} does not exist")
         cursor = cal.cursor
         if cursor and connector.cursor_is_stale(cursor):
-            log.warning("calendar %s: saved cursor points at another endpoint than the "
-                        "configured one; full resync", calendar_id)
+            log.info("calendar %s: saved cursor points at another endpoint than the "
+                     "configured one; full resync", calendar_id)
             cursor = None
         if cursor and cal.window_end and cal.window_end < now + timedelta(
                 days=settings.sync_lookahead_days / 2):

@@ -10,11 +10,13 @@ import socket
 import subprocess
 import time
 from pathlib import Path
+from typing import cast
 
 import pytest
 from cryptography.fernet import Fernet
 from sqlalchemy import create_engine, select
 
+from sandbox.admin import SandboxAdmin
 from sandbox.microsoft import GraphSandbox
 from sandbox.team import person
 from service.calendars.models import Calendar
@@ -133,7 +135,7 @@ def test_delta_links_of_a_graph_endpoint_that_moved_start_a_full_sync(tmp_path: 
         again = _sync_once(env)
 
         assert again.returncode == 0, again.stdout + again.stderr
-        lists = calls(second).lists
+        lists = calls(cast(SandboxAdmin, second)).lists
         assert lists and all("$deltatoken" not in r.query for r in lists)  # a full round
         assert "ConnectError" not in again.stderr
         engine = create_engine(Settings(data_dir=tmp_path).resolved_database_url)
