@@ -151,6 +151,14 @@ class FreeBusy:
     busy: dict[str, list[BusyInterval]] = field(default_factory=dict)
     unreadable: frozenset[str] = frozenset()
 
+    @classmethod
+    def answer(cls, asked: list[str], *, busy: dict[str, list[BusyInterval]],
+               unreadable: set[str]) -> FreeBusy:
+        """The answer about everyone `asked`: whoever the provider gave no busy list for is
+        unreadable, never free."""
+        missing = {email.lower() for email in asked if email.lower() not in busy}
+        return cls(busy=busy, unreadable=frozenset(unreadable | missing))
+
 
 @dataclass(frozen=True)
 class Subscription:
@@ -172,6 +180,13 @@ class ProviderCall:
 
 
 CallObserver = Callable[[ProviderCall], None]
+
+
+def starts_before(event: CalendarEvent, window_end: datetime) -> bool:
+    """Whether an event belongs to a window ending at `window_end`: it (or its original slot)
+    starts before the end. A tombstone without times always belongs: its copy may be known."""
+    times = [t for t in (event.original_start, event.start) if t is not None]
+    return not times or min(times) < window_end
 
 
 @runtime_checkable
@@ -197,8 +212,11 @@ class CalendarConnector(Protocol):
     ) -> Iterator[ChangePage]:
         """Changes since `cursor` (everything in the window when None).
 
-        The window bounds a full sync; an incremental round follows the provider's cursor.
-        Raises `CursorExpired` when the provider says the cursor is gone.
+        The window bounds a full sync, and a cursor keeps following the window of the round
+        that opened it: pages hold only events that `starts_before` `window_end` (a connector
+        whose provider lists more drops the rest), so to move the window the caller starts a
+        new round with ``cursor=None``. Raises `CursorExpired` when the provider says the
+        cursor is gone.
         """
         ...
 

@@ -58,3 +58,24 @@ class MalformedEvent(ConnectorError):
     def __init__(self, message: str, *, event_id: str | None) -> None:
         super().__init__(message)
         self.event_id = event_id
+
+
+def error_for_status(status: int, message: str, *,
+                     retry_after: float | None = None) -> ConnectorError:
+    """The error both providers mean by a plain HTTP status (their own quirks come first).
+
+    Not raised here: the HTTP edge raises it ``from`` the library's error, keeping the cause.
+    """
+    if status == 401:
+        return AuthRevoked(message)
+    if status == 403:
+        return Forbidden(message)
+    if status in (404, 410):
+        return NotFound(message)
+    if status == 412:
+        return PreconditionFailed(message)
+    if status == 429:
+        return RateLimited(message, retry_after=retry_after)
+    if 400 <= status < 500:
+        return BadRequest(message)
+    return Transient(message)

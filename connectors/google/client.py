@@ -1,15 +1,16 @@
-"""The HTTP edge to Google Calendar: googleapiclient calls, retries, error translation.
+"""The HTTP edge to Google Calendar: googleapiclient calls, error translation, the shared retry.
 
 Every provider call goes through `GoogleClient.execute`, which
 
-- retries 429, 403 ``rateLimitExceeded``/``userRateLimitExceeded`` and 5xx with capped
-  exponential backoff, honouring ``Retry-After``
+- runs each attempt under the connectors' one `RetryPolicy` (`connectors.retry`): 429,
+  403 ``rateLimitExceeded``/``userRateLimitExceeded`` and 5xx or network errors are retried,
+  honouring ``Retry-After``, within a few seconds per call
   (https://developers.google.com/calendar/api/guides/errors#429_too_many_requests,
-  https://developers.google.com/calendar/api/guides/quota#backoff); a wait longer than
-  `max_sleep` is not slept here but raised as `RateLimited(retry_after=...)` so a worker can
-  schedule the retry;
+  https://developers.google.com/calendar/api/guides/quota#backoff); a longer wait is raised as
+  `RateLimited(retry_after=...)` so a worker can schedule the retry;
 - reports each attempt to the `CallObserver` (operation, status, duration);
-- translates `HttpError` / `RefreshError` into `connectors.errors`, keeping the cause.
+- translates `HttpError` / `RefreshError` / network errors into `connectors.errors`, keeping
+  the cause.
 
 Not thread-safe (httplib2): use one connector per thread.
 """
@@ -17,12 +18,8 @@ Not thread-safe (httplib2): use one connector per thread.
 from __future__ import annotations
 
 import json
-import logging
 import socket
 import time
-from collections.abc import Callable
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from typing import Any
 
 import httplib2
@@ -30,26 +27,21 @@ from google.auth.exceptions import RefreshError, TransportError
 from googleapiclient.errors import HttpError
 from googleapiclient.http import HttpRequest
 
-from connectors.base import CallObserver, ProviderCall
+from connectors.base import CallObserver
+from connectors.calls import NO_ANSWER, CallReporter
 from connectors.errors import (
     AuthRevoked,
-    BadRequest,
     ConnectorError,
     CursorExpired,
-    Forbidden,
-    NotFound,
-    PreconditionFailed,
     RateLimited,
     Transient,
+    error_for_status,
 )
-
-log = logging.getLogger(__name__)
+from connectors.retry import RetryPolicy, retry_after_seconds
 
 PROVIDER = "google"
 _RATE_REASONS = {"rateLimitExceeded", "userRateLimitExceeded", "quotaExceeded"}
 _NETWORK_ERRORS = (httplib2.HttpLib2Error, TransportError, socket.timeout, ConnectionError, OSError)
-
-Sleep = Callable[[float], None]
 
 
 def _reasons(err: HttpError) -> list[str]:
@@ -61,45 +53,17 @@ def _reasons(err: HttpError) -> list[str]:
         return []
 
 
-def retry_after_seconds(value: str | None, *, now: datetime | None = None) -> float | None:
-    """``Retry-After`` as seconds: delta-seconds or an HTTP date."""
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
-
-
 def translate_http_error(err: HttpError, operation: str) -> ConnectorError:
     """One `ConnectorError` for a Google HTTP error (not raised: the caller raises from err)."""
     status = int(err.resp.status)
     reasons = _reasons(err)
     message = f"google {operation}: HTTP {status} {','.join(reasons) or ''}".rstrip()
-    if status == 429 or (status == 403 and _RATE_REASONS.intersection(reasons)):
-        return RateLimited(message, retry_after=retry_after_seconds(err.resp.get("retry-after")))
-    if status == 401:
-        return AuthRevoked(message)
-    if status == 403:
-        return Forbidden(message)
-    if status == 404:
-        return NotFound(message)
-    if status == 410:
-        if "fullSyncRequired" in reasons or operation == "events.list":
-            return CursorExpired(message)
-        return NotFound(message)
-    if status == 412:
-        return PreconditionFailed(message)
-    if status >= 500:
-        return Transient(message)
-    return BadRequest(message)
+    retry_after = retry_after_seconds(err.resp.get("retry-after"))
+    if status == 403 and _RATE_REASONS.intersection(reasons):  # Google throttles with 403 too
+        return RateLimited(message, retry_after=retry_after)
+    if status == 410 and ("fullSyncRequired" in reasons or operation == "events.list"):
+        return CursorExpired(message)  # the sync token is gone (410 fullSyncRequired)
+    return error_for_status(status, message, retry_after=retry_after)
 
 
 def translate_refresh_error(err: RefreshError) -> ConnectorError:
@@ -110,88 +74,41 @@ def translate_refresh_error(err: RefreshError) -> ConnectorError:
 
 
 class GoogleClient:
-    """Executes googleapiclient requests with retries, observation and error translation."""
+    """Executes googleapiclient requests with the shared retry, observation and translation."""
 
     def __init__(
         self,
         service: Any,
         *,
         observer: CallObserver | None = None,
-        sleep: Sleep = time.sleep,
-        max_attempts: int = 4,
-        max_sleep: float = 10.0,
-        backoff_base: float = 0.5,
+        retry: RetryPolicy | None = None,
     ) -> None:
         self.service = service
-        self._observer = observer
-        self._sleep = sleep
-        self._max_attempts = max(1, max_attempts)
-        self._max_sleep = max_sleep
-        self._backoff_base = backoff_base
-
-    def _report(self, operation: str, status: int, started: float) -> None:
-        if self._observer is None:
-            return
-        call = ProviderCall(
-            provider=PROVIDER,
-            operation=operation,
-            status=status,
-            duration_ms=(time.monotonic() - started) * 1000.0,
-        )
-        try:
-            self._observer(call)
-        except Exception:  # an observer must never break a sync
-            log.exception("call observer failed for %s", operation)
-
-    def _backoff(self, attempt: int) -> float:
-        return min(self._max_sleep, self._backoff_base * (2 ** (attempt - 1)))
+        self._calls = CallReporter(PROVIDER, observer)
+        self.retry = retry or RetryPolicy()
 
     def execute(self, operation: str, request: HttpRequest) -> Any:
-        """Run one API request with retries; raises `ConnectorError` subclasses only."""
-        attempt = 0
-        while True:
-            attempt += 1
-            started = time.monotonic()
-            try:
-                result = request.execute()
-            except HttpError as err:
-                self._report(operation, int(err.resp.status), started)
-                error = translate_http_error(err, operation)
-                delay = self._retry_delay(error, attempt)
-                if delay is None:
-                    raise error from err
-                log.info(
-                    "google %s: HTTP %s, retry %d in %.2fs",
-                    operation,
-                    err.resp.status,
-                    attempt,
-                    delay,
-                )
-            except RefreshError as err:
-                self._report(operation, 401, started)
-                raise translate_refresh_error(err) from err
-            except _NETWORK_ERRORS as err:
-                self._report(operation, 0, started)
-                error = Transient(f"google {operation}: network error {type(err).__name__}")
-                delay = self._retry_delay(error, attempt)
-                if delay is None:
-                    raise error from err
-                log.info("google %s: network error, retry %d in %.2fs", operation, attempt, delay)
-            else:
-                self._report(operation, 200 if result is not None else 204, started)
-                return result
-            self._sleep(delay)
+        """Run one API request under the retry policy; raises `ConnectorError` subclasses only."""
+        return self.retry.call(
+            lambda: self._attempt(operation, request), provider=PROVIDER, operation=operation
+        )
 
-    def _retry_delay(self, error: ConnectorError, attempt: int) -> float | None:
-        """Seconds to wait before the next attempt, None to give up (raise `error`)."""
-        if not isinstance(error, RateLimited | Transient) or attempt >= self._max_attempts:
-            return None
-        delay = self._backoff(attempt)
-        if isinstance(error, RateLimited) and error.retry_after is not None:
-            delay = error.retry_after
-        if delay > self._max_sleep:
-            return None  # too long to wait in-process: the worker retries later
-        return delay
+    def _attempt(self, operation: str, request: HttpRequest) -> Any:
+        """One HTTP exchange, reported and translated."""
+        started = time.monotonic()
+        try:
+            result = request.execute()
+        except HttpError as err:
+            self._calls.report(operation, int(err.resp.status), started)
+            raise translate_http_error(err, operation) from err
+        except RefreshError as err:
+            self._calls.report(operation, 401, started)
+            raise translate_refresh_error(err) from err
+        except _NETWORK_ERRORS as err:
+            self._calls.report(operation, NO_ANSWER, started)
+            raise Transient(f"google {operation}: network error {type(err).__name__}") from err
+        self._calls.report(operation, 200 if result is not None else 204, started)
+        return result
 
     # -- API methods ------------------------------------------------------------------------
 

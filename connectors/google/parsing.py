@@ -8,16 +8,14 @@ RFC 3339 ``dateTime`` with offset or ``date`` for all-day events; an instance ca
 
 from __future__ import annotations
 
-import re
 from datetime import UTC, date, datetime
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from connectors.base import Attendee, CalendarEvent, EventStatus, Response, SkippedItem
 from connectors.google.types import Event, EventAttendee, EventDateTime
+from connectors.items import PARSE_ERRORS, skipped_item
+from connectors.text import MAX_DESCRIPTION_CHARS, looks_like_html
 
-MAX_DESCRIPTION_CHARS = 1_000_000  # larger descriptions are skipped: too big to merge into safely
-
-_HTML = re.compile(r"<\s*(p|br|div|span|b|i|u|a|ul|ol|li|strong|em|html)\b[^>]*>", re.IGNORECASE)
 _STATUSES = {s.value: s for s in EventStatus}
 _RESPONSES = {r.value: r for r in Response}
 
@@ -79,11 +77,6 @@ def parse_attendee(raw: EventAttendee) -> Attendee:
         is_organizer=bool(raw.get("organizer", False)),
         is_self=bool(raw.get("self", False)),
     )
-
-
-def looks_like_html(text: str) -> bool:
-    """True when a description was stored as HTML (Google's editor writes <br>, <p>, ...)."""
-    return bool(_HTML.search(text))
 
 
 def parse_event(raw: Event, calendar_id: str) -> CalendarEvent:
@@ -149,7 +142,6 @@ def parse_items(
     for raw in items:
         try:
             events.append(parse_event(raw, calendar_id))
-        except (ValueError, TypeError, AttributeError, KeyError) as err:  # EventParseError too
-            event_id = raw.get("id") if isinstance(raw, dict) else None
-            skipped.append(SkippedItem(event_id=event_id, reason=str(err)))
+        except PARSE_ERRORS as err:  # EventParseError too
+            skipped.append(skipped_item(raw, err))
     return events, skipped

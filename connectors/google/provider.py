@@ -13,8 +13,9 @@ https://developers.google.com/calendar/api/v3/reference/events/list):
 - A full round (no cursor) sends ``timeMin=window_start`` and **no** ``timeMax``. The docs
   allow restricting the initial full sync, but later incremental rounds only report items
   that *change*; with a ``timeMax`` an unchanged occurrence that slides into the window as
-  time passes would never arrive. Without it Google returns every future instance once and
-  the service filters by window. (``window_end`` is therefore not sent.)
+  time passes would never arrive. Without it Google returns every future instance once, and
+  this connector drops what starts at or after ``window_end`` (on every round), so the pages
+  hold what the contract promises: the window's occurrences, as Graph's calendarView gives.
 - ``showDeleted=true`` on the full round too, so occurrences cancelled before the first sync
   are seen; incremental rounds always include deleted items. The same ``singleEvents`` and
   ``showDeleted`` values are sent on both, as the docs ask.
@@ -27,7 +28,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, ClassVar
@@ -45,19 +46,17 @@ from connectors.base import (
     ChangePage,
     FreeBusy,
     Subscription,
+    starts_before,
 )
-from connectors.errors import MalformedEvent
-from connectors.google.client import GoogleClient, Sleep
+from connectors.google.client import GoogleClient
 from connectors.google.parsing import parse_event, parse_items, parse_timestamp
+from connectors.items import read_event
+from connectors.paging import RawPage, change_pages
+from connectors.retry import MAX_SLEEP_PER_CALL, RetryPolicy
 
 log = logging.getLogger(__name__)
 
 DEFAULT_API_URL = "https://www.googleapis.com/calendar/v3/"
-
-
-# What a broken item raises in `parse_event` (EventParseError is a ValueError); the same
-# set `parse_items` turns into skipped items during a sync.
-_PARSE_ERRORS = (ValueError, TypeError, AttributeError, KeyError)
 
 
 def _rfc3339(value: datetime) -> str:
@@ -80,11 +79,14 @@ class GoogleConnector:
         http: httplib2.Http | None = None,
         ca_bundle: str | Path | None = None,
         timeout: float = 30.0,
-        sleep: Sleep = time.sleep,
+        sleep: Callable[[float], None] = time.sleep,
         max_attempts: int = 4,
-        max_sleep: float = 10.0,
+        max_sleep: float = MAX_SLEEP_PER_CALL,
+        retry: RetryPolicy | None = None,
         page_size: int = 250,
     ) -> None:
+        """`retry` is the shared policy; `sleep`, `max_attempts` and `max_sleep` (seconds a call
+        may sleep in all) are its short form, used when `retry` is not given."""
         if http is None:
             http = httplib2.Http(
                 timeout=timeout, ca_certs=str(ca_bundle) if ca_bundle is not None else None
@@ -98,9 +100,8 @@ class GoogleConnector:
             cache_discovery=False,
             client_options={"api_endpoint": api_url if api_url.endswith("/") else api_url + "/"},
         )
-        self._client = GoogleClient(
-            service, observer=observer, sleep=sleep, max_attempts=max_attempts, max_sleep=max_sleep
-        )
+        policy = retry or RetryPolicy(attempts=max_attempts, budget=max_sleep, sleep=sleep)
+        self._client = GoogleClient(service, observer=observer, retry=policy)
         self._page_size = page_size
 
     def list_calendars(self) -> list[CalendarInfo]:
@@ -149,38 +150,25 @@ class GoogleConnector:
             params["timeMin"] = _rfc3339(window_start)
         else:
             params["syncToken"] = cursor
-        page_token: str | None = None
-        while True:
+
+        def fetch(page_token: str | None) -> RawPage:
             page = self._client.list_events(
                 calendar_id, **params, **({"pageToken": page_token} if page_token else {})
             )
             events, skipped = parse_items(page.get("items", []), calendar_id)
-            for item in skipped:
-                log.warning(
-                    "google calendar item skipped: event_id=%s reason=%s",
-                    item.event_id,
-                    item.reason,
-                )
-            page_token = page.get("nextPageToken")
-            if page_token:
-                yield ChangePage(events=events, cursor=None, full_sync=full_sync, skipped=skipped)
-                continue
-            next_cursor = page.get("nextSyncToken")
-            if not next_cursor:
-                log.warning("google events.list ended without nextSyncToken for a calendar")
-            yield ChangePage(
-                events=events, cursor=next_cursor, full_sync=full_sync, skipped=skipped
+            return RawPage(
+                events=[e for e in events if starts_before(e, window_end)],  # no timeMax: above
+                skipped=skipped,
+                next_page=page.get("nextPageToken"),
+                cursor=page.get("nextSyncToken"),
             )
-            return
+
+        return change_pages(fetch, provider=self.provider, full_sync=full_sync)
 
     def get_event(self, calendar_id: str, event_id: str) -> CalendarEvent:
         """Read one event or instance fresh, with its current etag."""
         raw = self._client.get_event(calendar_id, event_id)
-        try:
-            return parse_event(raw, calendar_id)
-        except _PARSE_ERRORS as err:
-            raise MalformedEvent(f"event {event_id} cannot be read: {err}",
-                                 event_id=event_id) from err
+        return read_event(lambda: parse_event(raw, calendar_id), event_id=event_id)
 
     def patch_description(
         self,
@@ -198,11 +186,8 @@ class GoogleConnector:
         raw = self._client.patch_event(
             calendar_id, event_id, {"description": description}, etag=etag
         )
-        try:
-            return parse_event(raw, calendar_id)
-        except _PARSE_ERRORS as err:
-            raise MalformedEvent(f"event {event_id} cannot be read after patch: {err}",
-                                 event_id=event_id) from err
+        return read_event(lambda: parse_event(raw, calendar_id), event_id=event_id,
+                          after=" after patch")
 
     def free_busy(self, emails: list[str], start: datetime, end: datetime) -> FreeBusy:
         """Busy intervals per person (freebusy.query), and who Google could not read.
@@ -230,8 +215,7 @@ class GoogleConnector:
                 BusyInterval(start=parse_timestamp(b["start"]), end=parse_timestamp(b["end"]))
                 for b in info.get("busy", [])
             ]
-        unreadable.update(e.lower() for e in emails if e.lower() not in busy)
-        return FreeBusy(busy=busy, unreadable=frozenset(unreadable))
+        return FreeBusy.answer(emails, busy=busy, unreadable=unreadable)
 
     def subscribe(
         self, calendar_id: str, *, address: str, token: str, ttl_seconds: int

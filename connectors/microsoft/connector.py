@@ -28,8 +28,9 @@ from connectors.base import (
     SkippedItem,
     Subscription,
 )
-from connectors.errors import ConnectorError, Forbidden, MalformedEvent, NotFound
-from connectors.microsoft.client import GraphClient, RetryPolicy
+from connectors.errors import Forbidden, NotFound
+from connectors.items import read_event
+from connectors.microsoft.client import GraphClient
 from connectors.microsoft.parse import (
     parse_busy,
     parse_calendar,
@@ -40,6 +41,8 @@ from connectors.microsoft.parse import (
 )
 from connectors.microsoft.timezones import iana_name
 from connectors.microsoft.types import DeltaPage, GraphEvent
+from connectors.paging import RawPage, change_pages
+from connectors.retry import RetryPolicy
 
 log = logging.getLogger(__name__)
 
@@ -146,33 +149,27 @@ class GraphConnector:
         `cursor` is the previous round's ``@odata.deltaLink``; the window applies only when
         it is None. Raises `CursorExpired` on 410 ``syncStateNotFound``.
         """
-        full = cursor is None
         headers = {"Prefer": f"{PREFER}, odata.maxpagesize={self.page_size}"}
-        url: str
-        params: dict[str, str] | None
-        if cursor is None:
-            url = f"{self._calendar_path(calendar_id)}/calendarView/delta"
-            params = {
-                "startDateTime": _graph_time(window_start),
-                "endDateTime": _graph_time(window_end),
-            }
-        else:
-            url, params = cursor, None
-        while True:
+        first = f"{self._calendar_path(calendar_id)}/calendarView/delta"
+        window = {"startDateTime": _graph_time(window_start),
+                  "endDateTime": _graph_time(window_end)}
+
+        def fetch(next_link: str | None) -> RawPage:
+            if next_link is not None:  # a next link or delta link carries its own query
+                url, params = next_link, None
+            elif cursor is not None:
+                url, params = cursor, None
+            else:
+                url, params = first, window
             page: DeltaPage = self.client.json(
                 "GET", url, operation="calendarView.delta", params=params, headers=headers
             )
             events, skipped = self._parse_page(calendar_id, page.get("value", []))
-            next_link = page.get("@odata.nextLink")
-            if next_link:
-                yield ChangePage(events=events, full_sync=full, skipped=skipped)
-                url, params = next_link, None
-                continue
-            delta_link = page.get("@odata.deltaLink")
-            if not delta_link:
-                raise ConnectorError("Graph delta page has neither nextLink nor deltaLink")
-            yield ChangePage(events=events, cursor=delta_link, full_sync=full, skipped=skipped)
-            return
+            return RawPage(events=events, skipped=skipped,
+                           next_page=page.get("@odata.nextLink"),
+                           cursor=page.get("@odata.deltaLink"))
+
+        return change_pages(fetch, provider=self.provider, full_sync=cursor is None)
 
     def cursor_is_stale(self, cursor: str) -> bool:
         """A delta link whose origin (scheme, host, port) is not the configured Graph API's."""
@@ -191,13 +188,7 @@ class GraphConnector:
                 uid = self._series_uid(master)
             parsed = parse_item(raw, calendar_id=calendar_id, owner=owner, series_uid=uid)
             if isinstance(parsed, SkippedItem):
-                log.warning(
-                    "skipping Graph event %s in calendar %s: %s",
-                    parsed.event_id,
-                    calendar_id,
-                    parsed.reason,
-                )
-                skipped.append(parsed)
+                skipped.append(parsed)  # logged once, by the service, with its calendar
             else:
                 events.append(parsed)
         return events, skipped
@@ -220,14 +211,14 @@ class GraphConnector:
     def _parse(self, calendar_id: str, event_id: str, raw: GraphEvent) -> CalendarEvent:
         """One event from a read or a write's answer; a broken one raises `MalformedEvent`
         (the same errors `parse_item` turns into skipped items during a sync)."""
-        try:
+
+        def parse() -> CalendarEvent:
             master = raw.get("seriesMasterId")
             uid = self._series_uid(master) if master else None
             return parse_event(raw, calendar_id=calendar_id, owner=self.owner_email(),
                                series_uid=uid)
-        except (ValueError, TypeError, AttributeError, KeyError) as err:  # ParseError too
-            raise MalformedEvent(f"event {event_id} cannot be read: {err}",
-                                 event_id=event_id) from err
+
+        return read_event(parse, event_id=event_id)
 
     def get_event(self, calendar_id: str, event_id: str) -> CalendarEvent:
         """GET /me/events/{id}: https://learn.microsoft.com/en-us/graph/api/event-get."""
@@ -295,8 +286,7 @@ class GraphConnector:
                 unreadable.add(schedule)
                 continue
             busy[schedule] = parse_busy(info)
-        unreadable.update(e.lower() for e in emails if e.lower() not in busy)
-        return FreeBusy(busy=busy, unreadable=frozenset(unreadable))
+        return FreeBusy.answer(emails, busy=busy, unreadable=unreadable)
 
     def subscribe(
         self, calendar_id: str, *, address: str, token: str, ttl_seconds: int

@@ -21,10 +21,10 @@ from connectors.base import (
     Response,
     SkippedItem,
 )
+from connectors.items import PARSE_ERRORS, skipped_item
 from connectors.microsoft.timezones import iana_name, zone
 from connectors.microsoft.types import GraphCalendar, GraphEvent, ScheduleInformation
-
-MAX_DESCRIPTION_CHARS = 1_000_000  # larger bodies are skipped (DESIGN: "a 2 MB description")
+from connectors.text import MAX_DESCRIPTION_CHARS
 
 RESPONSES: dict[str, Response] = {
     "organizer": Response.ACCEPTED,
@@ -175,11 +175,8 @@ def parse_item(
     """Like `parse_event`, but a broken item becomes a `SkippedItem` instead of an error."""
     try:
         return parse_event(raw, calendar_id=calendar_id, owner=owner, series_uid=series_uid)
-    except (ParseError, TypeError, AttributeError, KeyError) as err:
-        event_id = raw.get("id") if isinstance(raw, dict) else None
-        return SkippedItem(
-            event_id=event_id if isinstance(event_id, str) else None, reason=str(err)
-        )
+    except PARSE_ERRORS as err:  # ParseError too
+        return skipped_item(raw, err)
 
 
 def parse_calendar(raw: GraphCalendar) -> CalendarInfo:

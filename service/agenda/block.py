@@ -15,18 +15,17 @@ import re
 import unicodedata
 from dataclasses import dataclass
 
+from connectors.text import MAX_DESCRIPTION_CHARS, looks_like_html
 from service.agenda.generator import Agenda, Source
 from service.agenda.htmltext import (
     Projection,
     absorb_wrappers,
-    looks_like_html,
     project,
     visible_text,
 )
 
 START_MARKER = "── Rapport agenda (managed) ──"
 END_MARKER = "── end of Rapport agenda ──"
-MAX_DESCRIPTION_CHARS = 1_000_000
 
 FOOTER = (
     "Add your own notes above or below this block: "

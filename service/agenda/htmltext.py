@@ -13,6 +13,10 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from connectors.text import looks_like_html
+
+__all__ = ["Projection", "absorb_wrappers", "looks_like_html", "project", "visible_text"]
+
 _TOKEN = re.compile(
     r"(?P<comment><!--.*?-->)"
     r"|(?P<tag></?(?P<name>[A-Za-z][A-Za-z0-9:-]*)\b[^<>]*>)"
@@ -26,19 +30,9 @@ _LINE_BREAKING = frozenset(
     "br p div li ul ol tr table h1 h2 h3 h4 h5 h6 blockquote hr pre body".split()
 )
 _VOID = frozenset("br hr img meta link input wbr col area base source".split())
-_HTML_HINT = re.compile(
-    r"</?(?:br|p|div|span|b|i|u|a|ul|ol|li|html|body|font|strong|em|table|h[1-6])\b[^<>]*>"
-    r"|&nbsp;|&#[0-9]+;",
-    re.IGNORECASE,
-)
 _MAX_WRAPPERS = 8  # editors nest a few levels; the cap keeps odd input linear
 _OPEN_TAG = re.compile(r"<([A-Za-z][A-Za-z0-9:-]*)\b[^<>]*>")
 _CLOSE_TAG = re.compile(r"</([A-Za-z][A-Za-z0-9:-]*)\s*>")
-
-
-def looks_like_html(text: str) -> bool:
-    """True when the text carries markup an editor produced (Google sends no content type)."""
-    return _HTML_HINT.search(text) is not None
 
 
 @dataclass(frozen=True)

@@ -84,7 +84,7 @@ def backfill(factory: sessionmaker[Session], *, connectors: Any, since: date,
                 with factory() as session:
                     cal = session.get(Calendar, calendar_id)
                     assert cal is not None
-                    apply_page(session, cal, page, result=applied, now=now, window_end=now)
+                    apply_page(session, cal, page, result=applied, now=now)
                     session.commit()
         except Exception as err:  # noqa: BLE001 - one calendar failing must not stop the rest
             log.warning("backfill: calendar %s failed: %s", calendar_id,

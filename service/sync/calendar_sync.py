@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from connectors.base import CalendarConnector, CalendarEvent, ChangePage
+from connectors.base import CalendarConnector, ChangePage
 from connectors.errors import AuthRevoked, ConnectorError, CursorExpired
 from service.calendars.calls import CallRecorder
 from service.calendars.models import Calendar
@@ -143,6 +143,7 @@ def _pages(factory: sessionmaker[Session], *, calendar_id: int, connector: Calen
             cursor = None
         if cursor and cal.window_end and cal.window_end < now + timedelta(
                 days=settings.sync_lookahead_days / 2):
+            # a cursor follows the window its round was opened with (the connector contract)
             log.info("calendar %s: sync window runs out; starting a new round", calendar_id)
             cursor = None
         window_start = now - timedelta(days=settings.sync_lookback_days)
@@ -158,7 +159,7 @@ def _pages(factory: sessionmaker[Session], *, calendar_id: int, connector: Calen
         pages = connector.list_changes(provider_calendar_id, cursor, window_start=window_start,
                                        window_end=window_end)
         for page in pages:
-            apply_page(session, cal, page, result=result, now=now, window_end=window_end)
+            apply_page(session, cal, page, result=result, now=now)
             if page.cursor is not None:
                 if full:
                     _sweep_unseen(session, cal, result, window_start, window_end, now)
@@ -181,8 +182,11 @@ def _pages(factory: sessionmaker[Session], *, calendar_id: int, connector: Calen
 
 
 def apply_page(session: Session, calendar: Calendar, page: ChangePage, *, result: ApplyResult,
-               now: datetime, window_end: datetime) -> None:
-    """Apply one page of provider changes (skipped items quarantined, the rest applied)."""
+               now: datetime) -> None:
+    """Apply one page of provider changes (skipped items quarantined, the rest applied).
+
+    A connector lists only what belongs to the round's window (`CalendarConnector.list_changes`),
+    so every event is applied."""
     applier = CalendarApplier(session, calendar, now=now)
     applier.result = result
     for item in page.skipped:
@@ -190,16 +194,7 @@ def apply_page(session: Session, calendar: Calendar, page: ChangePage, *, result
                     item.reason)
         applier.quarantine(item.event_id, item.reason)
     for event in page.events:
-        if not _beyond(event, window_end):
-            applier.apply(event)
-
-
-def _beyond(event: CalendarEvent, window_end: datetime) -> bool:
-    """An occurrence entirely past the window: not needed yet. Google lists instances far
-    beyond it (no timeMax, so sync tokens stay valid for everything); the window is renewed
-    by a full round once half of it has passed, long before such occurrences matter."""
-    times = [t for t in (event.original_start, event.start) if t is not None]
-    return bool(times) and min(times) >= window_end
+        applier.apply(event)
 
 
 def _sweep_unseen(session: Session, cal: Calendar, result: ApplyResult, start: datetime,

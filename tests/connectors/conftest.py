@@ -26,6 +26,7 @@ from connectors.google import GoogleConnector, google_credentials
 from connectors.microsoft import GraphConnector
 from connectors.microsoft.auth import MsalTokenProvider
 from connectors.microsoft.client import RetryPolicy
+from connectors.retry import MAX_SLEEP_PER_CALL
 from sandbox.google import GoogleSandbox
 from sandbox.memory import MemoryWorld
 from sandbox.microsoft import GraphSandbox
@@ -86,12 +87,13 @@ def graph_connector_for(
     graph_token_provider_for: Callable[[str], MsalTokenProvider],
     graph_sleeps: RecordingSleep,
 ) -> Iterator[Callable[..., GraphConnector]]:
-    """`graph_connector_for(email, page_size=, attempts=, observer=)`: a connector for a
-    seeded person."""
+    """`graph_connector_for(email, page_size=, attempts=, observer=, budget=)`: a connector for
+    a seeded person (`budget`: seconds one call may sleep, the production cap unless given)."""
     made: list[GraphConnector] = []
 
     def make(email: str, *, page_size: int = 100, attempts: int = 4,
-             observer: CallObserver | None = None) -> GraphConnector:
+             observer: CallObserver | None = None,
+             budget: float = MAX_SLEEP_PER_CALL) -> GraphConnector:
         connector = GraphConnector(
             token_provider=graph_token_provider_for(email),
             api_url=graph_sandbox.base_url,
@@ -99,7 +101,7 @@ def graph_connector_for(
             owner_email=email,
             page_size=page_size,
             observer=observer,
-            retry=RetryPolicy(attempts=attempts, sleep=graph_sleeps),
+            retry=RetryPolicy(attempts=attempts, budget=budget, sleep=graph_sleeps),
         )
         made.append(connector)
         return connector

@@ -17,6 +17,7 @@ import pytest
 from connectors.base import CalendarConnector, CallObserver
 from connectors.google import GoogleConnector
 from connectors.microsoft import GraphConnector
+from connectors.retry import MAX_SLEEP_PER_CALL
 from sandbox.admin import SandboxAdmin
 from sandbox.google import GoogleSandbox
 from sandbox.google.recurrence import instance_id
@@ -57,8 +58,8 @@ def sync_window(now: datetime | None = None) -> tuple[datetime, datetime]:
 class ConnectorCase:
     """One connector under the contract, with the world it reads and what to expect of it.
 
-    `make(email, page_size=None, attempts=None, observer=None)` builds a connector for a
-    seeded person; the people and series are the seeded team's (sandbox/team.py).
+    `make(email, page_size=None, attempts=None, observer=None, sleep_budget=None)` builds a
+    connector for a seeded person; the people and series are the seeded team's (sandbox/team.py).
     """
 
     name: str
@@ -90,8 +91,11 @@ class ConnectorCase:
 def google_case(sandbox: GoogleSandbox, make: Callable[..., GoogleConnector],
                  sleeps: RecordingSleep) -> ConnectorCase:
     def build(email: str, *, page_size: int | None = None, attempts: int | None = None,
-              observer: CallObserver | None = None) -> GoogleConnector:
+              observer: CallObserver | None = None,
+              sleep_budget: float | None = None) -> GoogleConnector:
         options: dict[str, Any] = {"observer": observer}
+        if sleep_budget is not None:
+            options["max_sleep"] = sleep_budget
         if page_size:
             options["page_size"] = page_size
         if attempts:
@@ -116,9 +120,10 @@ def google_case(sandbox: GoogleSandbox, make: Callable[..., GoogleConnector],
 def graph_case(sandbox: GraphSandbox, make: Callable[..., GraphConnector],
                 sleeps: RecordingSleep) -> ConnectorCase:
     def build(email: str, *, page_size: int | None = None, attempts: int | None = None,
-              observer: CallObserver | None = None) -> GraphConnector:
+              observer: CallObserver | None = None,
+              sleep_budget: float | None = None) -> GraphConnector:
         return make(email, page_size=page_size or 100, attempts=attempts or 4,
-                    observer=observer)
+                    observer=observer, budget=sleep_budget or MAX_SLEEP_PER_CALL)
 
     return ConnectorCase(
         name="microsoft", admin=cast(SandboxAdmin, sandbox), make=build,
@@ -136,7 +141,8 @@ def graph_case(sandbox: GraphSandbox, make: Callable[..., GraphConnector],
 
 def memory_case(world: MemoryWorld) -> ConnectorCase:
     def build(email: str, *, page_size: int | None = None, attempts: int | None = None,
-              observer: CallObserver | None = None) -> MemoryConnector:
+              observer: CallObserver | None = None,
+              sleep_budget: float | None = None) -> MemoryConnector:
         return MemoryConnector(world, email, page_size=page_size, observer=observer)
 
     def no_push(email: str) -> int:

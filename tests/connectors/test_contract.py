@@ -526,7 +526,7 @@ def test_throttled_requests_are_retried_after_the_retry_after_delay(
 ) -> None:
     case = connector_case
     case.require("retries")
-    connector = case.make(case.manager)
+    connector = case.make(case.manager, sleep_budget=6.0)  # 3 s + 3 s: over the default cap
     connector.list_calendars()
     case.admin.clear_requests()
     case.admin.inject_throttle(2, retry_after=3)

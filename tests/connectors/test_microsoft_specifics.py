@@ -167,7 +167,7 @@ def test_a_conflict_names_error_irresolvable_conflict_and_keeps_outlooks_html(
 def test_listing_calendars_reads_the_mailbox_time_zone_after_a_throttled_retry(
     graph_sandbox, graph_connector_for, graph_sleeps
 ):
-    dana = graph_connector_for(DANA)
+    dana = graph_connector_for(DANA, budget=15.0)  # two 7 s waits: more than the default cap
     dana.list_calendars()  # warm up: tokens fetched
     graph_sandbox.clear_requests()
     graph_sandbox.inject_throttle(2, retry_after=7)
