@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from service.calendars.connectors import AccountConnectors
 
 from connectors.errors import RateLimited
+from service.calendars.connectors import AccountConnectors
 
 from .conftest import Harness, ProviderCase
 from .helpers import calls

@@ -23,8 +23,7 @@ def apply(office: Office, email: str, pages: list[ChangePage]) -> ApplyResult:
         calendar = session.get(Calendar, office.calendars[email])
         assert calendar is not None
         for page in pages:
-            apply_page(session, calendar, page, result=result, now=office.now,
-                       window_end=office.now + timedelta(days=120))
+            apply_page(session, calendar, page, result=result, now=office.now)
     return result
 
 
