@@ -17,9 +17,10 @@ from dramatiq import Worker
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from application.cli.alerts_cmd import alerts_app, people_app
+from application.cli.alerts_cmd import alerts_app
 from application.cli.command import Cli, cli_of
 from application.cli.metrics_cmd import digest_cmd, metrics_app
+from application.cli.people_cmd import people_app
 from application.context import (
     EXIT_CONFIG,
     EXIT_FAILED,

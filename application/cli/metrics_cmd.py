@@ -8,7 +8,8 @@ from typing import Annotated
 
 import typer
 
-from application.context import echo_err, fail, friendly_errors, load_settings, start
+from application.cli.command import cli_of
+from application.context import echo_err, fail, friendly_errors
 from service.accounts.signing import links_version, manager_url
 from service.metrics import definitions as d
 from service.metrics.digest import build_digest, pair_row, send_digest
@@ -35,9 +36,8 @@ def metrics(
     """Per manager: each report's consistency, streak, longest gap and Balance coverage."""
     if ctx.invoked_subcommand is not None:
         return
-    settings = load_settings()
+    rt = cli_of(ctx).started.runtime
     with friendly_errors():
-        rt = start(settings).runtime
         reports = list(iter_reports(rt.factory, now=rt.clock(), weeks=weeks,
                                     manager_email=manager))
     if manager and not reports:
@@ -70,6 +70,7 @@ def metrics(
 
 @metrics_app.command("backfill")
 def backfill_cmd(
+    ctx: typer.Context,
     since: Annotated[str, typer.Option(help="Read history from this date (YYYY-MM-DD).")],
 ) -> None:
     """Read past occurrences from the providers (normal sync path, wider window)."""
@@ -78,9 +79,8 @@ def backfill_cmd(
     except ValueError:
         fail(f"--since must be a date like 2026-01-31, not {since!r}")
         return
-    settings = load_settings()
+    rt = cli_of(ctx).started.runtime
     with friendly_errors():
-        rt = start(settings).runtime
         echo_err(f"Reading calendars back to {start_date} ...")
         now = rt.clock()
         result = backfill(rt.factory, connectors=rt.connectors, since=start_date, now=now)
@@ -96,21 +96,22 @@ def backfill_cmd(
 
 
 @metrics_app.command("link")
-def link_cmd(manager: Annotated[str, typer.Option(help="The manager's email.")]) -> None:
+def link_cmd(ctx: typer.Context,
+             manager: Annotated[str, typer.Option(help="The manager's email.")]) -> None:
     """Print the signed link to a manager's page."""
-    settings = load_settings()
-    with friendly_errors():
-        rt = start(settings).runtime
-        with rt.factory() as session:
-            ids = manager_ids(session, email=manager)
-            version = links_version(session, person_id=ids[0]) if ids else None
+    cli = cli_of(ctx)
+    with cli.session() as session:
+        ids = manager_ids(session, email=manager)
+        version = links_version(session, person_id=ids[0]) if ids else None
     if not ids or version is None:
         fail(f"no manager with 1:1s has the email {manager}")
         return
-    typer.echo(manager_url(settings, ids[0], version=version, now=rt.clock()))
+    typer.echo(manager_url(cli.settings, ids[0], version=version,
+                           now=cli.started.runtime.clock()))
 
 
 def digest_cmd(
+    ctx: typer.Context,
     week: Annotated[str | None, typer.Option(help="ISO week, e.g. 2026-W48 (default: the "
                                              "manager's current week).")] = None,
     manager: Annotated[str | None, typer.Option(help="Only this manager (email).")] = None,
@@ -124,9 +125,9 @@ def digest_cmd(
             d.parse_iso_week(week)
         except ValueError as err:
             fail(str(err))
-    settings = load_settings()
+    cli = cli_of(ctx)
+    settings, rt = cli.settings, cli.started.runtime
     with friendly_errors():
-        rt = start(settings).runtime
         now = rt.clock()
         with rt.factory() as session:
             ids = manager_ids(session, email=manager)
