@@ -16,7 +16,7 @@ from dramatiq.brokers.stub import StubBroker
 from dramatiq.middleware import AgeLimit, Callbacks, Pipelines, ShutdownNotifications
 
 from service.settings import Settings
-from workers import observability
+from workers import actors, context, observability
 from workers.retries import RapportRetries, one_line
 
 log = logging.getLogger(__name__)
@@ -44,9 +44,8 @@ def create_broker(settings: Settings) -> dramatiq.Broker:
 
 def install_broker(broker: dramatiq.Broker) -> dramatiq.Broker:
     """Make `broker` the global one and declare every Rapport actor on it."""
-    from workers import actors
-
     dramatiq.set_broker(broker)
+    context.install(broker)
     for actor in actors.ALL:
         actor.broker = broker
         broker.declare_actor(actor)
