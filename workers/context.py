@@ -13,9 +13,8 @@ from __future__ import annotations
 
 import inspect
 import logging
-from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager
-from contextvars import ContextVar
+from collections.abc import Callable
+from contextvars import ContextVar, Token
 from typing import Any
 
 import dramatiq
@@ -34,16 +33,21 @@ ACCOUNT_OF = "account_of"
 
 
 class MessageContext:
-    """The account of one message and the recorder its provider calls go to.
+    """The account of one message and the recorder its provider calls go to, current in
+    this thread between `open` and `close`.
 
     The account is looked up when the actor first asks for it, inside the actor, so a
     database that is down fails the message like any other error of the actor would.
     """
 
-    def __init__(self, account_of: AccountOf, arguments: dict[str, Any]) -> None:
+    def __init__(self, account_of: AccountOf, arguments: dict[str, Any], *,
+                 what: str) -> None:
         self._account_of = account_of
         self._arguments = arguments
         self._resolved = False
+        self._tokens: tuple[Token[MessageContext | None], Token[CallRecorder | None]] | None \
+            = None
+        self.what = what
         self.recorder = CallRecorder(None)
 
     @property
@@ -55,9 +59,30 @@ class MessageContext:
             self._resolved = True
         return self.recorder.account_id
 
-    def store_calls(self, what: str) -> None:
-        """Store the calls not stored yet; if the database cannot take them, say so in one
-        line and go on (the message's own outcome stands)."""
+    def open(self) -> MessageContext:
+        """Make this the current context; connectors' calls are recorded into it."""
+        self._tokens = (_CURRENT.set(self), start_recording(self.recorder))
+        return self
+
+    def close(self) -> None:
+        """Stop being current and store the calls not stored yet."""
+        if self._tokens is None:
+            return
+        current_token, recording_token = self._tokens
+        self._tokens = None
+        stop_recording(recording_token)
+        _CURRENT.reset(current_token)
+        self._store_calls()
+
+    def __enter__(self) -> MessageContext:
+        return self.open()
+
+    def __exit__(self, *_exc_info: object) -> None:
+        self.close()
+
+    def _store_calls(self) -> None:
+        """If the database cannot take the calls, say so in one line and go on: the
+        message's own outcome stands."""
         if not self.recorder.pending:
             return
         try:
@@ -65,7 +90,7 @@ class MessageContext:
             with current().factory.begin() as session:
                 self.recorder.flush_into(session)
         except SQLAlchemyError as err:
-            log.warning("%s: %d provider calls not stored: %s", what,
+            log.warning("%s: %d provider calls not stored: %s", self.what,
                         len(self.recorder.pending), " ".join(str(err).split())[:200])
 
 
@@ -93,29 +118,9 @@ def arguments_of(fn: Callable[..., Any], args: tuple[Any, ...],
     return dict(inspect.signature(fn).bind(*args, **kwargs).arguments)
 
 
-@contextmanager
-def opened(account_of: AccountOf, arguments: dict[str, Any], *,
-           what: str) -> Iterator[MessageContext]:
-    """A context for one run of a provider actor; its calls are stored when it ends."""
-    context = MessageContext(account_of, arguments)
-    current_token = _CURRENT.set(context)
-    recording_token = start_recording(context.recorder)
-    try:
-        yield context
-    finally:
-        stop_recording(recording_token)
-        _CURRENT.reset(current_token)
-        context.store_calls(what)
-
-
 class MessageContexts(Middleware):
-    """Opens a `MessageContext` for each message of an actor with `account_of`, and stores
-    the provider calls it recorded after the message, however it ended (done, failed, to be
-    retried, skipped)."""
-
-    def __init__(self) -> None:
-        self._open: ContextVar[AbstractContextManager[MessageContext] | None] = ContextVar(
-            "rapport_open_message_context", default=None)
+    """Opens a `MessageContext` for each message of an actor with `account_of`, and closes
+    it after the message, however it ended (done, failed, to be retried, skipped)."""
 
     @property
     def actor_options(self) -> set[str]:
@@ -124,26 +129,23 @@ class MessageContexts(Middleware):
     def before_process_message(self, broker: dramatiq.Broker, message: Any) -> None:
         actor = broker.get_actor(message.actor_name)
         account_of: AccountOf | None = actor.options.get(ACCOUNT_OF)
-        if account_of is None:
-            return
-        scope = opened(account_of, arguments_of(actor.fn, message.args, message.kwargs),
-                       what=f"{message.actor_name}{tuple(message.args)!r}")
-        scope.__enter__()
-        self._open.set(scope)
+        if account_of is not None:
+            MessageContext(account_of, arguments_of(actor.fn, message.args, message.kwargs),
+                           what=f"{message.actor_name}{tuple(message.args)!r}").open()
 
     def after_process_message(self, broker: dramatiq.Broker, message: Any, *,
                               result: Any = None, exception: BaseException | None = None
                               ) -> None:
-        self._close()
+        _close_current()
 
     def after_skip_message(self, broker: dramatiq.Broker, message: Any) -> None:
-        self._close()
+        _close_current()
 
-    def _close(self) -> None:
-        scope = self._open.get()
-        if scope is not None:
-            self._open.set(None)
-            scope.__exit__(None, None, None)
+
+def _close_current() -> None:
+    context = _CURRENT.get()
+    if context is not None:
+        context.close()
 
 
 def install(broker: dramatiq.Broker) -> None:

@@ -90,7 +90,7 @@ def provider_actor(*, broker: dramatiq.Broker, queue_name: str, account_of: Acco
                 with provider_errors():
                     return fn(*args, **kwargs)
             arguments = context.arguments_of(fn, args, kwargs)
-            with context.opened(account_of, arguments, what=f"{fn.__name__}{args!r}"), \
+            with context.MessageContext(account_of, arguments, what=f"{fn.__name__}{args!r}"), \
                     provider_errors():
                 return fn(*args, **kwargs)
 

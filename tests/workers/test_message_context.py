@@ -12,6 +12,7 @@ import pytest
 from cryptography.fernet import Fernet
 from dramatiq import Worker
 from dramatiq.middleware import Middleware
+from pydantic import SecretStr
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -56,7 +57,7 @@ class _Outcomes(Middleware):
 
 @pytest.fixture
 def runtime(tmp_path: Path) -> Iterator[Runtime]:
-    settings = Settings(data_dir=tmp_path, secret_key=Fernet.generate_key().decode())
+    settings = Settings(data_dir=tmp_path, secret_key=SecretStr(Fernet.generate_key().decode()))
     engine = make_engine(f"sqlite:///{tmp_path / 'rapport.db'}")
     migrate(engine)
     yield install(Runtime(settings=settings, engine=engine, factory=session_factory(engine),
@@ -94,7 +95,7 @@ def _run(broker: dramatiq.Broker) -> None:
     worker = Worker(broker, worker_threads=1, worker_timeout=50)
     worker.start()
     try:
-        broker.join("tiny", fail_fast=False)  # type: ignore[attr-defined]
+        broker.join("tiny", fail_fast=False)  # type: ignore[call-arg]  # a StubBroker
         worker.join()
     finally:
         worker.stop()
