@@ -30,7 +30,6 @@ from service.agenda.planner import target_copy
 from service.calendars.models import Calendar
 from service.observability import SYNCS
 from workers.provider import AccountUnavailable, Refused
-from workers.retries import RapportRetries
 from workers.runtime import current
 
 log = logging.getLogger(__name__)
@@ -39,9 +38,7 @@ EXPECTED: tuple[type[BaseException], ...] = (ConnectorError, AccountUnavailable,
 
 # dramatiq's loggers whose lines about an expected failure repeat ours
 WORKER_LOGGER = "dramatiq.worker.WorkerThread"
-# dramatiq names a middleware's logger after its class: ours is a `Retries` subclass
-RETRIES_LOGGERS = tuple(f"dramatiq.middleware.retries.{cls.__name__}"
-                        for cls in (Retries, RapportRetries))
+RETRIES_LOGGER = "dramatiq.middleware.retries.Retries"
 _EXPECTED_EXCEPTION_LINE = "Failed to process message %s with expected exception %s."
 _RETRIES_LINES = ("Retrying message %r in %d milliseconds.", "Aborting message %r.",
                   "Retries exceeded for message %r.")
@@ -204,7 +201,7 @@ def _next_step(broker: dramatiq.Broker, message: Any, exception: BaseException) 
 
 def install(broker: dramatiq.Broker) -> None:
     """Add `FailureLog` to the broker and its filter to dramatiq's loggers, once each."""
-    for name in (WORKER_LOGGER, *RETRIES_LOGGERS):
+    for name in (WORKER_LOGGER, RETRIES_LOGGER):
         logger = logging.getLogger(name)
         if _QUIET not in logger.filters:
             logger.addFilter(_QUIET)
