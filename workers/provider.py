@@ -79,8 +79,8 @@ def provider_actor(*, broker: dramatiq.Broker, queue_name: str, account_of: Acco
                    ) -> Callable[[Callable[P, None]], dramatiq.Actor[P, None]]:
     """Declare an actor that acts for one account at a provider.
 
-    dramatiq runs middleware only around delivered messages; an actor called directly
-    (`sync_calendar(7)`, as `sync --once` and tests may) opens the same context itself.
+    dramatiq runs middleware only around delivered messages; an actor called directly, as a
+    function (`check_occurrence(7)`), opens the same context itself.
     """
 
     def declare(fn: Callable[P, None]) -> dramatiq.Actor[P, None]:
