@@ -32,11 +32,11 @@ def create_broker(settings: Settings) -> dramatiq.Broker:
         broker.emit_after("process_boot")
         return broker
     if url.startswith(("redis://", "rediss://")):
-        from dramatiq.brokers.redis import RedisBroker
+        from dramatiq.brokers.redis import RedisBroker  # the redis extra, loaded only when used
 
         return RedisBroker(url=url, middleware=middleware)
     if url.startswith(("amqp://", "amqps://")):
-        from dramatiq.brokers.rabbitmq import RabbitmqBroker
+        from dramatiq.brokers.rabbitmq import RabbitmqBroker  # the rabbitmq extra, likewise
 
         return RabbitmqBroker(url=url, middleware=middleware)
     raise ValueError(f"RAPPORT_BROKER_URL must start with redis:// or amqp:// (got {url.split(':', 1)[0]}://...)")
