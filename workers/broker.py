@@ -16,7 +16,7 @@ from dramatiq.brokers.stub import StubBroker
 from dramatiq.middleware import AgeLimit, Callbacks, Pipelines, ShutdownNotifications
 
 from service.settings import Settings
-from workers import observability
+from workers import actors, context, observability
 from workers.retries import RapportRetries, one_line
 
 log = logging.getLogger(__name__)
@@ -32,11 +32,11 @@ def create_broker(settings: Settings) -> dramatiq.Broker:
         broker.emit_after("process_boot")
         return broker
     if url.startswith(("redis://", "rediss://")):
-        from dramatiq.brokers.redis import RedisBroker
+        from dramatiq.brokers.redis import RedisBroker  # the redis extra, loaded only when used
 
         return RedisBroker(url=url, middleware=middleware)
     if url.startswith(("amqp://", "amqps://")):
-        from dramatiq.brokers.rabbitmq import RabbitmqBroker
+        from dramatiq.brokers.rabbitmq import RabbitmqBroker  # the rabbitmq extra, likewise
 
         return RabbitmqBroker(url=url, middleware=middleware)
     raise ValueError(f"RAPPORT_BROKER_URL must start with redis:// or amqp:// (got {url.split(':', 1)[0]}://...)")
@@ -44,9 +44,8 @@ def create_broker(settings: Settings) -> dramatiq.Broker:
 
 def install_broker(broker: dramatiq.Broker) -> dramatiq.Broker:
     """Make `broker` the global one and declare every Rapport actor on it."""
-    from workers import actors
-
     dramatiq.set_broker(broker)
+    context.install(broker)
     for actor in actors.ALL:
         actor.broker = broker
         broker.declare_actor(actor)

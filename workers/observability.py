@@ -29,7 +29,7 @@ from service.agenda.models import AgendaRecord
 from service.agenda.planner import target_copy
 from service.calendars.models import Calendar
 from service.observability import SYNCS
-from workers.actors import AccountUnavailable, Refused
+from workers.provider import AccountUnavailable, Refused
 from workers.runtime import current
 
 log = logging.getLogger(__name__)

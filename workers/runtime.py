@@ -15,20 +15,18 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from connectors.base import CalendarConnector
-from service.calendars.calls import CallRecorder
 from service.calendars.connectors import AccountConnectors
 from service.db import make_engine, migrate, session_factory, utcnow
 from service.settings import Settings
 
 
 class ConnectorFactory(Protocol):
-    """Builds the connector of an account, or of the account that owns a calendar."""
+    """Builds the connector of an account, or of the account that owns a calendar; its calls
+    go to the recorder of the current message (`service.calendars.calls.record_call`)."""
 
-    def for_calendar(self, calendar_id: int, recorder: CallRecorder | None = None
-                     ) -> CalendarConnector: ...
+    def for_calendar(self, calendar_id: int) -> CalendarConnector: ...
 
-    def for_account(self, account_id: int, recorder: CallRecorder | None = None
-                    ) -> CalendarConnector: ...
+    def for_account(self, account_id: int) -> CalendarConnector: ...
 
 
 @dataclass
@@ -61,7 +59,6 @@ def current() -> Runtime:
 
 def build_runtime(settings: Settings, connectors: ConnectorFactory | None = None) -> Runtime:
     """The production runtime: migrated database and provider connectors from settings."""
-
     engine = make_engine(settings.resolved_database_url)
     migrate(engine)
     factory = session_factory(engine)

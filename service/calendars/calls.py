@@ -1,8 +1,15 @@
-"""Counting provider calls: connectors report them, the service stores them."""
+"""Counting provider calls: connectors report them, the service stores them.
+
+A connector keeps the observer it was built with for as long as it is cached (one worker
+thread reuses it across messages), so it is given `record_call`, which reports to whichever
+`CallRecorder` is recording in this thread at the time of the call (a `ContextVar`, like
+dramatiq's own `CurrentMessage`). Calls made while nothing records are not stored.
+"""
 
 from __future__ import annotations
 
 import logging
+from contextvars import ContextVar, Token
 
 from sqlalchemy.orm import Session
 
@@ -35,3 +42,28 @@ class CallRecorder:
                                         operation=call.operation, status=call.status,
                                         duration_ms=call.duration_ms))
         self.pending.clear()
+
+
+_RECORDING: ContextVar[CallRecorder | None] = ContextVar("rapport_call_recorder", default=None)
+
+
+def start_recording(recorder: CallRecorder) -> Token[CallRecorder | None]:
+    """Make `recorder` the one `record_call` reports to in this thread, until `stop_recording`."""
+    return _RECORDING.set(recorder)
+
+
+def stop_recording(token: Token[CallRecorder | None]) -> None:
+    """Put back whatever recorded before the matching `start_recording`."""
+    _RECORDING.reset(token)
+
+
+def recording() -> CallRecorder | None:
+    """The recorder calls made now are reported to, if any."""
+    return _RECORDING.get()
+
+
+def record_call(call: ProviderCall) -> None:
+    """The `CallObserver` every cached connector keeps: report to the current recorder."""
+    recorder = _RECORDING.get()
+    if recorder is not None:
+        recorder(call)

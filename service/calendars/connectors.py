@@ -15,7 +15,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from connectors.base import CalendarConnector, CallObserver, ProviderCall
+from connectors.base import CalendarConnector, CallObserver
 from connectors.google.auth import google_credentials
 from connectors.google.provider import GoogleConnector
 from connectors.microsoft.auth import MsalTokenProvider
@@ -23,7 +23,7 @@ from connectors.microsoft.connector import GraphConnector
 from service.accounts.crypto import Vault
 from service.accounts.models import Account
 from service.accounts.service import read_credentials, store_credentials
-from service.calendars.calls import CallRecorder
+from service.calendars.calls import record_call
 from service.calendars.models import Calendar
 from service.settings import Settings
 from service.tls import outgoing_ca_bundle
@@ -38,17 +38,6 @@ class UnknownProvider(ValueError):
 CONNECTORS_PER_THREAD = 16
 
 
-class _Forwarder:
-    """The observer a cached connector keeps; it reports to the current message's recorder."""
-
-    def __init__(self) -> None:
-        self.target: CallRecorder | None = None
-
-    def __call__(self, call: ProviderCall) -> None:
-        if self.target is not None:
-            self.target(call)
-
-
 class AccountConnectors:
     """The production `ConnectorFactory`: one connector per account, from its credentials.
 
@@ -56,7 +45,9 @@ class AccountConnectors:
     across messages, so an access token, Google's parsed API description, MSAL's authority
     metadata and Graph's series-id cache live longer than one message; the least recently used
     are dropped past `CONNECTORS_PER_THREAD`, so memory stays flat however many accounts there
-    are. A reconnected account (other grant) gets a fresh connector.
+    are. A reconnected account (other grant) gets a fresh connector. A cached connector
+    reports its calls through `record_call` to whatever records at the time of the call
+    (in a worker, the recorder of the current message).
     """
 
     def __init__(self, settings: Settings, factory: sessionmaker[Session],
@@ -66,18 +57,16 @@ class AccountConnectors:
         self.vault = vault or Vault.from_settings(settings)
         self._local = threading.local()
 
-    def for_calendar(self, calendar_id: int, recorder: CallRecorder | None = None
-                     ) -> CalendarConnector:
+    def for_calendar(self, calendar_id: int) -> CalendarConnector:
         """The connector of the account that owns `calendar_id`."""
         with self.factory() as session:
             calendar = session.get(Calendar, calendar_id)
             if calendar is None:
                 raise LookupError(f"calendar {calendar_id} does not exist")
             account_id = calendar.account_id
-        return self.for_account(account_id, recorder)
+        return self.for_account(account_id)
 
-    def for_account(self, account_id: int, recorder: CallRecorder | None = None
-                    ) -> CalendarConnector:
+    def for_account(self, account_id: int) -> CalendarConnector:
         """A connector for the stored account, authenticated with its own grant."""
         with self.factory() as session:
             account = session.get(Account, account_id)
@@ -87,25 +76,22 @@ class AccountConnectors:
             credentials = read_credentials(account, vault=self.vault)
         grant = json.dumps({k: v for k, v in credentials.items() if k != "cache"},
                            sort_keys=True)
-        cache: OrderedDict[int, tuple[str, CalendarConnector, _Forwarder]] = \
+        cache: OrderedDict[int, tuple[str, CalendarConnector]] = \
             self._local.__dict__.setdefault("connectors", OrderedDict())
         cached = cache.get(account_id)
         if cached is not None and cached[0] == grant:
             cache.move_to_end(account_id)
-            cached[2].target = recorder
             return cached[1]
-        forwarder = _Forwarder()
-        forwarder.target = recorder
         connector: CalendarConnector
         if provider == "google":
-            connector = google_connector(self.settings, credentials, recorder=forwarder)
+            connector = google_connector(self.settings, credentials, recorder=record_call)
         elif provider == "microsoft":
-            connector = self._microsoft(account_id, email, credentials, forwarder)
+            connector = self._microsoft(account_id, email, credentials, record_call)
         else:
             raise UnknownProvider(f"account {account_id} has unknown provider {provider!r}")
-        cache[account_id] = (grant, connector, forwarder)
+        cache[account_id] = (grant, connector)
         while len(cache) > CONNECTORS_PER_THREAD:  # a Google client holds ~1 MB of API description
-            _, evicted, _ = cache.popitem(last=False)[1]
+            _, evicted = cache.popitem(last=False)[1]
             close = getattr(evicted, "close", None)
             if close is not None:
                 close()

@@ -1,0 +1,74 @@
+"""What the workers ask the database about accounts and calendars: which are active, which
+are due for a sync, which still need their calendars discovered.
+
+The reconciler finds due work here (the database is the source of truth; the broker only
+delivers), so a lost message or a restarted broker loses nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import or_, select
+from sqlalchemy.orm import Session
+
+from service.accounts.models import Account, AccountStatus
+from service.calendars.models import Calendar
+from service.people.models import Person
+
+
+def active_account_ids(session: Session) -> list[int]:
+    """Every active account, oldest first."""
+    return list(session.scalars(select(Account.id).where(
+        Account.status == AccountStatus.ACTIVE).order_by(Account.id)))
+
+
+def active_account(session: Session, *, account_id: int) -> int | None:
+    """`account_id` when that account exists and is active, else None."""
+    account = session.get(Account, account_id)
+    return account.id if account is not None and account.status == AccountStatus.ACTIVE \
+        else None
+
+
+def active_account_of_calendar(session: Session, *, calendar_id: int) -> int | None:
+    """The account that owns the calendar, when both exist and the account is active."""
+    calendar = session.get(Calendar, calendar_id)
+    return active_account(session, account_id=calendar.account_id) if calendar else None
+
+
+@dataclass(frozen=True)
+class KnownCalendars:
+    """The calendars stored for an account, and whether to ask the provider for them."""
+
+    calendar_ids: list[int]
+    discover: bool
+
+
+def known_calendars(session: Session, *, account_id: int) -> KnownCalendars:
+    """The account's stored calendars; discover them the first time, and again while its
+    owner's time zone is unknown (the provider's calendar list says it)."""
+    ids = list(session.scalars(select(Calendar.id).where(Calendar.account_id == account_id)))
+    account = session.get(Account, account_id)
+    owner = session.get(Person, account.person_id) if account and account.person_id else None
+    zone_unknown = owner is not None and not owner.time_zone
+    return KnownCalendars(calendar_ids=ids, discover=not ids or zone_unknown)
+
+
+def calendars_due_for_sync(session: Session, *, now: datetime,
+                           poll_interval: timedelta) -> list[int]:
+    """Calendars of active accounts never synced, not synced for `poll_interval` (the
+    polling fallback when no push arrives), or with a sync requested (a webhook, a failure)."""
+    poll_before = now - poll_interval
+    return list(session.scalars(
+        select(Calendar.id).join(Account, Account.id == Calendar.account_id)
+        .where(Account.status == AccountStatus.ACTIVE,
+               or_(Calendar.last_sync_at.is_(None), Calendar.last_sync_at < poll_before,
+                   Calendar.sync_requested_at.is_not(None)))))
+
+
+def accounts_without_calendars(session: Session) -> list[int]:
+    """Active accounts with no stored calendar yet: their discovery is still due."""
+    return list(session.scalars(
+        select(Account.id).where(Account.status == AccountStatus.ACTIVE,
+                                 ~Account.id.in_(select(Calendar.account_id)))))
