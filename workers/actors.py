@@ -168,7 +168,7 @@ def write_agenda(agenda_id: int) -> None:
                 rt.factory, agenda_id=agenda_id,
                 connector_for=lambda calendar_id: rt.connectors.for_calendar(calendar_id,
                                                                              recorder),
-                settings=rt.settings, now=rt.clock())
+                settings=rt.settings, now=rt.clock(), request_sync=sync_calendar.send)
     finally:
         with rt.factory.begin() as session:
             recorder.flush_into(session)
