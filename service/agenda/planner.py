@@ -77,11 +77,11 @@ def plan_occurrence(session: Session, *, occurrence: Occurrence, series: Series,
         recently_asked=recently_asked,
     )
     digest = content_hash(agenda)
-    record = session.scalar(select(AgendaRecord).where(
+    found = session.scalar(select(AgendaRecord).where(
         AgendaRecord.occurrence_id == occurrence.id))
-    if record is None:  # the other person's sync may be planning it right now
-        record = agenda_row(session, occurrence_id=occurrence.id, pair_id=pair_id,
-                            content_hash=digest, kind=str(agenda.kind))
+    # insert-or-get: the other person's sync may be planning this occurrence right now
+    record = found or agenda_row(session, occurrence_id=occurrence.id, pair_id=pair_id,
+                                 content_hash=digest, kind=str(agenda.kind))
     record.pair_id = pair_id
     record.kind = str(agenda.kind)
     record.areas = sorted(str(a) for a in agenda.areas)

@@ -3,7 +3,7 @@ suggestions, saying the calendars could not be read, on both providers (issue 11
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import time, timedelta
 
 import pytest
 from sqlalchemy import select
@@ -20,7 +20,7 @@ GRACE = timedelta(hours=24, minutes=5)
 @pytest.fixture(autouse=True)
 def _daytime_quiet_hours(harness: Harness) -> None:
     """Quiet hours off (the real clock may be at night), so "on time" means now."""
-    harness.runtime.settings.quiet_hours = "00:00-00:00"
+    harness.runtime.settings.quiet_hours = (time(0, 0), time(0, 0))
 
 
 def test_a_throttled_free_busy_sends_the_alert_on_time_without_slots(
