@@ -89,6 +89,10 @@ class SandboxAdmin(Protocol):
     def inject_throttle(self, count: int, *, retry_after: float = 1.0) -> None:
         """The next `count` API requests answer 429 with Retry-After."""
 
+    def throttle_free_busy(self, retry_after: float | None = 1.0) -> None:
+        """Every free/busy request (Google freeBusy, Graph getSchedule) answers 429 with
+        Retry-After until reset or `retry_after=None`; other requests work."""
+
     def fail_listing(self, owner: str, *, status: int | None = 500) -> None:
         """Every change listing of `owner`'s calendar (Google events.list, Graph calendarView
         delta) answers `status` until reset or `status=None`; other requests work."""

@@ -105,7 +105,7 @@ def write_agenda(agenda_id: int) -> None:
     rt = current()
     write_agenda_into_invite(rt.factory, agenda_id=agenda_id,
                              connector_for=rt.connectors.for_calendar, settings=rt.settings,
-                             now=rt.clock())
+                             now=rt.clock(), request_sync=sync_calendar.send)
 
 
 @provider_actor(broker=_PLACEHOLDER, queue_name="sync", account_of=active_account_of_calendar)

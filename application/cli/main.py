@@ -21,6 +21,7 @@ from application.cli.alerts_cmd import alerts_app
 from application.cli.command import Cli, cli_of
 from application.cli.metrics_cmd import digest_cmd, metrics_app
 from application.cli.people_cmd import people_app
+from application.cli.status_cmd import status_cmd
 from application.context import (
     EXIT_CONFIG,
     EXIT_FAILED,
@@ -73,6 +74,7 @@ app.add_typer(connect_app, name="connect")
 app.add_typer(series_app, name="series")
 app.add_typer(metrics_app, name="metrics")
 app.command("digest")(digest_cmd)
+app.command("status")(status_cmd)
 app.add_typer(topic_app, name="topic")
 app.add_typer(action_app, name="action")
 app.add_typer(alerts_app, name="alerts")

@@ -178,6 +178,17 @@ class SandboxApp:
                         domain="usageLimits",
                         headers={"Retry-After": f"{retry_after:g}"},
                     )
+                if request.url.path.endswith("/freeBusy") and \
+                        self.rt.free_busy_retry_after is not None:
+                    # documented: 429 rateLimitExceeded (domain usageLimits), "Too many
+                    # requests" (developers.google.com/calendar/api/guides/errors)
+                    raise ApiError(
+                        429,
+                        "rateLimitExceeded",
+                        "Rate Limit Exceeded",
+                        domain="usageLimits",
+                        headers={"Retry-After": f"{self.rt.free_busy_retry_after:g}"},
+                    )
                 with self.store.lock:
                     response = await handler(request, user)
             except ApiError as err:

@@ -57,6 +57,7 @@ class Runtime:
     revoked: set[str] = field(default_factory=set)
     throttle_left: int = 0
     throttle_retry_after: float = 1.0
+    free_busy_retry_after: float | None = None  # every freeBusy answers 429 while set
     failing_lists: dict[str, int] = field(default_factory=dict)  # calendar owner -> status
     malformed_reads: set[str] = field(default_factory=set)  # event ids get/patch break
     channels: dict[str, Channel] = field(default_factory=dict)
@@ -73,6 +74,7 @@ class Runtime:
             self.access_tokens.clear()
             self.revoked.clear()
             self.throttle_left = 0
+            self.free_busy_retry_after = None
             self.failing_lists.clear()
             self.malformed_reads.clear()
             self.channels.clear()

@@ -299,6 +299,11 @@ class GoogleSandbox:
             self.runtime.throttle_left = count
             self.runtime.throttle_retry_after = retry_after
 
+    def throttle_free_busy(self, retry_after: float | None = 1.0) -> None:
+        """Every freeBusy query answers 429 with Retry-After until reset (None: heal)."""
+        with self.runtime.lock:
+            self.runtime.free_busy_retry_after = retry_after
+
     def fail_listing(self, owner: str, *, status: int | None = 500) -> None:
         """Every events.list of `owner`'s calendar answers `status` until reset (None: heal)."""
         with self.runtime.lock:

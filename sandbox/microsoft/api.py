@@ -50,6 +50,7 @@ class Faults:
     lock: threading.Lock = field(default_factory=threading.Lock)
     throttle: int = 0
     retry_after: float = 1.0
+    schedule_retry_after: float | None = None  # every getSchedule answers 429 while set
     failing_lists: dict[str, int] = field(default_factory=dict)  # calendar owner -> status
     malformed_reads: set[str] = field(default_factory=set)  # event ids GET/PATCH break
     requests: list[RecordedRequest] = field(default_factory=list)
@@ -140,6 +141,16 @@ def create_app(state: GraphState) -> FastAPI:
                 )
             elif user is None:
                 response = _error(401, "InvalidAuthenticationToken", problem)
+            elif path.endswith("/calendar/getSchedule") and \
+                    state.faults.schedule_retry_after is not None:
+                # documented: thresholds vary by request type, so one kind of request can be
+                # throttled while others work (learn.microsoft.com/graph/throttling)
+                response = _error(
+                    429,
+                    "TooManyRequests",
+                    "Please retry after the time given in Retry-After.",
+                    {"Retry-After": f"{state.faults.schedule_retry_after:g}"},
+                )
             elif path.endswith("/calendarView/delta") and user in state.faults.failing_lists:
                 # https://learn.microsoft.com/en-us/graph/errors: 500 generalException
                 response = _error(state.faults.failing_lists[user], "generalException",

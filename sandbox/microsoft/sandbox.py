@@ -98,6 +98,7 @@ class GraphSandbox:
         self.grants.reset()
         with self.faults.lock:
             self.faults.throttle = 0
+            self.faults.schedule_retry_after = None
             self.faults.failing_lists.clear()
             self.faults.malformed_reads.clear()
             self.faults.requests.clear()
@@ -292,6 +293,12 @@ class GraphSandbox:
         """The next `count` Graph requests answer 429 TooManyRequests with Retry-After."""
         with self.faults.lock:
             self.faults.throttle, self.faults.retry_after = count, retry_after
+
+    def throttle_free_busy(self, retry_after: float | None = 1.0) -> None:
+        """Every getSchedule answers 429 TooManyRequests with Retry-After until reset
+        (None: heal)."""
+        with self.faults.lock:
+            self.faults.schedule_retry_after = retry_after
 
     def fail_listing(self, owner: str, *, status: int | None = 500) -> None:
         """Every calendarView delta of `owner`'s calendar answers `status` until reset

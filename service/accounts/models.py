@@ -31,5 +31,6 @@ class Account(Base):
     credentials_encrypted: Mapped[bytes] = mapped_column(LargeBinary)
     status: Mapped[AccountStatus] = mapped_column(String(20), default=AccountStatus.ACTIVE)
     status_reason: Mapped[str | None] = mapped_column(Text)
+    status_changed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # since when
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_sync_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from service.accounts.crypto import Vault
 from service.accounts.models import Account, AccountStatus
+from service.db import utcnow
 from service.people.service import ensure_person
 
 log = logging.getLogger(__name__)
@@ -58,6 +59,8 @@ def mark_needs_reconsent(session: Session, *, account_id: int, reason: str) -> N
     account = session.get(Account, account_id)
     if account is None:
         return
+    if account.status != AccountStatus.NEEDS_RECONSENT:
+        account.status_changed_at = utcnow()  # since when it waits: kept on a repeat
     account.status = AccountStatus.NEEDS_RECONSENT
     account.status_reason = (f"access was revoked or has expired; sign in again with "
                              f"`rapport connect {account.provider}` (re-consent needed: {reason})")

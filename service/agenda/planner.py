@@ -19,6 +19,7 @@ from service.agenda.generator import Agenda, compose_agenda, kind_for
 from service.agenda.items import queued_topics
 from service.agenda.models import ActionItem, AgendaRecord
 from service.agenda.questions import Area
+from service.agenda.rows import agenda_row
 from service.pairs.models import (
     Occurrence,
     OccurrenceCopy,
@@ -78,10 +79,9 @@ def plan_occurrence(session: Session, *, occurrence: Occurrence, series: Series,
     digest = content_hash(agenda)
     found = session.scalar(select(AgendaRecord).where(
         AgendaRecord.occurrence_id == occurrence.id))
-    record = found or AgendaRecord(occurrence_id=occurrence.id, pair_id=pair_id,
-                                   content_hash=digest, kind=str(agenda.kind))
-    if found is None:
-        session.add(record)
+    # insert-or-get: the other person's sync may be planning this occurrence right now
+    record = found or agenda_row(session, occurrence_id=occurrence.id, pair_id=pair_id,
+                                 content_hash=digest, kind=str(agenda.kind))
     record.pair_id = pair_id
     record.kind = str(agenda.kind)
     record.areas = sorted(str(a) for a in agenda.areas)

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
+from sqlalchemy import update
 from sqlalchemy.orm import Session, sessionmaker
 
 from connectors.base import CalendarConnector, CalendarEvent, EventStatus
@@ -62,10 +63,14 @@ def writing_account(session: Session, *, agenda_id: int) -> int | None:
 
 
 def write_agenda(factory: sessionmaker[Session], *, agenda_id: int, connector_for: ConnectorFor,
-                 settings: Settings, now: datetime) -> WriteOutcome:
+                 settings: Settings, now: datetime,
+                 request_sync: Callable[[int], object] | None = None) -> WriteOutcome:
     """Make the invite of one occurrence carry its planned agenda; idempotent.
 
     Three short transactions, none held across HTTP: plan, write to the provider, record.
+    A provider that says the occurrence is gone is news our sync has not heard: the calendar's
+    sync is requested (`sync_requested_at`, which the reconciler honours) and, with
+    `request_sync`, sent right away, so the cancellation is recorded now, not at the next poll.
     """
     with factory() as session:
         record = session.get(AgendaRecord, agenda_id)
@@ -104,8 +109,12 @@ def write_agenda(factory: sessionmaker[Session], *, agenda_id: int, connector_fo
         with factory.begin() as session:
             _abandon(session, agenda_id=agenda_id, occurrence_id=occurrence_id,
                      held_etag=target.etag)
-        log.info("agenda %s not written: occurrence %s is cancelled or gone at the provider",
-                 agenda_id, occurrence_id)
+            session.execute(update(Calendar).where(Calendar.id == target.calendar_id)
+                            .values(sync_requested_at=now))
+        log.info("agenda %s not written: occurrence %s is cancelled or gone at the provider; "
+                 "syncing calendar %s", agenda_id, occurrence_id, target.calendar_id)
+        if request_sync is not None:
+            request_sync(target.calendar_id)
         return WriteOutcome.ABANDONED
     except ConnectorError as err:
         _record_failure(factory, agenda_id=agenda_id, note=failure_note(err))

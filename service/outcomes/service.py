@@ -387,7 +387,10 @@ def _find_slots(free_busy: FreeBusyReader | None, *, emails: list[str],
     try:
         answer = free_busy(emails, start, end)
     except RateLimited:
-        raise
+        # the alert is due now; waiting out the throttling would send it late, so it goes
+        # without slots and says that neither calendar could be read
+        log.info("free/busy throttled for an alert; sending it without suggestions")
+        return [], False, frozenset(emails)
     except ConnectorError as err:
         log.warning("free/busy unavailable for an alert: %s", err.__class__.__name__)
         return [], False, frozenset()

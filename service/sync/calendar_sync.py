@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import statistics
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -169,11 +170,13 @@ def _pages(factory: sessionmaker[Session], *, calendar_id: int, connector: Calen
                 cal.last_error = cal.last_error_at = None
                 if full:
                     cal.last_full_sync_at = now
+                # settled with the page that saves the cursor: a failed settle (a deadlock)
+                # leaves the cursor where it was, so the retry reads the pages again and
+                # settles every series they touch, not only what a lost attempt remembered
+                settle_series(session, result.series_touched, now)
             if recorder:
                 recorder.flush_into(session)
             session.commit()
-        settle_series(session, result.series_touched, now)
-        session.commit()
     outcome.events += result.events
     outcome.skipped += result.skipped
     outcome.series_touched |= result.series_touched
@@ -221,12 +224,22 @@ def _sweep_unseen(session: Session, cal: Calendar, result: ApplyResult, start: d
             result.series_touched.add(occurrence.series_id)
 
 
-def settle_series(session: Session, series_ids: set[int], now: datetime) -> None:
-    """Cadence from the spacing of original starts; a series with nothing ahead has ended."""
-    for series_id in series_ids:
-        series = session.get(Series, series_id)
-        if series is None:
-            continue
+def settle_series(session: Session, series_ids: Iterable[int], now: datetime) -> None:
+    """Cadence from the spacing of original starts; a series with nothing ahead has ended.
+
+    The manager's and the report's syncs settle overlapping series at once: the rows are
+    locked in id order first (SELECT ... FOR UPDATE on PostgreSQL; SQLite has one writer
+    anyway), so two workers never wait on each other in a cycle, and each reads the
+    occurrences only once it holds the lock, so the last one to settle sees everything.
+    """
+    ids = sorted(set(series_ids))
+    if not ids:
+        return
+    locked = session.scalars(select(Series).where(Series.id.in_(ids))
+                             .order_by(Series.id).with_for_update()
+                             .execution_options(populate_existing=True)).all()
+    for series in locked:
+        series_id = series.id
         rows = session.execute(
             select(Occurrence.original_start, Occurrence.status)
             .where(Occurrence.series_id == series_id).order_by(Occurrence.original_start)
