@@ -116,10 +116,14 @@ def demo(ctx: typer.Context,
     Uses the data folder (RAPPORT_DATA_DIR, default ./rapport-data), so `rapport pairs`,
     `metrics`, `digest` and `run` show the demo's data afterwards; refuses a folder that
     holds real accounts."""
-    # lazy on purpose: the demo brings the sandbox servers (trustme, their HTTP apps), which
-    # no other command needs and which would slow every `rapport` start
-    from application.demo.run import run_demo
-
+    # lazy on purpose: the demo brings the sandbox servers (trustme, their HTTP apps), an
+    # optional extra that no other command needs and that would slow every `rapport` start
+    try:
+        from application.demo.run import run_demo
+    except ModuleNotFoundError as err:
+        fail(f"`rapport demo` needs its sandboxes' libraries ({err.name} is missing): "
+             "python3 -m pip install -e \".[demo]\"", EXIT_CONFIG)
+        return
     with friendly_errors():
         run_demo(cli_of(ctx).settings, keep=keep, verbose=verbose)
 
