@@ -40,15 +40,12 @@ from connectors.base import (
     Subscription,
 )
 from connectors.errors import (
-    AuthRevoked,
-    ConnectorError,
     CursorExpired,
     Forbidden,
     MalformedEvent,
     NotFound,
     PreconditionFailed,
-    RateLimited,
-    Transient,
+    error_for_status,
 )
 from sandbox.admin import RecordedRequest
 from sandbox.team import TEAM, Population
@@ -88,20 +85,6 @@ class _Series:
 def _stamp(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
 
-
-def error_for(status: int, message: str, *, retry_after: float | None = None) -> ConnectorError:
-    """The shared error for an HTTP status, as both real connectors translate it."""
-    if status == 401:
-        return AuthRevoked(message)
-    if status == 403:
-        return Forbidden(message)
-    if status in (404, 410):
-        return NotFound(message)
-    if status == 412:
-        return PreconditionFailed(message)
-    if status == 429:
-        return RateLimited(message, retry_after=retry_after)
-    return Transient(message)
 
 
 class MemoryWorld:
@@ -420,7 +403,7 @@ class MemoryConnector:
         if self.observer:
             self.observer(ProviderCall(PROVIDER, operation, status, 0.0))
         if status != 200:
-            raise error_for(status, f"memory {operation}: HTTP {status}",
+            raise error_for_status(status, f"memory {operation}: HTTP {status}",
                             retry_after=retry_after)
 
     def _calendar(self, calendar_id: str) -> str:
