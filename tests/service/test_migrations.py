@@ -16,12 +16,10 @@ from sqlalchemy.orm import Session
 
 import service.db
 import service.models  # noqa: F401  (registers every table)
-from service.accounts.models import Account
 from service.agenda.models import AgendaRecord
 from service.calendars.models import Calendar
 from service.db import Base, make_engine
 from service.pairs.models import Occurrence, OccurrenceCopy, Pair, Series
-from service.people.models import Person
 
 START = datetime(2026, 11, 30, 10, tzinfo=UTC)
 
@@ -44,15 +42,20 @@ def engine(tmp_path: Path) -> Iterator[Engine]:
 def _seed(engine: Engine) -> None:
     """One pair with an occurrence that a copy, an agenda and a one-off meeting point at."""
     with Session(engine) as session, session.begin():
-        maya, sam = Person(email="maya@acme.test"), Person(email="sam@acme.test")
-        session.add_all([maya, sam])
-        session.flush()
-        account = Account(provider="google", email=maya.email, person_id=maya.id,
-                          credentials_encrypted=b"x")
-        session.add(account)
-        session.flush()
-        calendar = Calendar(account_id=account.id, provider_calendar_id="primary")
-        pair = Pair(manager_id=maya.id, report_id=sam.id)
+        # people and accounts as the 0007 schema has them (later revisions add columns to
+        # both, which the models already declare)
+        for email in ("maya@acme.test", "sam@acme.test"):
+            session.execute(text("INSERT INTO people (email, opted_out) VALUES (:e, 0)"),
+                            {"e": email})
+        ids = dict(session.execute(text("SELECT email, id FROM people")).tuples().all())
+        maya_id, sam_id = ids["maya@acme.test"], ids["sam@acme.test"]
+        session.execute(text(
+            "INSERT INTO accounts (provider, email, person_id, credentials_encrypted, status,"
+            " created_at) VALUES ('google', :e, :p, :c, 'active', :t)"),
+            {"e": "maya@acme.test", "p": maya_id, "c": b"x", "t": START})
+        account_id = session.scalar(text("SELECT id FROM accounts"))
+        calendar = Calendar(account_id=account_id, provider_calendar_id="primary")
+        pair = Pair(manager_id=maya_id, report_id=sam_id)
         session.add_all([calendar, pair])
         session.flush()
         series = Series(series_key="maya|sam", pair_id=pair.id)
