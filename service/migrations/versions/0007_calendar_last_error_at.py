@@ -1,7 +1,7 @@
 """calendars: when the last sync failed (last_error_at)
 
 Revision ID: 0007
-Revises: 0006 (re-chained after merging main)
+Revises: 0006
 Create Date: 2026-11-30
 """
 from __future__ import annotations

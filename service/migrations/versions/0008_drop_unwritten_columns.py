@@ -1,7 +1,7 @@
 """occurrences.actual_start and adhoc_meetings.extra: never written, so dropped
 
 Revision ID: 0008
-Revises: 0007 (the head of main when this was written; the lead re-chains on merge)
+Revises: 0007
 Create Date: 2026-12-01
 
 SQLite drops the columns in place (ALTER TABLE ... DROP COLUMN, SQLite 3.35+) rather than
