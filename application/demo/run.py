@@ -33,12 +33,13 @@ from application.demo.data import (
 )
 from application.demo.digest import render_demo_digest
 from application.once import echo_work_left, sync_once
+from connectors.text import looks_like_html
 from sandbox.google.sandbox import GoogleSandbox
 from sandbox.microsoft.sandbox import GraphSandbox
 from sandbox.team import PEOPLE
 from service.accounts.crypto import Vault
 from service.agenda.block import extract_block
-from service.agenda.htmltext import looks_like_html, visible_text
+from service.agenda.htmltext import visible_text
 from service.agenda.models import AgendaRecord
 from service.calendars.models import Calendar
 from service.calendars.onboarding import connect_with_refresh_token

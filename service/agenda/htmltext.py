@@ -13,9 +13,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from connectors.text import looks_like_html
-
-__all__ = ["Projection", "absorb_wrappers", "looks_like_html", "project", "visible_text"]
+__all__ = ["Projection", "absorb_wrappers", "project", "visible_text"]
 
 _TOKEN = re.compile(
     r"(?P<comment><!--.*?-->)"

@@ -11,10 +11,11 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import func, select
 
+from connectors.text import looks_like_html
 from sandbox.admin import RecordedRequest, SandboxAdmin
 from service.accounts.models import Account
 from service.agenda.block import START_MARKER, extract_block
-from service.agenda.htmltext import looks_like_html, visible_text
+from service.agenda.htmltext import visible_text
 from service.agenda.models import AgendaRecord, PairTopic
 from service.calendars.models import Calendar, QuarantinedItem
 from service.pairs.models import (
