@@ -259,3 +259,41 @@ class CalendarConnector(Protocol):
     def unsubscribe(self, subscription: Subscription) -> None:
         """Stop a push channel."""
         ...
+
+
+@dataclass(frozen=True)
+class DirectoryPerson:
+    """One user of a company directory (Google Admin SDK ``users``, Graph ``/users``).
+
+    `id` is the provider's immutable user id. Google names a manager by address
+    (``relations[type=manager].value``), Graph by id and mail (``$expand=manager``): either
+    or both of `manager_id` / `manager_email` may be set. `time_zone` is an IANA name
+    (Graph ``mailboxSettings.timeZone`` mapped from Windows names; Google has none here).
+    """
+
+    id: str
+    email: str  # primary address, lower case
+    name: str | None = None
+    suspended: bool = False  # Google ``suspended``, Graph ``accountEnabled == false``
+    manager_id: str | None = None
+    manager_email: str | None = None  # lower case
+    time_zone: str | None = None
+
+
+@dataclass(frozen=True)
+class DirectoryPage:
+    """One page of the directory; `next_page_token` is None on the last page."""
+
+    people: list[DirectoryPerson]
+    next_page_token: str | None = None
+
+
+@runtime_checkable
+class DirectoryConnector(Protocol):
+    """What Rapport needs from a company directory, for one company grant."""
+
+    provider: ClassVar[str]
+
+    def list_people(self, page_token: str | None = None) -> DirectoryPage:
+        """One page of people in the granted scope (domain, org unit, group or tenant)."""
+        ...

@@ -1,6 +1,6 @@
 """Every table, imported in one place so Alembic and `create_all` see the whole schema."""
 
-from service.accounts.models import Account, AccountStatus
+from service.accounts.models import Account, AccountStatus, DirectoryGrant
 from service.agenda.models import ActionItem, AgendaRecord, PairTopic
 from service.calendars.models import Calendar, ProviderCallLog, QuarantinedItem
 from service.db import Base
@@ -21,7 +21,7 @@ from service.people.models import Person
 
 __all__ = [
     "Account", "AccountStatus", "ActionItem", "AdHocMeeting", "AgendaRecord", "Base",
-    "Calendar", "MetricSnapshot", "Occurrence", "OccurrenceCopy", "OccurrenceStatus",
+    "Calendar", "DirectoryGrant", "MetricSnapshot", "Occurrence", "OccurrenceCopy", "OccurrenceStatus",
     "OutboxMessage", "OutboxStatus", "Override", "Pair", "PairTopic", "Person", "ProviderCallLog",
     "QuarantinedItem", "Series", "SeriesSource", "SeriesStatus",
 ]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, LargeBinary, String, Text, UniqueConstraint
+from sqlalchemy import JSON, ForeignKey, LargeBinary, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from service.db import Base, UTCDateTime, utcnow
@@ -34,3 +34,34 @@ class Account(Base):
     status_changed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # since when
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_sync_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # set for a person reached through a company grant (domain-wide delegation / app-only
+    # access): the grant's credentials act as this person, `credentials_encrypted` then holds
+    # only who to act as (the subject's address, the Graph user id)
+    grant_id: Mapped[int | None] = mapped_column(
+        ForeignKey("directory_grants.id", ondelete="CASCADE"), index=True)
+
+
+class DirectoryGrant(Base):
+    """One company-wide grant: a Google Workspace service account with domain-wide
+    delegation, or a Microsoft 365 app registration with application permissions.
+
+    `scope` holds what narrows the directory (Google: admin, domain, org unit or group;
+    Microsoft: tenant, client id); `credentials_encrypted` the key file or client secret /
+    certificate, encrypted like every grant. The directory sync keeps the people current.
+    """
+
+    __tablename__ = "directory_grants"
+    __table_args__ = (UniqueConstraint("provider", "name"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    provider: Mapped[str] = mapped_column(String(20))  # google | microsoft
+    name: Mapped[str] = mapped_column(String(320))  # the domain or the tenant id
+    scope: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
+    credentials_encrypted: Mapped[bytes] = mapped_column(LargeBinary)
+    status: Mapped[AccountStatus] = mapped_column(String(20), default=AccountStatus.ACTIVE)
+    status_reason: Mapped[str | None] = mapped_column(Text)
+    status_changed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_directory_sync_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_error: Mapped[str | None] = mapped_column(Text)  # why the last directory sync failed
+    last_error_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -83,6 +83,9 @@ class Series(Base):
     confidence: Mapped[float] = mapped_column(Float, default=0.0)
     detection_reason: Mapped[str] = mapped_column(Text, default="")
     override: Mapped[Override | None] = mapped_column(String(10))
+    # `rapport series manager ID EMAIL`: who manages in this series, beating the org chart
+    # and the organizer rule (see `service.pairs.service.manager_of`)
+    manager_override: Mapped[str | None] = mapped_column(String(320))
     time_zone: Mapped[str | None] = mapped_column(String(64))
     cadence_days: Mapped[int | None] = mapped_column(Integer)
     status: Mapped[SeriesStatus] = mapped_column(String(10), default=SeriesStatus.ACTIVE)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Boolean, Integer, String
+from datetime import datetime
+
+from sqlalchemy import Boolean, ForeignKey, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from service.db import Base
+from service.db import Base, UTCDateTime
 
 
 class Person(Base):
@@ -21,3 +23,13 @@ class Person(Base):
     # Signed links carry this; `rapport people revoke-links` bumps it to refuse older ones.
     links_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
+    # From a company directory (see `service.directory`): the manager the org chart names,
+    # the provider's user id, and whether the directory has them suspended or no longer
+    # lists them (`left_at`); people outside any directory keep these empty.
+    manager_id: Mapped[int | None] = mapped_column(ForeignKey("people.id", ondelete="SET NULL"),
+                                                   index=True)
+    directory_grant_id: Mapped[int | None] = mapped_column(
+        ForeignKey("directory_grants.id", ondelete="SET NULL"), index=True)
+    directory_id: Mapped[str | None] = mapped_column(String(200))
+    suspended: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
+    left_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

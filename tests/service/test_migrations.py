@@ -19,7 +19,7 @@ import service.models  # noqa: F401  (registers every table)
 from service.agenda.models import AgendaRecord
 from service.calendars.models import Calendar
 from service.db import Base, make_engine
-from service.pairs.models import Occurrence, OccurrenceCopy, Pair, Series
+from service.pairs.models import Occurrence, OccurrenceCopy, Pair
 
 START = datetime(2026, 11, 30, 10, tzinfo=UTC)
 
@@ -42,7 +42,7 @@ def engine(tmp_path: Path) -> Iterator[Engine]:
 def _seed(engine: Engine) -> None:
     """One pair with an occurrence that a copy, an agenda and a one-off meeting point at."""
     with Session(engine) as session, session.begin():
-        # people and accounts as the 0007 schema has them (later revisions add columns to
+        # people, accounts and series as the 0007 schema has them (later revisions add columns to
         # both, which the models already declare)
         for email in ("maya@acme.test", "sam@acme.test"):
             session.execute(text("INSERT INTO people (email, opted_out) VALUES (:e, 0)"),
@@ -58,10 +58,12 @@ def _seed(engine: Engine) -> None:
         pair = Pair(manager_id=maya_id, report_id=sam_id)
         session.add_all([calendar, pair])
         session.flush()
-        series = Series(series_key="maya|sam", pair_id=pair.id)
-        session.add(series)
-        session.flush()
-        occurrence = Occurrence(series_id=series.id, original_start=START,
+        session.execute(text(  # the 0007 columns only, as for people and accounts
+            "INSERT INTO series (series_key, pair_id, title, human_count, confidence,"
+            " detection_reason, status, first_seen_at) VALUES ('maya|sam', :p, '', 2, 1.0,"
+            " '', 'active', :t)"), {"p": pair.id, "t": START})
+        series_id = session.scalar(text("SELECT id FROM series"))
+        occurrence = Occurrence(series_id=series_id, original_start=START,
                                 scheduled_start=START, scheduled_end=START + timedelta(hours=1))
         session.add(occurrence)
         session.flush()
