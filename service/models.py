@@ -21,7 +21,8 @@ from service.people.models import Person
 
 __all__ = [
     "Account", "AccountStatus", "ActionItem", "AdHocMeeting", "AgendaRecord", "Base",
-    "Calendar", "DirectoryGrant", "MetricSnapshot", "Occurrence", "OccurrenceCopy", "OccurrenceStatus",
+    "Calendar", "DirectoryGrant", "MetricSnapshot", "Occurrence", "OccurrenceCopy",
+    "OccurrenceStatus",
     "OutboxMessage", "OutboxStatus", "Override", "Pair", "PairTopic", "Person", "ProviderCallLog",
     "QuarantinedItem", "Series", "SeriesSource", "SeriesStatus",
 ]
