@@ -10,7 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from service.accounts.crypto import Vault
-from service.accounts.models import Account, AccountStatus
+from service.accounts.models import Account, AccountStatus, DirectoryGrant
 from service.db import utcnow
 from service.people.service import ensure_person
 
@@ -37,6 +37,33 @@ def save_account(session: Session, *, vault: Vault, provider: str, email: str,
     session.flush()
     log.info("account %s saved (%s, domain %s)", account.id, provider, email.split("@")[-1])
     return account
+
+
+def save_grant(session: Session, *, vault: Vault, provider: str, name: str,
+               scope: dict[str, str], credentials: dict[str, Any]) -> DirectoryGrant:
+    """Create or update the company grant for (provider, domain or tenant), encrypted; a
+    reconnected grant is active again. The people it reaches come from the directory sync."""
+    grant = session.scalar(select(DirectoryGrant).where(DirectoryGrant.provider == provider,
+                                                        DirectoryGrant.name == name))
+    blob = vault.encrypt(json.dumps(credentials))
+    if grant is None:
+        grant = DirectoryGrant(provider=provider, name=name, scope=scope,
+                               credentials_encrypted=blob)
+        session.add(grant)
+    else:
+        grant.scope, grant.credentials_encrypted = scope, blob
+    if grant.status != AccountStatus.ACTIVE:
+        grant.status_changed_at = utcnow()
+    grant.status, grant.status_reason = AccountStatus.ACTIVE, None
+    session.flush()
+    log.info("company grant %s saved (%s, %s)", grant.id, provider, name)
+    return grant
+
+
+def read_grant_credentials(grant: DirectoryGrant, *, vault: Vault) -> dict[str, Any]:
+    """The decrypted key file / client secret of a company grant (never logged)."""
+    data: dict[str, Any] = json.loads(vault.decrypt(grant.credentials_encrypted))
+    return data
 
 
 def read_credentials(account: Account, *, vault: Vault) -> dict[str, Any]:
