@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 import threading
 import time
 
 import uvicorn
 from starlette.types import ASGIApp
+
+from sandbox.listen import listening_socket
 
 
 class ServerThread:
@@ -23,9 +24,7 @@ class ServerThread:
 
     def start(self, timeout: float = 10.0) -> None:
         """Bind a free port, serve in a daemon thread and wait until ready."""
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((self._host, 0))
+        sock = listening_socket(self._host)
         self.port = sock.getsockname()[1]
         config = uvicorn.Config(self._app, log_level="warning", access_log=False, lifespan="off")
         server = uvicorn.Server(config)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import tempfile
 import threading
 import time
@@ -11,6 +10,8 @@ from pathlib import Path
 import trustme
 import uvicorn
 from fastapi import FastAPI
+
+from sandbox.listen import listening_socket
 
 
 class HttpsServer:
@@ -40,9 +41,7 @@ class HttpsServer:
 
     def start(self) -> None:
         """Listen and serve until `stop`."""
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(("127.0.0.1", 0))
+        sock = listening_socket()
         self.port = sock.getsockname()[1]
         config = uvicorn.Config(
             self.app,
