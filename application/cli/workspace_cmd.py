@@ -66,7 +66,8 @@ def refusal(err: ConnectorError, *, client_id: str, admin: str,
     """One line and an exit code for each way Google refuses the grant."""
     if isinstance(err, DelegationRefused):
         return (f"Google refused the service account (unauthorized_client): in the Admin "
-                f"console open Security > API controls > Domain-wide delegation and add "
+                f"console open Security > Access and data control > API controls > Manage "
+                f"Domain Wide Delegation and add "
                 f"client id {client_id or '(see the key file)'} with the scopes "
                 f"{','.join(workspace_scopes(group=group))}; then run this again"), EXIT_AUTH
     if isinstance(err, AuthRevoked):

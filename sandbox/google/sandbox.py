@@ -347,8 +347,8 @@ class GoogleSandbox:
         return self.runtime.workspace.mint_key(self.token_url, name=name)
 
     def authorise_delegation(self, client_id: str, scopes: list[str]) -> None:
-        """Admin console > Security > API controls > Domain-wide delegation: let the client
-        id act for the domain's users within `scopes`."""
+        """Admin console > Security > API controls > Manage Domain Wide Delegation: the client
+        id may act for the domain's users within `scopes`."""
         self.runtime.workspace.authorise(client_id, scopes)
 
     def add_directory_user(self, email: str, name: str, *, org_unit: str = "/",

@@ -7,9 +7,10 @@ Server to Server Applications"
 assertion is an RS256 JWT signed with the service account's private key, with ``iss`` (the
 service account's address), ``scope`` (space separated), ``aud`` (the token endpoint),
 ``iat`` and ``exp`` (at most one hour apart) and, for domain-wide delegation, ``sub`` (the
-user to act as). A scope the admin did not authorise for the client id in "Security > API
-controls > Domain-wide delegation" answers ``unauthorized_client``; a bad signature or a
-stale assertion answers ``invalid_grant``, as that page's error table says.
+user to act as). A scope the admin did not authorise for the client id in "Security > Access
+and data control > API controls > Manage Domain Wide Delegation" answers
+``unauthorized_client``; a bad signature or a stale assertion answers ``invalid_grant``, as
+that page's error table says.
 """
 
 from __future__ import annotations

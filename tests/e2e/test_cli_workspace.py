@@ -90,7 +90,7 @@ def test_scopes_not_authorised_are_one_line_naming_the_admin_console_step(
     assert process.returncode == 4, process.stderr
     assert "Traceback" not in process.stdout + process.stderr
     [line] = process.stderr.strip().splitlines()
-    assert "Security > API controls > Domain-wide delegation" in line
+    assert "API controls > Manage Domain Wide Delegation" in line
     assert client_id in line and "auth/calendar.events" in line
     assert _grants(harness) == 0
 
