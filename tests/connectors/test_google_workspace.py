@@ -23,7 +23,7 @@ from connectors.google.directory import GoogleDirectory
 from connectors.google.provider import GoogleConnector
 from connectors.retry import RetryPolicy
 from sandbox.google import GoogleSandbox
-from sandbox.google.company import ADMIN_EMAIL
+from sandbox.google.company import ADMIN_EMAIL, build_company
 from sandbox.google.workspace import GOOGLE_TOKEN_AUDIENCE, JWT_BEARER, sign_assertion
 
 ALL_SCOPES = [*CALENDAR_SCOPES, DIRECTORY_USERS_SCOPE, DIRECTORY_MEMBERS_SCOPE]
@@ -245,3 +245,39 @@ def test_an_assertion_outside_its_time_or_audience_is_refused(
 
     assert answer.status_code == 400
     assert answer.json()["error"] == "invalid_grant"
+
+
+def test_a_generated_company_is_three_levels_deep_and_lists_at_google_s_page_size() -> None:
+    company = build_company(620)
+    by_email = {e.email: e for e in company.directory}
+
+    def depth(email: str) -> int:
+        manager = by_email[email].manager
+        return 0 if manager is None else 1 + depth(manager)
+
+    assert len(company.directory) == 621  # and the IT admin
+    assert max(depth(e.email) for e in company.directory) == 3
+    assert [e.email for e in company.directory if e.suspended] == [company.suspended]
+    report, new_manager = company.manager_change
+    assert by_email[report].manager not in (None, new_manager)
+    organisers = {s.organizer for s in company.population.series}
+    assert set(company.self_organised) <= organisers
+    pairs = {frozenset((s.organizer, *s.attendees)) for s in company.population.series}
+    assert company.uncovered and all(frozenset((r, by_email[r].manager)) not in pairs
+                                     for r in company.uncovered)  # no 1:1 with their manager
+    with GoogleSandbox(population=company.population, directory=company.directory) as sandbox:
+        key = sandbox.mint_service_account_key()
+        sandbox.authorise_delegation(key["client_id"], [DIRECTORY_USERS_SCOPE])
+        directory = GoogleDirectory(
+            delegated_credentials(key, company.admin, [DIRECTORY_USERS_SCOPE]),
+            api_url=_root(sandbox))
+
+        emails, pages = _everyone(directory)
+
+        assert pages == 2  # 621 people at the documented maximum of 500 a page
+        assert sorted(emails) == sorted(by_email)
+        sandbox.authorise_delegation(key["client_id"], [DIRECTORY_USERS_SCOPE, *CALENDAR_SCOPES])
+        connector = GoogleConnector(delegated_credentials(key, report, CALENDAR_SCOPES),
+                                    api_url=sandbox.base_url)
+        [calendar] = connector.list_calendars()
+        assert calendar.owner_email == report  # every person of the company has a calendar
