@@ -98,8 +98,10 @@ def _print_granted(result: WorkspaceGrant, scope: dict[str, str]) -> None:
 def sync_directory_now(cli: Cli, grant_id: int) -> None:
     """Where the first directory sync of a new grant runs.
 
-    For the lead to wire: call the directory sync of `service.directory` (orgchart branch)
-    for `grant_id` here and print its summary. Until then the people arrive with the next
-    scheduled directory sync, and the command says so.
+    For the lead to wire once the orgchart branch is merged: ``rt = cli.started.runtime``,
+    ``result = sync_directory(rt.factory, grant_id=grant_id,
+    connector=rt.connectors.directory_for(grant_id), vault=Vault.from_settings(cli.settings),
+    now=rt.clock())`` (`service.directory.sync`), then ``typer.echo(result.summary())``.
+    Until then the people arrive with the next scheduled directory sync, and this says so.
     """
     typer.echo(f"The people of grant {grant_id} are read at the next directory sync.")

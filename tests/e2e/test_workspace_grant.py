@@ -10,9 +10,10 @@ import pytest
 from sqlalchemy import func, select
 
 from connectors.errors import DelegationRefused
+from connectors.google.auth import DIRECTORY_USERS_SCOPE
 from sandbox.google.company import ADMIN_EMAIL
 from service.accounts.crypto import Vault
-from service.accounts.models import Account, DirectoryGrant
+from service.accounts.models import Account, AccountStatus, DirectoryGrant
 from service.accounts.service import read_grant_credentials, save_account
 from service.agenda.block import START_MARKER
 from service.calendars.connectors import AccountConnectors
@@ -137,3 +138,22 @@ def test_people_reached_through_the_grant_are_synced_and_written_as_themselves(
     grants = [r for r in served if r.path == "/token"]
     assert grants and all(r.status == 200 for r in grants)
     assert {r.user for r in served if r.method == "PATCH"} == {"maya@acme.test"}
+
+
+def test_a_person_the_admin_no_longer_delegates_is_flagged_for_the_admin_not_for_sign_in(
+        harness: Harness) -> None:
+    _directory_settings(harness)
+    key = _key(harness)
+    grant_id = _connect(harness, key)
+    maya = _reach(harness, grant_id, "maya@acme.test")
+    harness.google.authorise_delegation(key["client_id"], [DIRECTORY_USERS_SCOPE])
+
+    harness.sync()
+
+    with harness.session() as session:
+        account = session.get(Account, maya)
+        assert account is not None
+        assert account.status == AccountStatus.NEEDS_RECONSENT
+        assert account.status_reason is not None
+        assert "rapport connect google-workspace" in account.status_reason
+        assert "unauthorized_client" in account.status_reason
