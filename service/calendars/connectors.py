@@ -174,7 +174,6 @@ def google_connector(settings: Settings, credentials: dict[str, Any],
 
 def google_directory(settings: Settings, key: dict[str, Any], scope: dict[str, str], *,
                      recorder: CallObserver | None = None,
-                     retry: RetryPolicy | None = None,
                      page_size: int | None = None) -> GoogleDirectory:
     """The Workspace directory of a grant: its key acting as the grant's admin, with the
     directory read-only scopes (group membership too when the grant names a group)."""
@@ -184,7 +183,7 @@ def google_directory(settings: Settings, key: dict[str, Any], scope: dict[str, s
                            domain=scope.get("domain"), org_unit=scope.get("org_unit"),
                            group=scope.get("group"), observer=recorder,
                            ca_bundle=outgoing_ca_bundle(settings),
-                           retry=retry or RetryPolicy(attempts=3, budget=5.0),
+                           retry=RetryPolicy(attempts=3, budget=5.0),
                            page_size=page_size or USERS_PAGE)
 
 
