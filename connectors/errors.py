@@ -16,6 +16,11 @@ class AuthRevoked(ConnectorError):
     """The grant is gone or was never valid (``invalid_grant``, 401): re-consent needed."""
 
 
+class DelegationRefused(AuthRevoked):
+    """Google answered a service account's grant with ``unauthorized_client``: the Workspace
+    admin has not authorised its client id for these scopes (domain-wide delegation)."""
+
+
 class Forbidden(ConnectorError):
     """The account may not do this (403 other than rate limits)."""
 

@@ -20,6 +20,7 @@ from service.config_values import TimeSpan, parse_smtp_url, parse_span
 
 GOOGLE_API_URL = "https://www.googleapis.com/calendar/v3/"
 GOOGLE_TOKEN_URL = "https://oauth2.googleapis.com/token"
+GOOGLE_DIRECTORY_URL = "https://admin.googleapis.com/"  # Admin SDK Directory API root
 GRAPH_API_URL = "https://graph.microsoft.com/v1.0"
 MICROSOFT_AUTHORITY = "https://login.microsoftonline.com/organizations"
 
@@ -53,6 +54,7 @@ class Settings(BaseSettings):
 
     google_api_url: str = GOOGLE_API_URL
     google_token_url: str = GOOGLE_TOKEN_URL
+    google_directory_url: str = GOOGLE_DIRECTORY_URL  # the company grant's directory
     google_client_id: str | None = None
     google_client_secret: SecretStr | None = None
 
@@ -107,6 +109,17 @@ class Settings(BaseSettings):
                 + (f" (unknown: {', '.join(unknown)})" if unknown else "")
             )
         return ",".join(kinds)
+
+    @field_validator("google_api_url", "google_token_url", "google_directory_url")
+    @classmethod
+    def _web_address(cls, value: str) -> str:
+        try:
+            parts = urlsplit(value)
+        except ValueError as err:
+            raise ValueError("is not a URL like https://host/") from err
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ValueError("must be an http:// or https:// URL (unset for Google's)")
+        return value
 
     @field_validator("database_url")
     @classmethod

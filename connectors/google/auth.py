@@ -7,8 +7,10 @@ into `AuthRevoked` at the HTTP edge (`connectors.google.client`).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
+from google.oauth2 import service_account
 from google.oauth2.credentials import Credentials
 
 # The smallest scopes that do the job: events read/write (agenda block, watch), the calendar
@@ -18,6 +20,19 @@ CALENDAR_SCOPES = (
     "https://www.googleapis.com/auth/calendar.calendarlist.readonly",
     "https://www.googleapis.com/auth/calendar.freebusy",
 )
+
+# Domain-wide delegation (https://developers.google.com/identity/protocols/oauth2/service-account#delegatingauthority):
+# the directory read-only, and group membership read-only when the grant names a group.
+DIRECTORY_USERS_SCOPE = "https://www.googleapis.com/auth/admin.directory.user.readonly"
+DIRECTORY_MEMBERS_SCOPE = "https://www.googleapis.com/auth/admin.directory.group.member.readonly"
+
+
+def delegated_credentials(key: Mapping[str, Any], subject: str,
+                          scopes: Sequence[str]) -> service_account.Credentials:
+    """Service-account credentials acting as `subject` (domain-wide delegation); tokens come
+    from the key file's own ``token_uri`` through the JWT-bearer grant."""
+    base = service_account.Credentials.from_service_account_info(dict(key), scopes=list(scopes))
+    return base.with_subject(subject)
 
 
 def google_credentials(

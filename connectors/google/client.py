@@ -20,10 +20,14 @@ from __future__ import annotations
 import json
 import socket
 import time
+from pathlib import Path
 from typing import Any
 
+import google_auth_httplib2
 import httplib2
+from google.auth.credentials import Credentials
 from google.auth.exceptions import RefreshError, TransportError
+from googleapiclient.discovery import build
 from googleapiclient.errors import HttpError
 from googleapiclient.http import HttpRequest
 
@@ -33,6 +37,7 @@ from connectors.errors import (
     AuthRevoked,
     ConnectorError,
     CursorExpired,
+    DelegationRefused,
     RateLimited,
     Transient,
     error_for_status,
@@ -42,6 +47,34 @@ from connectors.retry import RetryPolicy, retry_after_seconds
 PROVIDER = "google"
 _RATE_REASONS = {"rateLimitExceeded", "userRateLimitExceeded", "quotaExceeded"}
 _NETWORK_ERRORS = (httplib2.HttpLib2Error, TransportError, socket.timeout, ConnectionError, OSError)
+
+
+def build_service(api: str, version: str, credentials: Credentials, *, api_url: str,
+                  http: httplib2.Http | None = None, ca_bundle: str | Path | None = None,
+                  timeout: float = 30.0) -> Any:
+    """A googleapiclient service from the packaged (static) discovery document, sending to
+    `api_url` (Google's or a sandbox's) with `credentials` refreshed by google-auth."""
+    if http is None:
+        http = httplib2.Http(timeout=timeout,
+                             ca_certs=str(ca_bundle) if ca_bundle is not None else None)
+    authorized = google_auth_httplib2.AuthorizedHttp(credentials, http=http)
+    return build(api, version, http=authorized, static_discovery=True, cache_discovery=False,
+                 client_options={"api_endpoint": api_url if api_url.endswith("/")
+                                 else api_url + "/"})
+
+
+def fetch_token(credentials: Credentials, *, ca_bundle: str | Path | None = None,
+                timeout: float = 30.0) -> None:
+    """Ask the token endpoint for an access token now (to check a grant before saving it);
+    raises `ConnectorError` subclasses only."""
+    http = httplib2.Http(timeout=timeout,
+                         ca_certs=str(ca_bundle) if ca_bundle is not None else None)
+    try:
+        credentials.refresh(google_auth_httplib2.Request(http))
+    except RefreshError as err:
+        raise translate_refresh_error(err) from err
+    except _NETWORK_ERRORS as err:
+        raise Transient(f"google token endpoint: network error {type(err).__name__}") from err
 
 
 def _reasons(err: HttpError) -> list[str]:
@@ -67,7 +100,14 @@ def translate_http_error(err: HttpError, operation: str) -> ConnectorError:
 
 
 def translate_refresh_error(err: RefreshError) -> ConnectorError:
-    """A failed token refresh: ``invalid_grant`` (and other permanent refusals) -> AuthRevoked."""
+    """A failed token refresh: ``invalid_grant`` (and other permanent refusals) -> AuthRevoked;
+    a service account's ``unauthorized_client`` (scopes not authorised for domain-wide
+    delegation, https://developers.google.com/identity/protocols/oauth2/service-account#error-codes)
+    -> DelegationRefused."""
+    if "unauthorized_client" in str(err):
+        return DelegationRefused("google refused the service account's grant "
+                                 "(unauthorized_client): its client id is not authorised "
+                                 "for these scopes")
     if getattr(err, "retryable", False) and "invalid_grant" not in str(err):
         return Transient(f"google token refresh failed: {err}")
     return AuthRevoked("google token refresh refused (invalid_grant or similar): re-consent needed")
@@ -151,6 +191,19 @@ class GoogleClient:
         """channels.stop: https://developers.google.com/calendar/api/v3/reference/channels/stop"""
         body = {"id": channel_id, "resourceId": resource_id}
         self.execute("channels.stop", self.service.channels().stop(body=body))
+
+    def list_users(self, **params: Any) -> Any:
+        """users.list: https://developers.google.com/workspace/admin/directory/reference/rest/v1/users/list"""
+        return self.execute("users.list", self.service.users().list(**params))
+
+    def get_user(self, user_key: str) -> Any:
+        """users.get: https://developers.google.com/workspace/admin/directory/reference/rest/v1/users/get"""
+        return self.execute("users.get", self.service.users().get(userKey=user_key))
+
+    def list_members(self, group_key: str, **params: Any) -> Any:
+        """members.list: https://developers.google.com/workspace/admin/directory/reference/rest/v1/members/list"""
+        request = self.service.members().list(groupKey=group_key, **params)
+        return self.execute("members.list", request)
 
     def calendar_list(self, **params: Any) -> Any:
         """calendarList.list: https://developers.google.com/calendar/api/v3/reference/calendarList/list"""

@@ -33,10 +33,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, ClassVar
 
-import google_auth_httplib2
 import httplib2
 from google.auth.credentials import Credentials
-from googleapiclient.discovery import build
 
 from connectors.base import (
     BusyInterval,
@@ -48,7 +46,7 @@ from connectors.base import (
     Subscription,
     starts_before,
 )
-from connectors.google.client import GoogleClient
+from connectors.google.client import GoogleClient, build_service
 from connectors.google.parsing import parse_event, parse_items, parse_timestamp
 from connectors.items import read_event
 from connectors.paging import RawPage, change_pages
@@ -87,19 +85,8 @@ class GoogleConnector:
     ) -> None:
         """`retry` is the shared policy; `sleep`, `max_attempts` and `max_sleep` (seconds a call
         may sleep in all) are its short form, used when `retry` is not given."""
-        if http is None:
-            http = httplib2.Http(
-                timeout=timeout, ca_certs=str(ca_bundle) if ca_bundle is not None else None
-            )
-        authorized = google_auth_httplib2.AuthorizedHttp(credentials, http=http)
-        service = build(
-            "calendar",
-            "v3",
-            http=authorized,
-            static_discovery=True,
-            cache_discovery=False,
-            client_options={"api_endpoint": api_url if api_url.endswith("/") else api_url + "/"},
-        )
+        service = build_service("calendar", "v3", credentials, api_url=api_url, http=http,
+                                ca_bundle=ca_bundle, timeout=timeout)
         policy = retry or RetryPolicy(attempts=max_attempts, budget=max_sleep, sleep=sleep)
         self._client = GoogleClient(service, observer=observer, retry=policy)
         self._page_size = page_size

@@ -23,6 +23,7 @@ from sandbox.admin import RecordedRequest
 from sandbox.google import recurrence
 from sandbox.google.runtime import Channel, PageSnapshot, Runtime
 from sandbox.google.store import GoogleStore, rfc3339
+from sandbox.google.workspace import CALENDAR_SCOPE_PREFIX, JWT_BEARER, GrantRefused
 
 log = logging.getLogger(__name__)
 
@@ -169,6 +170,7 @@ class SandboxApp:
                         location="Authorization",
                         headers={"WWW-Authenticate": 'Bearer realm="sandbox"'},
                     )
+                self._require_calendar_scope(token, request.url.path)
                 retry_after = self.rt.take_throttle()
                 if retry_after is not None:
                     raise ApiError(
@@ -197,6 +199,17 @@ class SandboxApp:
             return response
 
         return endpoint
+
+    def _require_calendar_scope(self, token: str, path: str) -> None:
+        """A delegated (service account) token reaches Calendar only with a calendar scope:
+        documented 403 ``insufficientPermissions``
+        (https://developers.google.com/calendar/api/guides/errors#403_insufficient_permissions)."""
+        scopes = self.rt.workspace.scopes_of(token)
+        if scopes is None or not path.startswith(API):
+            return
+        if not any(s.startswith(CALENDAR_SCOPE_PREFIX) for s in scopes):
+            raise ApiError(403, "insufficientPermissions",
+                           "Request had insufficient authentication scopes.")
 
     def _record(self, request: Request, status: int, user: str | None) -> None:
         self.rt.record(
@@ -227,13 +240,17 @@ class SandboxApp:
     # -- OAuth ----------------------------------------------------------------------------
 
     async def token(self, request: Request) -> Response:
-        """OAuth 2.0 token endpoint: refresh_token and authorization_code grants.
+        """OAuth 2.0 token endpoint: refresh_token, authorization_code and (service
+        accounts) jwt-bearer grants.
 
-        https://developers.google.com/identity/protocols/oauth2/web-server#offline
+        https://developers.google.com/identity/protocols/oauth2/web-server#offline and
+        https://developers.google.com/identity/protocols/oauth2/service-account#httprest
         """
         form = {k: v[0] for k, v in parse_qs((await request.body()).decode()).items()}
         grant = form.get("grant_type")
         refresh_token: str | None = None
+        if grant == JWT_BEARER:
+            return self._jwt_grant(request, form.get("assertion", ""))
         if grant == "refresh_token":
             refresh_token = form.get("refresh_token", "")
         elif grant == "authorization_code":
@@ -266,6 +283,23 @@ class SandboxApp:
             body["refresh_token"] = refresh_token
         self._record(request, 200, self.rt.user_for(access))
         return JSONResponse(body)
+
+    def _jwt_grant(self, request: Request, assertion: str) -> Response:
+        """A service account's signed assertion (RFC 7523): an access token acting as ``sub``
+        (checks in `sandbox.google.workspace`); refusals in Google's OAuth error shape."""
+        token_url = str(request.url).split("?", 1)[0]
+        try:
+            user, scopes = self.rt.workspace.grant(assertion, token_url=token_url,
+                                                   now=self.rt.now())
+        except GrantRefused as err:
+            self._record(request, err.status, None)
+            return JSONResponse({"error": err.error, "error_description": err.description},
+                                status_code=err.status)
+        access = self.rt.issue(user)
+        self.rt.workspace.remember(access, scopes)
+        self._record(request, 200, user)
+        return JSONResponse({"access_token": access, "expires_in": 3599,
+                             "token_type": "Bearer", "scope": " ".join(sorted(scopes))})
 
     # -- calendars ------------------------------------------------------------------------
 

@@ -19,7 +19,8 @@ from datetime import datetime
 from typing import Any
 
 from sandbox.admin import RecordedRequest
-from sandbox.team import TEAM, Population
+from sandbox.google.workspace import Workspace
+from sandbox.team import DOMAIN, TEAM, Population
 
 
 @dataclass
@@ -63,6 +64,7 @@ class Runtime:
     channels: dict[str, Channel] = field(default_factory=dict)
     pages: dict[str, PageSnapshot] = field(default_factory=dict)
     recorded: list[RecordedRequest] = field(default_factory=list)
+    workspace: Workspace = field(default_factory=lambda: Workspace(domain=DOMAIN))
 
     def reset(self) -> None:
         """Fresh grants for every Google person, no faults, channels or recorded requests."""
@@ -80,6 +82,7 @@ class Runtime:
             self.channels.clear()
             self.pages.clear()
             self.recorded.clear()
+            self.workspace.reset()
 
     # -- OAuth ----------------------------------------------------------------------------
 
@@ -89,6 +92,11 @@ class Runtime:
             email = self.refresh_tokens.get(refresh_token)
             if email is None or email in self.revoked:
                 return None
+            return self.issue(email)
+
+    def issue(self, email: str) -> str:
+        """A new access token acting as `email`."""
+        with self.lock:
             token = "ya29.sandbox-" + secrets.token_urlsafe(24)
             self.access_tokens[token] = email
             return token

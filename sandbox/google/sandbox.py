@@ -20,9 +20,12 @@ import httpx
 from sandbox.admin import RecordedRequest
 from sandbox.google import recurrence, seed
 from sandbox.google.app import SandboxApp
+from sandbox.google.company import DirectoryEntry, team_directory
+from sandbox.google.directory_api import DirectoryApi
 from sandbox.google.runtime import Runtime
 from sandbox.google.server import ServerThread
-from sandbox.google.store import EventRecord, GoogleStore
+from sandbox.google.store import CalendarState, EventRecord, GoogleStore
+from sandbox.google.workspace import DirectoryUser
 from sandbox.team import TEAM, Population
 
 log = logging.getLogger(__name__)
@@ -45,10 +48,13 @@ class GoogleSandbox:
         *,
         html_edits: bool = True,
         population: Population = TEAM,
+        directory: tuple[DirectoryEntry, ...] | None = None,
     ) -> None:
         self.now = now
         self.html_edits = html_edits  # human edits are stored as HTML, like Google's editor
         self.population = population  # who is seeded (the demo team unless told otherwise)
+        # the Workspace directory (default: the population's Google people and an IT admin)
+        self.directory = directory if directory is not None else team_directory(population)
         self.store = GoogleStore()
         self.runtime = Runtime(now=now, population=population)
         self._keys: dict[str, str] = {}  # series key -> event id
@@ -64,7 +70,9 @@ class GoogleSandbox:
     def start(self) -> GoogleSandbox:
         """Serve on 127.0.0.1 and a free port; returns self once ready."""
         if self._server is None:
-            self._server = ServerThread(self._app.build())
+            app = self._app.build()
+            app.router.routes.extend(DirectoryApi(self._app, self.runtime).routes())
+            self._server = ServerThread(app)
             self._server.start()
             origin = f"http://127.0.0.1:{self._server.port}"
             self.base_url = f"{origin}/calendar/v3/"
@@ -94,6 +102,10 @@ class GoogleSandbox:
             self.store.calendars.clear()
             self._keys = seed.seed(self.store, self.now(), self.population)
         self.runtime.reset()
+        for entry in self.directory:
+            self.add_directory_user(entry.email, entry.name, org_unit=entry.org_unit,
+                                    manager=entry.manager, suspended=entry.suspended,
+                                    is_admin=entry.is_admin, time_zone=entry.time_zone)
 
     def create_series(
         self,
@@ -327,6 +339,52 @@ class GoogleSandbox:
     def revoke(self, email: str) -> None:
         """Revoke the person's grant: refresh answers invalid_grant, access tokens 401."""
         self.runtime.revoke(email)
+
+    # -- Google Workspace (Admin console and directory) --------------------------------------
+
+    def mint_service_account_key(self, name: str = "rapport") -> dict[str, Any]:
+        """A new service account's key file (fresh RSA key), ``token_uri`` = this sandbox."""
+        return self.runtime.workspace.mint_key(self.token_url, name=name)
+
+    def authorise_delegation(self, client_id: str, scopes: list[str]) -> None:
+        """Admin console > Security > API controls > Manage Domain Wide Delegation: the client
+        id may act for the domain's users within `scopes`."""
+        self.runtime.workspace.authorise(client_id, scopes)
+
+    def add_directory_user(self, email: str, name: str, *, org_unit: str = "/",
+                           manager: str | None = None, suspended: bool = False,
+                           is_admin: bool = False, time_zone: str = "UTC") -> DirectoryUser:
+        """Add (or update) a user of the domain, with a primary calendar if they have none."""
+        user = self.runtime.workspace.add_user(email, name, org_unit=org_unit, manager=manager,
+                                               suspended=suspended, is_admin=is_admin)
+        with self.store.lock:
+            self.store.calendars.setdefault(
+                user.email, CalendarState(owner=user.email, name=name, time_zone=time_zone))
+        return user
+
+    def set_manager(self, email: str, manager: str | None) -> None:
+        """The admin changes a user's manager relation (None: no manager)."""
+        with self.runtime.workspace.lock:
+            user = self.runtime.workspace.users[email.lower()]
+            user.manager = manager.lower() if manager else None
+
+    def suspend_user(self, email: str, suspended: bool = True) -> None:
+        """The admin suspends (or restores) a user: no new delegated tokens for them."""
+        with self.runtime.workspace.lock:
+            self.runtime.workspace.users[email.lower()].suspended = suspended
+
+    def add_group(self, email: str, members: list[str]) -> None:
+        """A group of the domain with these user members."""
+        with self.runtime.workspace.lock:
+            self.runtime.workspace.groups[email.lower()] = [m.lower() for m in members]
+
+    def fail_directory_page(self, page: int, *, status: int | None = 500) -> None:
+        """users.list page number `page` (0 = first) answers `status` until healed (None)."""
+        with self.runtime.workspace.lock:
+            if status is None:
+                self.runtime.workspace.failing_pages.pop(page, None)
+            else:
+                self.runtime.workspace.failing_pages[page] = status
 
     def requests(self) -> list[RecordedRequest]:
         """Requests served since the last reset (or `clear_requests`)."""

@@ -16,6 +16,9 @@ from service.people.service import ensure_person
 
 log = logging.getLogger(__name__)
 
+# The command that (re)connects a company grant, per provider.
+COMPANY_CONNECT = {"google": "google-workspace", "microsoft": "microsoft-tenant"}
+
 
 def save_account(session: Session, *, vault: Vault, provider: str, email: str,
                  credentials: dict[str, Any], display_name: str | None = None,
@@ -89,6 +92,13 @@ def mark_needs_reconsent(session: Session, *, account_id: int, reason: str) -> N
     if account.status != AccountStatus.NEEDS_RECONSENT:
         account.status_changed_at = utcnow()  # since when it waits: kept on a repeat
     account.status = AccountStatus.NEEDS_RECONSENT
-    account.status_reason = (f"access was revoked or has expired; sign in again with "
-                             f"`rapport connect {account.provider}` (re-consent needed: {reason})")
+    if account.grant_id is not None:  # reached through a company grant: the admin fixes it
+        account.status_reason = (
+            f"the company grant no longer lets Rapport act for this person; check it in the "
+            f"provider's admin console, or reconnect it with `rapport connect "
+            f"{COMPANY_CONNECT.get(account.provider, account.provider)}` ({reason})")
+    else:
+        account.status_reason = (f"access was revoked or has expired; sign in again with "
+                                 f"`rapport connect {account.provider}` "
+                                 f"(re-consent needed: {reason})")
     log.warning("account %s (%s) needs re-consent: %s", account.id, account.provider, reason)

@@ -15,14 +15,26 @@ from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from connectors.base import CalendarConnector, CallObserver
-from connectors.google.auth import google_credentials
+from connectors.base import CalendarConnector, CallObserver, DirectoryConnector
+from connectors.google.auth import (
+    CALENDAR_SCOPES,
+    DIRECTORY_MEMBERS_SCOPE,
+    DIRECTORY_USERS_SCOPE,
+    delegated_credentials,
+    google_credentials,
+)
+from connectors.google.directory import USERS_PAGE, GoogleDirectory
 from connectors.google.provider import GoogleConnector
 from connectors.microsoft.auth import MsalTokenProvider
 from connectors.microsoft.connector import GraphConnector
+from connectors.retry import RetryPolicy
 from service.accounts.crypto import Vault
-from service.accounts.models import Account
-from service.accounts.service import read_credentials, store_credentials
+from service.accounts.models import Account, DirectoryGrant
+from service.accounts.service import (
+    read_credentials,
+    read_grant_credentials,
+    store_credentials,
+)
 from service.calendars.calls import record_call
 from service.calendars.models import Calendar
 from service.settings import Settings
@@ -74,6 +86,8 @@ class AccountConnectors:
                 raise LookupError(f"account {account_id} does not exist")
             provider, email = account.provider, account.email
             credentials = read_credentials(account, vault=self.vault)
+            if account.grant_id is not None:  # reached through a company grant: act as them
+                credentials["grant"] = self._grant(session, account.grant_id)[1]
         grant = json.dumps({k: v for k, v in credentials.items() if k != "cache"},
                            sort_keys=True)
         cache: OrderedDict[int, tuple[str, CalendarConnector]] = \
@@ -96,6 +110,21 @@ class AccountConnectors:
             if close is not None:
                 close()
         return connector
+
+    def directory_for(self, grant_id: int) -> DirectoryConnector:
+        """The directory of a company grant, read with the grant's own credentials."""
+        with self.factory() as session:
+            grant, credentials = self._grant(session, grant_id)
+            provider, scope = grant.provider, dict(grant.scope)
+        if provider == "google":
+            return google_directory(self.settings, credentials, scope, recorder=record_call)
+        raise UnknownProvider(f"grant {grant_id} has unknown provider {provider!r}")
+
+    def _grant(self, session: Session, grant_id: int) -> tuple[DirectoryGrant, dict[str, Any]]:
+        grant = session.get(DirectoryGrant, grant_id)
+        if grant is None:
+            raise LookupError(f"company grant {grant_id} does not exist")
+        return grant, read_grant_credentials(grant, vault=self.vault)
 
     def _microsoft(self, account_id: int, email: str, credentials: dict[str, Any],
                    recorder: CallObserver) -> CalendarConnector:
@@ -125,14 +154,37 @@ def ca_verify(settings: Settings) -> str | bool:
 
 def google_connector(settings: Settings, credentials: dict[str, Any],
                      recorder: CallObserver | None = None) -> CalendarConnector:
-    """A Google connector from an "authorized_user" credentials dict."""
+    """A Google connector from an "authorized_user" credentials dict, or, for a person
+    reached through a company grant, from the grant's service-account key (``grant``) acting
+    as them (``subject``, domain-wide delegation) with the calendar scopes only."""
 
-    creds = google_credentials(
-        credentials["refresh_token"], credentials["client_id"], credentials["client_secret"],
-        credentials.get("token_uri") or settings.google_token_url)
+    creds: Any
+    if "grant" in credentials:
+        creds = delegated_credentials(credentials["grant"], credentials["subject"],
+                                      CALENDAR_SCOPES)
+    else:
+        creds = google_credentials(
+            credentials["refresh_token"], credentials["client_id"],
+            credentials["client_secret"],
+            credentials.get("token_uri") or settings.google_token_url)
     return GoogleConnector(creds, api_url=settings.google_api_url, observer=recorder,
                            ca_bundle=outgoing_ca_bundle(settings), max_attempts=3,
                            max_sleep=5.0)
+
+
+def google_directory(settings: Settings, key: dict[str, Any], scope: dict[str, str], *,
+                     recorder: CallObserver | None = None,
+                     page_size: int | None = None) -> GoogleDirectory:
+    """The Workspace directory of a grant: its key acting as the grant's admin, with the
+    directory read-only scopes (group membership too when the grant names a group)."""
+    scopes = [DIRECTORY_USERS_SCOPE] + ([DIRECTORY_MEMBERS_SCOPE] if scope.get("group") else [])
+    creds = delegated_credentials(key, scope["admin"], scopes)
+    return GoogleDirectory(creds, api_url=settings.google_directory_url,
+                           domain=scope.get("domain"), org_unit=scope.get("org_unit"),
+                           group=scope.get("group"), observer=recorder,
+                           ca_bundle=outgoing_ca_bundle(settings),
+                           retry=RetryPolicy(attempts=3, budget=5.0),
+                           page_size=page_size or USERS_PAGE)
 
 
 def msal_provider(settings: Settings, credentials: dict[str, Any]) -> Any:

@@ -31,6 +31,7 @@ BAD_SETTINGS = [
     ("RAPPORT_DATABASE_URL", "notaurl"),
     ("RAPPORT_DATABASE_URL", "mysql://rapport:s3cret-db@db.example.com/rapport"),
     ("RAPPORT_BROKER_URL", "ftp://x"),
+    ("RAPPORT_GOOGLE_DIRECTORY_URL", "admin.googleapis.com"),  # no scheme
     ("RAPPORT_LOG_LEVEL", "loud"),
     ("RAPPORT_HTTP_PORT", "99999"),
     ("RAPPORT_HTTP_PORT", "0"),
