@@ -27,6 +27,7 @@ def run() -> None:
     with engine.connect() as connection:
         sqlite = connection.dialect.name == "sqlite"
         raw = connection.connection.driver_connection
+        assert raw is not None  # a checked-out connection always has its driver's
         if sqlite:  # before SQLAlchemy begins: the pragma is a no-op inside a transaction
             raw.execute("PRAGMA foreign_keys=OFF")
         try:
