@@ -22,7 +22,7 @@ from service.agenda.block import (
     render_block_text,
     replace_block,
 )
-from service.agenda.generator import Agenda, compose_agenda
+from service.agenda.generator import Agenda, FollowUp, compose_agenda
 from service.agenda.questions import Kind
 
 
@@ -33,7 +33,7 @@ def make_agenda(*topics: str, kind: Kind = Kind.REGULAR, day: int = 5) -> Agenda
         kind=kind,
         report_topics=list(topics),
         manager_topics=["Budget & hiring"],
-        open_action_items=["Send the draft"],
+        open_action_items=[FollowUp("Send the draft", item_id=7, owner="Lee")],
         recent_area_counts={},
         recently_asked=set(),
     )
@@ -68,10 +68,11 @@ def google_editor(text: str) -> str:
 
 def test_block_starts_with_a_heading_and_the_check_in() -> None:
     lines = render_block_text(AGENDA).split("\n")
-    assert lines[0] == START_MARKER
+    assert lines[0] == f"{START_MARKER} Regular 1:1"  # the title once, on the marker's line
     assert lines[-1] == END_MARKER
-    assert lines[1] == "Rapport agenda · Regular 1:1"
+    assert lines[1].startswith("A Regular 1:1 is about")
     assert lines[2] == f"Check-in: {AGENDA.check_in.text}"
+    assert "☐ Lee: Send the draft (#7)" in lines
     assert lines.index("• Career path") < lines.index("• Budget & hiring")
 
 
@@ -166,8 +167,8 @@ def test_a_block_that_is_the_whole_html_description_still_hashes_as_written() ->
 
 def test_markers_split_by_tags_and_entities_are_still_found() -> None:
     block = render_block_html(AGENDA).replace(
-        "── Rapport agenda (managed) ──",
-        "<p><span>&#9472;&#9472;&nbsp;Rapport</span> agenda&nbsp;(managed) ──</p>",
+        "── Rapport agenda (managed) ── Regular 1:1",
+        "<p><span>&#9472;&#9472;&nbsp;Rapport</span> agenda&nbsp;(managed) ── Regular 1:1</p>",
     )
     assert block_hash_in("<p>x</p>" + block) == content_hash(AGENDA)
 
