@@ -56,7 +56,7 @@ def plan_occurrence(session: Session, *, occurrence: Occurrence, series: Series,
         .where(AgendaRecord.pair_id == pair_id,
                Occurrence.original_start < occurrence.original_start)
         .order_by(Occurrence.original_start.desc())
-    ).tuples().all()
+    ).all()
     earlier = [record for record, _ in rows]
     areas: Counter[Area] = Counter({area: 0 for area in Area})
     for record in earlier[:RECENT_MEETINGS_FOR_BALANCE]:
