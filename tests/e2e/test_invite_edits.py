@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import html
 from collections.abc import Callable, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import pytest
 from sqlalchemy import select
@@ -215,3 +215,42 @@ def test_the_how_it_works_line_appears_once_per_series(
     first, second = upcoming(harness, case)[:2]
     assert FOOTER in _block_lines(harness, case, first)
     assert FOOTER not in _block_lines(harness, case, second)
+
+
+REPORT_FIRST_NAME = {"google": "Sam", "microsoft": "Lee"}
+ZONES = {"google": "America/New_York", "microsoft": "Europe/London"}
+
+
+def test_an_open_item_shows_its_owner_and_follows_the_pair_into_a_recreated_series(
+        harness: Harness, case: ProviderCase) -> None:
+    item_id, start = _with_item(harness, case)
+    owner_line = f"☐ {REPORT_FIRST_NAME[case.provider]}: {DRAFT} (#{item_id})"
+    assert owner_line in _block_lines(harness, case, start)
+    sandbox = harness.sandbox(case.provider)
+    sandbox.delete_series(case.series_key)  # deleted and booked again in the same slot
+    key = sandbox.create_series(organizer=case.manager, attendees=[case.report],
+                                title="1:1 (new series)", first_start=start,
+                                time_zone=ZONES[case.provider])
+    harness.sync()
+    renewed = ProviderCase(case.provider, key, case.manager, case.report)
+    assert owner_line in _block_lines(harness, renewed, start)  # still open: carried over
+
+    _person_edits(harness, renewed, start, added=())
+    harness.sync()
+
+    assert _item(harness, item_id).closed_at is not None
+    assert not any(DRAFT in line for line in _block_lines(harness, renewed, start))
+
+
+def test_a_tick_made_during_the_meeting_is_read_by_the_sync(
+        harness: Harness, case: ProviderCase) -> None:
+    item_id, start = _with_item(harness, case)
+    harness.clock.now = start + timedelta(minutes=20)  # the meeting is on: no more writes
+    edited = _person_edits(harness, case, start)
+
+    harness.sync()
+
+    assert _item(harness, item_id).closed_at is not None
+    assert (ADDED, "someone") in _topics(harness)
+    sandbox = harness.sandbox(case.provider)  # a started meeting's agenda is left as it is
+    assert sandbox.description_of(case.manager, case.series_key, start) == edited
