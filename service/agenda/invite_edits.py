@@ -72,17 +72,23 @@ class InviteEdits:
                     self.dismissed))
 
 
+def _item(line: str) -> re.Match[str] | None:
+    """An action item line: a box, text and ``(#id)``. A bulleted line is a topic or prompt,
+    whatever its text says, so a person's words can never pose as an item."""
+    return None if line.startswith(("•", "·")) else _ITEM.match(line)
+
+
 def read_edits(base: Sequence[str], theirs: Sequence[str]) -> InviteEdits:
     """Compare the block we wrote with the block in the invite, line by line (pure)."""
     edits = InviteEdits()
     base_keys = {line_key(line) for line in base}
-    base_items = {int(m["id"]) for m in map(_ITEM.match, base) if m}
+    base_items = {int(m["id"]) for m in map(_item, base) if m}
     seen_items: set[int] = set()
     section = ""
     for line in theirs:
         if is_marker_line(line):
             continue
-        item = _ITEM.match(line)
+        item = _item(line)
         if item and int(item["id"]) in base_items:
             seen_items.add(int(item["id"]))
             if (item["box"] or "").replace("\ufe0f", "") in _TICKED:
@@ -101,7 +107,7 @@ def read_edits(base: Sequence[str], theirs: Sequence[str]) -> InviteEdits:
     for line in base:
         if line.strip() in HEADINGS:
             section = line.strip()
-        item = _ITEM.match(line)
+        item = _item(line)
         if item:
             if int(item["id"]) not in seen_items:
                 edits.removed_items.add(int(item["id"]))

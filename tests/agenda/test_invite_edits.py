@@ -101,3 +101,11 @@ def test_dismissed_lines_stay_out_of_the_block() -> None:
     lines = block_lines(make_agenda(dismissed={line_key(prompt)}))
     assert prompt not in lines
     assert "Goals and progress:" in lines  # the section keeps its other facet
+
+
+def test_a_topic_whose_text_ends_like_an_item_id_never_counts_as_that_item() -> None:
+    base = block_lines(make_agenda(report_topics=["Ship it (#12)"]))
+    theirs = [line for line in base if line != "• Ship it (#12)"]
+    edits = read_edits(base, theirs)
+    assert edits.removed_items == set()  # item 12 stays open
+    assert edits.removed_topics == {line_key("• Ship it (#12)")}
