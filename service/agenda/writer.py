@@ -121,13 +121,14 @@ def write_agenda(factory: sessionmaker[Session], *, agenda_id: int, connector_fo
         with factory.begin() as session:
             record = session.get(AgendaRecord, agenda_id)
             occurrence = session.get(Occurrence, occurrence_id)
-            assert record is not None and occurrence is not None and series is not None
+            current = session.get(Series, occurrence.series_id) if occurrence else None
+            if record is None or occurrence is None or current is None \
+                    or current.pair_id is None:
+                raise _OccurrenceGone(target.event_id)  # removed by a sync meanwhile
             absorb_invite_edits(session, record=record, description=fresh.description,
                                 at=fresh.updated or now)
-            again = plan_occurrence(session, occurrence=occurrence,
-                                    series=session.get(Series, occurrence.series_id) or series,
-                                    settings=settings)
-            return again.agenda
+            return plan_occurrence(session, occurrence=occurrence, series=current,
+                                   settings=settings).agenda
 
     try:
         event, agenda = _patch_with_merge(connector_for(target.calendar_id), target,
