@@ -246,10 +246,13 @@ class GraphSandbox:
     def human_edit_description(
         self, owner: str, series_key: str, original_start: datetime, new_description: str
     ) -> None:
-        """A person edits the occurrence's body in Outlook, which stores HTML."""
+        """A person edits the occurrence's body in Outlook, which stores HTML: plain text is
+        wrapped the way Outlook does; a whole HTML document is taken as Outlook wrote it."""
+        document = new_description.lstrip().lower().startswith("<html")
         with self.store.lock:
             item = self._copy_of(owner, series_key, original_start)
-            item.body, item.body_type = outlook_html(new_description), "html"
+            item.body = new_description if document else outlook_html(new_description)
+            item.body_type = "html"
             if item.kind == "occurrence":
                 item.kind = "exception"
             self.store.touch(item)

@@ -16,21 +16,24 @@ import unicodedata
 from dataclasses import dataclass
 
 from connectors.text import MAX_DESCRIPTION_CHARS, looks_like_html
-from service.agenda.generator import Agenda, Source
+from service.agenda.generator import Agenda, AgendaItem, Source
 from service.agenda.htmltext import (
     Projection,
     absorb_wrappers,
     project,
     visible_text,
 )
+from service.agenda.questions import KIND_SECTIONS
 
 START_MARKER = "── Rapport agenda (managed) ──"
 END_MARKER = "── end of Rapport agenda ──"
 
+# Once per series (its first agenda): how the shared block works. Later agendas stay quiet.
 FOOTER = (
-    "Add your own notes above or below this block: "
-    "Rapport only rewrites the lines between the two markers."
+    "How this works: type a line here to add a topic, tick an item (☐ to ☑) when it is done; "
+    "Rapport rewrites only what sits between the two marker lines."
 )
+OPEN_BOX = "☐"
 
 _DECOR = r"[─━]"  # box drawing only: people type "-" and "=" right next to our text
 _START = re.compile(
@@ -41,16 +44,24 @@ _END = re.compile(
     rf"(?:{_DECOR}+[ \t\xa0]*)?end\s+of\s+Rapport\s+agenda(?:[ \t\xa0]*{_DECOR}+)?",
     re.IGNORECASE,
 )
-_MARKUP_AFTER_MARKER = re.compile(r"(?:[ \t\xa0]|&#?\w+;)*<")
+# markup on the start marker's line (after the title) says an editor wrote HTML
+_MARKUP_AFTER_MARKER = re.compile(r"[^\n<]*<")
 _MARKER_WORDS = re.compile(r"(rapport)\s+(agenda)", re.IGNORECASE)
 _SCRIPT_SCHEME = re.compile(r"(?i)\b(javascript|vbscript)\s*:")
 _BODY_CLOSE = re.compile(r"</body\s*>", re.IGNORECASE)
 _SECTIONS = (
     (Source.REPORT, "Report's topics"),
     (Source.MANAGER, "Manager's topics"),
-    (Source.FOLLOW_UP, "Follow up from last time"),
+    (Source.INVITE, "Added in the invite"),
+    (Source.FOLLOW_UP, "Still open"),
+    (Source.KIND, ""),  # the kind's own heading, from the question bank
     (Source.BALANCE, "For balance"),
 )
+HEADINGS = frozenset(
+    [f"{label}:" for _, label in _SECTIONS if label]
+    + [f"{section.heading}:" for section in KIND_SECTIONS.values()]
+)
+_ITEM_ID = " (#{})"  # how a follow-up names its action item, so a tick finds it again
 
 
 class DescriptionTooLarge(ValueError):
@@ -121,22 +132,64 @@ def block_hash_in(description: str) -> str | None:
     return _digest(visible_text(raw) if found_html else raw)
 
 
+def block_lines(agenda: Agenda) -> list[str]:
+    """The block's visible lines, as people read them: the merge base kept after a write."""
+    return [text for text, _ in _lines(agenda)]
+
+
+def block_lines_in(description: str) -> list[str] | None:
+    """The visible lines of the first block in a description (plain or HTML), or None."""
+    _guard(description)
+    spans, found_html = _locate(description)
+    if not spans:
+        return None
+    raw = description[spans[0].start : spans[0].end]
+    text = visible_text(raw) if found_html else raw.replace("&lt;", "<").replace("&gt;", ">")
+    return [line for line in (" ".join(x.split()) for x in text.splitlines()) if line]
+
+
+def is_marker_line(line: str) -> bool:
+    """Whether a visible line holds one of our markers (the title shares the start line)."""
+    return bool(_START.search(line) or _END.search(line))
+
+
+def line_key(line: str) -> str:
+    """A line as compared across editors: NFC, whitespace folded, case and bullets ignored."""
+    text = " ".join(unicodedata.normalize("NFC", line).split())
+    return text.lstrip("•·*-–— \t").casefold()
+
+
 def _lines(agenda: Agenda) -> list[tuple[str, bool]]:
-    """(text, bold) lines shared by both renderings, so both hash alike."""
-    lines = [
-        (START_MARKER, False),
-        (f"Rapport agenda · {agenda.kind.value.capitalize()} 1:1", True),
-        (f"Check-in: {agenda.check_in.text}", False),
-    ]
+    """(text, bold) lines shared by both renderings, so both hash alike. The title sits on
+    the start marker's line; lines people deleted from this invite stay out."""
+    kind = KIND_SECTIONS[agenda.kind]
+    check_in = f"Check-in: {agenda.check_in.text}"
+    # not bold: the block's outer <div> must sit right around the start marker (see
+    # `absorb_wrappers`)
+    lines = [(f"{START_MARKER} {agenda.kind.value.capitalize()} 1:1", False),
+             (kind.explanation, False)]
+    if line_key(check_in) not in agenda.dismissed:
+        lines.append((check_in, False))
     for source, label in _SECTIONS:
-        items = [item for item in agenda.items if item.source is source]
-        if items:
-            lines.append((f"{label}:", True))
-        for item in items:
-            prefix = f"{item.area.value.capitalize()}: " if item.area else ""
-            lines.append((f"• {prefix}{_clean(item.text)}", False))
-    lines += [(FOOTER, False), (END_MARKER, False)]
+        shown = [line for line in map(_item_line, (i for i in agenda.items if i.source is source))
+                 if line_key(line) not in agenda.dismissed]
+        if shown:
+            lines.append((f"{label or kind.heading}:", True))
+        lines += [(line, False) for line in shown]
+    if agenda.first_of_series:
+        lines.append((FOOTER, False))
+    lines.append((END_MARKER, False))
     return lines
+
+
+def _item_line(item: AgendaItem) -> str:
+    """One item: follow-ups with a box, their owner and id; prompts with their area or facet."""
+    if item.source is Source.FOLLOW_UP:
+        owner = f"{_clean(item.label)}: " if item.label else ""
+        ident = _ITEM_ID.format(item.item_id) if item.item_id is not None else ""
+        return f"{OPEN_BOX} {owner}{_clean(item.text)}{ident}"
+    label = item.area.value.capitalize() if item.area else item.label
+    return f"• {label}: {_clean(item.text)}" if label else f"• {_clean(item.text)}"
 
 
 def _clean(text: str) -> str:

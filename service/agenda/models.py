@@ -37,6 +37,10 @@ class AgendaRecord(Base):
     )
     last_error: Mapped[str | None] = mapped_column(Text)  # why the last write failed
     abandoned_etag: Mapped[str | None] = mapped_column(String(200))
+    # the visible lines of the block we last wrote: the base people's edits are read against
+    written_text: Mapped[str | None] = mapped_column(Text)
+    # keys (`block.line_key`) of lines people deleted from this invite: not put back
+    dismissed: Mapped[list[str]] = mapped_column(JSON, default=list, server_default="[]")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     written_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
@@ -55,6 +59,9 @@ class ActionItem(Base):
     )
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # who closed it, as far as we know: "someone" when ticked in an invite (providers do not
+    # say who edited an event), None from the CLI
+    closed_by: Mapped[str | None] = mapped_column(String(20))
 
 
 class PairTopic(Base):
@@ -69,7 +76,8 @@ class PairTopic(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     pair_id: Mapped[int] = mapped_column(ForeignKey("pairs.id"), index=True)
     text: Mapped[str] = mapped_column(Text)
-    added_by: Mapped[str] = mapped_column(String(10), default="report")  # report | manager
+    # report | manager | someone (typed into the invite; the provider does not say who)
+    added_by: Mapped[str] = mapped_column(String(10), default="report")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     used_in_occurrence_id: Mapped[int | None] = mapped_column(
         ForeignKey("occurrences.id", ondelete="SET NULL")

@@ -15,7 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from service.agenda.block import content_hash
-from service.agenda.generator import Agenda, compose_agenda, kind_for
+from service.agenda.generator import Agenda, FollowUp, compose_agenda, kind_for
 from service.agenda.items import queued_topics
 from service.agenda.models import ActionItem, AgendaRecord
 from service.agenda.questions import Area
@@ -24,9 +24,12 @@ from service.pairs.models import (
     Occurrence,
     OccurrenceCopy,
     OccurrenceStatus,
+    Pair,
     Series,
     SeriesStatus,
 )
+from service.people.models import Person
+from service.people.names import display_name
 from service.settings import Settings
 
 RECENT_MEETINGS_FOR_BALANCE = 6
@@ -47,12 +50,14 @@ def plan_occurrence(session: Session, *, occurrence: Occurrence, series: Series,
     """Compose (or recompose) the agenda of one occurrence and store what it covers."""
     assert series.pair_id is not None
     pair_id = series.pair_id
-    earlier = session.scalars(
-        select(AgendaRecord).join(Occurrence, Occurrence.id == AgendaRecord.occurrence_id)
+    rows = session.execute(
+        select(AgendaRecord, Occurrence.series_id)
+        .join(Occurrence, Occurrence.id == AgendaRecord.occurrence_id)
         .where(AgendaRecord.pair_id == pair_id,
                Occurrence.original_start < occurrence.original_start)
         .order_by(Occurrence.original_start.desc())
     ).all()
+    earlier = [record for record, _ in rows]
     areas: Counter[Area] = Counter({area: 0 for area in Area})
     for record in earlier[:RECENT_MEETINGS_FOR_BALANCE]:
         areas.update(Area(a) for a in record.areas)
@@ -61,34 +66,50 @@ def plan_occurrence(session: Session, *, occurrence: Occurrence, series: Series,
     topics = queued_topics(session, pair_id=pair_id, for_occurrence_id=occurrence.id)
     for topic in topics:
         topic.used_in_occurrence_id = occurrence.id
-    open_items = session.scalars(
-        select(ActionItem.text).where(ActionItem.pair_id == pair_id,
-                                      ActionItem.closed_at.is_(None))
-        .order_by(ActionItem.created_at, ActionItem.id)
-    ).all()
+    found = session.scalar(select(AgendaRecord).where(
+        AgendaRecord.occurrence_id == occurrence.id))
     agenda = compose_agenda(
         series_key=f"pair-{pair_id}",
         occurrence_date=occurrence.original_start.date(),
         kind=kind_for(cadence=settings.kinds, occurrence_index=len(earlier)),
         report_topics=[t.text for t in topics if t.added_by == "report"],
-        manager_topics=[t.text for t in topics if t.added_by != "report"],
-        open_action_items=list(open_items),
+        manager_topics=[t.text for t in topics if t.added_by == "manager"],
+        invite_topics=[t.text for t in topics if t.added_by not in ("report", "manager")],
+        open_action_items=_follow_ups(session, session.get(Pair, pair_id)),
         recent_area_counts=dict(areas),
         recently_asked=recently_asked,
+        first_of_series=all(series_id != series.id for _, series_id in rows),
+        dismissed=found.dismissed if found is not None else (),
     )
     digest = content_hash(agenda)
-    found = session.scalar(select(AgendaRecord).where(
-        AgendaRecord.occurrence_id == occurrence.id))
     # insert-or-get: the other person's sync may be planning this occurrence right now
     record = found or agenda_row(session, occurrence_id=occurrence.id, pair_id=pair_id,
                                  content_hash=digest, kind=str(agenda.kind))
     record.pair_id = pair_id
     record.kind = str(agenda.kind)
     record.areas = sorted(str(a) for a in agenda.areas)
-    record.question_ids = list(agenda.question_ids)
+    record.question_ids = [*agenda.question_ids, *agenda.section_ids]
     record.content_hash = digest
     session.flush()
     return PlannedAgenda(record=record, agenda=agenda, content_hash=digest)
+
+
+def _follow_ups(session: Session, pair: Pair | None) -> list[FollowUp]:
+    """The pair's open action items, oldest first, each with its owner's first name (the
+    role when no name is known): items belong to the pair, so they outlive any series."""
+    if pair is None:
+        return []
+    owners = {role: _first_name(session.get(Person, person_id), role.capitalize())
+              for role, person_id in (("report", pair.report_id), ("manager", pair.manager_id))}
+    items = session.scalars(
+        select(ActionItem).where(ActionItem.pair_id == pair.id, ActionItem.closed_at.is_(None))
+        .order_by(ActionItem.created_at, ActionItem.id)).all()
+    return [FollowUp(item.text, item_id=item.id, owner=owners.get(item.owner)) for item in items]
+
+
+def _first_name(person: Person | None, fallback: str) -> str:
+    name = display_name(person)
+    return name.split()[0] if name else fallback
 
 
 def target_copy(session: Session, occurrence_id: int) -> OccurrenceCopy | None:

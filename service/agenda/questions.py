@@ -1,4 +1,4 @@
-"""The question bank: Balance Framework prompts and personal check-ins, in Rapport's words.
+"""The question bank: Balance Framework prompts, kind sections and check-ins, in Rapport's words.
 
 Every question has a stable id (``gro-07``) so a pair's history can record what was asked and
 the generator can avoid asking it again for a long while. Ids are written out by hand, never
@@ -30,12 +30,18 @@ class Kind(enum.StrEnum):
 
 @dataclass(frozen=True)
 class Question:
-    """A Balance prompt with the kinds of 1:1 it suits best."""
+    """A Balance prompt with the kinds of 1:1 it suits best.
+
+    A `private` question is one a manager may ask in person but that reads badly in an invite
+    others can see or forward ("What frustrates you most ...?"): it goes to the manager's
+    private prep (`Agenda.private_prompts`), never into the shared block.
+    """
 
     id: str
     area: Area
     text: str
     kinds: frozenset[Kind]
+    private: bool = False
 
 
 @dataclass(frozen=True)
@@ -47,12 +53,14 @@ class CheckIn:
 
 
 def _bank(area: Area, table: str) -> tuple[Question, ...]:
-    """Parse ``id kinds text`` rows; kinds are letters: C core, D development, R regular."""
+    """Parse ``id kinds text`` rows; kinds are letters: C core, D development, R regular, and
+    P marks a question for the manager's private prep only."""
     questions = []
     for row in table.strip().splitlines():
         qid, letters, text = row.split(maxsplit=2)
-        kinds = frozenset(_KIND_LETTERS[letter] for letter in letters)
-        questions.append(Question(id=qid, area=area, text=text, kinds=kinds))
+        kinds = frozenset(_KIND_LETTERS[letter] for letter in letters if letter != "P")
+        questions.append(Question(id=qid, area=area, text=text, kinds=kinds,
+                                  private="P" in letters))
     return tuple(questions)
 
 
@@ -94,7 +102,7 @@ com-02 CDR How well are these 1:1s working for you, and what would you change?
 com-03 CR  Do you get enough context on decisions made above the team?
 com-04 CD  When I give you feedback, what makes it easy or hard to act on?
 com-05 R   When something is urgent, what is the best way to reach you: chat, a call, or email?
-com-06 CDR Is there something you have held back from raising with me?
+com-06 CDRP Is there something you have held back from raising with me?
 com-07 C   How clear is it to you what I expect from you at the moment?
 com-08 R   Do our team meetings give you the information you need, or is something missing?
 com-09 CD  What is one habit of mine that makes working together harder?
@@ -148,23 +156,23 @@ MOTIVATION = _bank(
     Area.MOTIVATION,
     """
 mot-01 DR  Which part of your work gave you energy over the last couple of weeks?
-mot-02 DR  What has been wearing you down lately?
+mot-02 DRP What has been wearing you down lately?
 mot-03 CDR From one to ten, how do you feel about work right now, and what would add a point?
 mot-04 R   What are you looking forward to this month?
 mot-05 CD  Which of your recent results deserved more recognition than it got?
-mot-06 DR  What frustrates you most about how things are going?
+mot-06 DRP What frustrates you most about how things are going?
 mot-07 D   Do you feel your work makes a difference to the people it is for?
 mot-08 D   What would make you keen to get started on a Monday morning?
 mot-09 CR  How sustainable does your workload feel at the moment?
 mot-10 D   When were you last fully absorbed in a task, and what was different about it?
-mot-11 DR  Is there any part of your role you have started to dread?
+mot-11 DRP Is there any part of your role you have started to dread?
 mot-12 CD  How do you like to be recognised: in public, in private, or not at all?
 mot-13 D   What would you like more of in your work, and what less?
 mot-14 DR  How connected do you feel to the rest of the team these days?
-mot-15 D   What keeps you in this job, and has that changed recently?
+mot-15 DP  What keeps you in this job, and has that changed recently?
 mot-16 CD  Which of your goals do you truly care about, and which feel handed to you?
 mot-17 CD  What would make next quarter feel like a good one for you?
-mot-18 DR  Is anything outside work affecting how work feels that you would like me to know?
+mot-18 DRP Is anything outside work affecting how work feels that you would like me to know?
 mot-19 D   What kind of problem do you enjoy solving most?
 mot-20 CD  How much say do you have over the way you do your work, and is it enough?
 mot-21 R   Which recent change at work did you welcome, and which one not?
@@ -200,4 +208,96 @@ BY_AREA: dict[Area, tuple[Question, ...]] = {
     Area.COMMUNICATION: COMMUNICATION,
     Area.PRODUCTIVITY: PRODUCTIVITY,
     Area.MOTIVATION: MOTIVATION,
+}
+
+
+@dataclass(frozen=True)
+class KindPrompt:
+    """One line of a kind's own section: a facet label ("Goals") and a question for it."""
+
+    id: str
+    facet: str
+    text: str
+
+
+@dataclass(frozen=True)
+class KindSection:
+    """What a kind of 1:1 is for: its heading, a one-line explanation, and a pool per facet."""
+
+    kind: Kind
+    heading: str
+    explanation: str
+    facets: tuple[tuple[KindPrompt, ...], ...]
+
+
+def _facets(prefix: str, table: str) -> tuple[tuple[KindPrompt, ...], ...]:
+    """Parse ``Facet | question`` rows, grouped by facet in order; ids are ``prefix-facet-nn``
+    and written out by the row's place inside its facet (append new rows at the end)."""
+    groups: dict[str, list[KindPrompt]] = {}
+    for row in table.strip().splitlines():
+        facet, text = (part.strip() for part in row.split("|", 1))
+        pool = groups.setdefault(facet, [])
+        pool.append(KindPrompt(id=f"{prefix}-{facet[:3].lower()}-{len(pool) + 1:02d}",
+                               facet=facet, text=text))
+    return tuple(tuple(pool) for pool in groups.values())
+
+
+# Facts from the practice of three kinds of 1:1 (seeds/003); every sentence is our own.
+KIND_SECTIONS: dict[Kind, KindSection] = {
+    Kind.CORE: KindSection(
+        kind=Kind.CORE,
+        heading="Goals and progress",
+        explanation="A Core 1:1 is about performance: the objectives you hold and how far "
+                    "along they are.",
+        facets=_facets("core", """
+Goals | Which objective matters most this quarter, and is it still the right one?
+Goals | Which of your goals would you reshape now that you know more?
+Goals | What would a clear win on your main objective look like by the next review?
+Goals | Is any goal of yours missing an owner, a date or a way to measure it?
+Goals | Which objective has not moved lately, and should it stay on the list?
+Progress | Where does each of your objectives stand, in one sentence each?
+Progress | What moved forward on your goals since we last looked, and what stalled?
+Progress | Which result since our last Core 1:1 are you proudest of?
+Progress | How would you rate your progress so far, and what would raise that rating?
+Progress | What would show your progress to someone outside the team?
+"""),
+    ),
+    Kind.DEVELOPMENT: KindSection(
+        kind=Kind.DEVELOPMENT,
+        heading="Career and growth",
+        explanation="A Development 1:1 is about you: where your career is heading, what keeps "
+                    "you engaged, and your plan to grow.",
+        facets=_facets("dev", """
+Career | Where would you like your career to be in two years, and what is the next step?
+Career | Which role, here or elsewhere in the company, looks interesting to you, and why?
+Career | What experience is missing from your path that we could create here?
+Career | Whose career do you admire, and which part of it would you like for yourself?
+Career | Which kind of work would you like less of as you grow?
+Growth | What is on your development plan right now, and is it still the right thing?
+Growth | Which skill did you practise since we last talked about growth?
+Growth | Which support would help your learning most this quarter: time, budget or a mentor?
+Growth | What would you like to be able to do in six months that you cannot do today?
+Growth | Which piece of feedback would you like to work on next?
+"""),
+    ),
+    Kind.REGULAR: KindSection(
+        kind=Kind.REGULAR,
+        heading="Progress, roadblocks and resources",
+        explanation="A Regular 1:1 is about getting things done: what moved, what is stuck, "
+                    "and what you need.",
+        facets=_facets("reg", """
+Progress | Which piece of work went better than planned since last time, and why?
+Progress | What did you finish lately that deserves a moment of credit?
+Progress | Where is your work heading in the next week that I should know about?
+Progress | Which piece of work is taking longer than you expected?
+Roadblocks | What is in your way right now?
+Roadblocks | Is anything waiting on someone else that I could help move?
+Roadblocks | Which problem have you been stuck on for longer than you would like?
+Roadblocks | Which risk would you like us to look at before it becomes a problem?
+Resources | What do you need that you do not have yet: people, tools, time or budget?
+Resources | Is there a decision or an approval I can get for you this week?
+Resources | Who else should you be talking to, and can I make the introduction?
+Resources | Which piece of information would make your work easier if you had it sooner?
+"""),
+    ),
 }

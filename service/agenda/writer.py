@@ -1,11 +1,15 @@
 """Write a planned agenda into the invite: our block only, with If-Match, merge on conflict.
 
-Text outside the block is kept byte for byte. On 412 the event is read again and the block is
-put into the fresh text, so a person's concurrent edit survives. An invite that already holds
-this exact block (our own write echoing back, or nothing changed) costs no write. When the
-provider shows the occurrence cancelled or gone (a 404/410, or a re-read with status
-cancelled: the organizer dropped it before our sync heard of it), the write ends there: the
-agenda is marked abandoned and its topics go back to the queue for the next occurrence.
+Text outside the block is kept byte for byte. What people changed inside the block since our
+last write is read first (`invite_edits`) and becomes the pair's state, so the plan written
+carries it: a three-way merge of the last block written, the invite and the plan. On 412 the
+event is read again, the fresh edits are absorbed the same way, the agenda is planned again and
+put into the fresh text, so a person's concurrent edit survives, inside the block or out.
+An invite that already holds this exact block (our own write echoing back, or nothing
+changed) costs no write. When the provider shows the occurrence cancelled or gone (a 404/410,
+or a re-read with status cancelled: the organizer dropped it before our sync heard of it), the
+write ends there: the agenda is marked abandoned and its topics go back to the queue for the
+next occurrence.
 """
 
 from __future__ import annotations
@@ -21,8 +25,15 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from connectors.base import CalendarConnector, CalendarEvent, EventStatus
 from connectors.errors import ConnectorError, NotFound, PreconditionFailed
-from service.agenda.block import DescriptionTooLarge, block_hash_in, replace_block
+from service.agenda.block import (
+    DescriptionTooLarge,
+    block_hash_in,
+    block_lines,
+    content_hash,
+    replace_block,
+)
 from service.agenda.generator import Agenda
+from service.agenda.invite_edits import absorb_invite_edits
 from service.agenda.items import release_topics
 from service.agenda.models import AgendaRecord
 from service.agenda.planner import is_abandoned, plan_occurrence, target_copy
@@ -85,13 +96,16 @@ def write_agenda(factory: sessionmaker[Session], *, agenda_id: int, connector_fo
         copy = target_copy(session, occurrence.id)
         if is_abandoned(record, copy):
             return WriteOutcome.SKIPPED  # found cancelled already; waiting for the sync
+        if copy is not None and copy.description is not None \
+                and copy.block_hash != record.written_hash:
+            absorb_invite_edits(session, record=record, description=copy.description, at=now)
         planned = plan_occurrence(session, occurrence=occurrence, series=series,
                                   settings=settings)
         if copy is None or copy.description is None:
             session.commit()
             return WriteOutcome.SKIPPED
         if copy.block_hash == planned.content_hash:
-            _mark_written(record, copy, planned.content_hash, now)
+            _mark_written(record, copy, planned.agenda, now)
             session.commit()
             return WriteOutcome.UNCHANGED
         calendar = session.get(Calendar, copy.calendar_id)
@@ -102,9 +116,23 @@ def write_agenda(factory: sessionmaker[Session], *, agenda_id: int, connector_fo
         occurrence_id = occurrence.id
         session.commit()
 
+    def replan(fresh: CalendarEvent) -> Agenda:
+        """After a 412: absorb what people changed meanwhile, and plan again."""
+        with factory.begin() as session:
+            record = session.get(AgendaRecord, agenda_id)
+            occurrence = session.get(Occurrence, occurrence_id)
+            current = session.get(Series, occurrence.series_id) if occurrence else None
+            if record is None or occurrence is None or current is None \
+                    or current.pair_id is None:
+                raise _OccurrenceGone(target.event_id)  # removed by a sync meanwhile
+            absorb_invite_edits(session, record=record, description=fresh.description,
+                                at=fresh.updated or now)
+            return plan_occurrence(session, occurrence=occurrence, series=current,
+                                   settings=settings).agenda
+
     try:
-        event = _patch_with_merge(connector_for(target.calendar_id), target, planned.agenda,
-                                  planned.content_hash)
+        event, agenda = _patch_with_merge(connector_for(target.calendar_id), target,
+                                          planned.agenda, replan)
     except _OccurrenceGone:
         with factory.begin() as session:
             _abandon(session, agenda_id=agenda_id, occurrence_id=occurrence_id,
@@ -131,7 +159,7 @@ def write_agenda(factory: sessionmaker[Session], *, agenda_id: int, connector_fo
         copy.description = event.description
         copy.description_is_html = event.description_is_html
         copy.block_hash = block_hash_in(event.description)
-        _mark_written(record, copy, planned.content_hash, now)
+        _mark_written(record, copy, agenda, now)
     AGENDA_WRITES.inc()
     log.info("agenda %s written into occurrence %s (calendar %s)", agenda_id, occurrence_id,
              target.calendar_id)
@@ -152,7 +180,10 @@ class _Target:
 
 
 def _patch_with_merge(connector: CalendarConnector, target: _Target, agenda: Agenda,
-                      digest: str) -> CalendarEvent | None:
+                      replan: Callable[[CalendarEvent], Agenda]
+                      ) -> tuple[CalendarEvent | None, Agenda]:
+    """Write the block with If-Match; on 412 read again, let `replan` absorb the fresh edits,
+    and write the new plan into the fresh text. Returns the event written and its agenda."""
     description, is_html, etag = target.description, target.is_html, target.etag
     for attempt in range(MAX_CONFLICT_RETRIES + 1):
         try:
@@ -160,21 +191,25 @@ def _patch_with_merge(connector: CalendarConnector, target: _Target, agenda: Age
         except DescriptionTooLarge:
             log.warning("event %s: description too large for an agenda; skipped",
                         target.event_id)
-            return None
+            return None, agenda
         try:
             return connector.patch_description(target.provider_calendar_id, target.event_id,
-                                               description=merged, is_html=is_html, etag=etag)
+                                               description=merged, is_html=is_html,
+                                               etag=etag), agenda
         except PreconditionFailed:
             if attempt == MAX_CONFLICT_RETRIES:
                 raise
             log.info("event %s changed under us; reading it again to merge", target.event_id)
             fresh = _read_again(connector, target)
-            if _holds(fresh.description, digest):
-                return fresh  # another worker of ours wrote this very agenda: no second write
+            if _holds(fresh.description, content_hash(agenda)):
+                return fresh, agenda  # another worker of ours wrote this very agenda
+            agenda = replan(fresh)
+            if _holds(fresh.description, content_hash(agenda)):
+                return fresh, agenda
             description, is_html, etag = fresh.description, fresh.description_is_html, fresh.etag
         except NotFound as err:
             raise _OccurrenceGone(target.event_id) from err
-    return None
+    return None, agenda
 
 
 def _read_again(connector: CalendarConnector, target: _Target) -> CalendarEvent:
@@ -222,10 +257,14 @@ def _holds(description: str, digest: str) -> bool:
         return False
 
 
-def _mark_written(record: AgendaRecord, copy: OccurrenceCopy, digest: str, now: datetime) -> None:
+def _mark_written(record: AgendaRecord, copy: OccurrenceCopy, agenda: Agenda,
+                  now: datetime) -> None:
+    """The invite holds this agenda now; its lines are the base for reading people's edits."""
+    digest = content_hash(agenda)
     if record.written_hash != digest:
         record.written_at = now
     record.written_hash = digest
+    record.written_text = "\n".join(block_lines(agenda))
     record.written_copy_id = copy.id
     record.provider_etag = copy.etag
     record.last_error = None

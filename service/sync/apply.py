@@ -18,6 +18,8 @@ from sqlalchemy.orm import Session
 
 from connectors.base import CalendarEvent, EventStatus, Response
 from service.agenda.block import block_hash_in
+from service.agenda.invite_edits import absorb_invite_edits
+from service.agenda.models import AgendaRecord
 from service.calendars.models import Calendar, QuarantinedItem
 from service.pairs.detection import detect, humans_of
 from service.pairs.models import (
@@ -320,9 +322,12 @@ class CalendarApplier:
         copy.removed = event.status == EventStatus.CANCELLED
         copy.seen_at = self.now
         if len(event.description) <= MAX_STORED_DESCRIPTION:
+            previous = copy.block_hash
             copy.description = event.description
             copy.description_is_html = event.description_is_html
             copy.block_hash = block_hash_in(event.description)
+            if copy.is_organizer_copy and copy.block_hash not in (None, previous):
+                self._read_people_edits(occurrence, event, copy.block_hash)
         else:
             copy.description = None
             copy.block_hash = None
@@ -330,6 +335,20 @@ class CalendarApplier:
                                       "is too large to carry an agenda")
         self.session.flush()
         self.result.seen_copy_ids.add(copy.id)
+
+    def _read_people_edits(self, occurrence: Occurrence, event: CalendarEvent,
+                           block_hash: str) -> None:
+        """The block in the organizer's copy changed and is not our own write echoing back:
+        a person edited it. Read it now, even if the meeting has started (people tick items
+        during the meeting), so ticks and added lines become the pair's state. Attendee
+        copies only mirror the organizer's (Google shares the description; Outlook sends the
+        organizer's updates), and a stale one would read as deletions, so they are not read."""
+        self.session.flush()
+        record = self.session.scalar(select(AgendaRecord).where(
+            AgendaRecord.occurrence_id == occurrence.id))
+        if record is not None and record.written_hash != block_hash:
+            absorb_invite_edits(self.session, record=record, description=event.description,
+                                at=event.updated or self.now)
 
     def _single(self, event: CalendarEvent) -> None:
         humans = humans_of(event)

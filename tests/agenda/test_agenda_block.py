@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from service.agenda.block import (
     END_MARKER,
+    FOOTER,
     MAX_DESCRIPTION_CHARS,
     START_MARKER,
     DescriptionTooLarge,
@@ -22,8 +23,8 @@ from service.agenda.block import (
     render_block_text,
     replace_block,
 )
-from service.agenda.generator import Agenda, compose_agenda
-from service.agenda.questions import Kind
+from service.agenda.generator import Agenda, FollowUp, compose_agenda
+from service.agenda.questions import BY_AREA, Kind
 
 
 def make_agenda(*topics: str, kind: Kind = Kind.REGULAR, day: int = 5) -> Agenda:
@@ -33,7 +34,7 @@ def make_agenda(*topics: str, kind: Kind = Kind.REGULAR, day: int = 5) -> Agenda
         kind=kind,
         report_topics=list(topics),
         manager_topics=["Budget & hiring"],
-        open_action_items=["Send the draft"],
+        open_action_items=[FollowUp("Send the draft", item_id=7, owner="Lee")],
         recent_area_counts={},
         recently_asked=set(),
     )
@@ -68,10 +69,11 @@ def google_editor(text: str) -> str:
 
 def test_block_starts_with_a_heading_and_the_check_in() -> None:
     lines = render_block_text(AGENDA).split("\n")
-    assert lines[0] == START_MARKER
+    assert lines[0] == f"{START_MARKER} Regular 1:1"  # the title once, on the marker's line
     assert lines[-1] == END_MARKER
-    assert lines[1] == "Rapport agenda · Regular 1:1"
+    assert lines[1].startswith("A Regular 1:1 is about")
     assert lines[2] == f"Check-in: {AGENDA.check_in.text}"
+    assert "☐ Lee: Send the draft (#7)" in lines
     assert lines.index("• Career path") < lines.index("• Budget & hiring")
 
 
@@ -166,8 +168,8 @@ def test_a_block_that_is_the_whole_html_description_still_hashes_as_written() ->
 
 def test_markers_split_by_tags_and_entities_are_still_found() -> None:
     block = render_block_html(AGENDA).replace(
-        "── Rapport agenda (managed) ──",
-        "<p><span>&#9472;&#9472;&nbsp;Rapport</span> agenda&nbsp;(managed) ──</p>",
+        "── Rapport agenda (managed) ── Regular 1:1",
+        "<p><span>&#9472;&#9472;&nbsp;Rapport</span> agenda&nbsp;(managed) ── Regular 1:1</p>",
     )
     assert block_hash_in("<p>x</p>" + block) == content_hash(AGENDA)
 
@@ -253,3 +255,39 @@ def test_what_we_write_always_hashes_as_written(
     updated = replace_block(description, is_html=is_html, agenda=agenda)
     assert block_hash_in(updated) == content_hash(agenda)
     assert block_hash_in(outlook_round_trip(render_block_html(agenda))) == content_hash(agenda)
+
+
+@pytest.mark.parametrize(("kind", "heading", "facets"), [
+    (Kind.CORE, "Goals and progress:", ("Goals", "Progress")),
+    (Kind.DEVELOPMENT, "Career and growth:", ("Career", "Growth")),
+    (Kind.REGULAR, "Progress, roadblocks and resources:",
+     ("Progress", "Roadblocks", "Resources")),
+])
+def test_each_kind_of_one_on_one_brings_its_own_section_and_says_what_it_is_for(
+        kind: Kind, heading: str, facets: tuple[str, ...]) -> None:
+    lines = render_block_text(make_agenda("Career path", kind=kind)).split("\n")
+    assert lines[0] == f"{START_MARKER} {kind.value.capitalize()} 1:1"
+    assert lines[1].startswith(f"A {kind.value.capitalize()} 1:1 is about")
+    at = lines.index(heading)
+    assert [line.split(":")[0] for line in lines[at + 1 : at + 1 + len(facets)]] == [
+        f"• {facet}" for facet in facets]
+    assert sum("Rapport agenda" in line for line in lines[:-1]) == 1  # the title once
+
+
+def test_questions_marked_private_go_to_the_managers_prep_never_into_the_invite() -> None:
+    private = {q.text for pool in BY_AREA.values() for q in pool if q.private}
+    assert "What frustrates you most about how things are going?" in private
+    for day in range(1, 29):
+        for kind in Kind:
+            agenda = make_agenda(kind=kind, day=day)
+            assert agenda.private_prompts and set(agenda.private_prompts) <= private
+            assert not any(text in render_block_html(agenda) for text in private)
+
+
+def test_the_how_it_works_line_comes_only_with_the_first_agenda_of_a_series() -> None:
+    first = compose_agenda(series_key="pair-1", occurrence_date=date(2026, 1, 5),
+                           kind=Kind.REGULAR, report_topics=[], manager_topics=[],
+                           open_action_items=[], recent_area_counts={}, recently_asked=set(),
+                           first_of_series=True)
+    assert FOOTER in render_block_text(first).split("\n")
+    assert FOOTER not in render_block_text(AGENDA)

@@ -9,7 +9,7 @@ from datetime import date, timedelta
 
 import pytest
 
-from service.agenda.generator import Agenda, Source, compose_agenda, kind_for
+from service.agenda.generator import Agenda, FollowUp, Source, compose_agenda, kind_for
 from service.agenda.questions import BY_AREA, CHECK_INS, Area, Kind
 
 MONDAY = date(2026, 1, 5)
@@ -34,11 +34,13 @@ def test_report_topics_come_first_then_manager_topics_then_follow_ups_then_balan
     agenda = compose(
         report_topics=["my promotion case"],
         manager_topics=["team offsite"],
-        open_action_items=["share the draft"],
+        open_action_items=[FollowUp("share the draft")],
     )
     sources = [item.source for item in agenda.items]
     assert sources[:3] == [Source.REPORT, Source.MANAGER, Source.FOLLOW_UP]
-    assert set(sources[3:]) == {Source.BALANCE}
+    kind_count = sources.count(Source.KIND)
+    assert kind_count >= 2 and sources[3:3 + kind_count] == [Source.KIND] * kind_count
+    assert set(sources[3 + kind_count:]) == {Source.BALANCE}
     assert [item.text for item in agenda.items[:3]] == [
         "my promotion case",
         "team offsite",
@@ -186,9 +188,10 @@ def test_blank_and_repeated_topics_are_dropped_keeping_the_reports_copy() -> Non
     agenda = compose(
         report_topics=["  Budget\n review ", ""],
         manager_topics=["budget review"],
-        open_action_items=["   "],
+        open_action_items=[FollowUp("   ")],
     )
-    people = [item for item in agenda.items if item.source is not Source.BALANCE]
+    people = [item for item in agenda.items
+              if item.source not in (Source.BALANCE, Source.KIND)]
     assert [(item.source, item.text) for item in people] == [(Source.REPORT, "Budget review")]
 
 

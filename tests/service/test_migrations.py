@@ -70,8 +70,10 @@ def _seed(engine: Engine) -> None:
         copy = OccurrenceCopy(occurrence_id=occurrence.id, calendar_id=calendar.id,
                               provider_event_id="evt-1")
         session.add(copy)
-        session.add(AgendaRecord(occurrence_id=occurrence.id, pair_id=pair.id, kind="core",
-                                 content_hash="h"))
+        session.execute(text(  # the 0007 columns only (0017 adds the merge base)
+            "INSERT INTO agendas (occurrence_id, pair_id, kind, areas, question_ids,"
+            " content_hash, created_at) VALUES (:o, :p, 'core', '[]', '[]', 'h', :t)"),
+            {"o": occurrence.id, "p": pair.id, "t": START})
         session.execute(text(
             "INSERT INTO adhoc_meetings (calendar_id, provider_event_id, people_key, title,"
             " start, \"end\", cancelled, extra) VALUES (:c, 'adhoc-1', 'maya|sam', '',"
