@@ -128,7 +128,11 @@ class MsalTokenProvider:
                              ) -> dict[str, Any]:
         """Begin the authorization-code flow with PKCE, state and nonce (MSAL builds them);
         send the person to ``flow["auth_uri"]`` and keep the rest for the callback.
-        https://learn.microsoft.com/en-us/entra/identity-platform/v2-oauth2-auth-code-flow"""
+        https://learn.microsoft.com/en-us/entra/identity-platform/v2-oauth2-auth-code-flow
+
+        The answer comes back in the query (MSAL's default; it warns that form_post is
+        preferred): a form_post is a cross-site POST, which would not carry the SameSite=Lax
+        cookie the web sign-in keeps its flow in, and PKCE already binds the code."""
         flow: dict[str, Any] = self._call(
             self.app.initiate_auth_code_flow, self.scopes, redirect_uri=redirect_uri,
             login_hint=login_hint, prompt="select_account")

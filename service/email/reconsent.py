@@ -29,7 +29,7 @@ PROVIDER_NAMES = {"google": "Google", "microsoft": "Microsoft 365"}
 def reconsent_key(account: Account) -> str:
     """The dedupe key of the account's current revocation episode."""
     since = account.status_changed_at or account.created_at
-    return f"{KIND}:{account.id}:{int(since.timestamp())}"
+    return f"{KIND}:{account.id}:{since.isoformat()}"
 
 
 def queue_reconsent_emails(session: Session, *, settings: Settings, now: datetime) -> list[int]:

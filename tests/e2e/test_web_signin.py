@@ -299,5 +299,12 @@ def test_a_revoked_grant_sends_one_email_and_the_web_reconnects_it(site: Site,
     site.run()
     assert site.reconsent_rows() == 1  # reconnected: nothing more to say
 
+    site.google.runtime.revoke(MAYA)  # a later revocation is a new episode: one more email
+    actors.sync_all_accounts()
+    site.run()
+    actors.reconcile.send()
+    site.run()
+    assert site.reconsent_rows() == 2
+
     tampered = page.goto(url.replace("sig=", "sig=9"))
     assert tampered is not None and tampered.status == 403
