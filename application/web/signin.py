@@ -109,8 +109,7 @@ def signin_router(settings: Settings, factory: sessionmaker[Session], *,
             return _refused(provider, "not_configured", 503)
         check, email = reconnecting(account, sig)
         if check is not LinkCheck.VALID:
-            return HTMLResponse(env.get_template("link_refused.html").render(
-                reason=check.value), status_code=403, headers=SIGN_IN_HEADERS)
+            return _refused(provider, "link", 403)
         nonce = secrets.token_urlsafe(16)
         token = seal(key=key, purpose=SIGN_IN_FORM, payload={"n": nonce, "p": provider},
                      expires=clock() + FORM_LIFETIME)

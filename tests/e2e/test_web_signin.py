@@ -29,6 +29,7 @@ from service.accounts.models import Account, AccountStatus
 from service.calendars.models import Calendar
 from service.email.models import OutboxMessage
 from service.settings import Settings
+from tests.browser import ARTIFACTS, launch, require_chromium
 from tests.e2e.conftest import Clock, _fresh_postgres
 from workers import actors
 from workers.inprocess import run_until_idle
@@ -36,8 +37,6 @@ from workers.runtime import Runtime
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = Path("/usr/bin/chromium")
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 GOOGLE_CLIENT, GOOGLE_SECRET = "rapport-web.apps.sandbox", "web-secret"
 MICROSOFT_CLIENT = "7d1c-rapport-web"
 MAYA, DANA = "maya@acme.test", "dana@acme.test"
@@ -86,10 +85,7 @@ class Site:
 @pytest.fixture
 def site(tmp_path: Path, google_tls: GoogleSandbox, graph_sandbox: GraphSandbox
          ) -> Iterator[Site]:
-    if not CHROMIUM.exists():
-        if os.environ.get("CI"):
-            pytest.fail("/usr/bin/chromium is required under CI (apt-get install chromium)")
-        pytest.skip("/usr/bin/chromium is not installed (apt-get install chromium)")
+    require_chromium()
     google_tls.reset()
     database_url = os.environ.get("RAPPORT_TEST_DATABASE_URL")
     if database_url:
@@ -131,11 +127,7 @@ def browser() -> Iterator[Any]:
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
-        chromium = p.chromium.launch(
-            executable_path=str(CHROMIUM),
-            args=["--headless", "--no-sandbox", "--disable-gpu",
-                  "--disable-background-networking", "--disable-component-update",
-                  "--disable-sync", "--no-first-run"])
+        chromium = launch(p)
         try:
             yield chromium
         finally:
@@ -153,6 +145,18 @@ def _to_consent_screen(page: Any, url: str) -> None:
     assert response is not None and response.status == 200
     page.click("#continue")
     page.wait_for_selector("#allow")
+
+
+def _answer(page: Any, button: str) -> int:
+    """Press a button on the provider's screen; the status of Rapport's callback page."""
+    with page.expect_response(re.compile(r"/callback\?")) as answer:
+        page.click(button)
+    return int(answer.value.status)
+
+
+def _refused(site: Site, page: Any, heading: str) -> None:
+    assert heading in page.inner_text("h1")
+    assert site.accounts() == []
 
 
 def _shot(page: Any, name: str) -> None:
@@ -173,9 +177,7 @@ def test_signing_in_on_the_web_connects_the_account_and_it_syncs(
     assert page.url.startswith("https://127.0.0.1")
     assert "code_challenge_method=S256" in page.url and "state=" in page.url
     page.select_option("#user", email)
-    with page.expect_response(re.compile(r"/callback\?")) as answer:
-        page.click("#allow")
-    assert answer.value.status == 200
+    assert _answer(page, "#allow") == 200
     assert page.inner_text("#email") == email
     assert int(page.inner_text("#calendars")) >= 1
     callback = page.url
@@ -201,11 +203,8 @@ def test_signing_in_on_the_web_connects_the_account_and_it_syncs(
 def test_denied_consent_stores_nothing(site: Site, browser: Any, provider: str) -> None:
     page = _page(browser)
     _to_consent_screen(page, f"{site.base}/connect/{provider}")
-    with page.expect_response(re.compile(r"/callback\?")) as answer:
-        page.click("#deny")
-    assert answer.value.status == 403
-    assert "Nothing was connected" in page.inner_text("h1")
-    assert site.accounts() == []
+    assert _answer(page, "#deny") == 403
+    _refused(site, page, "Nothing was connected")
 
 
 @pytest.mark.parametrize("provider", ["google", "microsoft"])
@@ -217,19 +216,15 @@ def test_a_forged_state_is_refused_and_stores_nothing(site: Site, browser: Any,
     forged = page.goto(f"{site.base}/connect/{provider}/callback"
                        "?code=sandbox-code-attacker&state=attackers-state")
     assert forged is not None and forged.status == 400
-    assert "could not be verified" in page.inner_text("h1")
-    assert site.accounts() == []
+    _refused(site, page, "could not be verified")
 
 
 def test_a_flow_left_for_too_long_expires(site: Site, browser: Any) -> None:
     page = _page(browser)
     _to_consent_screen(page, f"{site.base}/connect/google")
     site.clock.now += timedelta(minutes=11)
-    with page.expect_response(re.compile(r"/callback\?")) as answer:
-        page.click("#allow")
-    assert answer.value.status == 400
-    assert "took too long" in page.inner_text("h1")
-    assert site.accounts() == []
+    assert _answer(page, "#allow") == 400
+    _refused(site, page, "took too long")
 
 
 def test_a_token_endpoint_error_is_a_clear_page(site: Site, browser: Any) -> None:
@@ -237,11 +232,8 @@ def test_a_token_endpoint_error_is_a_clear_page(site: Site, browser: Any) -> Non
                                 redirect_uris=[f"{site.base}/connect/google/callback"])
     page = _page(browser)
     _to_consent_screen(page, f"{site.base}/connect/google")
-    with page.expect_response(re.compile(r"/callback\?")) as answer:
-        page.click("#allow")
-    assert answer.value.status == 400
-    assert "did not let the sign-in finish" in page.inner_text("h1")
-    assert site.accounts() == []
+    assert _answer(page, "#allow") == 400
+    _refused(site, page, "did not let the sign-in finish")
 
 
 def test_the_consent_button_needs_the_pages_own_token(site: Site, browser: Any) -> None:
@@ -308,3 +300,4 @@ def test_a_revoked_grant_sends_one_email_and_the_web_reconnects_it(site: Site,
 
     tampered = page.goto(url.replace("sig=", "sig=9"))
     assert tampered is not None and tampered.status == 403
+    assert "no longer works" in page.inner_text("h1")
