@@ -205,6 +205,7 @@ def test_denied_consent_stores_nothing(site: Site, browser: Any, provider: str) 
     _to_consent_screen(page, f"{site.base}/connect/{provider}")
     assert _answer(page, "#deny") == 403
     _refused(site, page, "Nothing was connected")
+    _shot(page, f"signin-{provider}-denied-desktop")
 
 
 @pytest.mark.parametrize("provider", ["google", "microsoft"])
@@ -273,9 +274,13 @@ def test_a_revoked_grant_sends_one_email_and_the_web_reconnects_it(site: Site,
     assert link is not None, text
     url = link.group(1)
 
+    page = _page(browser, PHONE)
+    page.set_content(message.get_body(("html",)).get_content())
+    _shot(page, "signin-reconsent-email-phone")
     page = _page(browser)
     page.goto(url)
     assert MAYA in page.inner_text(".note")
+    _shot(page, "signin-reconnect-consent-desktop")
     page.click("#continue")
     page.wait_for_selector("#allow")
     assert page.input_value("#user") == MAYA  # the link's account is the login hint
