@@ -94,7 +94,10 @@ def start_google(settings: Settings, *, redirect_uri: str,
     """The Google consent URL (state and S256 challenge in it) and the flow to keep."""
     flow = _google_flow(settings, redirect_uri, autogenerate_code_verifier=True)
     extra = {"login_hint": login_hint} if login_hint else {}
-    url, state = flow.authorization_url(access_type="offline", prompt="consent", **extra)
+    try:
+        url, state = flow.authorization_url(access_type="offline", prompt="consent", **extra)
+    except OAuth2Error as err:  # oauthlib's InsecureTransportError: an http:// consent URL
+        raise SignInFailed("not_configured", "RAPPORT_GOOGLE_AUTH_URL must be https") from err
     return Started(url=url, state=state, flow={"code_verifier": flow.code_verifier})
 
 
