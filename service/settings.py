@@ -21,6 +21,8 @@ from service.config_values import TimeSpan, parse_smtp_url, parse_span
 GOOGLE_API_URL = "https://www.googleapis.com/calendar/v3/"
 GOOGLE_TOKEN_URL = "https://oauth2.googleapis.com/token"
 GOOGLE_DIRECTORY_URL = "https://admin.googleapis.com/"  # Admin SDK Directory API root
+# https://developers.google.com/identity/protocols/oauth2/web-server#httprest_1
+GOOGLE_AUTH_URL = "https://accounts.google.com/o/oauth2/v2/auth"
 GRAPH_API_URL = "https://graph.microsoft.com/v1.0"
 MICROSOFT_AUTHORITY = "https://login.microsoftonline.com/organizations"
 
@@ -55,6 +57,7 @@ class Settings(BaseSettings):
     google_api_url: str = GOOGLE_API_URL
     google_token_url: str = GOOGLE_TOKEN_URL
     google_directory_url: str = GOOGLE_DIRECTORY_URL  # the company grant's directory
+    google_auth_url: str = GOOGLE_AUTH_URL  # where the web sign-in sends people to consent
     google_client_id: str | None = None
     google_client_secret: SecretStr | None = None
 

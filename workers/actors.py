@@ -34,6 +34,7 @@ from service.calendars.service import save_calendars
 from service.email.models import OutboxMessage
 from service.email.outbox import deliver as deliver_outbox
 from service.email.outbox import due_messages
+from service.email.reconsent import queue_reconsent_emails
 from service.email.transport import transport_from_settings
 from service.metrics.digest import digest_due, enqueue_digest
 from service.outcomes import service as outcomes
@@ -176,7 +177,8 @@ def follow_up_drops(occurrence_ids: set[int]) -> None:
 
 
 def reconcile_outcomes() -> None:
-    """The reconciler's share: due checks, missed drops, ended meetings, unsent email."""
+    """The reconciler's share: due checks, missed drops, ended meetings, re-consent emails,
+    unsent email."""
     rt = current()
     now = rt.clock()
     with rt.factory.begin() as session:
@@ -184,6 +186,7 @@ def reconcile_outcomes() -> None:
         outcomes.settle_ended(session, settings=rt.settings, now=now)
         outcomes.revisit_drops(session, settings=rt.settings, now=now)
         checks = outcomes.due_checks(session, now=now)
+        queue_reconsent_emails(session, settings=rt.settings, now=now)  # once per episode
         mail = due_messages(session, now=now)
     for occurrence_id in checks:
         check_occurrence.send(occurrence_id)

@@ -164,7 +164,7 @@ def _google_consent(client_secrets: Path | None, settings: Settings) -> dict[str
         flow = InstalledAppFlow.from_client_config({"installed": {
             "client_id": settings.google_client_id,
             "client_secret": settings.google_client_secret.get_secret_value(),
-            "auth_uri": "https://accounts.google.com/o/oauth2/auth",
+            "auth_uri": settings.google_auth_url,
             "token_uri": settings.google_token_url,
         }}, list(CALENDAR_SCOPES))
     else:

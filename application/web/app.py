@@ -13,12 +13,13 @@ from typing import Any
 
 from fastapi import FastAPI, Query
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
-from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 from markupsafe import Markup
 from sqlalchemy import func, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
+from application.web.pages import PAGE_HEADERS as _PAGE_HEADERS
+from application.web.pages import env as _env
 from service import observability
 from service.accounts.models import Account, AccountStatus
 from service.accounts.signing import LinkCheck, link_key, links_version, verify_manager
@@ -32,11 +33,6 @@ from service.settings import Settings
 
 log = logging.getLogger(__name__)
 
-_env = Environment(loader=PackageLoader("application.web", "templates"),
-                   autoescape=select_autoescape(enabled_extensions=("html",)),
-                   undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
-_PAGE_HEADERS = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer",
-                 "X-Robots-Tag": "noindex", "X-Content-Type-Options": "nosniff"}
 
 
 def weekly_chart(report: ManagerReport, *, width: int = 640, height: int = 180) -> Markup:

@@ -1,4 +1,5 @@
-"""Serving HTTP inside `rapport run`: the manager pages, webhooks, health and metrics."""
+"""Serving HTTP inside `rapport run`: the manager pages, web sign-in, webhooks, health and
+metrics."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import uvicorn
 from fastapi import FastAPI
 
 from application.web.app import create_app
+from application.web.signin import signin_router
 from application.web.webhooks import webhook_router
 from service.accounts.crypto import Vault
 from service.observability import set_queue_depth_source
@@ -30,6 +32,8 @@ def build_web_app(runtime: Runtime) -> FastAPI:
     app.include_router(webhook_router(factory=runtime.factory,
                                       vault=Vault.from_settings(runtime.settings),
                                       enqueue_sync=actors.sync_calendar.send))
+    app.include_router(signin_router(runtime.settings, runtime.factory, clock=runtime.clock,
+                                     on_connected=actors.sync_account.send))
     return app
 
 

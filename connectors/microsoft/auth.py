@@ -4,6 +4,9 @@
   (https://learn.microsoft.com/en-us/entra/msal/python/advanced/migrate-rt-to-msal).
 - New consent without a browser: device code flow
   (https://learn.microsoft.com/en-us/entra/identity-platform/v2-oauth2-device-code).
+- New consent on the web: the authorization-code flow with PKCE
+  (``initiate_auth_code_flow`` / ``acquire_token_by_auth_code_flow``), a public client whose
+  redirect URI is Rapport's `/connect/microsoft/callback`.
 - Every call: ``acquire_token_silent`` from the `SerializableTokenCache`, which refreshes
   through the refresh token when the access token is near expiry.
 
@@ -119,6 +122,29 @@ class MsalTokenProvider:
     def device_flow_finish(self, flow: dict[str, Any], **kwargs: Any) -> str:
         """Wait for the person to finish signing in (blocks, polling); returns the username."""
         result = self._call(self.app.acquire_token_by_device_flow, flow, **kwargs)
+        return self._account_from(result)
+
+    def auth_code_flow_start(self, *, redirect_uri: str, login_hint: str | None = None
+                             ) -> dict[str, Any]:
+        """Begin the authorization-code flow with PKCE, state and nonce (MSAL builds them);
+        send the person to ``flow["auth_uri"]`` and keep the rest for the callback.
+        https://learn.microsoft.com/en-us/entra/identity-platform/v2-oauth2-auth-code-flow
+
+        The answer comes back in the query (MSAL's default; it warns that form_post is
+        preferred): a form_post is a cross-site POST, which would not carry the SameSite=Lax
+        cookie the web sign-in keeps its flow in, and PKCE already binds the code."""
+        flow: dict[str, Any] = self._call(
+            self.app.initiate_auth_code_flow, self.scopes, redirect_uri=redirect_uri,
+            login_hint=login_hint, prompt="select_account")
+        return flow
+
+    def auth_code_flow_finish(self, flow: dict[str, Any], response: dict[str, str]) -> str:
+        """Redeem the code the authority redirected back with (MSAL checks the state and the
+        id_token nonce and sends the PKCE verifier); returns the username."""
+        try:
+            result = self._call(self.app.acquire_token_by_auth_code_flow, flow, response)
+        except ValueError as err:  # MSAL's word for a state mismatch or a malformed answer
+            raise ConnectorError(f"the sign-in answer does not match its flow: {err}") from err
         return self._account_from(result)
 
     def __call__(self) -> str:

@@ -21,6 +21,7 @@ from starlette.routing import Route
 
 from sandbox.admin import RecordedRequest
 from sandbox.google import recurrence
+from sandbox.google.consent import AUTHORIZE_PATH, DECIDE_PATH, GoogleConsent
 from sandbox.google.runtime import Channel, PageSnapshot, Runtime
 from sandbox.google.store import GoogleStore, rfc3339
 from sandbox.google.workspace import CALENDAR_SCOPE_PREFIX, JWT_BEARER, GrantRefused
@@ -108,10 +109,12 @@ def _page_size(request: Request) -> int:
 class SandboxApp:
     """Builds the Starlette app over a store and runtime state."""
 
-    def __init__(self, store: GoogleStore, runtime: Runtime, base_url: Callable[[], str]) -> None:
+    def __init__(self, store: GoogleStore, runtime: Runtime, base_url: Callable[[], str],
+                 consent: GoogleConsent | None = None) -> None:
         self.store = store
         self.rt = runtime
         self.base_url = base_url
+        self.consent = consent or GoogleConsent(runtime)
 
     def horizon(self) -> datetime:
         """How far ahead infinite series are expanded."""
@@ -123,6 +126,8 @@ class SandboxApp:
         """The ASGI app."""
         routes = [
             Route("/token", self.token, methods=["POST"]),
+            Route(AUTHORIZE_PATH, self.consent.authorize, methods=["GET"]),
+            Route(DECIDE_PATH, self.consent.decide, methods=["POST"]),
             Route(f"{API}/users/me/calendarList", self.api(self.calendar_list), methods=["GET"]),
             Route(f"{API}/calendars/{{cid}}/events", self.api(self.failing_list), methods=["GET"]),
             Route(
@@ -240,8 +245,8 @@ class SandboxApp:
     # -- OAuth ----------------------------------------------------------------------------
 
     async def token(self, request: Request) -> Response:
-        """OAuth 2.0 token endpoint: refresh_token, authorization_code and (service
-        accounts) jwt-bearer grants.
+        """OAuth 2.0 token endpoint: refresh_token and (service accounts) jwt-bearer grants
+        here, authorization_code grants in `GoogleConsent.grant`.
 
         https://developers.google.com/identity/protocols/oauth2/web-server#offline and
         https://developers.google.com/identity/protocols/oauth2/service-account#httprest
@@ -251,15 +256,12 @@ class SandboxApp:
         refresh_token: str | None = None
         if grant == JWT_BEARER:
             return self._jwt_grant(request, form.get("assertion", ""))
+        if grant == "authorization_code":
+            answer = await self.consent.grant(request, form)
+            self._record(request, answer.status_code, None)
+            return answer
         if grant == "refresh_token":
             refresh_token = form.get("refresh_token", "")
-        elif grant == "authorization_code":
-            code = form.get("code", "")
-            refresh_token = (
-                "sandbox-refresh-" + code.removeprefix("sandbox-code-")
-                if code.startswith("sandbox-code-")
-                else ""
-            )
         else:
             self._record(request, 400, None)
             return JSONResponse({"error": "unsupported_grant_type"}, status_code=400)
@@ -279,8 +281,6 @@ class SandboxApp:
             "token_type": "Bearer",
             "scope": "https://www.googleapis.com/auth/calendar",
         }
-        if grant == "authorization_code":
-            body["refresh_token"] = refresh_token
         self._record(request, 200, self.rt.user_for(access))
         return JSONResponse(body)
 

@@ -21,11 +21,13 @@ from sandbox.admin import RecordedRequest
 from sandbox.google import recurrence, seed
 from sandbox.google.app import SandboxApp
 from sandbox.google.company import DirectoryEntry, team_directory
+from sandbox.google.consent import AUTHORIZE_PATH, GoogleConsent
 from sandbox.google.directory_api import DirectoryApi
 from sandbox.google.runtime import Runtime
 from sandbox.google.server import ServerThread
 from sandbox.google.store import CalendarState, EventRecord, GoogleStore
 from sandbox.google.workspace import DirectoryUser
+from sandbox.https import HttpsServer
 from sandbox.team import TEAM, Population
 
 log = logging.getLogger(__name__)
@@ -49,6 +51,7 @@ class GoogleSandbox:
         html_edits: bool = True,
         population: Population = TEAM,
         directory: tuple[DirectoryEntry, ...] | None = None,
+        tls: bool = False,
     ) -> None:
         self.now = now
         self.html_edits = html_edits  # human edits are stored as HTML, like Google's editor
@@ -59,10 +62,13 @@ class GoogleSandbox:
         self.runtime = Runtime(now=now, population=population)
         self._keys: dict[str, str] = {}  # series key -> event id
         self._counter = itertools.count(1)
-        self._server: ServerThread | None = None
+        self.tls = tls  # HTTPS with a throwaway CA (`ca_file`): what google-auth-oauthlib needs
+        self._server: ServerThread | HttpsServer | None = None
         self.base_url = ""  # API root for ``api_endpoint`` (ends in /calendar/v3/); set by start()
         self.token_url = ""  # OAuth token endpoint for google-auth's ``token_uri``; set by start()
-        self._app = SandboxApp(self.store, self.runtime, lambda: self.base_url)
+        self.auth_url = ""  # the consent screen (RAPPORT_GOOGLE_AUTH_URL); set by start()
+        self.consent = GoogleConsent(self.runtime)
+        self._app = SandboxApp(self.store, self.runtime, lambda: self.base_url, self.consent)
         self.reset()
 
     # -- lifecycle ------------------------------------------------------------------------
@@ -72,11 +78,16 @@ class GoogleSandbox:
         if self._server is None:
             app = self._app.build()
             app.router.routes.extend(DirectoryApi(self._app, self.runtime).routes())
-            self._server = ServerThread(app)
+            if self.tls:
+                self._server = HttpsServer(app, name="google-sandbox")
+            else:
+                self._server = ServerThread(app)
             self._server.start()
-            origin = f"http://127.0.0.1:{self._server.port}"
+            scheme = "https" if self.tls else "http"
+            origin = f"{scheme}://127.0.0.1:{self._server.port}"
             self.base_url = f"{origin}/calendar/v3/"
             self.token_url = f"{origin}/token"
+            self.auth_url = f"{origin}{AUTHORIZE_PATH}"
             log.info("google sandbox listening on %s", self.base_url)
         return self
 
@@ -85,7 +96,18 @@ class GoogleSandbox:
         if self._server is not None:
             self._server.stop()
             self._server = None
-            self.base_url = self.token_url = ""
+            self.base_url = self.token_url = self.auth_url = ""
+
+    @property
+    def ca_file(self) -> str | None:
+        """PEM of the CA that signed the HTTPS certificate (None when serving plain HTTP)."""
+        return self._server.ca_file if isinstance(self._server, HttpsServer) else None
+
+    def register_client(self, client_id: str, *, client_secret: str,
+                        redirect_uris: list[str]) -> None:
+        """Register an OAuth web client and its redirect URIs, as in Google Cloud Console."""
+        self.consent.codes.register(client_id, client_secret=client_secret,
+                                    redirect_uris=redirect_uris)
 
     def __enter__(self) -> GoogleSandbox:
         return self.start()
@@ -106,6 +128,7 @@ class GoogleSandbox:
             self.add_directory_user(entry.email, entry.name, org_unit=entry.org_unit,
                                     manager=entry.manager, suspended=entry.suspended,
                                     is_admin=entry.is_admin, time_zone=entry.time_zone)
+        self.consent.codes.reset()
 
     def create_series(
         self,

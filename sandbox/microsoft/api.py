@@ -24,6 +24,7 @@ from fastapi.responses import JSONResponse
 
 from sandbox.admin import RecordedRequest
 from sandbox.microsoft.authority import Grants, authority_router, object_id
+from sandbox.microsoft.consent import code_grant, consent_router
 from sandbox.microsoft.delta import DeltaEngine
 from sandbox.microsoft.render import (
     graph_error,
@@ -111,7 +112,10 @@ def _zoned(value: dict[str, str]) -> datetime:
 def create_app(state: GraphState) -> FastAPI:
     """The FastAPI app serving the authority and Graph v1.0."""
     app = FastAPI(openapi_url=None, docs_url=None, redoc_url=None)
-    app.include_router(authority_router(state.grants, state.root))
+    app.include_router(consent_router(state.grants))
+    app.include_router(authority_router(
+        state.grants, state.root,
+        more_grants={"authorization_code": code_grant(state.grants, state.root)}))
 
     @app.middleware("http")
     async def graph_edge(

@@ -4,7 +4,8 @@ MSAL reads ``/<tenant>/v2.0/.well-known/openid-configuration`` (OpenID Connect d
 https://learn.microsoft.com/en-us/entra/identity-platform/v2-protocols-oidc), then posts to the
 token endpoint (refresh_token grant:
 https://learn.microsoft.com/en-us/entra/identity-platform/v2-oauth2-auth-code-flow#refresh-the-access-token;
-device code grant: https://learn.microsoft.com/en-us/entra/identity-platform/v2-oauth2-device-code).
+device code grant: https://learn.microsoft.com/en-us/entra/identity-platform/v2-oauth2-device-code;
+authorization code grant with PKCE: `sandbox.microsoft.consent`).
 Responses carry ``client_info`` (base64url ``{"uid", "utid"}``) and an unsigned id_token,
 which is how MSAL builds the cached account. Refresh tokens rotate; a revoked grant answers
 400 ``invalid_grant`` (AADSTS50173-like).
@@ -17,7 +18,7 @@ import json
 import secrets
 import threading
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from urllib.parse import parse_qs
@@ -26,6 +27,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from sandbox import team
+from sandbox.consent import Codes
 
 TENANT = "rapport-sandbox"
 TENANT_ID = "9188040d-6c67-4c5b-b112-36a304b66dad"
@@ -52,6 +54,10 @@ class Grants:
     refresh: dict[str, str] = field(default_factory=dict)
     revoked: set[str] = field(default_factory=set)
     devices: dict[str, dict[str, object]] = field(default_factory=dict)
+    codes: Codes = field(init=False)  # registered clients, outstanding authorization codes
+
+    def __post_init__(self) -> None:
+        self.codes = Codes(now=self.now)
 
     def reset(self) -> None:
         """Seeded refresh tokens only, nothing revoked (issued access tokens stay valid)."""
@@ -61,6 +67,7 @@ class Grants:
             }
             self.revoked.clear()
             self.devices.clear()
+            self.codes.reset()
 
     def user_of(self, access_token: str) -> tuple[str | None, str]:
         """(email, problem): the owner of a bearer token, or None and why it is refused."""
@@ -74,8 +81,10 @@ class Grants:
             return None, "Lifetime validation failed, the token is expired."
         return email, ""
 
-    def issue(self, email: str, client_id: str, scope: str, issuer: str) -> dict[str, object]:
-        """A token response the way Entra answers a successful grant."""
+    def issue(self, email: str, client_id: str, scope: str, issuer: str,
+              nonce: str | None = None) -> dict[str, object]:
+        """A token response the way Entra answers a successful grant; `nonce` (from the
+        authorization request) goes into the id_token, where MSAL checks it."""
         now = self.now().astimezone(UTC)
         access = "sandbox-at-" + secrets.token_urlsafe(24)
         refresh = "sandbox-rt-" + secrets.token_urlsafe(24)
@@ -96,6 +105,8 @@ class Grants:
             "tid": TENANT_ID,
             "ver": "2.0",
         }
+        if nonce is not None:
+            claims["nonce"] = nonce
         id_token = ".".join(
             [
                 _b64(json.dumps({"alg": "none", "typ": "JWT"}).encode()),
@@ -137,8 +148,13 @@ def _oauth_error(error: str, description: str, status: int = 400) -> JSONRespons
     )
 
 
-def authority_router(grants: Grants, root: Callable[[], str]) -> APIRouter:
-    """Routes of the fake authority under ``/<tenant>``; `root` gives the https origin."""
+TokenGrant = Callable[[str, dict[str, str]], JSONResponse]  # (tenant, form) -> answer
+
+
+def authority_router(grants: Grants, root: Callable[[], str],
+                     more_grants: Mapping[str, TokenGrant] | None = None) -> APIRouter:
+    """Routes of the fake authority under ``/<tenant>``; `root` gives the https origin;
+    `more_grants` answers further grant types at the token endpoint, by grant_type."""
     router = APIRouter()
 
     def issuer(tenant: str) -> str:
@@ -194,6 +210,9 @@ def authority_router(grants: Grants, root: Callable[[], str]) -> APIRouter:
         grant = form.get("grant_type")
         client_id = form.get("client_id", "")
         scope = form.get("scope", "")
+        answer = (more_grants or {}).get(grant or "")
+        if answer is not None:
+            return answer(tenant, form)
         with grants.lock:
             if grant == "refresh_token":
                 email = grants.refresh.get(form.get("refresh_token", ""))

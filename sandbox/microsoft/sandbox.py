@@ -18,11 +18,11 @@ from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from sandbox.admin import RecordedRequest
+from sandbox.https import HttpsServer
 from sandbox.microsoft.api import Faults, GraphState, create_app, send_notifications
 from sandbox.microsoft.authority import TENANT, Grants
 from sandbox.microsoft.delta import DeltaEngine
 from sandbox.microsoft.model import Item, opaque_id, outlook_html
-from sandbox.microsoft.server import HttpsServer
 from sandbox.microsoft.store import HORIZON, SeriesState, Store
 from sandbox.team import TEAM, Population
 
@@ -59,7 +59,7 @@ class GraphSandbox:
             self.faults,
             root=lambda: self._server.origin,
         )
-        self._server = HttpsServer(create_app(self.state))
+        self._server = HttpsServer(create_app(self.state), name="graph-sandbox")
         self.reset()
 
     # lifecycle ----------------------------------------------------------------
@@ -337,6 +337,10 @@ class GraphSandbox:
             self.faults.requests.clear()
 
     # Microsoft-only helpers -------------------------------------------------------
+
+    def register_client(self, client_id: str, *, redirect_uris: list[str]) -> None:
+        """Register a public client's web redirect URIs, as in the Entra admin center."""
+        self.grants.codes.register(client_id, redirect_uris=redirect_uris)
 
     def approve_device_code(self, user_code: str, email: str) -> None:
         """`email` completes the device code sign-in showing `user_code`."""

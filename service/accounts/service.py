@@ -35,6 +35,8 @@ def save_account(session: Session, *, vault: Vault, provider: str, email: str,
         session.add(account)
     else:
         account.credentials_encrypted = blob
+    if account.status not in (None, AccountStatus.ACTIVE):
+        account.status_changed_at = utcnow()  # a reconnect ends the revocation episode
     account.status = AccountStatus.ACTIVE
     account.status_reason = None
     session.flush()

@@ -10,6 +10,9 @@ encryption key with HKDF (info ``rapport links v1``): never the Fernet key itsel
 rotating the encryption key also revokes every link. Here, beside that key, so that the
 digest (metrics) and the web app (above it) share one link builder; `service.accounts.signing`
 re-exports it for the web layer.
+
+`seal` / `unseal` use the same key and MAC for a signed JSON payload with an expiry (the
+web sign-in keeps its OAuth flow in a cookie with it), each under its own purpose.
 """
 
 from __future__ import annotations
@@ -18,9 +21,11 @@ import base64
 import enum
 import hashlib
 import hmac
+import json
 import re
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
+from typing import Any
 from urllib.parse import quote
 
 from cryptography.hazmat.primitives import hashes
@@ -34,6 +39,9 @@ from service.settings import Settings
 
 LINK_INFO = b"rapport links v1"
 MANAGER_PAGE = "manager-page"  # the purpose of a link to /managers/{id}
+RECONNECT = "reconnect"  # the purpose of a link to /connect/{provider} for one account
+SIGN_IN_FORM = "sign-in-form"  # the consent page's form token (CSRF)
+SIGN_IN_FLOW = "sign-in-flow"  # the cookie that carries one OAuth flow to its callback
 _CANONICAL = re.compile(r"0|[1-9][0-9]{0,17}")
 
 
@@ -54,18 +62,21 @@ def link_key(settings: Settings) -> bytes:
     return hkdf.derive(load_or_create_key(settings))
 
 
-def _mac(key: bytes, *, purpose: str, subjects: Sequence[int], expires: int,
-         version: int) -> str:
-    message = f"{purpose}\n{','.join(str(s) for s in subjects)}\n{expires}\n{version}"
+def _mac(key: bytes, *, purpose: str, subject: str, expires: int, version: int) -> str:
+    message = f"{purpose}\n{subject}\n{expires}\n{version}"
     digest = hmac.new(key, message.encode(), hashlib.sha256).digest()
     return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+
+
+def _subject(subjects: Sequence[int]) -> str:
+    return ",".join(str(s) for s in subjects)
 
 
 def sign_link(*, key: bytes, purpose: str, subjects: Sequence[int], expires: datetime,
               version: int) -> str:
     """A token that opens `purpose` for `subjects` until `expires`, at links `version`."""
     at = int(expires.timestamp())
-    mac = _mac(key, purpose=purpose, subjects=subjects, expires=at, version=version)
+    mac = _mac(key, purpose=purpose, subject=_subject(subjects), expires=at, version=version)
     return f"{at}.{version}.{mac}"
 
 
@@ -76,7 +87,7 @@ def verify_link(*, key: bytes, purpose: str, subjects: Sequence[int], token: str
     if len(parts) != 3 or not all(_CANONICAL.fullmatch(p) for p in parts[:2]):
         return LinkCheck.INVALID  # one spelling per number: "0123" is not "123"
     expires, signed_version = int(parts[0]), int(parts[1])
-    expected = _mac(key, purpose=purpose, subjects=subjects, expires=expires,
+    expected = _mac(key, purpose=purpose, subject=_subject(subjects), expires=expires,
                     version=signed_version)
     try:
         given = parts[2].encode("ascii")
@@ -111,18 +122,64 @@ def verify_manager(settings: Settings, manager_id: int, token: str | None, *, ve
                        token=token, version=version, now=now or datetime.now(UTC))
 
 
+def public_base(settings: Settings, base_url: str | None = None) -> str:
+    """Where people reach the web app: RAPPORT_PUBLIC_URL, else the web server's own
+    http://HTTP_HOST:HTTP_PORT (no trailing slash)."""
+    return (base_url or settings.public_url
+            or f"http://{settings.http_host}:{settings.http_port}").rstrip("/")
+
+
 def manager_url(settings: Settings, manager_id: int, *, version: int,
                 now: datetime | None = None, base_url: str | None = None,
                 last_week: str | None = None) -> str:
-    """The full signed URL of a manager's page (base: RAPPORT_PUBLIC_URL, else the web
-    server's own http://HTTP_HOST:HTTP_PORT); `last_week` pins the weeks shown (a digest's
-    link shows the digest's weeks). The signature covers the manager, expiry and version."""
-    base = (base_url or settings.public_url
-            or f"http://{settings.http_host}:{settings.http_port}").rstrip("/")
+    """The full signed URL of a manager's page (base: `public_base`); `last_week` pins the
+    weeks shown (a digest's link shows the digest's weeks). The signature covers the
+    manager, expiry and version."""
+    base = public_base(settings, base_url)
     token = sign_manager(settings, manager_id, version=version, now=now)
     url = f"{base}/managers/{manager_id}?sig={quote(token)}"
     return f"{url}&week={quote(last_week)}" if last_week else url
 
+
+
+def reconnect_url(settings: Settings, *, account_id: int, provider: str, version: int,
+                  now: datetime | None = None, base_url: str | None = None) -> str:
+    """The signed link to `/connect/{provider}` that a re-consent email carries: it names
+    the account to sign in again (its address becomes the login hint) until the expiry."""
+    token = sign_link(key=link_key(settings), purpose=RECONNECT, subjects=(account_id,),
+                      expires=link_expiry(settings, now=now), version=version)
+    return (f"{public_base(settings, base_url)}/connect/{quote(provider)}"
+            f"?account={account_id}&sig={quote(token)}")
+
+
+def seal(*, key: bytes, purpose: str, payload: dict[str, Any], expires: datetime) -> str:
+    """`EXPIRES.PAYLOAD.MAC`: a JSON payload a browser keeps for us (a cookie, a form
+    field) and cannot change. Readable by that browser: fit for what it may know (an OAuth
+    flow's state and PKCE verifier), never for a stored credential."""
+    body = base64.urlsafe_b64encode(json.dumps(payload, separators=(",", ":")).encode())
+    text = body.rstrip(b"=").decode()
+    at = int(expires.timestamp())
+    return f"{at}.{text}.{_mac(key, purpose=purpose, subject=text, expires=at, version=0)}"
+
+
+def unseal(*, key: bytes, purpose: str, token: str | None, now: datetime
+           ) -> tuple[LinkCheck, dict[str, Any] | None]:
+    """The payload of a `seal` token when it is VALID; EXPIRED or INVALID otherwise."""
+    parts = (token or "").strip().split(".")
+    if len(parts) != 3 or not _CANONICAL.fullmatch(parts[0]):
+        return LinkCheck.INVALID, None
+    expires, text = int(parts[0]), parts[1]
+    expected = _mac(key, purpose=purpose, subject=text, expires=expires, version=0)
+    try:
+        given = parts[2].encode("ascii")
+    except UnicodeEncodeError:
+        return LinkCheck.INVALID, None
+    if not hmac.compare_digest(expected.encode(), given):
+        return LinkCheck.INVALID, None
+    if expires <= int(now.timestamp()):
+        return LinkCheck.EXPIRED, None
+    payload = json.loads(base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)))
+    return (LinkCheck.VALID, payload) if isinstance(payload, dict) else (LinkCheck.INVALID, None)
 
 
 def links_version(session: Session, *, person_id: int) -> int | None:

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import os
 import socket
 import threading
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
@@ -17,10 +15,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from application.web.app import create_app
 from service.accounts.signing import manager_url, sign_manager
 from service.settings import Settings
+from tests.browser import ARTIFACTS, launch, require_chromium
 from tests.metrics.conftest import History, factory, history, settings, utc  # noqa: F401
 
-CHROMIUM = Path("/usr/bin/chromium")
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 NOW = utc(2026, 3, 23, 12)
 
 
@@ -87,20 +84,13 @@ def test_healthz_and_signature_checks_over_http(server: str, team: int,
 @pytest.mark.browser
 def test_manager_page_in_headless_chromium(server: str, team: int,
                                            settings: Settings) -> None:  # noqa: F811
-    if not CHROMIUM.exists():
-        if os.environ.get("CI"):
-            pytest.fail("/usr/bin/chromium is required under CI (apt-get install chromium)")
-        pytest.skip("/usr/bin/chromium is not installed (apt-get install chromium)")
+    require_chromium()
     from playwright.sync_api import sync_playwright
 
     url = manager_url(settings, team, version=0, base_url=server)
     ARTIFACTS.mkdir(exist_ok=True)
     with sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path=str(CHROMIUM),
-            args=["--headless", "--no-sandbox", "--disable-gpu",
-                  "--disable-background-networking", "--disable-component-update",
-                  "--disable-sync", "--no-first-run"])
+        browser = launch(p)
         try:
             page = browser.new_page(viewport={"width": 1000, "height": 900})
             response = page.goto(url)

@@ -1,4 +1,6 @@
-"""Serve an ASGI app over HTTPS on 127.0.0.1 in a background thread (trustme certificate)."""
+"""Serve a sandbox over HTTPS on 127.0.0.1 in a background thread (trustme certificate):
+the Graph sandbox always, the Google sandbox when asked (google-auth-oauthlib refuses plain
+HTTP endpoints)."""
 
 from __future__ import annotations
 
@@ -9,7 +11,7 @@ from pathlib import Path
 
 import trustme
 import uvicorn
-from fastapi import FastAPI
+from starlette.types import ASGIApp
 
 from sandbox.listen import listening_socket
 
@@ -17,9 +19,10 @@ from sandbox.listen import listening_socket
 class HttpsServer:
     """uvicorn in a daemon thread on a free port, with a throwaway CA whose PEM is `ca_file`."""
 
-    def __init__(self, app: FastAPI) -> None:
+    def __init__(self, app: ASGIApp, *, name: str = "sandbox") -> None:
         self.app = app
-        self._dir = tempfile.TemporaryDirectory(prefix="graph-sandbox-")
+        self.name = name
+        self._dir = tempfile.TemporaryDirectory(prefix=f"{name}-")
         folder = Path(self._dir.name)
         ca = trustme.CA()
         cert = ca.issue_cert("127.0.0.1", "localhost")
@@ -53,13 +56,13 @@ class HttpsServer:
         )
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(
-            target=self._server.run, kwargs={"sockets": [sock]}, name="graph-sandbox", daemon=True
+            target=self._server.run, kwargs={"sockets": [sock]}, name=self.name, daemon=True
         )
         self._thread.start()
         deadline = time.monotonic() + 10
         while not self._server.started:
             if time.monotonic() > deadline or not self._thread.is_alive():
-                raise RuntimeError("the Graph sandbox did not start")
+                raise RuntimeError(f"the {self.name} server did not start")
             time.sleep(0.01)
 
     def stop(self) -> None:
