@@ -137,7 +137,7 @@ def reconcile() -> None:
     with rt.factory.begin() as session:
         stale = calendars_due_for_sync(
             session, now=now, poll_interval=timedelta(seconds=rt.settings.poll_interval_seconds))
-        new_accounts = accounts_without_calendars(session, now=now)
+        new_accounts = accounts_without_calendars(session)
         due = plan_due_agendas(session, settings=rt.settings, now=now)
         channels = (calendars_needing_channels(session, now=now)
                     if rt.settings.public_url else [])
@@ -213,7 +213,7 @@ def check_occurrence(occurrence_id: int) -> None:
     account_id = message_context().account_id
     if account_id is not None:
         with rt.factory() as session:
-            pace = account_pace(session, account_id=account_id, now=rt.clock())
+            pace = account_pace(session, account_id=account_id)
         if pace is not None and pace.wait is not None:
             account_id = None
     free_busy = rt.connectors.for_account(account_id).free_busy if account_id else None

@@ -60,7 +60,7 @@ def account_turn(account_id: int | None) -> Iterator[None]:
         return
     rt = current()
     with rt.factory() as session:
-        pace = account_pace(session, account_id=account_id, now=rt.clock())
+        pace = account_pace(session, account_id=account_id)
     if pace is None:
         yield
         return

@@ -19,7 +19,6 @@ import functools
 import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import timedelta
 from typing import ParamSpec
 
 import dramatiq
@@ -73,10 +72,8 @@ def provider_errors() -> Iterator[None]:
         delay_ms = int(seconds * 1000)
         account_id = message_context().account_id
         if account_id is not None:
-            rt = current()
-            with rt.factory.begin() as session:
-                hold_account(session, account_id=account_id,
-                             until=rt.clock() + timedelta(seconds=seconds), reason=str(err))
+            with current().factory.begin() as session:
+                hold_account(session, account_id=account_id, seconds=seconds, reason=str(err))
         log.info("account %s throttled; no call for it for %d ms", account_id, delay_ms)
         raise dramatiq.Retry(str(err), delay=delay_ms) from err
     except AuthRevoked as err:

@@ -145,7 +145,7 @@ def plan_due_agendas(session: Session, *, settings: Settings, now: datetime,
             return []
         query = query.where(Series.id.in_(series_ids))
     due: list[int] = []
-    ready = ready_calendar_ids(session, now=now)
+    ready = ready_calendar_ids(session)
     horizon = now + timedelta(days=settings.agenda_horizon_days)
     for series in session.scalars(query.order_by(Series.id)).all():
         upcoming = session.scalars(

@@ -43,7 +43,7 @@ def calendars_needing_channels(session: Session, *, now: datetime) -> list[int]:
     soon."""
     return list(session.scalars(
         select(Calendar.id).join(Account, Account.id == Calendar.account_id)
-        .where(ready_accounts(now),
+        .where(ready_accounts(),
                or_(Calendar.subscription_expires_at.is_(None),
                    Calendar.subscription_expires_at < now + RENEW_BEFORE))))
 

@@ -61,30 +61,31 @@ def calendars_due_for_sync(session: Session, *, now: datetime, poll_interval: ti
                            wall_now: datetime | None = None) -> list[int]:
     """Calendars never synced, not synced for `poll_interval` (the polling fallback when no
     push arrives), with a sync requested (a webhook, a failure), or left with an expired
-    lease (`wall_now`, leases are wall-clock: a worker died mid-sync).
+    lease (a worker died mid-sync).
 
     Only calendars of accounts that are active and not asked to wait (`ready_accounts`), and
-    not in a failing calendar's backoff (`retry_not_before`)."""
+    not in a failing calendar's backoff (`retry_not_before`). Leases and backoffs are
+    wall-clock (`wall_now`, default the real time): they pace real requests."""
     poll_before = now - poll_interval
-    dead_lease = and_(Calendar.sync_lease_holder.is_not(None),
-                      Calendar.sync_lease_until < (wall_now or utcnow()))
+    wall = wall_now or utcnow()
+    dead_lease = and_(Calendar.sync_lease_holder.is_not(None), Calendar.sync_lease_until < wall)
     return list(session.scalars(
         select(Calendar.id).join(Account, Account.id == Calendar.account_id)
-        .where(ready_accounts(now),
-               or_(Calendar.retry_not_before.is_(None), Calendar.retry_not_before <= now),
+        .where(ready_accounts(),
+               or_(Calendar.retry_not_before.is_(None), Calendar.retry_not_before <= wall),
                or_(Calendar.last_sync_at.is_(None), Calendar.last_sync_at < poll_before,
                    Calendar.sync_requested_at.is_not(None), dead_lease))))
 
 
-def accounts_without_calendars(session: Session, *, now: datetime) -> list[int]:
+def accounts_without_calendars(session: Session) -> list[int]:
     """Ready accounts with no stored calendar yet: their discovery is still due."""
     return list(session.scalars(
-        select(Account.id).where(ready_accounts(now),
+        select(Account.id).where(ready_accounts(),
                                  ~Account.id.in_(select(Calendar.account_id)))))
 
 
-def ready_calendar_ids(session: Session, *, now: datetime) -> set[int]:
+def ready_calendar_ids(session: Session) -> set[int]:
     """Calendars whose account may call its provider now (active, not asked to wait)."""
     return set(session.scalars(select(Calendar.id).join(Account, Account.id ==
                                                         Calendar.account_id)
-                               .where(ready_accounts(now))))
+                               .where(ready_accounts())))

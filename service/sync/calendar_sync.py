@@ -147,7 +147,8 @@ def sync_calendar(
     except (AuthRevoked, RateLimited):
         raise  # the account is flagged or waits (`accounts.not_before`): not the calendar
     except Exception as err:
-        _record_failure(factory, calendar_id=calendar_id, reason=failure_reason(err), now=now)
+        _record_failure(factory, calendar_id=calendar_id, reason=failure_reason(err), now=now,
+                        wall=lease.clock())
         raise
     finally:
         _release_lease(factory, lease=lease)
@@ -162,9 +163,10 @@ def failure_reason(err: BaseException) -> str:
 
 
 def _record_failure(factory: sessionmaker[Session], *, calendar_id: int, reason: str,
-                    now: datetime) -> None:
+                    now: datetime, wall: datetime) -> None:
     """Keep why the sync failed and leave the calendar due after its backoff: its sync stays
-    requested, so the reconciler sends it again once `retry_not_before` has passed, and
+    requested, so the reconciler sends it again once `retry_not_before` (wall-clock, like
+    the lease) has passed, and
     `last_sync_at` still says when it last worked. (The worker's failure log line says it to
     operators; no second line here.)"""
     with factory.begin() as session:
@@ -172,7 +174,7 @@ def _record_failure(factory: sessionmaker[Session], *, calendar_id: int, reason:
                                    .where(Calendar.id == calendar_id)) or 0) + 1
         session.execute(update(Calendar).where(Calendar.id == calendar_id)
                         .values(last_error=reason, last_error_at=now, sync_requested_at=now,
-                                failures=failures, retry_not_before=now + backoff(failures)))
+                                failures=failures, retry_not_before=wall + backoff(failures)))
 
 
 def _round(factory: sessionmaker[Session], *, lease: SyncLease, connector: CalendarConnector,
