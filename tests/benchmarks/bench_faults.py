@@ -17,8 +17,9 @@ the real Google client / MSAL over HTTP(S) to both sandboxes, and a reconcile ev
 - a third person whose calendar a killed worker leaves leased.
 
 Figures printed: listing requests the failing calendars received, token refreshes answered
-invalid_grant, both per minute; and the seconds from a worker's death (a lease left behind,
-its last renewal just now) to the next completed sync of that calendar.
+invalid_grant and API calls answered 401 (the re-consent account's), per minute; and the
+seconds from a worker's death (a lease left behind, its last renewal just now) to the next
+completed sync of that calendar.
 
 Not collected by pytest (the file name does not match test_*.py).
 """
@@ -145,9 +146,11 @@ def run(folder: Path, sandboxes: dict[str, GoogleSandbox | GraphSandbox],
         lists = [r for r in served if r.user == FAILING[provider]
                  and r.method == "GET" and r.path.endswith(LIST_MARKERS)]
         refused = [r for r in served if r.path.endswith(TOKEN_PATHS) and r.status == 400]
+        unauthorised = [r for r in served if r.status == 401]  # a revoked token names no user
         print(f"{provider:9} failing calendar: {len(lists):4d} listings "
-              f"({len(lists) / minutes:5.1f}/min); invalid_grant refreshes: "
-              f"{len(refused):3d} ({len(refused) / minutes:4.1f}/min)")
+              f"({len(lists) / minutes:5.1f}/min); re-consent account: invalid_grant "
+              f"refreshes {len(refused):3d} ({len(refused) / minutes:4.1f}/min), API 401s "
+              f"{len(unauthorised):3d} ({len(unauthorised) / minutes:4.1f}/min)")
     for provider, seconds in recovery.items():
         shown = f"{seconds:.1f} s" if seconds is not None else "not within 90 s"
         print(f"{provider:9} dead worker's calendar synced again after {shown}")
