@@ -188,6 +188,8 @@ def _next_step(broker: dramatiq.Broker, message: Any, exception: BaseException) 
     """What dramatiq's `Retries` (which runs after us) is about to do with the message."""
     actor = broker.get_actor(message.actor_name)
     throws = message.options.get("throws") or actor.options.get("throws")
+    if isinstance(exception, BackedOff):
+        return "tried again after its backoff"
     if throws and isinstance(exception, throws):
         return "not retried"
     retries = next((m for m in broker.middleware if isinstance(m, Retries)), None)
