@@ -1,7 +1,7 @@
 """calendars: a lease holder token and a failure backoff; accounts: a "not before" pace
 
 Revision ID: 0018
-Revises: 0011
+Revises: 0017
 Create Date: 2026-12-01
 """
 from __future__ import annotations
@@ -12,7 +12,7 @@ from alembic import op
 import service.db
 
 revision = "0018"
-down_revision = "0011"
+down_revision = "0017"
 branch_labels = None
 depends_on = None
 
