@@ -9,6 +9,13 @@ at once and the worker re-queues the message with that delay (dramatiq ``Retry(d
 instead of holding a thread. Network errors and 5xx (`Transient`) are retried a bounded number
 of times, never forever. Only `RateLimited` and `Transient` are retried; every other
 `ConnectorError` is final on the first answer.
+
+The libraries underneath add no long sleeps of their own: googleapiclient retries only when
+asked (`execute(num_retries=0)`, its default); google-auth retries a token refresh at most
+three times with a 1 s, then 2 s backoff (`google.auth._exponential_backoff`); MSAL does not
+sleep on 429/5xx, its `ThrottledHttpClient` answers again from the throttled response until
+its Retry-After has passed, which `MsalTokenProvider` raises as an error; httpx retries
+nothing by default.
 """
 
 from __future__ import annotations

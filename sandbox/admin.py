@@ -97,6 +97,11 @@ class SandboxAdmin(Protocol):
         """Every change listing of `owner`'s calendar (Google events.list, Graph calendarView
         delta) answers `status` until reset or `status=None`; other requests work."""
 
+    def truncate_listing(self, owner: str, *, truncated: bool = True) -> None:
+        """Every change listing of `owner`'s calendar answers 200 with its JSON body cut off
+        half-way (a proxy or a connection that dropped mid-body) until reset or
+        `truncated=False`; other requests work."""
+
     def inject_malformed_reads(self, owner: str, series_key: str,
                                original_start: datetime) -> str:
         """From now on, reading or patching `owner`'s copy of this occurrence answers an event

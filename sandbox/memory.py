@@ -45,6 +45,7 @@ from connectors.errors import (
     MalformedEvent,
     NotFound,
     PreconditionFailed,
+    Transient,
     error_for_status,
 )
 from sandbox.admin import RecordedRequest
@@ -110,6 +111,7 @@ class MemoryWorld:
         self.revoked: set[str] = set()
         self.throttle_left, self.retry_after = 0, 1.0
         self.failing: dict[str, int] = {}
+        self.truncated: set[str] = set()  # owners whose listings break off mid-body
         self.malformed: dict[str, list[tuple[str, str]]] = {}
         self.unreadable: set[tuple[str, str]] = set()  # (owner, event id) reads that fail
         self.recorded: list[RecordedRequest] = []
@@ -314,6 +316,14 @@ class MemoryWorld:
         else:
             self.failing[owner.lower()] = status
 
+    def truncate_listing(self, owner: str, *, truncated: bool = True) -> None:
+        """Every change listing of `owner`'s calendar raises `Transient`, as the real
+        connectors answer a body that breaks off (False: heal)."""
+        if truncated:
+            self.truncated.add(owner.lower())
+        else:
+            self.truncated.discard(owner.lower())
+
     def revoke(self, email: str) -> None:
         """The person's grant is gone: every call of theirs raises `AuthRevoked`."""
         self.revoked.add(email.lower())
@@ -405,6 +415,8 @@ class MemoryConnector:
         if status != 200:
             raise error_for_status(status, f"memory {operation}: HTTP {status}",
                             retry_after=retry_after)
+        if listing and self.email in world.truncated:
+            raise Transient(f"memory {operation}: the answer's body broke off")
 
     def _calendar(self, calendar_id: str) -> str:
         owner = self.email if calendar_id == "primary" else calendar_id.lower()

@@ -72,6 +72,11 @@ class Settings(BaseSettings):
     http_port: int = Field(default=8000, ge=1, le=65535)
     poll_interval_seconds: int = Field(default=300, ge=1)
     reconcile_interval_seconds: int = Field(default=60, ge=1)
+    # Provider calls in flight at once per account: Graph allows 4 per mailbox
+    # (learn.microsoft.com/en-us/graph/throttling-limits#outlook-service-limits); Google
+    # meters each user (developers.google.com/calendar/api/guides/quota).
+    google_account_concurrency: int = Field(default=4, ge=1)
+    microsoft_account_concurrency: int = Field(default=4, ge=1)
 
     # Write agendas into occurrences starting within this many days, into this many per series.
     agenda_horizon_days: int = Field(default=7, ge=1)

@@ -15,8 +15,10 @@ from typing import Any
 import dramatiq
 from dramatiq.brokers.stub import StubBroker
 
+from connectors.errors import Transient
 from service.accounts.crypto import Vault
 from service.accounts.models import Account
+from service.accounts.pace import account_pace
 from service.agenda.planner import plan_due_agendas
 from service.agenda.writer import write_agenda as write_agenda_into_invite
 from service.agenda.writer import writing_account
@@ -40,7 +42,7 @@ from service.metrics.digest import digest_due, enqueue_digest
 from service.outcomes import service as outcomes
 from service.sync.calendar_sync import sync_calendar as sync_one_calendar
 from workers.context import message_context
-from workers.provider import placeholder_broker, provider_actor
+from workers.provider import BackedOff, placeholder_broker, provider_actor
 from workers.runtime import current
 
 log = logging.getLogger(__name__)
@@ -85,9 +87,14 @@ def sync_calendar(calendar_id: int) -> None:
     rt, context = current(), message_context()
     if context.account_id is None:
         return
-    outcome = sync_one_calendar(rt.factory, calendar_id=calendar_id,
-                                connector=rt.connectors.for_calendar(calendar_id),
-                                settings=rt.settings, now=rt.clock(), recorder=context.recorder)
+    try:
+        outcome = sync_one_calendar(rt.factory, calendar_id=calendar_id,
+                                    connector=rt.connectors.for_calendar(calendar_id),
+                                    settings=rt.settings, now=rt.clock(),
+                                    recorder=context.recorder)
+    except Transient as err:  # the connector retried already; the calendar's backoff paces
+        raise BackedOff(f"calendar {calendar_id} failing; tried again after its backoff") \
+            from err
     if not outcome.ran:
         return
     log.info("calendar %s synced: %d events, %d skipped, full=%s", calendar_id,
@@ -102,8 +109,11 @@ def sync_calendar(calendar_id: int) -> None:
 
 @provider_actor(broker=_PLACEHOLDER, queue_name="agenda", account_of=writing_account)
 def write_agenda(agenda_id: int) -> None:
-    """Write one planned agenda into its invite (no write when it is already there)."""
+    """Write one planned agenda into its invite (no write when it is already there); none
+    while the organizer's account needs re-consent (it is written once they sign in)."""
     rt = current()
+    if message_context().account_id is None:
+        return
     write_agenda_into_invite(rt.factory, agenda_id=agenda_id,
                              connector_for=rt.connectors.for_calendar, settings=rt.settings,
                              now=rt.clock(), request_sync=sync_calendar.send)
@@ -196,11 +206,19 @@ def reconcile_outcomes() -> None:
         log.info("reconcile: %d cancellation checks, %d emails to send", len(checks), len(mail))
 
 
-@provider_actor(broker=_PLACEHOLDER, queue_name="default", account_of=outcomes.alert_account)
+@provider_actor(broker=_PLACEHOLDER, queue_name="default", account_of=outcomes.alert_account,
+                paced=False)
 def check_occurrence(occurrence_id: int) -> None:
-    """Decide a dropped occurrence once its grace period is over; queue and send the alert."""
+    """Decide a dropped occurrence once its grace period is over; queue and send the alert.
+
+    An alert does not wait for a throttled account: it goes out on time without free/busy."""
     rt = current()
     account_id = message_context().account_id
+    if account_id is not None:
+        with rt.factory() as session:
+            pace = account_pace(session, account_id=account_id)
+        if pace is not None and pace.wait is not None:
+            account_id = None
     free_busy = rt.connectors.for_account(account_id).free_busy if account_id else None
     result = outcomes.check_occurrence(rt.factory, occurrence_id=occurrence_id,
                                        settings=rt.settings, now=rt.clock(), free_busy=free_busy)

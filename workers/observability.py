@@ -29,12 +29,13 @@ from service.agenda.models import AgendaRecord
 from service.agenda.planner import target_copy
 from service.calendars.models import Calendar
 from service.observability import SYNCS
-from workers.provider import AccountUnavailable, Refused
+from workers.provider import AccountUnavailable, BackedOff, Refused
 from workers.runtime import current
 
 log = logging.getLogger(__name__)
 
-EXPECTED: tuple[type[BaseException], ...] = (ConnectorError, AccountUnavailable, Refused)
+EXPECTED: tuple[type[BaseException], ...] = (ConnectorError, AccountUnavailable, Refused,
+                                            BackedOff)
 
 # dramatiq's loggers whose lines about an expected failure repeat ours
 WORKER_LOGGER = "dramatiq.worker.WorkerThread"
@@ -141,7 +142,8 @@ def describe(actor_name: str, args: tuple[Any, ...]) -> str:
 
 def reason_of(error: BaseException) -> str:
     """The connector error behind ours (its class and message), on one line."""
-    cause = error.__cause__ if isinstance(error, (AccountUnavailable, Refused)) else None
+    wrapped = isinstance(error, (AccountUnavailable, Refused, BackedOff))
+    cause = error.__cause__ if wrapped else None
     shown = cause if isinstance(cause, ConnectorError) else error
     text = " ".join(str(shown).split()) or "no details"
     if len(text) > REASON_LIMIT:
@@ -186,6 +188,8 @@ def _next_step(broker: dramatiq.Broker, message: Any, exception: BaseException) 
     """What dramatiq's `Retries` (which runs after us) is about to do with the message."""
     actor = broker.get_actor(message.actor_name)
     throws = message.options.get("throws") or actor.options.get("throws")
+    if isinstance(exception, BackedOff):
+        return "tried again after its backoff"
     if throws and isinstance(exception, throws):
         return "not retried"
     retries = next((m for m in broker.middleware if isinstance(m, Retries)), None)

@@ -10,7 +10,9 @@ Every provider call goes through `GoogleClient.execute`, which
   `RateLimited(retry_after=...)` so a worker can schedule the retry;
 - reports each attempt to the `CallObserver` (operation, status, duration);
 - translates `HttpError` / `RefreshError` / network errors into `connectors.errors`, keeping
-  the cause.
+  the cause; a 200 whose body is not JSON (cut off mid-body) is `Transient` and retried too:
+  googleapiclient's `JsonModel.deserialize` hands such a body back as the raw text instead of
+  raising, so it is caught here, before anything reads it as a page.
 
 Not thread-safe (httplib2): use one connector per thread.
 """
@@ -148,6 +150,8 @@ class GoogleClient:
             self._calls.report(operation, NO_ANSWER, started)
             raise Transient(f"google {operation}: network error {type(err).__name__}") from err
         self._calls.report(operation, 200 if result is not None else 204, started)
+        if isinstance(result, (str, bytes)) and result.strip():
+            raise Transient(f"google {operation}: the answer's body is not JSON (cut off?)")
         return result
 
     # -- API methods ------------------------------------------------------------------------

@@ -4,8 +4,10 @@ Throttling: Graph answers 429 (sometimes 503) with ``Retry-After`` in seconds
 (https://learn.microsoft.com/en-us/graph/throttling); the connectors' one `RetryPolicy`
 (`connectors.retry`) waits that long while the call stays within a few seconds in all, and
 otherwise raises `RateLimited` at once so the worker can ``Retry(delay)``. Errors follow
-https://learn.microsoft.com/en-us/graph/errors. httpx's own transport retries cover only
-connection failures, so the status-code policy is the shared one.
+https://learn.microsoft.com/en-us/graph/errors. A 2xx whose JSON body does not parse (cut off
+mid-body) is `Transient`, decoded inside the attempt so the same policy retries it. httpx's
+own transport retries cover only connection failures, so the status-code policy is the
+shared one.
 """
 
 from __future__ import annotations
@@ -97,9 +99,27 @@ class GraphClient:
         headers: dict[str, str] | None = None,
     ) -> httpx.Response:
         """One Graph call under the retry policy; the 2xx response or a ConnectorError."""
+        return self._call(method, path, operation=operation, params=params, json=json,
+                          headers=headers, decode=False)
+
+    def json(self, method: str, path: str, *, operation: str, **kwargs: Any) -> Any:
+        """`request` and decode the JSON body (an unreadable body is retried as `Transient`)."""
+        return self._call(method, path, operation=operation, decode=True, **kwargs)
+
+    def _call(
+        self,
+        method: str,
+        path: str,
+        *,
+        operation: str,
+        decode: bool,
+        params: dict[str, str] | None = None,
+        json: Any = None,
+        headers: dict[str, str] | None = None,
+    ) -> Any:
         url = self.url(path)
 
-        def attempt() -> httpx.Response:
+        def attempt() -> Any:
             all_headers = {"Authorization": f"Bearer {self._token()}", **(headers or {})}
             started = time.monotonic()
             try:
@@ -111,7 +131,7 @@ class GraphClient:
                 raise Transient(f"Graph {operation} failed: {type(err).__name__}") from err
             self._calls.report(operation, response.status_code, started)
             if response.is_success:
-                return response
+                return _decoded(response, operation) if decode else response
             error = translate(response, operation)
             try:
                 response.raise_for_status()
@@ -121,10 +141,11 @@ class GraphClient:
 
         return self.retry.call(attempt, provider=self.provider, operation=operation)
 
-    def json(self, method: str, path: str, *, operation: str, **kwargs: Any) -> Any:
-        """`request` and decode the JSON body."""
-        response = self.request(method, path, operation=operation, **kwargs)
-        try:
-            return response.json()
-        except ValueError as err:
-            raise Transient(f"Graph {operation} returned invalid JSON") from err
+
+def _decoded(response: httpx.Response, operation: str) -> Any:
+    """The JSON body of a 2xx answer; `Transient` when it does not parse."""
+    try:
+        return response.json()
+    except ValueError as err:  # json.JSONDecodeError, UnicodeDecodeError
+        raise Transient(f"Graph {operation} returned a body that is not JSON (cut off?)") \
+            from err

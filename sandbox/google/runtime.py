@@ -60,6 +60,7 @@ class Runtime:
     throttle_retry_after: float = 1.0
     free_busy_retry_after: float | None = None  # every freeBusy answers 429 while set
     failing_lists: dict[str, int] = field(default_factory=dict)  # calendar owner -> status
+    truncated_lists: set[str] = field(default_factory=set)  # owners whose lists break off
     malformed_reads: set[str] = field(default_factory=set)  # event ids get/patch break
     channels: dict[str, Channel] = field(default_factory=dict)
     pages: dict[str, PageSnapshot] = field(default_factory=dict)
@@ -78,6 +79,7 @@ class Runtime:
             self.throttle_left = 0
             self.free_busy_retry_after = None
             self.failing_lists.clear()
+            self.truncated_lists.clear()
             self.malformed_reads.clear()
             self.channels.clear()
             self.pages.clear()
@@ -126,6 +128,11 @@ class Runtime:
         """The status every events.list of `user`'s calendar answers, when one is injected."""
         with self.lock:
             return self.failing_lists.get(user)
+
+    def list_truncated(self, user: str) -> bool:
+        """Whether every events.list of `user`'s calendar answers a body cut off half-way."""
+        with self.lock:
+            return user in self.truncated_lists
 
     # -- cursors --------------------------------------------------------------------------
 

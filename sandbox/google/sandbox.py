@@ -347,6 +347,14 @@ class GoogleSandbox:
             else:
                 self.runtime.failing_lists[owner.lower()] = status
 
+    def truncate_listing(self, owner: str, *, truncated: bool = True) -> None:
+        """Every events.list of `owner`'s calendar answers 200 with half its body."""
+        with self.runtime.lock:
+            if truncated:
+                self.runtime.truncated_lists.add(owner.lower())
+            else:
+                self.runtime.truncated_lists.discard(owner.lower())
+
     def inject_malformed_reads(self, owner: str, series_key: str,
                                original_start: datetime) -> str:
         """events.get and events.patch of this occurrence answer it without ``start``."""

@@ -53,6 +53,7 @@ class Faults:
     retry_after: float = 1.0
     schedule_retry_after: float | None = None  # every getSchedule answers 429 while set
     failing_lists: dict[str, int] = field(default_factory=dict)  # calendar owner -> status
+    truncated_lists: set[str] = field(default_factory=set)  # owners whose deltas break off
     malformed_reads: set[str] = field(default_factory=set)  # event ids GET/PATCH break
     requests: list[RecordedRequest] = field(default_factory=list)
 
@@ -109,6 +110,13 @@ def _zoned(value: dict[str, str]) -> datetime:
     return naive.replace(tzinfo=zone).astimezone(UTC)
 
 
+async def _truncated(response: Response) -> Response:
+    """Fault injection: the same 200 answer with its body cut off half-way."""
+    chunks = [chunk async for chunk in response.body_iterator]  # type: ignore[attr-defined]
+    body = b"".join(c if isinstance(c, bytes) else str(c).encode() for c in chunks)
+    return Response(body[: len(body) // 2], status_code=200, media_type="application/json")
+
+
 def create_app(state: GraphState) -> FastAPI:
     """The FastAPI app serving the authority and Graph v1.0."""
     app = FastAPI(openapi_url=None, docs_url=None, redoc_url=None)
@@ -162,6 +170,8 @@ def create_app(state: GraphState) -> FastAPI:
             else:
                 request.state.user = user
                 response = await call_next(request)
+                if path.endswith("/calendarView/delta") and user in state.faults.truncated_lists:
+                    response = await _truncated(response)
         with state.faults.lock:
             state.faults.requests.append(
                 RecordedRequest(

@@ -100,6 +100,7 @@ class GraphSandbox:
             self.faults.throttle = 0
             self.faults.schedule_retry_after = None
             self.faults.failing_lists.clear()
+            self.faults.truncated_lists.clear()
             self.faults.malformed_reads.clear()
             self.faults.requests.clear()
 
@@ -311,6 +312,14 @@ class GraphSandbox:
                 self.faults.failing_lists.pop(owner.lower(), None)
             else:
                 self.faults.failing_lists[owner.lower()] = status
+
+    def truncate_listing(self, owner: str, *, truncated: bool = True) -> None:
+        """Every calendarView delta of `owner`'s calendar answers 200 with half its body."""
+        with self.faults.lock:
+            if truncated:
+                self.faults.truncated_lists.add(owner.lower())
+            else:
+                self.faults.truncated_lists.discard(owner.lower())
 
     def inject_malformed_reads(self, owner: str, series_key: str,
                                original_start: datetime) -> str:

@@ -34,6 +34,9 @@ class Account(Base):
     status_changed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # since when
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_sync_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # the provider asked us to wait (Retry-After): no call for this account before then
+    not_before: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    not_before_reason: Mapped[str | None] = mapped_column(Text)
     # set for a person reached through a company grant (domain-wide delegation / app-only
     # access): the grant's credentials act as this person, `credentials_encrypted` then holds
     # only who to act as (the subject's address, the Graph user id)

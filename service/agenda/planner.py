@@ -20,6 +20,7 @@ from service.agenda.items import queued_topics
 from service.agenda.models import ActionItem, AgendaRecord
 from service.agenda.questions import Area
 from service.agenda.rows import agenda_row
+from service.calendars.queries import ready_calendar_ids
 from service.pairs.models import (
     Occurrence,
     OccurrenceCopy,
@@ -134,7 +135,9 @@ def is_abandoned(record: AgendaRecord | None, copy: OccurrenceCopy | None) -> bo
 
 def plan_due_agendas(session: Session, *, settings: Settings, now: datetime,
                      series_ids: set[int] | None = None) -> list[int]:
-    """Plan every upcoming 1:1 occurrence in the horizon; ids of agendas the invite lacks."""
+    """Plan every upcoming 1:1 occurrence in the horizon; ids of agendas the invite lacks
+    whose writing account may call its provider now (active, not asked to wait: an account
+    that needs re-consent or is throttled gets its writes once it can take them)."""
     query = select(Series).where(Series.pair_id.is_not(None),
                                  Series.status == SeriesStatus.ACTIVE)
     if series_ids is not None:
@@ -142,6 +145,7 @@ def plan_due_agendas(session: Session, *, settings: Settings, now: datetime,
             return []
         query = query.where(Series.id.in_(series_ids))
     due: list[int] = []
+    ready = ready_calendar_ids(session)
     horizon = now + timedelta(days=settings.agenda_horizon_days)
     for series in session.scalars(query.order_by(Series.id)).all():
         upcoming = session.scalars(
@@ -159,6 +163,6 @@ def plan_due_agendas(session: Session, *, settings: Settings, now: datetime,
             planned = plan_occurrence(session, occurrence=occurrence, series=series,
                                       settings=settings)
             if copy is not None and copy.description is not None and \
-                    copy.block_hash != planned.content_hash:
+                    copy.block_hash != planned.content_hash and copy.calendar_id in ready:
                 due.append(planned.record.id)
     return due

@@ -38,6 +38,7 @@ from service.agenda.items import release_topics
 from service.agenda.models import AgendaRecord
 from service.agenda.planner import is_abandoned, plan_occurrence, target_copy
 from service.calendars.models import Calendar
+from service.calendars.queries import active_account_of_calendar
 from service.observability import AGENDA_WRITES
 from service.pairs.models import Occurrence, OccurrenceCopy, OccurrenceStatus, Series
 from service.settings import Settings
@@ -66,11 +67,11 @@ ConnectorFor = Callable[[int], CalendarConnector]  # calendar id -> connector of
 
 
 def writing_account(session: Session, *, agenda_id: int) -> int | None:
-    """The account whose grant the write of this agenda uses (the organizer's)."""
+    """The account whose grant the write of this agenda uses (the organizer's), None when
+    there is none or it is not active (re-consent needed: no write until it signs in)."""
     record = session.get(AgendaRecord, agenda_id)
     copy = target_copy(session, record.occurrence_id) if record else None
-    calendar = session.get(Calendar, copy.calendar_id) if copy else None
-    return calendar.account_id if calendar else None
+    return active_account_of_calendar(session, calendar_id=copy.calendar_id) if copy else None
 
 
 def write_agenda(factory: sessionmaker[Session], *, agenda_id: int, connector_for: ConnectorFor,

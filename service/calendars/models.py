@@ -28,9 +28,12 @@ class Calendar(Base):
     last_full_sync_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_sync_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     sync_requested_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    sync_lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    sync_lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime)  # wall clock
+    sync_lease_holder: Mapped[str | None] = mapped_column(String(36))  # who holds the lease
     last_error: Mapped[str | None] = mapped_column(Text)  # why the last sync failed
     last_error_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # None once it works
+    failures: Mapped[int] = mapped_column(Integer, default=0, server_default="0")  # in a row
+    retry_not_before: Mapped[datetime | None] = mapped_column(UTCDateTime)  # failing: backoff
     subscription_id: Mapped[str | None] = mapped_column(String(300))
     subscription_resource_id: Mapped[str | None] = mapped_column(String(300))
     subscription_token_encrypted: Mapped[bytes | None] = mapped_column()

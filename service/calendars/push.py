@@ -20,7 +20,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from connectors.base import Subscription
 from connectors.errors import ConnectorError
 from service.accounts.crypto import Vault
-from service.accounts.models import Account, AccountStatus
+from service.accounts.models import Account
+from service.accounts.pace import ready_accounts
 from service.calendars.models import Calendar
 from service.settings import Settings
 
@@ -38,10 +39,11 @@ def webhook_address(settings: Settings, provider: str) -> str:
 
 
 def calendars_needing_channels(session: Session, *, now: datetime) -> list[int]:
-    """Calendars of active accounts with no channel, or one that expires soon."""
+    """Calendars of ready accounts (`ready_accounts`) with no channel, or one that expires
+    soon."""
     return list(session.scalars(
         select(Calendar.id).join(Account, Account.id == Calendar.account_id)
-        .where(Account.status == AccountStatus.ACTIVE,
+        .where(ready_accounts(),
                or_(Calendar.subscription_expires_at.is_(None),
                    Calendar.subscription_expires_at < now + RENEW_BEFORE))))
 

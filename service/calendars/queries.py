@@ -10,11 +10,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import or_, select
+from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
 from service.accounts.models import Account, AccountStatus
+from service.accounts.pace import ready_accounts
 from service.calendars.models import Calendar
+from service.db import utcnow
 from service.people.models import Person
 
 
@@ -55,20 +57,35 @@ def known_calendars(session: Session, *, account_id: int) -> KnownCalendars:
     return KnownCalendars(calendar_ids=ids, discover=not ids or zone_unknown)
 
 
-def calendars_due_for_sync(session: Session, *, now: datetime,
-                           poll_interval: timedelta) -> list[int]:
-    """Calendars of active accounts never synced, not synced for `poll_interval` (the
-    polling fallback when no push arrives), or with a sync requested (a webhook, a failure)."""
+def calendars_due_for_sync(session: Session, *, now: datetime, poll_interval: timedelta,
+                           wall_now: datetime | None = None) -> list[int]:
+    """Calendars never synced, not synced for `poll_interval` (the polling fallback when no
+    push arrives), with a sync requested (a webhook, a failure), or left with an expired
+    lease (a worker died mid-sync).
+
+    Only calendars of accounts that are active and not asked to wait (`ready_accounts`), and
+    not in a failing calendar's backoff (`retry_not_before`). Leases and backoffs are
+    wall-clock (`wall_now`, default the real time): they pace real requests."""
     poll_before = now - poll_interval
+    wall = wall_now or utcnow()
+    dead_lease = and_(Calendar.sync_lease_holder.is_not(None), Calendar.sync_lease_until < wall)
     return list(session.scalars(
         select(Calendar.id).join(Account, Account.id == Calendar.account_id)
-        .where(Account.status == AccountStatus.ACTIVE,
+        .where(ready_accounts(),
+               or_(Calendar.retry_not_before.is_(None), Calendar.retry_not_before <= wall),
                or_(Calendar.last_sync_at.is_(None), Calendar.last_sync_at < poll_before,
-                   Calendar.sync_requested_at.is_not(None)))))
+                   Calendar.sync_requested_at.is_not(None), dead_lease))))
 
 
 def accounts_without_calendars(session: Session) -> list[int]:
-    """Active accounts with no stored calendar yet: their discovery is still due."""
+    """Ready accounts with no stored calendar yet: their discovery is still due."""
     return list(session.scalars(
-        select(Account.id).where(Account.status == AccountStatus.ACTIVE,
+        select(Account.id).where(ready_accounts(),
                                  ~Account.id.in_(select(Calendar.account_id)))))
+
+
+def ready_calendar_ids(session: Session) -> set[int]:
+    """Calendars whose account may call its provider now (active, not asked to wait)."""
+    return set(session.scalars(select(Calendar.id).join(Account, Account.id ==
+                                                        Calendar.account_id)
+                               .where(ready_accounts())))

@@ -30,7 +30,11 @@ from service.people.models import Person
 
 log = logging.getLogger(__name__)
 
-LEASE = timedelta(minutes=10)  # a SENDING row older than this belongs to a worker that died
+# A SENDING row older than this belongs to a worker that died. A live send ends well within
+# it: the SMTP transport gives up on any step that stalls for its timeout (30 s by default),
+# and a message goes in one short session. A re-send after a crash carries the same
+# Message-ID, so the rare duplicate (the worker died after DATA was accepted) is dropped.
+LEASE = timedelta(minutes=2)
 MAX_ATTEMPTS = 8
 BACKOFF_BASE = timedelta(minutes=1)
 BACKOFF_MAX = timedelta(hours=6)

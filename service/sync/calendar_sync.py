@@ -3,14 +3,22 @@
 The provider's cursor (sync token / delta link) is saved in the same transaction as the last
 page's items; a crash mid-round replays the round, which applying idempotently makes safe.
 A lease on the calendar row keeps two workers from syncing one calendar at once; the loser
-leaves a request behind that the holder honours before it lets go.
+leaves a request behind that the holder honours before it lets go. The lease is short
+(`LEASE`, wall-clock time: it measures a worker's liveness, not the product's clock) and
+renewed with every page, inside the page's own transaction, by its holder only: a worker
+killed mid-sync holds its calendars for one lease period at most, and a worker whose lease was
+taken over finds out at its next page and stops before writing it (`LeaseLost`), so two syncs
+of one calendar never both write, however long one takes. A failing calendar is retried by the
+reconciler with an exponential backoff (`retry_not_before`), not at every reconcile.
 """
 
 from __future__ import annotations
 
 import logging
 import statistics
-from collections.abc import Iterable
+import threading
+import uuid
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -18,9 +26,10 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from connectors.base import CalendarConnector, ChangePage
-from connectors.errors import AuthRevoked, ConnectorError, CursorExpired
+from connectors.errors import AuthRevoked, ConnectorError, CursorExpired, RateLimited
 from service.calendars.calls import CallRecorder
 from service.calendars.models import Calendar
+from service.db import utcnow
 from service.pairs.models import (
     Occurrence,
     OccurrenceCopy,
@@ -33,9 +42,56 @@ from service.sync.apply import ApplyResult, CalendarApplier
 
 log = logging.getLogger(__name__)
 
-LEASE = timedelta(minutes=10)
+LEASE = timedelta(seconds=30)  # renewed every page; what a dead worker's calendar waits
 MAX_EXTRA_ROUNDS = 2
 MAX_REASON = 300  # characters of a failure reason kept on the calendar
+FIRST_BACKOFF = timedelta(seconds=30)  # a failing calendar's first wait, doubled per failure
+MAX_BACKOFF = timedelta(minutes=15)
+
+
+class LeaseLost(Exception):
+    """Another worker took this calendar's sync over (our lease had run out): stop."""
+
+
+@dataclass
+class SyncLease:
+    """One worker's hold on one calendar's sync, renewed as the sync goes."""
+
+    calendar_id: int
+    holder: str = field(default_factory=lambda: str(uuid.uuid4()))
+    clock: Callable[[], datetime] = utcnow
+
+    def renew(self, session: Session) -> None:
+        """Extend the lease in `session`'s transaction, or raise `LeaseLost` (fail closed).
+
+        The UPDATE locks the row until the caller commits, so no worker takes over between
+        this check and the writes it guards (PostgreSQL row lock; SQLite has one writer)."""
+        kept = session.execute(  # type: ignore[attr-defined]
+            update(Calendar)
+            .where(Calendar.id == self.calendar_id, Calendar.sync_lease_holder == self.holder)
+            .values(sync_lease_until=self.clock() + LEASE)
+            .execution_options(synchronize_session=False)
+        ).rowcount
+        if not kept:
+            raise LeaseLost(f"calendar {self.calendar_id}: another worker took the sync over")
+
+
+_told_lock = threading.Lock()
+_told: dict[int, str] = {}  # calendar id -> the holder we last said was syncing it
+
+
+def _say_running_elsewhere(calendar_id: int, holder: str | None) -> None:
+    """Once per calendar per lease episode at INFO; repeats of it at DEBUG."""
+    with _told_lock:
+        first = _told.get(calendar_id) != holder
+        _told[calendar_id] = holder or ""
+    log.log(logging.INFO if first else logging.DEBUG,
+            "calendar %s: sync already running elsewhere; asked it to run again", calendar_id)
+
+
+def backoff(failures: int) -> timedelta:
+    """How long a calendar that failed `failures` times in a row waits: 30 s doubling to 15 min."""
+    return min(FIRST_BACKOFF * (2 ** max(failures - 1, 0)), MAX_BACKOFF)
 
 
 @dataclass
@@ -64,16 +120,18 @@ def sync_calendar(
 ) -> SyncOutcome:
     """Bring one calendar up to date with its provider; safe to run twice or concurrently."""
     outcome = SyncOutcome(calendar_id=calendar_id)
-    if not _acquire_lease(factory, calendar_id=calendar_id, now=now):
-        log.info("calendar %s: sync already running elsewhere; asked it to run again",
-                 calendar_id)
+    lease = SyncLease(calendar_id)
+    other = _acquire_lease(factory, lease=lease, now=now)
+    if other is not None:
+        _say_running_elsewhere(calendar_id, other)
         outcome.ran = False
         return outcome
     try:
         for _ in range(1 + MAX_EXTRA_ROUNDS):
-            _round(factory, calendar_id=calendar_id, connector=connector, settings=settings,
+            _round(factory, lease=lease, connector=connector, settings=settings,
                    now=now, outcome=outcome, recorder=recorder)
             with factory.begin() as session:
+                lease.renew(session)
                 again = session.execute(  # type: ignore[attr-defined]
                     update(Calendar)
                     .where(Calendar.id == calendar_id, Calendar.sync_requested_at.is_not(None))
@@ -81,13 +139,19 @@ def sync_calendar(
                 ).rowcount
             if not again:
                 break
-    except AuthRevoked:
-        raise  # the account is flagged for re-consent: that is the record, not the calendar
+    except LeaseLost:
+        log.warning("calendar %s: lease lost mid-sync (this worker was too slow); stopped "
+                    "before the next page, the new holder syncs it", calendar_id)
+        outcome.ran = False
+        return outcome
+    except (AuthRevoked, RateLimited):
+        raise  # the account is flagged or waits (`accounts.not_before`): not the calendar
     except Exception as err:
-        _record_failure(factory, calendar_id=calendar_id, reason=failure_reason(err), now=now)
+        _record_failure(factory, calendar_id=calendar_id, reason=failure_reason(err), now=now,
+                        wall=lease.clock())
         raise
     finally:
-        _release_lease(factory, calendar_id=calendar_id)
+        _release_lease(factory, lease=lease)
     return outcome
 
 
@@ -99,21 +163,27 @@ def failure_reason(err: BaseException) -> str:
 
 
 def _record_failure(factory: sessionmaker[Session], *, calendar_id: int, reason: str,
-                    now: datetime) -> None:
-    """Keep why the sync failed and leave the calendar due: its sync stays requested, so the
-    reconciler sends it again, and `last_sync_at` still says when it last worked. (The
-    worker's failure log line says it to operators; no second line here.)"""
+                    now: datetime, wall: datetime) -> None:
+    """Keep why the sync failed and leave the calendar due after its backoff: its sync stays
+    requested, so the reconciler sends it again once `retry_not_before` (wall-clock, like
+    the lease) has passed, and
+    `last_sync_at` still says when it last worked. (The worker's failure log line says it to
+    operators; no second line here.)"""
     with factory.begin() as session:
+        failures = (session.scalar(select(Calendar.failures)
+                                   .where(Calendar.id == calendar_id)) or 0) + 1
         session.execute(update(Calendar).where(Calendar.id == calendar_id)
-                        .values(last_error=reason, last_error_at=now, sync_requested_at=now))
+                        .values(last_error=reason, last_error_at=now, sync_requested_at=now,
+                                failures=failures, retry_not_before=wall + backoff(failures)))
 
 
-def _round(factory: sessionmaker[Session], *, calendar_id: int, connector: CalendarConnector,
+def _round(factory: sessionmaker[Session], *, lease: SyncLease, connector: CalendarConnector,
            settings: Settings, now: datetime, outcome: SyncOutcome,
            recorder: CallRecorder | None) -> None:
+    calendar_id = lease.calendar_id
     for attempt in range(2):
         try:
-            _pages(factory, calendar_id=calendar_id, connector=connector, settings=settings,
+            _pages(factory, lease=lease, connector=connector, settings=settings,
                    now=now, outcome=outcome, recorder=recorder)
             return
         except CursorExpired:
@@ -123,6 +193,7 @@ def _round(factory: sessionmaker[Session], *, calendar_id: int, connector: Calen
                         calendar_id)
             outcome.cursor_expired = True
             with factory.begin() as session:
+                lease.renew(session)
                 cal = session.get(Calendar, calendar_id)
                 assert cal is not None
                 cal.cursor = None
@@ -130,9 +201,10 @@ def _round(factory: sessionmaker[Session], *, calendar_id: int, connector: Calen
                     recorder.flush_into(session)
 
 
-def _pages(factory: sessionmaker[Session], *, calendar_id: int, connector: CalendarConnector,
+def _pages(factory: sessionmaker[Session], *, lease: SyncLease, connector: CalendarConnector,
            settings: Settings, now: datetime, outcome: SyncOutcome,
            recorder: CallRecorder | None) -> None:
+    calendar_id = lease.calendar_id
     with factory() as session:
         cal = session.get(Calendar, calendar_id)
         if cal is None:
@@ -160,6 +232,7 @@ def _pages(factory: sessionmaker[Session], *, calendar_id: int, connector: Calen
         pages = connector.list_changes(provider_calendar_id, cursor, window_start=window_start,
                                        window_end=window_end)
         for page in pages:
+            lease.renew(session)  # first, in the page's transaction: a lost lease writes nothing
             apply_page(session, cal, page, result=result, now=now)
             if page.cursor is not None:
                 if full:
@@ -167,7 +240,8 @@ def _pages(factory: sessionmaker[Session], *, calendar_id: int, connector: Calen
                 cal.cursor = page.cursor
                 cal.window_start, cal.window_end = window_start, window_end
                 cal.last_sync_at = now
-                cal.last_error = cal.last_error_at = None
+                cal.last_error = cal.last_error_at = cal.retry_not_before = None
+                cal.failures = 0
                 if full:
                     cal.last_full_sync_at = now
                 # settled with the page that saves the cursor: a failed settle (a deadlock)
@@ -257,21 +331,32 @@ def settle_series(session: Session, series_ids: Iterable[int], now: datetime) ->
             series.status, series.ended_at = SeriesStatus.ACTIVE, None
 
 
-def _acquire_lease(factory: sessionmaker[Session], *, calendar_id: int, now: datetime) -> bool:
+def _acquire_lease(factory: sessionmaker[Session], *, lease: SyncLease,
+                   now: datetime) -> str | None:
+    """Take the calendar's lease when free or expired (its holder died or stalled): None.
+    Otherwise leave a sync request for the holder and return who holds it."""
+    wall = lease.clock()
     with factory.begin() as session:
         won = session.execute(  # type: ignore[attr-defined]
             update(Calendar)
-            .where(Calendar.id == calendar_id,
-                   or_(Calendar.sync_lease_until.is_(None), Calendar.sync_lease_until < now))
-            .values(sync_lease_until=now + LEASE, sync_requested_at=None)
+            .where(Calendar.id == lease.calendar_id,
+                   or_(Calendar.sync_lease_until.is_(None), Calendar.sync_lease_until < wall))
+            .values(sync_lease_until=wall + LEASE, sync_lease_holder=lease.holder,
+                    sync_requested_at=None)
         ).rowcount
-        if not won:
-            session.execute(update(Calendar).where(Calendar.id == calendar_id)
-                            .values(sync_requested_at=now))
-    return bool(won)
+        if won:
+            return None
+        session.execute(update(Calendar).where(Calendar.id == lease.calendar_id)
+                        .values(sync_requested_at=now))
+        holder = session.scalar(select(Calendar.sync_lease_holder)
+                                .where(Calendar.id == lease.calendar_id))
+    return holder or "?"
 
 
-def _release_lease(factory: sessionmaker[Session], *, calendar_id: int) -> None:
+def _release_lease(factory: sessionmaker[Session], *, lease: SyncLease) -> None:
+    """Let go, only if the lease is still ours (a taken-over lease is the new holder's)."""
     with factory.begin() as session:
-        session.execute(update(Calendar).where(Calendar.id == calendar_id)
-                        .values(sync_lease_until=None))
+        session.execute(update(Calendar)
+                        .where(Calendar.id == lease.calendar_id,
+                               Calendar.sync_lease_holder == lease.holder)
+                        .values(sync_lease_until=None, sync_lease_holder=None))

@@ -1,0 +1,84 @@
+"""One pace per account: its "not before" from the database, and a cap on calls in flight.
+
+A message for an account that was told to wait (`service.accounts.pace`) goes back to the
+queue with the remaining delay before any provider call. At most
+`RAPPORT_{GOOGLE,MICROSOFT}_ACCOUNT_CONCURRENCY` messages call the provider for one account at
+once, counted by dramatiq's `ConcurrentRateLimiter`
+(https://dramatiq.io/cookbook.html#rate-limiting) on the broker's Redis when there is one,
+in this process otherwise (the in-process broker runs every worker thread here; with RabbitMQ
+the cap holds per worker process). A message that finds every slot taken waits a second or
+two on the queue instead of in a thread.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import dramatiq
+from dramatiq.rate_limits import ConcurrentRateLimiter, RateLimiterBackend
+from dramatiq.rate_limits.backends import StubBackend
+
+from service.accounts.pace import account_pace
+from workers.runtime import current
+
+log = logging.getLogger(__name__)
+
+SLOT_TTL_MS = 120_000  # a slot of a worker killed mid-call frees itself after this
+BUSY_DELAY_MS = (500, 2_000)  # back on the queue for this long when every slot is taken
+
+_lock = threading.Lock()
+_backends: dict[int, RateLimiterBackend] = {}
+
+
+def _backend(broker: dramatiq.Broker) -> RateLimiterBackend:
+    """The broker's Redis (shared by every worker process), else one per process."""
+    with _lock:
+        backend = _backends.get(id(broker))
+        if backend is None:
+            module = sys.modules.get("dramatiq.brokers.redis")  # loaded when the broker is
+            if module is not None and isinstance(broker, module.RedisBroker):
+                from dramatiq.rate_limits.backends import RedisBackend  # the redis extra
+
+                backend = RedisBackend(client=broker.client)
+            else:
+                backend = StubBackend()
+            _backends[id(broker)] = backend
+        return backend
+
+
+@contextmanager
+def account_turn(account_id: int | None) -> Iterator[None]:
+    """Run the block when the account may call its provider; else send the message back
+    to the queue (`dramatiq.Retry`) with the delay it has to wait."""
+    if account_id is None:
+        yield
+        return
+    rt = current()
+    with rt.factory() as session:
+        pace = account_pace(session, account_id=account_id)
+    if pace is None:
+        yield
+        return
+    if pace.wait is not None:
+        delay_ms = max(int(pace.wait.total_seconds() * 1000), 1)
+        log.debug("account %s waits (provider asked); message back in %d ms", account_id,
+                  delay_ms)
+        raise dramatiq.Retry(f"account {account_id} was asked to wait", delay=delay_ms)
+    limit = (rt.settings.microsoft_account_concurrency if pace.provider == "microsoft"
+             else rt.settings.google_account_concurrency)
+    limiter = ConcurrentRateLimiter(_backend(dramatiq.get_broker()),
+                                    f"rapport:account-calls:{account_id}", limit=limit,
+                                    ttl=SLOT_TTL_MS)
+    with limiter.acquire(raise_on_failure=False) as acquired:
+        if not acquired:
+            delay_ms = random.randint(*BUSY_DELAY_MS)
+            log.debug("account %s has %d calls in flight; message back in %d ms",
+                      account_id, limit, delay_ms)
+            raise dramatiq.Retry(f"account {account_id} is at its concurrency limit",
+                                 delay=delay_ms)
+        yield
