@@ -19,16 +19,19 @@ from service.agenda.generator import Source
 from service.agenda.items import ItemError, add_topic, close_action_item, queued_topics
 from service.agenda.models import ActionItem
 from service.agenda.planner import plan_due_agendas, plan_occurrence
+from service.agenda.questions import KIND_SECTIONS
 from service.pairs.models import Occurrence, OccurrenceStatus, Pair, Series, SeriesStatus
 from service.people.models import Person
 from service.people.names import name_or_address
 from service.settings import Settings
 
 HISTORY_MEETINGS = 3
-SECTION_TITLES = {
+SECTION_TITLES = {  # the invite's order (`block._SECTIONS`); {kind}: the kind's own heading
     Source.REPORT: "{report}'s topics",
     Source.MANAGER: "{manager}'s topics",
+    Source.INVITE: "Added in the invite",
     Source.FOLLOW_UP: "Left open from last time",
+    Source.KIND: "{kind}",
     Source.BALANCE: "For balance",
 }
 
@@ -130,7 +133,7 @@ def build_page(session: Session, *, settings: Settings, pair_id: int, person_id:
         kind, check_in = planned.kind.value, planned.check_in.text
         for source, template in SECTION_TITLES.items():
             texts = [item.text for item in planned.items if item.source is source]
-            title = template.format(**names)
+            title = template.format(**names, kind=KIND_SECTIONS[planned.kind].heading)
             if source is Source.FOLLOW_UP:
                 if open_items:
                     sections.append(Section(title, items=tuple(
@@ -142,7 +145,8 @@ def build_page(session: Session, *, settings: Settings, pair_id: int, person_id:
         for source, author in ((Source.REPORT, "report"), (Source.MANAGER, "manager")):
             texts = [t.text for t in topics if t.added_by == author]
             if texts:
-                sections.append(Section(SECTION_TITLES[source].format(**names), tuple(texts)))
+                sections.append(Section(SECTION_TITLES[source].format(**names, kind=""),
+                                        tuple(texts)))
         if open_items:
             sections.append(Section(SECTION_TITLES[Source.FOLLOW_UP],
                                     items=tuple(_open(i, names) for i in open_items)))
