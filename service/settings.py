@@ -98,6 +98,10 @@ class Settings(BaseSettings):
     quiet_hours: QuietHours = (time(20, 0), time(7, 0))  # may wrap midnight
     working_hours: WorkingHours = (time(9, 0), time(17, 0))
 
+    # The prep nudge (agenda so far and the page link) this long before each 1:1, moved into
+    # the recipient's working hours; 0 sends none.
+    prep_nudge_hours: int = Field(default=24, ge=0, le=24 * 14)
+
     digest_weekday: int = Field(default=0, ge=0, le=6)  # 0 = Monday
     digest_time: time = time(8, 0)
 

@@ -40,6 +40,7 @@ from service.email.reconsent import queue_reconsent_emails
 from service.email.transport import transport_from_settings
 from service.metrics.digest import digest_due, enqueue_digest
 from service.outcomes import service as outcomes
+from service.prep.nudge import queue_prep_nudges
 from service.sync.calendar_sync import sync_calendar as sync_one_calendar
 from workers.context import message_context
 from workers.provider import BackedOff, placeholder_broker, provider_actor
@@ -155,6 +156,7 @@ def reconcile() -> None:
                  len(stale), len(due), len(new_accounts))
     reconcile_outcomes()
     reconcile_digests()
+    reconcile_prep()
 
 
 # -- cancellations: grace period, check, alert ------------------------------------------
@@ -239,6 +241,17 @@ def deliver_email(outbox_id: int) -> None:
                             sender=rt.settings.mail_from)
     if result.retry_at is not None:
         _send_later(deliver_email, outbox_id, at=result.retry_at, now=rt.clock())
+
+
+def reconcile_prep() -> None:
+    """The reconciler's share for prep nudges: queue the due ones (once each), send them."""
+    rt = current()
+    with rt.factory.begin() as session:
+        queued = queue_prep_nudges(session, settings=rt.settings, now=rt.clock())
+    for outbox_id in queued:
+        deliver_email.send(outbox_id)
+    if queued:
+        log.info("reconcile: %d prep nudges to send", len(queued))
 
 
 # -- weekly digest -----------------------------------------------------------------------

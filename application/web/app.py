@@ -1,4 +1,5 @@
-"""The web app: a read-only page per manager behind a signed link, health and metrics.
+"""The web app: a read-only page per manager and a pair's agenda page (`agenda_page`), each
+behind a signed link, health and metrics.
 
 Server-rendered (Jinja2), no JavaScript, no external assets: the 12-week chart is inline SVG
 built here. Sessions are short and closed before the page renders.
@@ -18,17 +19,27 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
+from application.web.agenda_page import agenda_router
 from application.web.pages import PAGE_HEADERS as _PAGE_HEADERS
 from application.web.pages import env as _env
 from service import observability
 from service.accounts.models import Account, AccountStatus
-from service.accounts.signing import LinkCheck, link_key, links_version, verify_manager
+from service.accounts.signing import (
+    LinkCheck,
+    link_expiry,
+    link_key,
+    links_version,
+    verify_manager,
+)
+from service.agenda.links import person_link
+from service.agenda.page import left_open
 from service.calendars.models import Calendar
 from service.db import utcnow
 from service.metrics import definitions as d
 from service.metrics.digest import STRIP_COLOURS, digest_context
 from service.metrics.reports import DEFAULT_WEEKS, ManagerReport, compute_manager
 from service.pairs.models import Pair
+from service.people.models import Person
 from service.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -106,13 +117,19 @@ def health(factory: sessionmaker[Session], *, broker_reachable: Callable[[], boo
 
 def create_app(settings: Settings, factory: sessionmaker[Session], *,
                clock: Callable[[], datetime] = utcnow,
-               broker_reachable: Callable[[], bool] = lambda: True) -> FastAPI:
-    """The FastAPI app: `/managers/{person_id}?sig=...`, `/healthz` and `/metrics`.
+               broker_reachable: Callable[[], bool] = lambda: True,
+               enqueue_write: Callable[[int], object] = lambda _agenda_id: None) -> FastAPI:
+    """The FastAPI app: `/managers/{person_id}?sig=...`, `/agenda/...` and `/prep/...`,
+    `/healthz` and `/metrics`.
 
-    `broker_reachable` comes from the workers layer (the in-process broker always is).
+    `broker_reachable` and `enqueue_write` (send an agenda's write) come from the workers
+    layer; without `enqueue_write` the reconciler writes a changed agenda at its next round.
     """
     app = FastAPI(title="Rapport", docs_url=None, redoc_url=None, openapi_url=None)
     key = link_key(settings)
+    app.include_router(agenda_router(settings, factory, env=_env, key=key,
+                                     headers=_PAGE_HEADERS, clock=clock,
+                                     enqueue_write=enqueue_write))
 
     @app.get("/healthz")
     def healthz() -> JSONResponse:
@@ -148,9 +165,18 @@ def create_app(settings: Settings, factory: sessionmaker[Session], *,
                                          status_code=404)
             report = compute_manager(session, manager_id=person_id, now=now, weeks=weeks,
                                      last_week=week)
+            manager = session.get(Person, person_id)
+            assert manager is not None
+            # the manager's own page: their private preparation links may be on it
+            expires = link_expiry(settings, now=now)
+            open_rows = [{"report": row.report, "open": row.items,
+                          "prep": person_link(settings, pair_id=row.pair_id, person=manager,
+                                              expires=expires, private=True, key=key)}
+                         for row in left_open(session, manager_id=person_id)]
         context = digest_context(report, iso_week=report.weeks[-1])
         html = _env.get_template("manager.html").render(
-            **context, chart=weekly_chart(report), generated=now.strftime("%Y-%m-%d %H:%M UTC"))
+            **context, chart=weekly_chart(report), left_open=open_rows,
+            generated=now.strftime("%Y-%m-%d %H:%M UTC"))
         return HTMLResponse(html, headers=_PAGE_HEADERS)
 
     return app

@@ -28,7 +28,8 @@ def build_web_app(runtime: Runtime) -> FastAPI:
     broker = actors.sync_calendar.broker
     set_queue_depth_source(lambda: queue_depths(broker))
     app = create_app(runtime.settings, runtime.factory, clock=runtime.clock,
-                     broker_reachable=lambda: broker_reachable(broker))
+                     broker_reachable=lambda: broker_reachable(broker),
+                     enqueue_write=actors.write_agenda.send)
     app.include_router(webhook_router(factory=runtime.factory,
                                       vault=Vault.from_settings(runtime.settings),
                                       enqueue_sync=actors.sync_calendar.send))

@@ -1,4 +1,4 @@
-"""Signed links (a manager's page today, a shared agenda next): who, what for, until when.
+"""Signed links (a manager's page, a pair's agenda page): who, what for, until when.
 
 A link token is ``EXPIRES.VERSION.MAC``: the expiry (Unix seconds), the subject's link
 version (`Person.links_version`, bumped by `rapport people revoke-links`) and an HMAC-SHA256
@@ -42,6 +42,13 @@ MANAGER_PAGE = "manager-page"  # the purpose of a link to /managers/{id}
 RECONNECT = "reconnect"  # the purpose of a link to /connect/{provider} for one account
 SIGN_IN_FORM = "sign-in-form"  # the consent page's form token (CSRF)
 SIGN_IN_FLOW = "sign-in-flow"  # the cookie that carries one OAuth flow to its callback
+# The two scopes of a pair's agenda page, signed over (pair id, person id). The shared one
+# goes into the invite, which both people see, so it opens only the shared agenda; the
+# private one (the manager's own preparation, private topics included) goes only into the
+# manager's own emails and is never made for the report.
+AGENDA_SHARED = "agenda"
+AGENDA_PRIVATE = "agenda-private"
+AGENDA_PATHS = {AGENDA_SHARED: "agenda", AGENDA_PRIVATE: "prep"}
 _CANONICAL = re.compile(r"0|[1-9][0-9]{0,17}")
 
 
@@ -139,6 +146,33 @@ def manager_url(settings: Settings, manager_id: int, *, version: int,
     token = sign_manager(settings, manager_id, version=version, now=now)
     url = f"{base}/managers/{manager_id}?sig={quote(token)}"
     return f"{url}&week={quote(last_week)}" if last_week else url
+
+
+def sign_agenda(key: bytes, *, scope: str, pair_id: int, person_id: int, expires: datetime,
+                version: int) -> str:
+    """The token that opens a pair's agenda page for one of its two people, in `scope`
+    (AGENDA_SHARED or AGENDA_PRIVATE), until `expires`."""
+    return sign_link(key=key, purpose=scope, subjects=(pair_id, person_id), expires=expires,
+                     version=version)
+
+
+def verify_agenda(key: bytes, *, scope: str, pair_id: int, person_id: int, token: str | None,
+                  version: int, now: datetime) -> LinkCheck:
+    """Whether `token` opens the pair's agenda page for this person in `scope`."""
+    return verify_link(key=key, purpose=scope, subjects=(pair_id, person_id), token=token,
+                       version=version, now=now)
+
+
+def agenda_url(settings: Settings, *, scope: str, pair_id: int, person_id: int,
+               expires: datetime, version: int, key: bytes | None = None,
+               base_url: str | None = None) -> str:
+    """The full signed URL of a pair's agenda page for one person. The expiry is the
+    caller's: an invite's link must be the same at every reconcile (see
+    `service.agenda.links`), or every invite would be rewritten every time."""
+    token = sign_agenda(key or link_key(settings), scope=scope, pair_id=pair_id,
+                        person_id=person_id, expires=expires, version=version)
+    path = AGENDA_PATHS[scope]
+    return f"{public_base(settings, base_url)}/{path}/{pair_id}/{person_id}?sig={quote(token)}"
 
 
 

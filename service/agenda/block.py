@@ -85,8 +85,12 @@ def render_block_text(agenda: Agenda) -> str:
 
 
 def render_block_html(agenda: Agenda) -> str:
-    """The block as an HTML fragment: one ``<div>``, lines joined by ``<br>``, all escaped."""
-    parts = (f"<b>{html.escape(t)}</b>" if bold else html.escape(t) for t, bold in _lines(agenda))
+    """The block as an HTML fragment: one ``<div>``, lines joined by ``<br>``, all escaped;
+    the page links become anchors whose visible text is the URL, so both renderings hash
+    alike."""
+    links_line = _links_line(agenda) if agenda.links else None
+    parts = (_links_html(agenda) if t == links_line else
+             f"<b>{html.escape(t)}</b>" if bold else html.escape(t) for t, bold in _lines(agenda))
     return "<div>" + "<br>".join(parts) + "</div>"
 
 
@@ -176,6 +180,8 @@ def _lines(agenda: Agenda) -> list[tuple[str, bool]]:
         if shown:
             lines.append((f"{label or kind.heading}:", True))
         lines += [(line, False) for line in shown]
+    if agenda.links:
+        lines.append((_links_line(agenda), False))
     if agenda.first_of_series:
         lines.append((FOOTER, False))
     lines.append((END_MARKER, False))
@@ -190,6 +196,21 @@ def _item_line(item: AgendaItem) -> str:
         return f"{OPEN_BOX} {owner}{_clean(item.text)}{ident}"
     label = item.area.value.capitalize() if item.area else item.label
     return f"• {label}: {_clean(item.text)}" if label else f"• {_clean(item.text)}"
+
+
+LINKS_LABEL = "Add a topic or tick an item:"
+
+
+def _links_line(agenda: Agenda) -> str:
+    """"Add a topic or tick an item: Sam <url> · Maya <url>" (plain URLs)."""
+    return LINKS_LABEL + " " + " · ".join(f"{_clean(name)} {url}" for name, url in agenda.links)
+
+
+def _links_html(agenda: Agenda) -> str:
+    """The links line with each URL as an ``<a href>``; names and URLs escaped."""
+    return html.escape(LINKS_LABEL) + " " + " · ".join(
+        f'{html.escape(_clean(name))} <a href="{html.escape(url, quote=True)}">'
+        f"{html.escape(url)}</a>" for name, url in agenda.links)
 
 
 def _clean(text: str) -> str:

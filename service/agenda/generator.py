@@ -90,6 +90,7 @@ class Agenda:
     private_prompts: tuple[str, ...] = ()
     first_of_series: bool = False
     dismissed: frozenset[str] = frozenset()
+    links: tuple[tuple[str, str], ...] = ()  # (name, signed URL of the pair's agenda page)
 
 
 def kind_for(*, cadence: Sequence[str], occurrence_index: int) -> Kind:

@@ -41,12 +41,16 @@ def _pair(session: Session, pair_id: int) -> Pair:
     return pair
 
 
-def add_topic(session: Session, *, pair_id: int, text: str, added_by: str = "report") -> PairTopic:
-    """Queue a topic for the pair's next 1:1; the report's topics are listed first."""
+def add_topic(session: Session, *, pair_id: int, text: str, added_by: str = "report",
+              private: bool = False) -> PairTopic:
+    """Queue a topic for the pair's next 1:1; the report's topics are listed first. A
+    private topic is the manager's own: it never goes into the invite."""
     if added_by not in AUTHORS:
         raise ItemError(f"a topic is added by the report or the manager, not {added_by!r}")
+    if private and added_by != "manager":
+        raise ItemError("only the manager keeps private topics")
     _pair(session, pair_id)
-    topic = PairTopic(pair_id=pair_id, text=_clean(text), added_by=added_by)
+    topic = PairTopic(pair_id=pair_id, text=_clean(text), added_by=added_by, private=private)
     session.add(topic)
     session.flush()
     return topic
@@ -64,12 +68,14 @@ def add_action_item(session: Session, *, pair_id: int, text: str,
     return item
 
 
-def close_action_item(session: Session, *, item_id: int, now: datetime) -> ActionItem:
-    """Mark an action item done (idempotent: closing twice keeps the first date)."""
+def close_action_item(session: Session, *, item_id: int, now: datetime,
+                      closed_by: str | None = None) -> ActionItem:
+    """Mark an action item done (idempotent: closing twice keeps the first date and who)."""
     item = session.get(ActionItem, item_id)
     if item is None:
         raise ItemError(f"no action item with id {item_id}")
-    item.closed_at = item.closed_at or now
+    if item.closed_at is None:
+        item.closed_at, item.closed_by = now, closed_by
     return item
 
 

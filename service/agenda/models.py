@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, ForeignKey, String, Text
+from sqlalchemy import JSON, Boolean, ForeignKey, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from service.db import Base, UTCDateTime, utcnow
@@ -68,7 +68,9 @@ class PairTopic(Base):
     """A topic someone queued for the pair's next 1:1 (the report's come first).
 
     `used_in_occurrence_id` is the occurrence it is planned into; it leaves the queue only
-    when that meeting took place (see `items.queued_topics`).
+    when that meeting took place (see `items.queued_topics`). A `private` topic is the
+    manager's own preparation: planned like the others, but never written into the invite
+    (which the report sees) nor shown on the report's page.
     """
 
     __tablename__ = "pair_topics"
@@ -82,3 +84,4 @@ class PairTopic(Base):
     used_in_occurrence_id: Mapped[int | None] = mapped_column(
         ForeignKey("occurrences.id", ondelete="SET NULL")
     )
+    private: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")

@@ -8,7 +8,7 @@ that have started are frozen: they are the pair's record of what was asked.
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from sqlalchemy import select
@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from service.agenda.block import content_hash
 from service.agenda.generator import Agenda, FollowUp, compose_agenda, kind_for
 from service.agenda.items import queued_topics
+from service.agenda.links import invite_links
 from service.agenda.models import ActionItem, AgendaRecord
 from service.agenda.questions import Area
 from service.agenda.rows import agenda_row
@@ -48,7 +49,10 @@ class PlannedAgenda:
 
 def plan_occurrence(session: Session, *, occurrence: Occurrence, series: Series,
                     settings: Settings) -> PlannedAgenda:
-    """Compose (or recompose) the agenda of one occurrence and store what it covers."""
+    """Compose (or recompose) the agenda of one occurrence and store what it covers.
+
+    The manager's private topics are planned into the occurrence too (so they leave the
+    queue when it took place) but never into the agenda the invite carries."""
     assert series.pair_id is not None
     pair_id = series.pair_id
     rows = session.execute(
@@ -73,8 +77,8 @@ def plan_occurrence(session: Session, *, occurrence: Occurrence, series: Series,
         series_key=f"pair-{pair_id}",
         occurrence_date=occurrence.original_start.date(),
         kind=kind_for(cadence=settings.kinds, occurrence_index=len(earlier)),
-        report_topics=[t.text for t in topics if t.added_by == "report"],
-        manager_topics=[t.text for t in topics if t.added_by == "manager"],
+        report_topics=[t.text for t in topics if t.added_by == "report" and not t.private],
+        manager_topics=[t.text for t in topics if t.added_by == "manager" and not t.private],
         invite_topics=[t.text for t in topics if t.added_by not in ("report", "manager")],
         open_action_items=_follow_ups(session, session.get(Pair, pair_id)),
         recent_area_counts=dict(areas),
@@ -82,6 +86,8 @@ def plan_occurrence(session: Session, *, occurrence: Occurrence, series: Series,
         first_of_series=all(series_id != series.id for _, series_id in rows),
         dismissed=found.dismissed if found is not None else (),
     )
+    agenda = replace(agenda, links=invite_links(session, settings, pair_id=pair_id,
+                                                occurrence=occurrence))
     digest = content_hash(agenda)
     # insert-or-get: the other person's sync may be planning this occurrence right now
     record = found or agenda_row(session, occurrence_id=occurrence.id, pair_id=pair_id,

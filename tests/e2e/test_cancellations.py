@@ -69,8 +69,10 @@ def _after_grace(harness: Harness) -> None:
 
 @pytest.fixture(autouse=True)
 def _daytime_quiet_hours(harness: Harness) -> None:
-    """Quiet hours off unless a test turns them on (the real clock may be at night)."""
+    """Quiet hours off unless a test turns them on (the real clock may be at night); prep
+    nudges off, since these tests count every email the alerts send."""
     harness.runtime.settings.quiet_hours = "00:00-00:00"
+    harness.runtime.settings.prep_nudge_hours = 0
 
 
 def test_a_cancellation_without_reschedule_alerts_the_manager_once_after_grace(

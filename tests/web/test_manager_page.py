@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
 from collections.abc import Iterator
 
 import httpx
 import pytest
-import uvicorn
 from sqlalchemy.orm import Session, sessionmaker
 
 from application.web.app import create_app
@@ -17,14 +13,9 @@ from service.accounts.signing import manager_url, sign_manager
 from service.settings import Settings
 from tests.browser import ARTIFACTS, launch, require_chromium
 from tests.metrics.conftest import History, factory, history, settings, utc  # noqa: F401
+from tests.web.serving import serve
 
 NOW = utc(2026, 3, 23, 12)
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture
@@ -49,22 +40,8 @@ def team(history: History) -> int:  # noqa: F811
 
 @pytest.fixture
 def server(factory: sessionmaker[Session], settings: Settings) -> Iterator[str]:  # noqa: F811
-    app = create_app(settings, factory, clock=lambda: NOW)
-    port = _free_port()
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")
-    uv = uvicorn.Server(config)
-    thread = threading.Thread(target=uv.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not uv.started:
-        if time.monotonic() > deadline:
-            raise TimeoutError("uvicorn did not start")
-        time.sleep(0.05)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        uv.should_exit = True
-        thread.join(timeout=10)
+    with serve(create_app(settings, factory, clock=lambda: NOW)) as url:
+        yield url
 
 
 def test_healthz_and_signature_checks_over_http(server: str, team: int,

@@ -1,0 +1,129 @@
+"""The prep nudge: before each 1:1, one short email to each of the two people with the
+agenda so far and their link to the pair's page; the manager's carries their private topics
+and their private link (see `service.accounts.signing` for the two scopes).
+
+Due work is visible in the database, so the reconciler finds it: a nudge is due once its
+send time has come and the meeting is still ahead, and it is queued once per occurrence and
+person (outbox dedupe key ``prep:<occurrence>:<person>``). None goes to someone who opted out,
+is suspended or has left, and none for a cancelled occurrence or one already started.
+
+The send time is RAPPORT_PREP_NUDGE_HOURS before the meeting, moved into the recipient's own
+working hours (RAPPORT_WORKING_HOURS, weekdays, read in `Person.time_zone` as every other
+part reads zones): to the next opening when that still comes before the meeting, else to
+an hour before the last close before it.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, time, timedelta, tzinfo
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from service.agenda.links import meeting_link_expiry, person_link
+from service.agenda.page import build_page
+from service.email.models import OutboxMessage
+from service.email.outbox import enqueue
+from service.email.render import RenderedEmail, render_email
+from service.pairs.models import Occurrence, OccurrenceStatus, Pair, Series, SeriesStatus
+from service.people.models import Person
+from service.people.names import greeting, name_or_address
+from service.people.zones import person_zone, zone_name
+from service.settings import Settings
+
+KIND = "prep"
+TEMPLATE = "prep"
+WEEKEND_MARGIN = timedelta(days=4)  # a send time may move this far before the lead
+_LAST_HOUR = timedelta(hours=1)
+
+
+def dedupe_key(occurrence_id: int, person_id: int) -> str:
+    return f"prep:{occurrence_id}:{person_id}"
+
+
+def send_time(meeting_start: datetime, *, lead: timedelta, hours: tuple[time, time],
+              tz: tzinfo) -> datetime:
+    """When the nudge for a meeting goes out: `lead` before it, moved into working hours
+    (weekdays) read in `tz`."""
+    nominal = meeting_start - lead
+    local = nominal.astimezone(tz)
+    opens, closes = hours
+    for days in range(0, 8):
+        day = local.date() + timedelta(days=days)
+        if day.weekday() >= 5:
+            continue
+        begin = datetime.combine(day, opens, tzinfo=tz)
+        end = datetime.combine(day, closes, tzinfo=tz)
+        if begin <= local < end:
+            return nominal
+        if begin > local:
+            if begin < meeting_start:
+                return begin
+            break
+    for days in range(0, 8):
+        day = local.date() - timedelta(days=days)
+        end = datetime.combine(day, closes, tzinfo=tz)
+        if day.weekday() < 5 and end <= local:
+            return max(datetime.combine(day, opens, tzinfo=tz), end - _LAST_HOUR)
+    return nominal  # no working day within a week (hours of zero length): keep the lead
+
+
+def queue_prep_nudges(session: Session, *, settings: Settings, now: datetime) -> list[int]:
+    """Queue every nudge that is due and not yet queued; the new outbox ids (to deliver)."""
+    if not settings.prep_nudge_hours:
+        return []
+    lead = timedelta(hours=settings.prep_nudge_hours)
+    rows = session.execute(
+        select(Occurrence, Series, Pair)
+        .join(Series, Series.id == Occurrence.series_id)
+        .join(Pair, Pair.id == Series.pair_id)
+        .where(Series.status == SeriesStatus.ACTIVE,
+               Occurrence.status == OccurrenceStatus.CONFIRMED,
+               Occurrence.scheduled_start > now,
+               Occurrence.scheduled_start <= now + lead + WEEKEND_MARGIN)
+        .order_by(Occurrence.scheduled_start, Occurrence.id)).all()
+    queued = []
+    for occurrence, series, pair in rows:
+        for person_id in (pair.report_id, pair.manager_id):
+            person = session.get(Person, person_id)
+            if person is None or person.opted_out or person.suspended \
+                    or person.left_at is not None:
+                continue
+            at = send_time(occurrence.scheduled_start, lead=lead, hours=settings.working_hours,
+                           tz=person_zone(person))
+            key = dedupe_key(occurrence.id, person.id)
+            if at > now or session.scalar(select(OutboxMessage.id).where(
+                    OutboxMessage.dedupe_key == key)) is not None:
+                continue
+            rendered = render_nudge(session, settings=settings, occurrence=occurrence,
+                                    series=series, pair=pair, person=person, now=now)
+            queued.append(enqueue(session, kind=KIND, dedupe_key=key, recipient=person.email,
+                                  rendered=rendered).id)
+    return queued
+
+
+def render_nudge(session: Session, *, settings: Settings, occurrence: Occurrence,
+                 series: Series, pair: Pair, person: Person, now: datetime) -> RenderedEmail:
+    """The nudge of one person for one meeting: their agenda view and their link."""
+    is_manager = person.id == pair.manager_id
+    view = build_page(session, settings=settings, pair_id=pair.id, person_id=person.id,
+                      private=is_manager, now=now, upcoming=(occurrence, series))
+    tz = person_zone(person)
+    local = occurrence.scheduled_start.astimezone(tz)
+    expires = meeting_link_expiry(settings, occurrence)
+    link = person_link(settings, pair_id=pair.id, person=person, private=is_manager,
+                       expires=expires)
+    return render_email(template=TEMPLATE, context={
+        "greeting": greeting(person.display_name),
+        "other": view.other,
+        "when": f"{local:%A} {local.day} {local:%B}, {local:%H:%M} ({zone_name(tz)})",
+        "kind": (view.kind or "").capitalize(),
+        "check_in": view.check_in,
+        "sections": [{"title": s.title,
+                      "lines": [*s.lines, *(f"{i.owner}: {i.text}" for i in s.items)]}
+                     for s in view.sections],
+        "private_topics": list(view.private_topics),
+        "is_manager": is_manager,
+        "link": link,
+        "name": name_or_address(person, person.email),
+    })

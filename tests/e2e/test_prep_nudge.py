@@ -1,0 +1,148 @@
+"""The prep nudge, end to end: the reconciler queues it once per occurrence and person, the
+outbox delivers it (.eml files), and none goes for a cancelled meeting or an opted-out
+person. Plus the send-time arithmetic in working hours."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+from datetime import UTC, datetime, time, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import select, update
+
+from service.agenda.items import add_topic
+from service.email.models import OutboxMessage, OutboxStatus
+from service.people.models import Person
+from service.prep.nudge import send_time
+from workers import actors
+
+from .conftest import Harness, ProviderCase
+from .helpers import case_series, connect_pair, occurrence_at, upcoming
+
+IMG = "<img src=x onerror=alert(1)>"
+HOURS = (time(9, 0), time(17, 0))
+BERLIN = ZoneInfo("Europe/Berlin")
+
+
+def _reconcile(harness: Harness) -> None:
+    actors.reconcile.send()
+    harness.run()
+
+
+def _nudges(harness: Harness, case: ProviderCase, start: datetime) -> list[OutboxMessage]:
+    """The nudges about the case's occurrence at `start` (other pairs of the seeded team
+    get theirs too)."""
+    occurrence = occurrence_at(harness, case_series(harness, case).id, start)
+    with harness.session() as session:
+        rows = list(session.scalars(select(OutboxMessage).where(
+            OutboxMessage.kind == "prep",
+            OutboxMessage.dedupe_key.startswith(f"prep:{occurrence.id}:"))
+            .order_by(OutboxMessage.recipient)))
+        session.expunge_all()
+        return rows
+
+
+def _emls(harness: Harness) -> list[Path]:
+    return sorted(harness.settings.resolved_outbox_dir.glob("*.eml"))
+
+
+def _ready(harness: Harness, case: ProviderCase) -> tuple[int, datetime]:
+    """Connect and sync the pair; queue a hostile report topic and a private one. Nudges are
+    off meanwhile: the seeded next meeting may be less than a day ahead of the real clock."""
+    harness.settings.prep_nudge_hours = 0
+    connect_pair(harness, case)
+    harness.sync()
+    pair_id = case_series(harness, case).pair_id
+    assert pair_id is not None
+    with harness.runtime.factory.begin() as session:
+        add_topic(session, pair_id=pair_id, text=f"Career {IMG} plan")
+        add_topic(session, pair_id=pair_id, text="Ask about the reorg rumours",
+                  added_by="manager", private=True)
+    _reconcile(harness)
+    harness.settings.prep_nudge_hours = 24
+    return pair_id, upcoming(harness, case)[0]
+
+
+def test_a_nudge_goes_once_to_each_person_with_their_agenda_and_link(
+        harness: Harness, case: ProviderCase) -> None:
+    _, start = _ready(harness, case)
+    harness.clock.now = start - timedelta(days=5)  # before any send time
+    _reconcile(harness)
+    assert _nudges(harness, case, start) == []
+
+    harness.clock.now = start - timedelta(minutes=30)  # every send time lies before this
+    _reconcile(harness)
+    _reconcile(harness)  # the job twice: nothing more
+
+    nudges = _nudges(harness, case, start)
+    assert sorted(n.recipient for n in nudges) == sorted([case.manager, case.report])
+    assert {n.status for n in nudges} == {OutboxStatus.SENT}
+    sent = {str(email.message_from_bytes(p.read_bytes(), policy=email.policy.default)
+                ["Message-ID"]): p for p in _emls(harness)}
+    assert {n.message_id for n in nudges} <= set(sent)
+    by = {n.recipient: n for n in nudges}
+    report, manager = by[case.report], by[case.manager]
+    assert f"Career {IMG} plan" in report.body_text
+    assert "/agenda/" in report.body_text and "/prep/" not in report.body_text
+    assert "reorg rumours" not in report.body_text and "reorg rumours" not in report.body_html
+    assert "Ask about the reorg rumours" in manager.body_text
+    assert "/prep/" in manager.body_text
+    for nudge in nudges:  # hostile text is text in the HTML part
+        assert "<img" not in nudge.body_html
+        assert "&lt;img src=x onerror=alert(1)&gt;" in nudge.body_html
+    message = email.message_from_bytes(sent[report.message_id].read_bytes(),
+                                       policy=email.policy.default)
+    assert "the agenda so far" in str(message["Subject"])
+
+
+def test_no_nudge_for_a_cancelled_meeting(harness: Harness, case: ProviderCase) -> None:
+    _, start = _ready(harness, case)
+    harness.sandbox(case.provider).cancel_occurrence(case.series_key, start)
+    harness.sync()
+
+    harness.clock.now = start - timedelta(minutes=30)
+    _reconcile(harness)
+
+    assert _nudges(harness, case, start) == []
+
+
+def test_no_nudge_for_someone_who_opted_out_nor_after_the_meeting_started(
+        harness: Harness, case: ProviderCase) -> None:
+    _, start = _ready(harness, case)
+    with harness.runtime.factory.begin() as session:
+        session.execute(update(Person).where(Person.email == case.report)
+                        .values(opted_out=True))
+
+    harness.clock.now = start + timedelta(minutes=1)  # too late for anyone
+    _reconcile(harness)
+    assert _nudges(harness, case, start) == []
+
+    harness.clock.now = start - timedelta(minutes=30)
+    _reconcile(harness)
+    assert [n.recipient for n in _nudges(harness, case, start)] == [case.manager]
+
+
+def _at(*args: int) -> datetime:
+    return datetime(*args, tzinfo=BERLIN).astimezone(UTC)
+
+
+def test_the_send_time_moves_into_the_recipients_working_hours() -> None:
+    lead = timedelta(hours=24)
+    # Wednesday 10:00 -> Tuesday 10:00, inside working hours: kept
+    assert send_time(_at(2026, 12, 2, 10), lead=lead, hours=HOURS, tz=BERLIN) \
+        == _at(2026, 12, 1, 10)
+    # Wednesday 08:00 -> Tuesday 08:00, before opening: Tuesday 09:00
+    assert send_time(_at(2026, 12, 2, 8), lead=lead, hours=HOURS, tz=BERLIN) \
+        == _at(2026, 12, 1, 9)
+    # Monday 09:00 -> Sunday 09:00; the next opening is the meeting itself: Friday 16:00
+    assert send_time(_at(2026, 12, 7, 9), lead=lead, hours=HOURS, tz=BERLIN) \
+        == _at(2026, 12, 4, 16)
+    # Monday 10:30 -> Sunday 10:30; Monday 09:00 still comes first
+    assert send_time(_at(2026, 12, 7, 10, 30), lead=lead, hours=HOURS, tz=BERLIN) \
+        == _at(2026, 12, 7, 9)
+    # the same instant read in Tokyo is outside working hours there
+    tokyo = ZoneInfo("Asia/Tokyo")
+    assert send_time(_at(2026, 12, 2, 10), lead=lead, hours=HOURS, tz=tokyo) \
+        == datetime(2026, 12, 2, 9, tzinfo=tokyo).astimezone(UTC)
