@@ -68,3 +68,7 @@ class DirectoryGrant(Base):
     last_directory_sync_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_error: Mapped[str | None] = mapped_column(Text)  # why the last directory sync failed
     last_error_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # a directory pass under way: the next page to read and when the pass began, so a page
+    # that fails resumes there on the next run (see `service.directory.sync`)
+    directory_page_token: Mapped[str | None] = mapped_column(Text)
+    directory_pass_started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -65,6 +65,20 @@ def save_grant(session: Session, *, vault: Vault, provider: str, name: str,
     return grant
 
 
+def mark_grant_needs_reconsent(session: Session, *, grant_id: int, reason: str) -> None:
+    """Flag a company grant the provider no longer honours (revoked key, removed consent);
+    the people it reaches keep their data, nothing is read for them until it is fixed."""
+    grant = session.get(DirectoryGrant, grant_id)
+    if grant is None:
+        return
+    if grant.status != AccountStatus.NEEDS_RECONSENT:
+        grant.status_changed_at = utcnow()
+    grant.status = AccountStatus.NEEDS_RECONSENT
+    grant.status_reason = (f"the company grant was revoked or has expired; connect it again "
+                           f"(re-consent needed: {reason})")
+    log.warning("company grant %s (%s) needs re-consent: %s", grant.id, grant.provider, reason)
+
+
 def read_grant_credentials(grant: DirectoryGrant, *, vault: Vault) -> dict[str, Any]:
     """The decrypted key file / client secret of a company grant (never logged)."""
     data: dict[str, Any] = json.loads(vault.decrypt(grant.credentials_encrypted))
@@ -104,3 +118,37 @@ def mark_needs_reconsent(session: Session, *, account_id: int, reason: str) -> N
                                  f"`rapport connect {account.provider}` "
                                  f"(re-consent needed: {reason})")
     log.warning("account %s (%s) needs re-consent: %s", account.id, account.provider, reason)
+
+
+def ensure_grant_account(session: Session, *, vault: Vault, grant: DirectoryGrant,
+                         person_id: int, email: str, user_id: str) -> Account | None:
+    """The account through which a company grant acts as one person; returns it when it
+    was just created (its calendars are then discovered by the next reconcile).
+
+    A person who connected their own account at the same provider keeps it (the unique
+    provider + email): their own grant already does the work.
+    """
+    email = email.lower()
+    if session.scalar(select(Account.id).where(Account.provider == grant.provider,
+                                               Account.email == email)) is not None:
+        return None
+    account = Account(provider=grant.provider, email=email, person_id=person_id,
+                      grant_id=grant.id, credentials_encrypted=vault.encrypt(
+                          json.dumps({"subject": email, "user_id": user_id})))
+    session.add(account)
+    return account
+
+
+def set_accounts_status(session: Session, *, person_id: int, status: AccountStatus,
+                        reason: str | None, only_reason: str | None = None) -> int:
+    """Move every account of a person to `status` (e.g. DISABLED: no sync, no writes);
+    with `only_reason`, only those whose status reason is that one. Returns how many."""
+    changed = 0
+    for account in session.scalars(select(Account).where(Account.person_id == person_id)):
+        if account.status == status or (only_reason is not None
+                                        and account.status_reason != only_reason):
+            continue
+        account.status, account.status_reason = status, reason
+        account.status_changed_at = utcnow()
+        changed += 1
+    return changed

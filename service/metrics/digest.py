@@ -116,7 +116,9 @@ def digest_due(session: Session, *, settings: Settings, now: datetime,
     managers = session.execute(
         select(Person.id, Person.time_zone, func.min(Pair.created_at))
         .join(Pair, Pair.manager_id == Person.id)
-        .where(Person.opted_out.is_(False)).group_by(Person.id, Person.time_zone)
+        .where(Person.opted_out.is_(False), Person.suspended.is_(False),
+               Person.left_at.is_(None))
+        .group_by(Person.id, Person.time_zone)
     ).all()
     wanted: dict[str, DueDigest] = {}
     for manager_id, tz_name, first_seen in managers:
