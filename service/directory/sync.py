@@ -89,8 +89,8 @@ def sync_directory(factory: sessionmaker[Session], *, grant_id: int,
     result = DirectorySyncResult(grant_id)
     with factory.begin() as session:
         grant = _grant(session, grant_id)
-        if grant.directory_page_token is None or grant.directory_pass_started_at is None:
-            grant.directory_pass_started_at = now  # a new pass
+        if grant.directory_page_token is None:
+            grant.directory_pass += 1  # a new pass
         token = grant.directory_page_token
     while result.pages < max_pages:
         try:
@@ -177,7 +177,7 @@ def _store_page(session: Session, *, grant: DirectoryGrant, people: list[Directo
         was_stopped = person.suspended or person.left_at is not None
         person.directory_grant_id, person.directory_id = grant.id, entry.id
         person.directory_manager_ref = _manager_ref(entry)
-        person.directory_seen_at = now
+        person.directory_seen_pass = grant.directory_pass
         person.suspended, person.left_at = entry.suspended, None
         session.flush()
         if entry.suspended:
@@ -200,10 +200,10 @@ def _store_page(session: Session, *, grant: DirectoryGrant, people: list[Directo
 def _complete_pass(session: Session, *, grant: DirectoryGrant, now: datetime,
                    result: DirectorySyncResult) -> None:
     """The whole directory was read: who left, who manages whom, which series relink."""
-    started = grant.directory_pass_started_at or now
     gone = list(session.scalars(select(Person).where(
         Person.directory_grant_id == grant.id, Person.left_at.is_(None),
-        Person.directory_seen_at.is_(None) | (Person.directory_seen_at < started))))
+        Person.directory_seen_pass.is_(None)
+        | (Person.directory_seen_pass < grant.directory_pass))))
     for person in gone:
         person.left_at = now
         set_accounts_status(session, person_id=person.id, status=AccountStatus.DISABLED,
@@ -218,7 +218,7 @@ def _complete_pass(session: Session, *, grant: DirectoryGrant, now: datetime,
     for series in series_of_people(session, moved):  # a new manager: a new pair
         refresh_pair_link(session, series, keep_history_before=now)
         relinked += 1
-    grant.last_directory_sync_at, grant.directory_pass_started_at = now, None
+    grant.last_directory_sync_at = now
     grant.last_error = grant.last_error_at = None
     result.complete = True
     if result.unknown_managers:

@@ -239,7 +239,7 @@ def list_series(session: Session, *, now: datetime, include_all: bool = False) -
     roles = {pair.id: (m, r) for pair, m, r in session.execute(
         select(Pair, manager.email, report.email)
         .join(manager, manager.id == Pair.manager_id)
-        .join(report, report.id == Pair.report_id)).tuples()}
+        .join(report, report.id == Pair.report_id))}
     sources: dict[int, list[str]] = {}
     for source in session.scalars(select(SeriesSource)):
         sources.setdefault(source.series_id, []).append(source.provider_series_id)

@@ -35,6 +35,7 @@ class Person(Base):
     left_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # the directory sync's bookkeeping: how the directory names this person's manager
     # ("id:<user id>" or "email:<address>"), resolved once a pass is complete, and when a
-    # pass last listed them (people of the grant not listed by a completed pass have left)
+    # pass last listed them (`DirectoryGrant.directory_pass`; people of the grant not listed
+    # by a completed pass have left)
     directory_manager_ref: Mapped[str | None] = mapped_column(String(400))
-    directory_seen_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    directory_seen_pass: Mapped[int | None] = mapped_column(Integer)

@@ -1,5 +1,5 @@
-"""directory sync bookkeeping and coverage mentions: directory_grants' page token and pass
-start, people's manager reference and last sighting, coverage_mentions
+"""directory sync bookkeeping and coverage mentions: directory_grants' pass number and page
+token, people's manager reference and the pass that last listed them, coverage_mentions
 
 Revision ID: 0014
 Revises: 0011
@@ -20,13 +20,12 @@ depends_on = None
 
 def upgrade() -> None:
     with op.batch_alter_table("directory_grants") as batch:
+        batch.add_column(sa.Column("directory_pass", sa.Integer(), nullable=False,
+                                   server_default="0"))
         batch.add_column(sa.Column("directory_page_token", sa.Text(), nullable=True))
-        batch.add_column(sa.Column("directory_pass_started_at",
-                                   service.db.UTCDateTime(timezone=True), nullable=True))
     with op.batch_alter_table("people") as batch:
         batch.add_column(sa.Column("directory_manager_ref", sa.String(400), nullable=True))
-        batch.add_column(sa.Column("directory_seen_at", service.db.UTCDateTime(timezone=True),
-                                   nullable=True))
+        batch.add_column(sa.Column("directory_seen_pass", sa.Integer(), nullable=True))
     op.create_table(
         "coverage_mentions",
         sa.Column("id", sa.Integer(), primary_key=True),
@@ -42,8 +41,8 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_table("coverage_mentions")
     with op.batch_alter_table("people") as batch:
-        batch.drop_column("directory_seen_at")
+        batch.drop_column("directory_seen_pass")
         batch.drop_column("directory_manager_ref")
     with op.batch_alter_table("directory_grants") as batch:
-        batch.drop_column("directory_pass_started_at")
         batch.drop_column("directory_page_token")
+        batch.drop_column("directory_pass")

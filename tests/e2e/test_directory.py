@@ -1,0 +1,267 @@
+"""The org chart decides, end to end: calendars through the real clients to both sandboxes,
+the company directory from the in-memory directory (`sandbox.memory.MemoryDirectory`, in each
+provider's shape), the real `sync_directory` actor on the broker, a real database."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import func, select
+
+from connectors.base import DirectoryPerson
+from sandbox.memory import MemoryDirectory
+from sandbox.team import SERIES, people_on, person
+from service.accounts.crypto import Vault
+from service.accounts.models import Account, AccountStatus, DirectoryGrant
+from service.accounts.service import save_grant
+from service.directory.people import JSON_KEYS, PersonRow
+from service.email.models import OutboxStatus
+from service.email.outbox import enqueue
+from service.email.render import RenderedEmail
+from service.metrics.digest import digest_due
+from service.pairs.models import Occurrence, Pair, Series, SeriesStatus
+from service.pairs.service import list_series, set_manager_override
+from service.people.models import Person
+from workers import actors
+
+from .conftest import Harness, ProviderCase
+from .test_cli import _env, rapport
+
+# the org chart of each provider's people; a manager on the other provider is outside the
+# grant's scope (known to Rapport only once their calendar is connected)
+ORG = {
+    "google": {"maya@acme.test": None, "sam@acme.test": "maya@acme.test",
+               "alex@acme.test": "maya@acme.test", "kim@acme.test": "dana@acme.test"},
+    "microsoft": {"dana@acme.test": None, "lee@acme.test": "dana@acme.test",
+                  "jordan@acme.test": "maya@acme.test", "priya@acme.test": "maya@acme.test"},
+}
+NEW_MANAGER = {"google": "alex@acme.test", "microsoft": "jordan@acme.test"}
+
+
+def _entry(email: str, manager: str | None, provider: str) -> DirectoryPerson:
+    """Google names the manager by address, Graph by id and mail."""
+    return DirectoryPerson(id=f"u-{email}", email=email, name=person(email).name,
+                           manager_id=f"u-{manager}" if manager and provider == "microsoft"
+                           else None, manager_email=manager,
+                           time_zone=person(email).time_zone if provider == "microsoft"
+                           else None)
+
+
+@pytest.fixture
+def directory(harness: Harness, case: ProviderCase,
+              monkeypatch: pytest.MonkeyPatch) -> tuple[int, MemoryDirectory]:
+    """The company grant of the case's provider, its directory served from memory."""
+    entries = [_entry(e, m, case.provider) for e, m in ORG[case.provider].items()]
+    listing = MemoryDirectory(entries, provider=case.provider, page_size=3)
+    with harness.runtime.factory.begin() as session:
+        grant = save_grant(session, vault=Vault.from_settings(harness.settings),
+                           provider=case.provider, name="acme.test", scope={},
+                           credentials={"key": "test"})
+        grant_id = grant.id
+    monkeypatch.setattr(harness.runtime.connectors, "directory_for",
+                        lambda gid: listing if gid == grant_id else None)
+    return grant_id, listing
+
+
+def _title(case: ProviderCase) -> str:
+    """The title of the case's seeded 1:1."""
+    return next(s.title for s in SERIES if s.key == case.series_key)
+
+
+def _connect(harness: Harness, provider: str) -> None:
+    """Everyone on the provider connects their own calendar (the grant then adds none)."""
+    for who in people_on(provider):
+        harness.connect(who.email)
+    harness.sync()
+
+
+def _directory_sync(harness: Harness, grant_id: int) -> None:
+    actors.sync_directory.send(grant_id)
+    harness.run()
+
+
+def _report_organized(harness: Harness, case: ProviderCase, manager: str) -> str:
+    """A weekly 1:1 the report organizes with `manager`, starting tomorrow."""
+    start = (harness.clock() + timedelta(days=1)).replace(hour=15, minute=0, second=0,
+                                                            microsecond=0)
+    return harness.sandbox(case.provider).create_series(
+        organizer=case.report, attendees=[manager], title="1:1 check-in",
+        first_start=start, time_zone="UTC")
+
+
+def _row(harness: Harness, title: str) -> tuple[str | None, str | None, int | None]:
+    with harness.session() as session:
+        rows = [r for r in list_series(session, now=harness.clock(), include_all=True)
+                if r.title == title and r.status == "active"]
+    assert len(rows) == 1, rows
+    return rows[0].manager, rows[0].report, rows[0].pair_id
+
+
+def _pair_id(harness: Harness, manager: str, report: str) -> int | None:
+    with harness.session() as session:
+        ids = {p.email: p.id for p in session.scalars(select(Person))}
+        return session.scalar(select(Pair.id).where(Pair.manager_id == ids[manager],
+                                                    Pair.report_id == ids[report]))
+
+
+def test_the_org_chart_names_the_manager_when_the_report_organizes_the_series(
+        harness: Harness, case: ProviderCase, directory: tuple[int, MemoryDirectory]) -> None:
+    _connect(harness, case.provider)
+    _report_organized(harness, case, case.manager)
+    harness.sync()
+    # no directory yet: the organizer rule takes the report for the manager
+    assert _row(harness, "1:1 check-in")[:2] == (case.report, case.manager)
+
+    _directory_sync(harness, directory[0])
+
+    manager, report, pair_id = _row(harness, "1:1 check-in")
+    assert (manager, report) == (case.manager, case.report)
+    assert pair_id == _pair_id(harness, case.manager, case.report)  # the seeded 1:1's pair
+    harness.sync()  # the next calendar sync keeps what the org chart says
+    assert _row(harness, "1:1 check-in")[:2] == (case.manager, case.report)
+    with harness.session() as session:
+        grant = session.get(DirectoryGrant, directory[0])
+        assert grant is not None and grant.last_directory_sync_at is not None
+        # everyone had connected their own calendar: the grant adds no second account
+        assert session.scalar(select(func.count()).select_from(Account).where(
+            Account.grant_id.is_not(None))) == 0
+
+
+def test_a_manual_manager_beats_the_org_chart_and_clearing_it_hands_back(
+        harness: Harness, case: ProviderCase, directory: tuple[int, MemoryDirectory]) -> None:
+    _connect(harness, case.provider)
+    _report_organized(harness, case, case.manager)
+    harness.sync()
+    _directory_sync(harness, directory[0])
+    with harness.session() as session:
+        series_id = session.scalars(select(Series.id).where(
+            Series.title == "1:1 check-in")).one()
+    env = _env(harness.settings.data_dir, harness)
+
+    done = rapport("series", "manager", str(series_id), case.report, env=env)
+
+    assert done.returncode == 0, done.stderr
+    assert f"{case.report} -> {case.manager}" in done.stdout
+    assert _row(harness, "1:1 check-in")[:2] == (case.report, case.manager)
+    with harness.runtime.factory.begin() as session:  # the org chart does not undo it
+        refused = None
+        try:
+            set_manager_override(session, series_id=series_id, email="nobody@acme.test")
+        except ValueError as err:
+            refused = str(err)
+    assert refused and "not in series" in refused
+    _directory_sync(harness, directory[0])
+    assert _row(harness, "1:1 check-in")[:2] == (case.report, case.manager)
+
+    listed = rapport("people", "--json", env=env)
+    assert listed.returncode == 0, listed.stderr
+    people = json.loads(listed.stdout)
+    assert people["version"] == 1
+    assert all(list(p) == list(JSON_KEYS) for p in people["people"])
+    assert list(PersonRow.__dataclass_fields__) == list(JSON_KEYS)
+    report = next(p for p in people["people"] if p["email"] == case.report)
+    assert report["manager"] == case.manager and report["watched"] is True
+    assert report["provider"] == case.provider and report["suspended"] is False
+    assert case.manager in report["manages"]  # the override made the report manage here
+
+    cleared = rapport("series", "manager", str(series_id), "--clear", env=env)
+    assert cleared.returncode == 0, cleared.stderr
+    assert _row(harness, "1:1 check-in")[:2] == (case.manager, case.report)
+
+
+def test_a_new_manager_starts_a_fresh_pair_and_the_old_pair_keeps_its_history(
+        harness: Harness, case: ProviderCase, directory: tuple[int, MemoryDirectory]) -> None:
+    grant_id, listing = directory
+    new_manager = NEW_MANAGER[case.provider]
+    _connect(harness, case.provider)
+    _report_organized(harness, case, new_manager)  # a peer 1:1 while they are peers
+    harness.sync()
+    _directory_sync(harness, grant_id)
+    old_pair = _pair_id(harness, case.manager, case.report)
+    assert old_pair is not None
+    assert _row(harness, "1:1 check-in")[2] is None  # peers: no managed 1:1
+    with harness.session() as session:
+        history = session.scalar(select(func.count()).select_from(Occurrence).join(Series)
+                                 .where(Series.pair_id == old_pair,
+                                        Occurrence.original_start < harness.clock()))
+    assert history and history >= 2
+
+    listing.set_manager(f"u-{case.report}", _entry(new_manager, None, case.provider))
+    _directory_sync(harness, grant_id)
+    harness.sync()
+
+    new_pair = _pair_id(harness, new_manager, case.report)
+    assert new_pair is not None and new_pair != old_pair
+    assert _row(harness, "1:1 check-in") == (new_manager, case.report, new_pair)
+    with harness.session() as session:
+        kept = session.scalars(select(Series).where(Series.pair_id == old_pair)).all()
+        assert [s.status for s in kept] == [SeriesStatus.ENDED]
+        past = session.scalar(select(func.count()).select_from(Occurrence)
+                              .where(Occurrence.series_id == kept[0].id))
+        assert past == history  # all of the old pair's history, and nothing new
+        # the old 1:1 carries on in the calendar, but it is no longer a managed 1:1
+        follower = session.scalars(select(Series).where(
+            Series.title == _title(case), Series.status == SeriesStatus.ACTIVE)).one()
+        assert follower.pair_id is None and follower.id != kept[0].id
+        assert session.scalar(select(func.count()).select_from(Occurrence).join(Series)
+                              .where(Series.pair_id == new_pair,
+                                     Occurrence.original_start < harness.clock())) == 0
+        report = session.scalars(select(Person).where(Person.email == case.report)).one()
+        manager = session.scalars(select(Person).where(Person.email == new_manager)).one()
+        assert report.manager_id == manager.id
+
+
+@pytest.mark.parametrize("change", ["suspended", "removed"])
+def test_a_suspended_or_removed_person_is_no_longer_watched_or_mailed(
+        harness: Harness, case: ProviderCase, directory: tuple[int, MemoryDirectory],
+        change: str) -> None:
+    grant_id, listing = directory
+    _connect(harness, case.provider)
+    _directory_sync(harness, grant_id)
+    assert _row(harness, _title(case))[2]
+
+    if change == "suspended":
+        listing.suspend(f"u-{case.report}")
+    else:
+        listing.remove(f"u-{case.report}")
+    _directory_sync(harness, grant_id)
+    harness.sync()  # the manager's calendar still syncs: the series stays ended
+
+    with harness.session() as session:
+        report = session.scalars(select(Person).where(Person.email == case.report)).one()
+        assert report.suspended is (change == "suspended")
+        assert (report.left_at is not None) is (change == "removed")
+        accounts = session.scalars(select(Account).where(
+            Account.person_id == report.id)).all()
+        assert accounts and {a.status for a in accounts} == {AccountStatus.DISABLED}
+        series = session.scalars(select(Series).where(Series.title == _title(case))).one()
+        assert series.status == SeriesStatus.ENDED
+    with harness.runtime.factory.begin() as session:
+        row = enqueue(session, kind="alert", dedupe_key=f"test:{change}",
+                      recipient=case.report,
+                      rendered=RenderedEmail(subject="s", text="t", html="<p>t</p>"))
+        assert row.status == OutboxStatus.SUPPRESSED.value
+    harness.run()
+    assert not [p for p in harness.settings.resolved_outbox_dir.glob("*.eml")
+                if case.report in p.read_text(errors="replace")]
+
+
+def test_a_suspended_manager_gets_no_digest(
+        harness: Harness, case: ProviderCase, directory: tuple[int, MemoryDirectory]) -> None:
+    grant_id, listing = directory
+    _connect(harness, case.provider)
+    _directory_sync(harness, grant_id)
+    later = harness.clock() + timedelta(days=14)
+    with harness.session() as session:
+        managers = {d.manager_id for d in digest_due(session, settings=harness.settings,
+                                                     now=later)}
+        manager = session.scalars(select(Person).where(Person.email == case.manager)).one()
+    assert manager.id in managers
+    listing.suspend(f"u-{case.manager}")
+    _directory_sync(harness, grant_id)
+    with harness.session() as session:
+        assert manager.id not in {d.manager_id for d in digest_due(
+            session, settings=harness.settings, now=later)}
+
