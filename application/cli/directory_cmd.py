@@ -86,7 +86,7 @@ def directory_list(ctx: typer.Context) -> None:
         counts = dict(session.execute(
             select(Person.directory_grant_id, func.count())
             .where(Person.directory_grant_id.is_not(None), Person.left_at.is_(None))
-            .group_by(Person.directory_grant_id)).tuples().all())
+            .group_by(Person.directory_grant_id)).all())
         if not grants:
             typer.echo("No company grant yet: `rapport connect google-workspace` or "
                        "`rapport connect microsoft-tenant`.")

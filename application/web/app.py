@@ -26,7 +26,8 @@ from service.accounts.signing import LinkCheck, link_key, links_version, verify_
 from service.calendars.models import Calendar
 from service.db import utcnow
 from service.metrics import definitions as d
-from service.metrics.digest import STRIP_COLOURS, digest_context
+from service.metrics.coverage import manager_coverage
+from service.metrics.digest import STRIP_COLOURS, coverage_context, digest_context
 from service.metrics.reports import DEFAULT_WEEKS, ManagerReport, compute_manager
 from service.pairs.models import Pair
 from service.settings import Settings
@@ -148,7 +149,10 @@ def create_app(settings: Settings, factory: sessionmaker[Session], *,
                                          status_code=404)
             report = compute_manager(session, manager_id=person_id, now=now, weeks=weeks,
                                      last_week=week)
+            coverage = manager_coverage(session, manager_id=person_id,
+                                        cadence_days=settings.coverage_cadence_days)
         context = digest_context(report, iso_week=report.weeks[-1])
+        context["coverage"] = coverage_context(coverage)  # always shown here, not once
         html = _env.get_template("manager.html").render(
             **context, chart=weekly_chart(report), generated=now.strftime("%Y-%m-%d %H:%M UTC"))
         return HTMLResponse(html, headers=_PAGE_HEADERS)

@@ -63,7 +63,7 @@ def list_people(session: Session) -> list[PersonRow]:
     for person_id, provider, status, calendar_id in session.execute(
             select(Account.person_id, Account.provider, Account.status, Calendar.id)
             .outerjoin(Calendar, Calendar.account_id == Account.id)
-            .where(Account.person_id.is_not(None)).order_by(Account.id)).tuples():
+            .where(Account.person_id.is_not(None)).order_by(Account.id)):
         assert person_id is not None
         providers.setdefault(person_id, provider)
         if status == AccountStatus.ACTIVE and calendar_id is not None:
