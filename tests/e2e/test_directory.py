@@ -17,13 +17,16 @@ from service.accounts.crypto import Vault
 from service.accounts.models import Account, AccountStatus, DirectoryGrant
 from service.accounts.service import save_grant
 from service.directory.people import JSON_KEYS, PersonRow
-from service.email.models import OutboxStatus
+from service.email.models import OutboxMessage, OutboxStatus
 from service.email.outbox import enqueue
 from service.email.render import RenderedEmail
-from service.metrics.digest import digest_due
+from service.metrics import definitions as d
+from service.metrics.coverage import manager_coverage
+from service.metrics.digest import digest_due, enqueue_digest
 from service.pairs.models import Occurrence, Pair, Series, SeriesStatus
 from service.pairs.service import list_series, set_manager_override
 from service.people.models import Person
+from service.people.zones import zone_of
 from workers import actors
 
 from .conftest import Harness, ProviderCase
@@ -265,3 +268,66 @@ def test_a_suspended_manager_gets_no_digest(
         assert manager.id not in {d.manager_id for d in digest_due(
             session, settings=harness.settings, now=later)}
 
+
+
+# who reports to the case's manager for the coverage test: one report of theirs has no 1:1
+COVERAGE_ORG = {
+    "google": {"maya@acme.test": None, "sam@acme.test": "maya@acme.test",
+               "alex@acme.test": "maya@acme.test", "kim@acme.test": "maya@acme.test"},
+    "microsoft": {"dana@acme.test": None, "lee@acme.test": "dana@acme.test",
+                  "priya@acme.test": "dana@acme.test", "jordan@acme.test": "dana@acme.test"},
+}
+COVERAGE_SENTENCE = {
+    "google": "Maya Chen has 3 direct reports; 2 have a weekly 1:1; Kim Tanaka has none.",
+    "microsoft": "Dana Okafor has 3 direct reports; 1 has a weekly 1:1; Jordan Lee and "
+                 "Priya Nair have none.",
+}
+NEW_EVENT_LINK = {
+    "google": "https://calendar.google.com/calendar/render?action=TEMPLATE&text=Maya%20%2F%20"
+              "Kim%201%3A1&add=kim%40acme.test&details=",
+    "microsoft": "https://outlook.office.com/calendar/deeplink/compose?subject=Dana%20%2F%20"
+                 "Jordan%201%3A1&to=jordan%40acme.test&body=",
+}
+
+
+def test_coverage_names_reports_without_a_1on1_and_the_digest_says_it_once(
+        harness: Harness, case: ProviderCase, directory: tuple[int, MemoryDirectory]) -> None:
+    grant_id, listing = directory
+    for email, manager in COVERAGE_ORG[case.provider].items():
+        listing.add(_entry(email, manager, case.provider))
+    _connect(harness, case.provider)
+    _directory_sync(harness, grant_id)
+    with harness.session() as session:
+        manager = session.scalars(select(Person).where(Person.email == case.manager)).one()
+        coverage = manager_coverage(session, manager_id=manager.id, cadence_days=14)
+    assert coverage is not None
+    assert coverage.sentence() == COVERAGE_SENTENCE[case.provider]
+    links = [g.create_link for g in coverage.gaps]
+    assert all(link for link in links)
+    assert any(link.startswith(NEW_EVENT_LINK[case.provider]) for link in links if link)
+    if case.provider == "google":
+        assert all("recur=RRULE%3AFREQ%3DWEEKLY" in link for link in links if link)
+
+    week = d.iso_week_of(harness.clock(), zone_of(manager.time_zone))
+    first = enqueue_digest(harness.runtime.factory, settings=harness.settings,
+                           manager_id=manager.id, iso_week=week, now=harness.clock())
+    later = harness.clock() + timedelta(days=7)
+    second = enqueue_digest(harness.runtime.factory, settings=harness.settings,
+                            manager_id=manager.id, iso_week=d.shift_week(week, 1), now=later)
+    with harness.session() as session:
+        mail = {row.id: row for row in session.scalars(select(OutboxMessage))}
+    assert COVERAGE_SENTENCE[case.provider] in mail[first].body_text
+    assert NEW_EVENT_LINK[case.provider] in mail[first].body_text
+    html_link = NEW_EVENT_LINK[case.provider].replace("&", "&amp;")
+    assert f'href="{html_link}' in (mail[first].body_html or "")
+    assert "From the org chart" not in mail[second].body_text  # said once, not every week
+    assert "From the org chart" not in (mail[second].body_html or "")
+
+    env = _env(harness.settings.data_dir, harness)
+    listed = rapport("metrics", "--json", env=env)
+    assert listed.returncode == 0, listed.stderr
+    found = [c for c in json.loads(listed.stdout)["coverage"] if c["manager"] == case.manager]
+    assert [c["sentence"] for c in found] == [COVERAGE_SENTENCE[case.provider]]
+    assert found[0]["direct_reports"] == 3
+    text = rapport("metrics", env=env)
+    assert COVERAGE_SENTENCE[case.provider] in text.stdout
