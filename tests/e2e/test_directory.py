@@ -30,6 +30,7 @@ from service.people.zones import zone_of
 from workers import actors
 
 from .conftest import Harness, ProviderCase
+from .helpers import upcoming
 from .test_cli import _env, rapport
 
 # the org chart of each provider's people; a manager on the other provider is outside the
@@ -112,7 +113,7 @@ def _pair_id(harness: Harness, manager: str, report: str) -> int | None:
 def test_the_org_chart_names_the_manager_when_the_report_organizes_the_series(
         harness: Harness, case: ProviderCase, directory: tuple[int, MemoryDirectory]) -> None:
     _connect(harness, case.provider)
-    _report_organized(harness, case, case.manager)
+    key = _report_organized(harness, case, case.manager)
     harness.sync()
     # no directory yet: the organizer rule takes the report for the manager
     assert _row(harness, "1:1 check-in")[:2] == (case.report, case.manager)
@@ -124,6 +125,15 @@ def test_the_org_chart_names_the_manager_when_the_report_organizes_the_series(
     assert pair_id == _pair_id(harness, case.manager, case.report)  # the seeded 1:1's pair
     harness.sync()  # the next calendar sync keeps what the org chart says
     assert _row(harness, "1:1 check-in")[:2] == (case.manager, case.report)
+    # the manager (an attendee here) declines: recorded as the manager's, not the report's
+    first = upcoming(harness, case, key)[0]
+    harness.sandbox(case.provider).decline_occurrence(key, first, case.manager)
+    harness.sync()
+    with harness.session() as session:
+        occurrence = session.scalars(select(Occurrence).join(Series).where(
+            Series.title == "1:1 check-in", Occurrence.original_start == first)).one()
+        assert (occurrence.manager_response, occurrence.report_response) == (
+            "declined", "accepted")
     with harness.session() as session:
         grant = session.get(DirectoryGrant, directory[0])
         assert grant is not None and grant.last_directory_sync_at is not None
