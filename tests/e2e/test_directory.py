@@ -9,13 +9,16 @@ from datetime import timedelta
 
 import pytest
 from sqlalchemy import func, select
+from typer.testing import CliRunner
 
+from application.cli.main import app
 from connectors.base import DirectoryPerson
 from sandbox.memory import MemoryDirectory
 from sandbox.team import SERIES, people_on, person
 from service.accounts.crypto import Vault
 from service.accounts.models import Account, AccountStatus, DirectoryGrant
 from service.accounts.service import save_grant
+from service.calendars.connectors import AccountConnectors
 from service.directory.people import JSON_KEYS, PersonRow
 from service.email.models import OutboxMessage, OutboxStatus
 from service.email.outbox import enqueue
@@ -341,3 +344,35 @@ def test_coverage_names_reports_without_a_1on1_and_the_digest_says_it_once(
     assert found[0]["direct_reports"] == 3
     text = rapport("metrics", env=env)
     assert COVERAGE_SENTENCE[case.provider] in text.stdout
+
+
+def test_directory_sync_on_the_command_line_says_one_line_per_failure_then_resumes(
+        harness: Harness, case: ProviderCase, directory: tuple[int, MemoryDirectory],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    grant_id, listing = directory
+    monkeypatch.setattr(AccountConnectors, "directory_for", lambda self, gid: listing)
+    env = _env(harness.settings.data_dir, harness)
+    runner = CliRunner()
+    listing.fail_page(1)
+
+    failed = runner.invoke(app, ["directory", "sync"], env=env)
+
+    assert failed.exit_code == 1
+    assert "Traceback" not in failed.output
+    lines = [line for line in failed.stdout.splitlines() if line.strip()]
+    assert lines == [f"grant {grant_id}: directory sync failed: memory users.list: HTTP 503"]
+    shown = runner.invoke(app, ["directory", "list"], env=env)
+    assert shown.exit_code == 0
+    assert "never (a pass is under way)" in shown.output and "HTTP 503" in shown.output
+
+    done = runner.invoke(app, ["directory", "sync", "--grant", str(grant_id)], env=env)
+
+    assert done.exit_code == 0, done.output
+    assert f"grant {grant_id}: 1 pages, 1 people seen" in done.output  # the rest of the pass
+    assert "pass complete" in done.output
+    outside = "dana@acme.test" if case.provider == "google" else "maya@acme.test"
+    assert f"managers outside the directory's scope: {outside}" in done.stdout
+    shown = runner.invoke(app, ["directory", "list"], env=env)
+    assert "under way" not in shown.output and " 4  " in shown.output
+    unknown = runner.invoke(app, ["directory", "sync", "--grant", "999"], env=env)
+    assert unknown.exit_code == 1 and "no company grant with id 999" in unknown.output
