@@ -12,13 +12,20 @@ from sqlalchemy import func, select
 from typer.testing import CliRunner
 
 from application.cli.main import app
-from connectors.base import DirectoryPerson
+from connectors.base import CalendarConnector, DirectoryPerson
+from connectors.microsoft.connector import GraphConnector
 from sandbox.memory import MemoryDirectory
 from sandbox.team import SERIES, people_on, person
 from service.accounts.crypto import Vault
 from service.accounts.models import Account, AccountStatus, DirectoryGrant
 from service.accounts.service import save_grant
-from service.calendars.connectors import AccountConnectors
+from service.calendars.connectors import (
+    AccountConnectors,
+    ca_verify,
+    google_connector,
+    msal_provider,
+)
+from service.calendars.models import Calendar
 from service.directory.people import JSON_KEYS, PersonRow
 from service.email.models import OutboxMessage, OutboxStatus
 from service.email.outbox import enqueue
@@ -31,8 +38,9 @@ from service.pairs.service import list_series, set_manager_override
 from service.people.models import Person
 from service.people.zones import zone_of
 from workers import actors
+from workers.scheduler import build_scheduler
 
-from .conftest import Harness, ProviderCase
+from .conftest import CLIENT_ID, Harness, ProviderCase
 from .helpers import upcoming
 from .test_cli import _env, rapport
 
@@ -376,3 +384,65 @@ def test_directory_sync_on_the_command_line_says_one_line_per_failure_then_resum
     assert "under way" not in shown.output and " 4  " in shown.output
     unknown = runner.invoke(app, ["directory", "sync", "--grant", "999"], env=env)
     assert unknown.exit_code == 1 and "no company grant with id 999" in unknown.output
+
+
+def test_the_scheduler_reads_every_active_directory_at_its_interval(
+        harness: Harness, case: ProviderCase, directory: tuple[int, MemoryDirectory]) -> None:
+    grant_id, _ = directory
+    _connect(harness, case.provider)
+    harness.runtime.settings.directory_sync_interval_seconds = 3600
+    scheduler = build_scheduler(harness.settings, blocking=False)
+    job = scheduler.get_job("directory-sync")
+    assert job is not None and job.trigger.interval == timedelta(hours=1)
+
+    job.func()  # what the scheduler runs every hour
+    harness.run()
+
+    with harness.session() as session:
+        grant = session.get(DirectoryGrant, grant_id)
+        assert grant is not None and grant.last_directory_sync_at == harness.clock()
+        assert session.scalar(select(func.count()).select_from(Person).where(
+            Person.directory_grant_id == grant_id)) == len(ORG[case.provider])
+
+
+def _act_as_people(harness: Harness, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Stand in for the company grant's delegation (domain-wide delegation, app-only access,
+    built by the Workspace and tenant connectors): an account reached through a grant reads
+    its person's calendar with that person's own sandbox grant, through the real clients."""
+    original = AccountConnectors.for_account
+
+    def for_account(self: AccountConnectors, account_id: int) -> CalendarConnector:
+        with self.factory() as session:
+            account = session.get(Account, account_id)
+            assert account is not None
+            grant_id, email, provider = account.grant_id, account.email, account.provider
+        if grant_id is None:
+            return original(self, account_id)
+        token = person(email).refresh_token
+        if provider == "google":
+            return google_connector(self.settings, {
+                "client_id": CLIENT_ID, "client_secret": "test-secret", "refresh_token": token})
+        tokens = msal_provider(self.settings, {"client_id": CLIENT_ID})
+        tokens.import_refresh_token(token)
+        return GraphConnector(token_provider=tokens, api_url=self.settings.graph_api_url,
+                              verify=ca_verify(self.settings), owner_email=email)
+
+    monkeypatch.setattr(AccountConnectors, "for_account", for_account)
+
+
+def test_people_of_a_grant_get_their_calendars_watched_and_the_org_chart_pairs_them(
+        harness: Harness, case: ProviderCase, directory: tuple[int, MemoryDirectory],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    grant_id, _ = directory
+    _act_as_people(harness, monkeypatch)
+
+    _directory_sync(harness, grant_id)  # adds accounts, discovers and syncs their calendars
+
+    with harness.session() as session:
+        accounts = session.scalars(select(Account).where(Account.grant_id == grant_id)).all()
+        assert {a.email for a in accounts} == set(ORG[case.provider])
+        watched = session.scalars(select(Calendar.owner_email).join(
+            Account, Account.id == Calendar.account_id).where(
+            Account.grant_id == grant_id)).all()
+        assert set(watched) == set(ORG[case.provider])
+    assert _row(harness, _title(case))[:2] == (case.manager, case.report)
