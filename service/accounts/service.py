@@ -120,23 +120,29 @@ def mark_needs_reconsent(session: Session, *, account_id: int, reason: str) -> N
     log.warning("account %s (%s) needs re-consent: %s", account.id, account.provider, reason)
 
 
-def ensure_grant_account(session: Session, *, vault: Vault, grant: DirectoryGrant,
-                         person_id: int, email: str, user_id: str) -> Account | None:
-    """The account through which a company grant acts as one person; returns it when it
-    was just created (its calendars are then discovered by the next reconcile).
+def ensure_grant_accounts(session: Session, *, vault: Vault, grant: DirectoryGrant,
+                          people: list[tuple[int, str, str]]) -> int:
+    """The accounts through which a company grant acts as each of `people` (person id,
+    address, provider user id); returns how many were created (their calendars are then
+    discovered like any new account's). One query for the lot.
 
     A person who connected their own account at the same provider keeps it (the unique
     provider + email): their own grant already does the work.
     """
-    email = email.lower()
-    if session.scalar(select(Account.id).where(Account.provider == grant.provider,
-                                               Account.email == email)) is not None:
-        return None
-    account = Account(provider=grant.provider, email=email, person_id=person_id,
-                      grant_id=grant.id, credentials_encrypted=vault.encrypt(
-                          json.dumps({"subject": email, "user_id": user_id})))
-    session.add(account)
-    return account
+    emails = [email.lower() for _, email, _ in people]
+    have = set(session.scalars(select(Account.email).where(Account.provider == grant.provider,
+                                                           Account.email.in_(emails))))
+    created = 0
+    for person_id, email, user_id in people:
+        email = email.lower()
+        if email in have:
+            continue
+        have.add(email)
+        session.add(Account(provider=grant.provider, email=email, person_id=person_id,
+                            grant_id=grant.id, credentials_encrypted=vault.encrypt(
+                                json.dumps({"subject": email, "user_id": user_id}))))
+        created += 1
+    return created
 
 
 def set_accounts_status(session: Session, *, person_id: int, status: AccountStatus,

@@ -28,7 +28,7 @@ from connectors.base import DirectoryConnector, DirectoryPerson
 from connectors.errors import ConnectorError
 from service.accounts.crypto import Vault
 from service.accounts.models import AccountStatus, DirectoryGrant
-from service.accounts.service import ensure_grant_account, set_accounts_status
+from service.accounts.service import ensure_grant_accounts, set_accounts_status
 from service.pairs.service import end_series_of, refresh_pair_link, series_of_people
 from service.people.models import Person
 from service.people.names import clean_name
@@ -154,6 +154,7 @@ def _store_page(session: Session, *, grant: DirectoryGrant, people: list[Directo
     by_email = {p.email: p for p in session.scalars(select(Person).where(
         Person.email.in_(emails)))}
     stopped: set[str] = set()
+    listed: list[tuple[Person, DirectoryPerson, bool]] = []
     for entry in people:
         email = entry.email.lower()
         person = by_id.get(entry.id) or by_email.get(email)
@@ -179,21 +180,24 @@ def _store_page(session: Session, *, grant: DirectoryGrant, people: list[Directo
         person.directory_manager_ref = _manager_ref(entry)
         person.directory_seen_pass = grant.directory_pass
         person.suspended, person.left_at = entry.suspended, None
-        session.flush()
+        listed.append((person, entry, was_stopped))
+    session.flush()  # one flush for the page: new people get their ids
+    active: list[tuple[int, str, str]] = []
+    for person, entry, was_stopped in listed:
         if entry.suspended:
             if not was_stopped:
                 result.suspended += 1
-            stopped.add(email)
-            set_accounts_status(session, person_id=person.id, status=AccountStatus.DISABLED,
-                                reason=SUSPENDED)
+                stopped.add(person.email)
+                set_accounts_status(session, person_id=person.id,
+                                    status=AccountStatus.DISABLED, reason=SUSPENDED)
             continue
         if was_stopped:  # back in the directory, or no longer suspended
             for reason in (SUSPENDED, LEFT):
                 set_accounts_status(session, person_id=person.id, status=AccountStatus.ACTIVE,
                                     reason=None, only_reason=reason)
-        if ensure_grant_account(session, vault=vault, grant=grant, person_id=person.id,
-                                email=email, user_id=entry.id) is not None:
-            result.accounts_added += 1
+        active.append((person.id, person.email, entry.id))
+    result.accounts_added += ensure_grant_accounts(session, vault=vault, grant=grant,
+                                                   people=active)
     result.series_ended += end_series_of(session, emails=stopped, now=now)
 
 
