@@ -45,7 +45,7 @@ from service.metrics.digest import digest_due, enqueue_digest
 from service.outcomes import service as outcomes
 from service.sync.calendar_sync import sync_calendar as sync_one_calendar
 from workers.context import message_context
-from workers.provider import BackedOff, Refused, placeholder_broker, provider_actor, provider_errors
+from workers.provider import BackedOff, Refused, placeholder_broker, provider_actor
 from workers.runtime import current
 
 log = logging.getLogger(__name__)
@@ -165,25 +165,31 @@ def reconcile() -> None:
 DIRECTORY_RETRIES = 3  # a directory that keeps failing waits for the next scheduled pass
 
 
-@dramatiq.actor(broker=_PLACEHOLDER, queue_name="sync", max_retries=DIRECTORY_RETRIES,
-                throws=(Refused,))
+def _no_account(session: Any, **_arguments: Any) -> None:
+    """A directory is read with the company grant's own credentials, for no one account."""
+    return None
+
+
+@provider_actor(broker=_PLACEHOLDER, queue_name="sync", account_of=_no_account,
+                paced=False, max_retries=DIRECTORY_RETRIES)
 def sync_directory(grant_id: int) -> None:
     """Read one company grant's directory (resuming an unfinished pass), then discover the
-    calendars of the people it added. Idempotent: a second run reads the same people."""
+    calendars of the people it added. Idempotent: a second run reads the same people.
+    Throttling retries after the provider's Retry-After, a refusal is not retried, a revoked
+    grant is flagged (`rapport directory list` says so) and not retried."""
     rt = current()
     with rt.factory() as session:
         grant = session.get(DirectoryGrant, grant_id)
         if grant is None or grant.status != AccountStatus.ACTIVE:
             return
-    with provider_errors():
-        try:
-            sync_one_directory(rt.factory, grant_id=grant_id,
-                               connector=rt.connectors.directory_for(grant_id),
-                               vault=Vault.from_settings(rt.settings), now=rt.clock())
-        except AuthRevoked as err:
-            with rt.factory.begin() as session:
-                mark_grant_needs_reconsent(session, grant_id=grant_id, reason=str(err))
-            raise Refused(f"company grant {grant_id}: {err}") from err
+    try:
+        sync_one_directory(rt.factory, grant_id=grant_id,
+                           connector=rt.connectors.directory_for(grant_id),
+                           vault=Vault.from_settings(rt.settings), now=rt.clock())
+    except AuthRevoked as err:
+        with rt.factory.begin() as session:
+            mark_grant_needs_reconsent(session, grant_id=grant_id, reason=str(err))
+        raise Refused(f"company grant {grant_id}: {err}") from err
     with rt.factory() as session:
         new_accounts = accounts_without_calendars(session)
     for account_id in new_accounts:

@@ -258,7 +258,8 @@ def list_series(session: Session, *, now: datetime, include_all: bool = False) -
             status=str(series.status),
             next_occurrence=nxt, provider_ids=sorted(set(sources.get(series.id, []))),
         ))
-    return result
+    # manager first: the pair's manager, which the org chart may name over the organizer
+    return sorted(result, key=lambda r: (r.manager or "", r.report or "", r.series_id))
 
 
 def resolve_pair(session: Session, *, ref: str) -> Pair:

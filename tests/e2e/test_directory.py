@@ -446,3 +446,32 @@ def test_people_of_a_grant_get_their_calendars_watched_and_the_org_chart_pairs_t
             Account.grant_id == grant_id)).all()
         assert set(watched) == set(ORG[case.provider])
     assert _row(harness, _title(case))[:2] == (case.manager, case.report)
+
+
+def test_the_directory_actor_retries_a_failed_page_and_flags_a_revoked_grant(
+        harness: Harness, case: ProviderCase, directory: tuple[int, MemoryDirectory]) -> None:
+    grant_id, listing = directory
+    _connect(harness, case.provider)
+    listing.fail_page(1)  # the second page answers 503 once
+    listing.requested.clear()
+
+    _directory_sync(harness, grant_id)
+
+    assert listing.requested == [None, "dir:3", "dir:3"]  # retried where it failed
+    with harness.session() as session:
+        grant = session.get(DirectoryGrant, grant_id)
+        assert grant is not None and grant.last_directory_sync_at is not None
+        assert grant.last_error is None
+
+    listing.fail_page(0, status=401)
+    listing.requested.clear()
+    _directory_sync(harness, grant_id)
+
+    assert listing.requested == [None]  # not retried: the grant must be connected again
+    with harness.session() as session:
+        grant = session.get(DirectoryGrant, grant_id)
+        assert grant is not None and grant.status == AccountStatus.NEEDS_RECONSENT
+        assert grant.status_reason and "connect it again" in grant.status_reason
+    actors.sync_directory.send(grant_id)  # an inactive grant is not read at all
+    harness.run()
+    assert listing.requested == [None]
