@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 from sqlalchemy import func, select
 
-from application.cli.command import cli_of
+from application.cli.command import Cli, cli_of
 from application.context import EXIT_FAILED, echo_err, fail, friendly_errors
 from connectors.errors import ConnectorError
 from service.accounts.crypto import Vault
@@ -55,27 +55,30 @@ def directory_sync(
         if not ids:
             fail("no company grant: run `rapport connect google-workspace` or "
                  "`rapport connect microsoft-tenant` first")
-        vault = Vault.from_settings(cli.settings)
-        failed = 0
-        for grant_id in ids:
-            try:
-                result = sync_directory(rt.factory, grant_id=grant_id,
-                                        connector=rt.connectors.directory_for(grant_id),
-                                        vault=vault, now=rt.clock(), max_pages=max_pages,
-                                        progress=_progress)
-            except (ConnectorError, DirectorySyncError, LookupError, ValueError) as err:
-                failed += 1
-                typer.secho(f"grant {grant_id}: directory sync failed: {err}",
-                            fg=typer.colors.YELLOW)
-                continue
-            typer.echo(result.summary())
-            if result.unknown_managers:
-                outside = ", ".join(sorted(result.unknown_managers)[:10])
-                more = len(result.unknown_managers) - 10
-                typer.echo(f"  managers outside the directory's scope: {outside}"
-                           + (f" and {more} more" if more > 0 else ""))
+        failed = [g for g in ids if not sync_and_tell(cli, g, max_pages=max_pages)]
     if failed:
         raise typer.Exit(EXIT_FAILED)
+
+
+def sync_and_tell(cli: Cli, grant_id: int, *, max_pages: int = MAX_PAGES) -> bool:
+    """Read one grant's directory now and print its summary, or one line saying why it
+    failed; False when it failed (the next run resumes where it stopped)."""
+    rt = cli.started.runtime
+    try:
+        result = sync_directory(rt.factory, grant_id=grant_id,
+                                connector=rt.connectors.directory_for(grant_id),
+                                vault=Vault.from_settings(cli.settings), now=rt.clock(),
+                                max_pages=max_pages, progress=_progress)
+    except (ConnectorError, DirectorySyncError, LookupError, ValueError) as err:
+        typer.secho(f"grant {grant_id}: directory sync failed: {err}", fg=typer.colors.YELLOW)
+        return False
+    typer.echo(result.summary())
+    if result.unknown_managers:
+        outside = ", ".join(sorted(result.unknown_managers)[:10])
+        more = len(result.unknown_managers) - 10
+        typer.echo(f"  managers outside the directory's scope: {outside}"
+                   + (f" and {more} more" if more > 0 else ""))
+    return True
 
 
 @directory_app.command("list")
