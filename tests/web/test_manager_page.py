@@ -119,10 +119,7 @@ def test_manager_page_in_headless_chromium(server: str, team: int,
 def test_the_manager_page_shows_who_has_no_1on1_with_a_link_to_set_one_up(
         server: str, team: int, settings: Settings, history: History,  # noqa: F811
         factory: sessionmaker[Session]) -> None:  # noqa: F811
-    if not CHROMIUM.exists():
-        if os.environ.get("CI"):
-            pytest.fail("/usr/bin/chromium is required under CI (apt-get install chromium)")
-        pytest.skip("/usr/bin/chromium is not installed (apt-get install chromium)")
+    require_chromium()
     from playwright.sync_api import sync_playwright
 
     history.person("noor@example.com", name="Noor <b>Haddad</b>")  # typed by a person
@@ -134,11 +131,7 @@ def test_the_manager_page_shows_who_has_no_1on1_with_a_link_to_set_one_up(
     url = manager_url(settings, team, version=0, base_url=server)
     ARTIFACTS.mkdir(exist_ok=True)
     with sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path=str(CHROMIUM),
-            args=["--headless", "--no-sandbox", "--disable-gpu",
-                  "--disable-background-networking", "--disable-component-update",
-                  "--disable-sync", "--no-first-run"])
+        browser = launch(p)
         try:
             page = browser.new_page(viewport={"width": 1000, "height": 900})
             response = page.goto(url)

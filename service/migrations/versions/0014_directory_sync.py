@@ -2,7 +2,7 @@
 token, people's manager reference and the pass that last listed them, coverage_mentions
 
 Revision ID: 0014
-Revises: 0017
+Revises: 0018
 Create Date: 2026-12-01
 """
 from __future__ import annotations
@@ -13,7 +13,7 @@ from alembic import op
 import service.db
 
 revision = "0014"
-down_revision = "0017"
+down_revision = "0018"
 branch_labels = None
 depends_on = None
 
