@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import ClassVar
 from zoneinfo import ZoneInfo
@@ -32,6 +32,8 @@ from connectors.base import (
     CalendarInfo,
     CallObserver,
     ChangePage,
+    DirectoryPage,
+    DirectoryPerson,
     EventStatus,
     FreeBusy,
     ProviderCall,
@@ -491,3 +493,62 @@ class MemoryConnector:
     def unsubscribe(self, subscription: Subscription) -> None:
         """Not done: the memory world has no push channel."""
         raise NotImplementedError("the memory connector has no push channel")
+
+
+class MemoryDirectory:
+    """A company directory held in memory, honouring `connectors.base.DirectoryConnector`.
+
+    It pages like the providers do (an opaque token on every page but the last: Admin SDK
+    ``nextPageToken``, Graph ``@odata.nextLink``) and offers what an admin does in the
+    console: add, suspend, remove a person, change a manager; `fail_page` makes one page
+    answer an HTTP error (once) to test a pass that stops half-way. `provider` says which
+    provider's shape the people have (Google names a manager by address, Graph by id and
+    mail): the caller builds the entries accordingly.
+    """
+
+    def __init__(self, people: list[DirectoryPerson], *, provider: str = "google",
+                 page_size: int = 2) -> None:
+        self.provider = provider
+        self.page_size = page_size
+        self.people: dict[str, DirectoryPerson] = {p.id: p for p in people}
+        self.failing: dict[int, int] = {}  # page number -> HTTP status, once
+        self.requested: list[str | None] = []  # the page tokens asked for, in order
+
+    def list_people(self, page_token: str | None = None) -> DirectoryPage:
+        """One page of people; the token is the offset of the next page."""
+        self.requested.append(page_token)
+        offset = 0
+        if page_token is not None:
+            if not page_token.startswith("dir:"):
+                raise error_for_status(400, f"memory users.list: bad page token {page_token}")
+            offset = int(page_token[4:])
+        number = offset // self.page_size
+        status = self.failing.pop(number, None)
+        if status is not None:
+            raise error_for_status(status, f"memory users.list: HTTP {status}")
+        everyone = list(self.people.values())
+        page = everyone[offset:offset + self.page_size]
+        end = offset + self.page_size
+        return DirectoryPage(people=page,
+                             next_page_token=f"dir:{end}" if end < len(everyone) else None)
+
+    # -- what an admin does -----------------------------------------------------------
+
+    def add(self, person: DirectoryPerson) -> None:
+        self.people[person.id] = person
+
+    def remove(self, user_id: str) -> None:
+        del self.people[user_id]
+
+    def suspend(self, user_id: str, suspended: bool = True) -> None:
+        self.people[user_id] = replace(self.people[user_id], suspended=suspended)
+
+    def set_manager(self, user_id: str, manager: DirectoryPerson | None) -> None:
+        """Name `manager` as the person's manager, in this directory's provider's shape."""
+        manager_id = manager.id if manager and self.provider != "google" else None
+        email = manager.email if manager else None
+        self.people[user_id] = replace(self.people[user_id], manager_id=manager_id,
+                                       manager_email=email)
+
+    def fail_page(self, number: int, *, status: int = 503) -> None:
+        self.failing[number] = status

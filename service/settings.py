@@ -77,6 +77,10 @@ class Settings(BaseSettings):
     # meters each user (developers.google.com/calendar/api/guides/quota).
     google_account_concurrency: int = Field(default=4, ge=1)
     microsoft_account_concurrency: int = Field(default=4, ge=1)
+    # How often every company directory is read again (people, managers, who left).
+    directory_sync_interval_seconds: int = Field(default=6 * 3600, ge=60)
+    # Coverage: a direct report whose recurring 1:1 is rarer than this (or who has none).
+    coverage_cadence_days: int = Field(default=14, ge=1)
 
     # Write agendas into occurrences starting within this many days, into this many per series.
     agenda_horizon_days: int = Field(default=7, ge=1)

@@ -15,10 +15,11 @@ from typing import Any
 import dramatiq
 from dramatiq.brokers.stub import StubBroker
 
-from connectors.errors import Transient
+from connectors.errors import AuthRevoked, Transient
 from service.accounts.crypto import Vault
-from service.accounts.models import Account
+from service.accounts.models import Account, AccountStatus, DirectoryGrant
 from service.accounts.pace import account_pace
+from service.accounts.service import mark_grant_needs_reconsent
 from service.agenda.planner import plan_due_agendas
 from service.agenda.writer import write_agenda as write_agenda_into_invite
 from service.agenda.writer import writing_account
@@ -33,6 +34,8 @@ from service.calendars.queries import (
     known_calendars,
 )
 from service.calendars.service import save_calendars
+from service.directory.sync import active_grant_ids
+from service.directory.sync import sync_directory as sync_one_directory
 from service.email.models import OutboxMessage
 from service.email.outbox import deliver as deliver_outbox
 from service.email.outbox import due_messages
@@ -43,7 +46,7 @@ from service.outcomes import service as outcomes
 from service.prep.nudge import queue_prep_nudges
 from service.sync.calendar_sync import sync_calendar as sync_one_calendar
 from workers.context import message_context
-from workers.provider import BackedOff, placeholder_broker, provider_actor
+from workers.provider import BackedOff, Refused, placeholder_broker, provider_actor
 from workers.runtime import current
 
 log = logging.getLogger(__name__)
@@ -157,6 +160,51 @@ def reconcile() -> None:
     reconcile_outcomes()
     reconcile_digests()
     reconcile_prep()
+
+
+# -- company directories ----------------------------------------------------------------
+
+DIRECTORY_RETRIES = 3  # a directory that keeps failing waits for the next scheduled pass
+
+
+def _no_account(session: Any, **_arguments: Any) -> None:
+    """A directory is read with the company grant's own credentials, for no one account."""
+    return None
+
+
+@provider_actor(broker=_PLACEHOLDER, queue_name="sync", account_of=_no_account,
+                paced=False, max_retries=DIRECTORY_RETRIES)
+def sync_directory(grant_id: int) -> None:
+    """Read one company grant's directory (resuming an unfinished pass), then discover the
+    calendars of the people it added. Idempotent: a second run reads the same people.
+    Throttling retries after the provider's Retry-After, a refusal is not retried, a revoked
+    grant is flagged (`rapport directory list` says so) and not retried."""
+    rt = current()
+    with rt.factory() as session:
+        grant = session.get(DirectoryGrant, grant_id)
+        if grant is None or grant.status != AccountStatus.ACTIVE:
+            return
+    try:
+        sync_one_directory(rt.factory, grant_id=grant_id,
+                           connector=rt.connectors.directory_for(grant_id),
+                           vault=Vault.from_settings(rt.settings), now=rt.clock())
+    except AuthRevoked as err:
+        with rt.factory.begin() as session:
+            mark_grant_needs_reconsent(session, grant_id=grant_id, reason=str(err))
+        raise Refused(f"company grant {grant_id}: {err}") from err
+    with rt.factory() as session:
+        new_accounts = accounts_without_calendars(session)
+    for account_id in new_accounts:
+        sync_account.send(account_id)
+
+
+def sync_all_directories() -> list[int]:
+    """Send a directory sync for every active company grant; returns their ids."""
+    with current().factory() as session:
+        ids = active_grant_ids(session)
+    for grant_id in ids:
+        sync_directory.send(grant_id)
+    return ids
 
 
 # -- cancellations: grace period, check, alert ------------------------------------------
@@ -279,5 +327,5 @@ def send_digest(manager_id: int, iso_week: str) -> None:
 
 ALL: list[dramatiq.Actor[Any, Any]] = [
     sync_account, sync_calendar, write_agenda, renew_channel, reconcile,
-    check_occurrence, deliver_email, send_digest,
+    check_occurrence, deliver_email, send_digest, sync_directory,
 ]

@@ -19,7 +19,7 @@ import functools
 import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import ParamSpec
+from typing import Any, ParamSpec
 
 import dramatiq
 from dramatiq.brokers.stub import StubBroker
@@ -90,9 +90,11 @@ def provider_errors() -> Iterator[None]:
 
 
 def provider_actor(*, broker: dramatiq.Broker, queue_name: str, account_of: AccountOf,
-                   paced: bool = True
+                   paced: bool = True, max_retries: int | None = None
                    ) -> Callable[[Callable[P, None]], dramatiq.Actor[P, None]]:
-    """Declare an actor that acts for one account at a provider.
+    """Declare an actor that acts for one account at a provider (`account_of` may answer
+    None: a company grant's directory acts for no one account); `max_retries` bounds its
+    retries below the worker's default.
 
     With `paced` (the default) the actor runs only when its account may call the provider
     (`workers.pace.account_turn`); an actor whose work must not wait for the provider (an
@@ -100,6 +102,7 @@ def provider_actor(*, broker: dramatiq.Broker, queue_name: str, account_of: Acco
     dramatiq runs middleware only around delivered messages; an actor called directly, as a
     function (`check_occurrence(7)`), opens the same context itself.
     """
+    options: dict[str, Any] = {} if max_retries is None else {"max_retries": max_retries}
 
     def declare(fn: Callable[P, None]) -> dramatiq.Actor[P, None]:
         def paced_call(*args: P.args, **kwargs: P.kwargs) -> None:
@@ -118,7 +121,7 @@ def provider_actor(*, broker: dramatiq.Broker, queue_name: str, account_of: Acco
                 return paced_call(*args, **kwargs)
 
         return dramatiq.actor(broker=broker, queue_name=queue_name, throws=NOT_RETRIED,
-                              account_of=account_of)(run)
+                              account_of=account_of, **options)(run)
 
     return declare
 

@@ -14,19 +14,22 @@ from typing import Protocol
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from connectors.base import CalendarConnector
+from connectors.base import CalendarConnector, DirectoryConnector
 from service.calendars.connectors import AccountConnectors
 from service.db import make_engine, migrate, session_factory, utcnow
 from service.settings import Settings
 
 
 class ConnectorFactory(Protocol):
-    """Builds the connector of an account, or of the account that owns a calendar; its calls
+    """Builds the connector of an account, or of the account that owns a calendar, or the
+    directory connector of a company grant; its calls
     go to the recorder of the current message (`service.calendars.calls.record_call`)."""
 
     def for_calendar(self, calendar_id: int) -> CalendarConnector: ...
 
     def for_account(self, account_id: int) -> CalendarConnector: ...
+
+    def directory_for(self, grant_id: int) -> DirectoryConnector: ...
 
 
 @dataclass

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from application.cli.alerts_cmd import alerts_app
 from application.cli.command import Cli, cli_of
+from application.cli.directory_cmd import directory_app
 from application.cli.metrics_cmd import digest_cmd, metrics_app
 from application.cli.people_cmd import people_app
 from application.cli.status_cmd import status_cmd
@@ -59,6 +60,7 @@ from service.pairs.service import (
     list_series,
     pair_emails,
     resolve_pair,
+    set_manager_override,
     set_override,
 )
 from service.settings import Settings
@@ -81,6 +83,7 @@ app.add_typer(topic_app, name="topic")
 app.add_typer(action_app, name="action")
 app.add_typer(alerts_app, name="alerts")
 app.add_typer(people_app, name="people")
+app.add_typer(directory_app, name="directory")
 
 
 def _print_version(value: bool) -> None:
@@ -377,6 +380,29 @@ def series_auto(ctx: typer.Context, series_id: int) -> None:
 
 
 PAIR_HELP = "A pair id (the 'pair' column of `rapport pairs`) or the report's email."
+
+
+@series_app.command("manager")
+def series_manager(
+    ctx: typer.Context, series_id: int,
+    email: Annotated[str | None, typer.Argument(help="The manager: one of the series' two "
+                                                "people.")] = None,
+    clear: Annotated[bool, typer.Option("--clear", help="Let the org chart (or the organizer) "
+                                        "decide again.")] = False,
+) -> None:
+    """Name the manager of a 1:1 series by hand; beats the org chart and the organizer."""
+    if clear == (email is not None):
+        fail("give the manager's email, or --clear (not both)")
+    with cli_of(ctx).session(write=True) as session:
+        series = set_manager_override(session, series_id=series_id,
+                                      email=None if clear else email)
+        label = _pair_label(session, series.pair_id) if series.pair_id else None
+    if label is None:
+        typer.echo(f"series {series_id}: not a managed 1:1 now (no pair).")
+    elif clear:
+        typer.echo(f"series {series_id}: the org chart or the organizer decides again: {label}.")
+    else:
+        typer.echo(f"series {series_id}: manager set by hand: {label}.")
 
 
 def _pair_id(session: Session, ref: str) -> int:

@@ -12,9 +12,10 @@ from application.cli.command import cli_of
 from application.context import echo_err, fail, friendly_errors
 from service.accounts.signing import links_version, manager_url
 from service.metrics import definitions as d
+from service.metrics.coverage import all_coverage
 from service.metrics.digest import build_digest, pair_row, send_digest
 from service.metrics.queries import manager_ids
-from service.metrics.reports import current_week, iter_reports
+from service.metrics.reports import ManagerReport, current_week, iter_reports
 from service.metrics.serialisers import report_json
 from service.metrics.snapshots import recompute_snapshots
 from service.people.models import Person
@@ -36,18 +37,34 @@ def metrics(
     """Per manager: each report's consistency, streak, longest gap and Balance coverage."""
     if ctx.invoked_subcommand is not None:
         return
-    rt = cli_of(ctx).started.runtime
+    cli = cli_of(ctx)
+    rt = cli.started.runtime
     with friendly_errors():
         reports = list(iter_reports(rt.factory, now=rt.clock(), weeks=weeks,
                                     manager_email=manager))
-    if manager and not reports:
+        with rt.factory() as session:
+            coverage = all_coverage(session, cadence_days=cli.settings.coverage_cadence_days,
+                                    manager_email=manager)
+    if manager and not reports and not coverage:
         fail(f"no manager with 1:1s has the email {manager}")
     if as_json:
-        typer.echo(json.dumps({"version": 1, "managers": [report_json(r) for r in reports]},
-                              indent=2))
+        typer.echo(json.dumps({"version": 1, "managers": [report_json(r) for r in reports],
+                               "coverage": [c.as_json() for c in coverage]}, indent=2))
         return
-    if not reports:
+    if not reports and not coverage:
         typer.echo("No 1:1 pairs yet. Connect an account and run `rapport sync --once`.")
+        return
+    _print_reports(reports)
+    if coverage:
+        typer.echo(f"\nCoverage from the org chart (a 1:1 at least every "
+                   f"{cli.settings.coverage_cadence_days} days):")
+        for c in coverage:
+            typer.echo(f"  {c.sentence()}")
+
+
+def _print_reports(reports: list[ManagerReport]) -> None:
+    """The per-manager tables of `rapport metrics`."""
+    if not reports:
         return
     for report in reports:
         rate = "-" if report.consistency is None else f"{round(report.consistency * 100)}%"

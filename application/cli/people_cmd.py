@@ -1,19 +1,53 @@
-"""`rapport people opt-out|opt-in|revoke-links EMAIL`: a person's choice about Rapport email,
-and withdrawing the page links sent to them."""
+"""`rapport people [--json]`: everyone Rapport knows; `rapport people opt-out|opt-in|
+revoke-links EMAIL`: a person's choice about Rapport email, and withdrawing the page links
+sent to them."""
 
 from __future__ import annotations
 
+import json
 import re
+from typing import Annotated
 
 import typer
 
 from application.cli.command import cli_of
 from application.context import fail
 from service.accounts.signing import revoke_links
+from service.directory.people import list_people
 from service.people.service import set_opted_out
 
-people_app = typer.Typer(help="People: opt out of (or back into) Rapport email; revoke links.",
-                         no_args_is_help=True)
+people_app = typer.Typer(help="People: who they are, their manager and pairs; opt out of (or "
+                         "back into) Rapport email; revoke links.",
+                         invoke_without_command=True)
+
+
+@people_app.callback()
+def people(
+    ctx: typer.Context,
+    as_json: Annotated[bool, typer.Option("--json", help="Stable JSON, version 1 (README: "
+                                          "`rapport people --json`).")] = False,
+) -> None:
+    """Everyone Rapport knows: manager, provider, time zone, watched or not, pairs."""
+    if ctx.invoked_subcommand is not None:
+        return
+    with cli_of(ctx).session() as session:
+        rows = list_people(session)
+    if as_json:
+        typer.echo(json.dumps({"version": 1, "people": [r.as_json() for r in rows]}, indent=2))
+        return
+    if not rows:
+        typer.echo("No one yet. Connect an account or a company directory first.")
+        return
+    typer.echo(f"{'person':<34} {'manager':<30} {'provider':<10} {'time zone':<20} "
+               f"{'watched':<8} {'state':<10} pairs")
+    for row in rows:
+        state = "left" if row.left_at else "suspended" if row.suspended else "-"
+        pairs = [f"manages {e}" for e in row.manages] + [f"reports to {e}"
+                                                          for e in row.reports_to]
+        typer.echo(f"{row.email[:34]:<34} {(row.manager or '-')[:30]:<30} "
+                   f"{row.provider or '-':<10} {(row.time_zone or '-')[:20]:<20} "
+                   f"{'yes' if row.watched else 'no':<8} {state:<10} "
+                   f"{'; '.join(pairs) or '-'}")
 
 # One address, no display name: something@domain.tld, no spaces, one "@".
 _EMAIL = re.compile(r"[^@\s<>,;]+@[^@\s<>,;.]+(\.[^@\s<>,;.]+)+")

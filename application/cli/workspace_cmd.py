@@ -12,6 +12,7 @@ from typing import Annotated
 import typer
 
 from application.cli.command import Cli, cli_of
+from application.cli.directory_cmd import sync_and_tell
 from application.context import EXIT_AUTH, EXIT_CONFIG, fail, friendly_errors
 from connectors.errors import AuthRevoked, ConnectorError, DelegationRefused, Forbidden
 from service.accounts.crypto import Vault
@@ -96,12 +97,6 @@ def _print_granted(result: WorkspaceGrant, scope: dict[str, str]) -> None:
 
 
 def sync_directory_now(cli: Cli, grant_id: int) -> None:
-    """Where the first directory sync of a new grant runs.
-
-    For the lead to wire once the orgchart branch is merged: ``rt = cli.started.runtime``,
-    ``result = sync_directory(rt.factory, grant_id=grant_id,
-    connector=rt.connectors.directory_for(grant_id), vault=Vault.from_settings(cli.settings),
-    now=rt.clock())`` (`service.directory.sync`), then ``typer.echo(result.summary())``.
-    Until then the people arrive with the next scheduled directory sync, and this says so.
-    """
-    typer.echo(f"The people of grant {grant_id} are read at the next directory sync.")
+    """The first directory sync of a new grant, at once (`rapport directory sync`'s own code):
+    a failure is one line, and the scheduled sync resumes it."""
+    sync_and_tell(cli, grant_id)

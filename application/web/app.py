@@ -36,7 +36,8 @@ from service.agenda.page import left_open
 from service.calendars.models import Calendar
 from service.db import utcnow
 from service.metrics import definitions as d
-from service.metrics.digest import STRIP_COLOURS, digest_context
+from service.metrics.coverage import manager_coverage
+from service.metrics.digest import STRIP_COLOURS, coverage_context, digest_context
 from service.metrics.reports import DEFAULT_WEEKS, ManagerReport, compute_manager
 from service.pairs.models import Pair
 from service.people.models import Person
@@ -173,7 +174,10 @@ def create_app(settings: Settings, factory: sessionmaker[Session], *,
                           "prep": person_link(settings, pair_id=row.pair_id, person=manager,
                                               expires=expires, private=True, key=key)}
                          for row in left_open(session, manager_id=person_id)]
+            coverage = manager_coverage(session, manager_id=person_id,
+                                        cadence_days=settings.coverage_cadence_days)
         context = digest_context(report, iso_week=report.weeks[-1])
+        context["coverage"] = coverage_context(coverage)  # always shown here, not once
         html = _env.get_template("manager.html").render(
             **context, chart=weekly_chart(report), left_open=open_rows,
             generated=now.strftime("%Y-%m-%d %H:%M UTC"))

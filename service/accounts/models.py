@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 
-from sqlalchemy import JSON, ForeignKey, LargeBinary, String, Text, UniqueConstraint
+from sqlalchemy import JSON, ForeignKey, Integer, LargeBinary, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from service.db import Base, UTCDateTime, utcnow
@@ -68,3 +68,7 @@ class DirectoryGrant(Base):
     last_directory_sync_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_error: Mapped[str | None] = mapped_column(Text)  # why the last directory sync failed
     last_error_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # the directory pass under way (or last completed), numbered, and the next page it reads,
+    # so a page that fails resumes there on the next run (see `service.directory.sync`)
+    directory_pass: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    directory_page_token: Mapped[str | None] = mapped_column(Text)

@@ -65,6 +65,20 @@ def save_grant(session: Session, *, vault: Vault, provider: str, name: str,
     return grant
 
 
+def mark_grant_needs_reconsent(session: Session, *, grant_id: int, reason: str) -> None:
+    """Flag a company grant the provider no longer honours (revoked key, removed consent);
+    the people it reaches keep their data, nothing is read for them until it is fixed."""
+    grant = session.get(DirectoryGrant, grant_id)
+    if grant is None:
+        return
+    if grant.status != AccountStatus.NEEDS_RECONSENT:
+        grant.status_changed_at = utcnow()
+    grant.status = AccountStatus.NEEDS_RECONSENT
+    grant.status_reason = (f"the company grant was revoked or has expired; connect it again "
+                           f"(re-consent needed: {reason})")
+    log.warning("company grant %s (%s) needs re-consent: %s", grant.id, grant.provider, reason)
+
+
 def read_grant_credentials(grant: DirectoryGrant, *, vault: Vault) -> dict[str, Any]:
     """The decrypted key file / client secret of a company grant (never logged)."""
     data: dict[str, Any] = json.loads(vault.decrypt(grant.credentials_encrypted))
@@ -104,3 +118,43 @@ def mark_needs_reconsent(session: Session, *, account_id: int, reason: str) -> N
                                  f"`rapport connect {account.provider}` "
                                  f"(re-consent needed: {reason})")
     log.warning("account %s (%s) needs re-consent: %s", account.id, account.provider, reason)
+
+
+def ensure_grant_accounts(session: Session, *, vault: Vault, grant: DirectoryGrant,
+                          people: list[tuple[int, str, str]]) -> int:
+    """The accounts through which a company grant acts as each of `people` (person id,
+    address, provider user id); returns how many were created (their calendars are then
+    discovered like any new account's). One query for the lot.
+
+    A person who connected their own account at the same provider keeps it (the unique
+    provider + email): their own grant already does the work.
+    """
+    emails = [email.lower() for _, email, _ in people]
+    have = set(session.scalars(select(Account.email).where(Account.provider == grant.provider,
+                                                           Account.email.in_(emails))))
+    created = 0
+    for person_id, email, user_id in people:
+        email = email.lower()
+        if email in have:
+            continue
+        have.add(email)
+        session.add(Account(provider=grant.provider, email=email, person_id=person_id,
+                            grant_id=grant.id, credentials_encrypted=vault.encrypt(
+                                json.dumps({"subject": email, "user_id": user_id}))))
+        created += 1
+    return created
+
+
+def set_accounts_status(session: Session, *, person_id: int, status: AccountStatus,
+                        reason: str | None, only_reason: str | None = None) -> int:
+    """Move every account of a person to `status` (e.g. DISABLED: no sync, no writes);
+    with `only_reason`, only those whose status reason is that one. Returns how many."""
+    changed = 0
+    for account in session.scalars(select(Account).where(Account.person_id == person_id)):
+        if account.status == status or (only_reason is not None
+                                        and account.status_reason != only_reason):
+            continue
+        account.status, account.status_reason = status, reason
+        account.status_changed_at = utcnow()
+        changed += 1
+    return changed

@@ -83,13 +83,16 @@ def _fit(text: str, limit: int) -> str:
 
 
 def _opted_out(session: Session, addresses: Iterable[str]) -> set[str]:
-    """The addresses (lower-cased) of people who asked not to get Rapport email."""
+    """The addresses (lower-cased) of people who get no Rapport email: they asked not to,
+    or their company directory has them suspended or no longer lists them. Every sender
+    (alerts, digests) goes through the outbox, so this one check covers them all."""
     wanted = {a.strip().lower() for a in addresses if a.strip()}
     if not wanted:
         return set()
     rows = session.scalars(
         select(func.lower(Person.email)).where(
-            func.lower(Person.email).in_(wanted), Person.opted_out.is_(True)
+            func.lower(Person.email).in_(wanted),
+            Person.opted_out.is_(True) | Person.suspended.is_(True) | Person.left_at.is_not(None),
         )
     )
     return set(rows)
@@ -135,7 +138,7 @@ def enqueue(
         "message_id": make_message_id(dedupe_key, domain=message_id_domain),
         "status": (OutboxStatus.SUPPRESSED if suppressed else OutboxStatus.PENDING).value,
         "not_before": not_before,
-        "last_error": "recipient opted out" if suppressed else None,
+        "last_error": "recipient opted out or left" if suppressed else None,
     }
     stmt = (
         dialect_insert(session, OutboxMessage)
@@ -296,7 +299,7 @@ def _claim(
             seen=(status, seen),
             values={
                 "status": OutboxStatus.SUPPRESSED.value,
-                "last_error": "recipient opted out",
+                "last_error": "recipient opted out or left",
                 "sending_since": None,
             },
         )

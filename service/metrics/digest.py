@@ -33,6 +33,14 @@ from service.email.outbox import LEASE, DeliveryResult, deliver, enqueue
 from service.email.render import RenderedEmail, render_email
 from service.email.transport import Transport, transport_from_settings
 from service.metrics import definitions as d
+from service.metrics.coverage import (
+    ManagerCoverage,
+    ReportCoverage,
+    gaps_to_mention,
+    manager_coverage,
+    remember_mentions,
+    rhythm,
+)
 from service.metrics.reports import DEFAULT_WEEKS, ManagerReport, PairReport, compute_manager
 from service.pairs.models import Pair
 from service.people.models import Person
@@ -116,7 +124,9 @@ def digest_due(session: Session, *, settings: Settings, now: datetime,
     managers = session.execute(
         select(Person.id, Person.time_zone, func.min(Pair.created_at))
         .join(Pair, Pair.manager_id == Person.id)
-        .where(Person.opted_out.is_(False)).group_by(Person.id, Person.time_zone)
+        .where(Person.opted_out.is_(False), Person.suspended.is_(False),
+               Person.left_at.is_(None))
+        .group_by(Person.id, Person.time_zone)
     ).all()
     wanted: dict[str, DueDigest] = {}
     for manager_id, tz_name, first_seen in managers:
@@ -228,9 +238,21 @@ def digest_context(report: ManagerReport, *, iso_week: str,
     }
 
 
-def build_digest(session: Session, *, settings: Settings, manager_id: int, iso_week: str,
-                 now: datetime, weeks: int = DEFAULT_WEEKS) -> tuple[Person, RenderedEmail]:
-    """The manager and their rendered digest for `iso_week` (the weeks before it)."""
+def coverage_context(coverage: ManagerCoverage | None,
+                     gaps: list[ReportCoverage] | None = None) -> dict[str, Any] | None:
+    """What a template shows of coverage: the sentence and the gaps (each with its link);
+    None when the org chart names no direct report (or, with `gaps`, none to mention)."""
+    if coverage is None or (gaps is not None and not gaps):
+        return None
+    shown = coverage.gaps if gaps is None else gaps
+    return {"sentence": coverage.sentence(),
+            "gaps": [{"name": g.name, "email": g.email, "state": g.state,
+                      "rhythm": rhythm(g.cadence_days), "link": g.create_link}
+                     for g in shown]}
+
+
+def _digest(session: Session, *, settings: Settings, manager_id: int, iso_week: str,
+            now: datetime, weeks: int) -> tuple[Person, RenderedEmail, list[int]]:
     manager = session.get(Person, manager_id)
     if manager is None:
         raise LookupError(f"no person with id {manager_id}")
@@ -239,7 +261,20 @@ def build_digest(session: Session, *, settings: Settings, manager_id: int, iso_w
                              last_week=last_week)
     context = digest_context(report, iso_week=iso_week,
                              link=manager_link(settings, manager, now=now, last_week=last_week))
-    return manager, render_email(template="digest", context=context)
+    coverage = manager_coverage(session, manager_id=manager_id,
+                                cadence_days=settings.coverage_cadence_days)
+    gaps = gaps_to_mention(session, coverage, now=now) if coverage is not None else []
+    context["coverage"] = coverage_context(coverage, gaps)
+    return manager, render_email(template="digest", context=context), [g.report_id for g in gaps]
+
+
+def build_digest(session: Session, *, settings: Settings, manager_id: int, iso_week: str,
+                 now: datetime, weeks: int = DEFAULT_WEEKS) -> tuple[Person, RenderedEmail]:
+    """The manager and their rendered digest for `iso_week` (the weeks before it); coverage
+    gaps not mentioned before are in it (`enqueue_digest` records the mention)."""
+    manager, rendered, _ = _digest(session, settings=settings, manager_id=manager_id,
+                                   iso_week=iso_week, now=now, weeks=weeks)
+    return manager, rendered
 
 
 # -- queue and send ----------------------------------------------------------------------
@@ -258,13 +293,15 @@ def enqueue_digest(factory: sessionmaker[Session], *, settings: Settings, manage
             OutboxMessage.dedupe_key == key))
         if existing is not None:
             return existing
-        manager, rendered = build_digest(session, settings=settings, manager_id=manager_id,
-                                         iso_week=iso_week, now=now)
+        manager, rendered, mentioned = _digest(session, settings=settings,
+                                               manager_id=manager_id, iso_week=iso_week,
+                                               now=now, weeks=DEFAULT_WEEKS)
         recipient = manager.email
         session.rollback()
     with factory.begin() as session:
         row = enqueue(session, kind=KIND, dedupe_key=key, recipient=recipient,
                       rendered=rendered)
+        remember_mentions(session, manager_id=manager_id, report_ids=mentioned, now=now)
         return row.id
 
 

@@ -39,3 +39,16 @@ class MetricSnapshot(Base):
     kinds: Mapped[dict[str, int]] = mapped_column(JSON, default=dict)
     action_items_closed: Mapped[int] = mapped_column(Integer, default=0)
     computed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class CoverageMention(Base):
+    """When the digest last told a manager that one direct report has no (or too rare a)
+    1:1: the digest says it once, not every week (see `service.metrics.coverage`)."""
+
+    __tablename__ = "coverage_mentions"
+    __table_args__ = (UniqueConstraint("manager_id", "report_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    manager_id: Mapped[int] = mapped_column(ForeignKey("people.id", ondelete="CASCADE"))
+    report_id: Mapped[int] = mapped_column(ForeignKey("people.id", ondelete="CASCADE"))
+    mentioned_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

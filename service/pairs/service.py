@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, aliased
 
 from service.pairs.detection import is_one_on_one
@@ -17,6 +17,7 @@ from service.pairs.models import (
     Pair,
     Series,
     SeriesSource,
+    SeriesStatus,
 )
 from service.people.models import Person
 from service.people.service import ensure_person
@@ -34,10 +35,6 @@ class PairNotFound(LookupError):
     """A pair reference (id or report email) that names no pair, or more than one."""
 
 
-
-
-
-
 def ensure_pair(session: Session, *, manager_email: str, report_email: str) -> Pair:
     """The pair for (manager, report); one pair outlives every series between them."""
     manager = ensure_person(session, email=manager_email)
@@ -52,15 +49,107 @@ def ensure_pair(session: Session, *, manager_email: str, report_email: str) -> P
     return pair
 
 
-def refresh_pair_link(session: Session, series: Series) -> None:
-    """Link the series to its pair when it is a 1:1, unlink it when it no longer is."""
+def manager_of(session: Session, series: Series) -> tuple[str, str] | None:
+    """(manager email, report email) of a two-person series, or None when it is no managed 1:1.
+
+    In order: `series.manager_override` (`rapport series manager`); then the org chart (one
+    of the two is the other's manager in a company directory); two people the directory
+    knows of whom neither manages the other are no managed pair (a peer or skip-level 1:1);
+    the organizer rule (the organizer manages) only where no directory knows them.
+    """
+    organizer, other = series.organizer_email, series.other_email
+    if not organizer or not other:
+        return None
+    override = (series.manager_override or "").lower()
+    if override in (organizer, other):
+        return (organizer, other) if override == organizer else (other, organizer)
+    people = {p.email: p for p in session.scalars(
+        select(Person).where(Person.email.in_([organizer, other])))}
+    first, second = people.get(organizer), people.get(other)
+    if first is not None and second is not None:
+        if second.manager_id == first.id:
+            return organizer, other
+        if first.manager_id == second.id:
+            return other, organizer
+        if in_directory(first) and in_directory(second):
+            return None
+    return organizer, other
+
+
+def roles_of(session: Session, series: Series) -> tuple[str | None, str | None]:
+    """(manager email, report email) as the series' pair has them; the organizer and the
+    other person while it has no pair. Who declined is read through this, so a report who
+    organizes the 1:1 is still the report."""
+    pair = session.get(Pair, series.pair_id) if series.pair_id is not None else None
+    if pair is not None:
+        manager, report = session.get(Person, pair.manager_id), session.get(Person, pair.report_id)
+        if manager is not None and report is not None:
+            return manager.email, report.email
+    return series.organizer_email, series.other_email
+
+
+def has_departed_person(session: Session, series: Series) -> bool:
+    """True when one of the series' two people is suspended in, or gone from, a directory."""
+    emails = [e for e in (series.organizer_email, series.other_email) if e]
+    return session.scalar(select(Person.id).where(
+        Person.email.in_(emails),
+        Person.suspended.is_(True) | Person.left_at.is_not(None)).limit(1)) is not None
+
+
+def in_directory(person: Person) -> bool:
+    """True for someone a company directory lists now (not removed from it)."""
+    return person.directory_grant_id is not None and person.left_at is None
+
+
+def refresh_pair_link(session: Session, series: Series, *,
+                      keep_history_before: datetime | None = None) -> None:
+    """Link the series to its pair when it is a managed 1:1 (see `manager_of`), unlink it
+    when it no longer is.
+
+    With `keep_history_before` (the org chart changed a manager) a series that leaves a pair
+    after meeting under it is split like a "this and following" edit: the part before that
+    instant stays with the old pair as an ended series (its occurrences, metrics and items are
+    that pair's history), the rest continues under the new pair, which starts fresh.
+    """
+    roles = None
     if is_one_on_one(confidence=series.confidence, human_count=series.human_count,
-                     override=series.override) and series.organizer_email and series.other_email:
-        pair = ensure_pair(session, manager_email=series.organizer_email,
-                           report_email=series.other_email)
-        series.pair_id = pair.id
-    else:
-        series.pair_id = None
+                     override=series.override):
+        roles = manager_of(session, series)
+    pair_id = None
+    if roles is not None:
+        pair_id = ensure_pair(session, manager_email=roles[0], report_email=roles[1]).id
+    if (keep_history_before is not None and series.pair_id is not None
+            and pair_id != series.pair_id):
+        series = _split_off_history(session, series, before=keep_history_before)
+    series.pair_id = pair_id
+
+
+def _split_off_history(session: Session, series: Series, *, before: datetime) -> Series:
+    """Keep `series` (ended, its past occurrences) with its pair; return the series row that
+    carries on: the calendar copies and the occurrences from `before` on move to it."""
+    past = session.scalar(select(func.count()).select_from(Occurrence).where(
+        Occurrence.series_id == series.id, Occurrence.original_start < before)) or 0
+    if not past:
+        return series
+    key = series.series_key
+    series.series_key = f"{key[:440]}~until~{before:%Y%m%dT%H%M%SZ}~pair{series.pair_id}"
+    series.status, series.ended_at = SeriesStatus.ENDED, before
+    session.flush()
+    follower = Series(
+        series_key=key, title=series.title, organizer_email=series.organizer_email,
+        other_email=series.other_email, human_count=series.human_count,
+        confidence=series.confidence, detection_reason=series.detection_reason,
+        override=series.override, manager_override=series.manager_override,
+        time_zone=series.time_zone, cadence_days=series.cadence_days,
+        first_seen_at=before)
+    session.add(follower)
+    session.flush()
+    session.execute(update(SeriesSource).where(SeriesSource.series_id == series.id)
+                    .values(series_id=follower.id))
+    session.execute(update(Occurrence).where(Occurrence.series_id == series.id,
+                                             Occurrence.original_start >= before)
+                    .values(series_id=follower.id))
+    return follower
 
 
 def set_override(session: Session, *, series_id: int, override: Override | None) -> Series:
@@ -74,6 +163,23 @@ def set_override(session: Session, *, series_id: int, override: Override | None)
             "only a meeting of exactly two people can be a 1:1"
         )
     series.override = override
+    refresh_pair_link(session, series)
+    return series
+
+
+def set_manager_override(session: Session, *, series_id: int, email: str | None) -> Series:
+    """Name the manager of a series by hand (None clears); it beats the org chart and the
+    organizer rule (see `manager_of`)."""
+    series = session.get(Series, series_id)
+    if series is None:
+        raise SeriesNotFound(f"no series with id {series_id} (see `rapport pairs --all`)")
+    if email is not None:
+        email = email.strip().lower()
+        if email not in (series.organizer_email, series.other_email):
+            people = " and ".join(e for e in (series.organizer_email, series.other_email) if e)
+            raise OverrideRefused(f"{email} is not in series {series_id} ({series.title!r}); "
+                                  f"its people are {people or 'unknown'}")
+    series.manager_override = email
     refresh_pair_link(session, series)
     return series
 
@@ -117,6 +223,7 @@ class SeriesRow:
 
 def list_series(session: Session, *, now: datetime, include_all: bool = False) -> list[SeriesRow]:
     """The detected 1:1 series (every recurring series with `include_all`), manager first."""
+    manager, report = aliased(Person), aliased(Person)
     next_start = (
         select(Occurrence.series_id, func.min(Occurrence.scheduled_start).label("next"))
         .where(Occurrence.scheduled_start >= now,
@@ -129,6 +236,10 @@ def list_series(session: Session, *, now: datetime, include_all: bool = False) -
         .outerjoin(next_start, next_start.c.series_id == Series.id)
         .order_by(Series.organizer_email, Series.other_email, Series.id)
     ).all()
+    roles = {pair.id: (m, r) for pair, m, r in session.execute(
+        select(Pair, manager.email, report.email)
+        .join(manager, manager.id == Pair.manager_id)
+        .join(report, report.id == Pair.report_id))}
     sources: dict[int, list[str]] = {}
     for source in session.scalars(select(SeriesSource)):
         sources.setdefault(source.series_id, []).append(source.provider_series_id)
@@ -137,16 +248,18 @@ def list_series(session: Session, *, now: datetime, include_all: bool = False) -
         verdict = series.pair_id is not None
         if not include_all and not verdict:
             continue
+        who = roles.get(series.pair_id or 0, (series.organizer_email, series.other_email))
         result.append(SeriesRow(
-            series_id=series.id, pair_id=series.pair_id, manager=series.organizer_email,
-            report=series.other_email, title=series.title, is_one_on_one=verdict,
+            series_id=series.id, pair_id=series.pair_id, manager=who[0],
+            report=who[1], title=series.title, is_one_on_one=verdict,
             confidence=series.confidence, reason=series.detection_reason,
             override=str(series.override) if series.override else None,
             cadence_days=series.cadence_days,
             status=str(series.status),
             next_occurrence=nxt, provider_ids=sorted(set(sources.get(series.id, []))),
         ))
-    return result
+    # manager first: the pair's manager, which the org chart may name over the organizer
+    return sorted(result, key=lambda r: (r.manager or "", r.report or "", r.series_id))
 
 
 def resolve_pair(session: Session, *, ref: str) -> Pair:
@@ -190,3 +303,27 @@ def pair_emails(session: Session, *, pair_id: int) -> tuple[str, str]:
         .where(Pair.id == pair_id)
     ).one()
     return row[0], row[1]
+
+
+def series_of_people(session: Session, emails: set[str]) -> list[Series]:
+    """The active series in which one of these people is one of the two."""
+    if not emails:
+        return []
+    wanted = sorted(emails)
+    found: dict[int, Series] = {}
+    for i in range(0, len(wanted), 500):
+        chunk = wanted[i:i + 500]
+        for series in session.scalars(select(Series).where(
+                Series.status == SeriesStatus.ACTIVE,
+                Series.organizer_email.in_(chunk) | Series.other_email.in_(chunk))):
+            found[series.id] = series
+    return [found[k] for k in sorted(found)]
+
+
+def end_series_of(session: Session, *, emails: set[str], now: datetime) -> int:
+    """End every active series of these people (they left or were suspended): nothing more
+    is planned, written or alerted for them; their history stays. Returns how many."""
+    ended = series_of_people(session, emails)
+    for series in ended:
+        series.status, series.ended_at = SeriesStatus.ENDED, now
+    return len(ended)

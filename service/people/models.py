@@ -33,3 +33,9 @@ class Person(Base):
     directory_id: Mapped[str | None] = mapped_column(String(200))
     suspended: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
     left_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # the directory sync's bookkeeping: how the directory names this person's manager
+    # ("id:<user id>" or "email:<address>"), resolved once a pass is complete, and when a
+    # pass last listed them (`DirectoryGrant.directory_pass`; people of the grant not listed
+    # by a completed pass have left)
+    directory_manager_ref: Mapped[str | None] = mapped_column(String(400))
+    directory_seen_pass: Mapped[int | None] = mapped_column(Integer)

@@ -30,7 +30,7 @@ from service.pairs.models import (
     Series,
     SeriesSource,
 )
-from service.pairs.service import refresh_pair_link
+from service.pairs.service import refresh_pair_link, roles_of
 from service.people.service import remember_names
 
 log = logging.getLogger(__name__)
@@ -182,8 +182,10 @@ class CalendarApplier:
         owner = (self.calendar.owner_email or "").lower()
         if series is None or owner != series.other_email:
             return  # a third person leaving changes nothing for the pair
-        if occurrence.report_response != str(Response.DECLINED):
-            occurrence.report_response = str(Response.DECLINED)
+        field = "manager_response" if roles_of(self.session, series)[0] == owner \
+            else "report_response"
+        if getattr(occurrence, field) != str(Response.DECLINED):
+            setattr(occurrence, field, str(Response.DECLINED))
             occurrence.dropped_at = self.now
             self.result.occurrences_changed.add(occurrence.id)
             log.info("calendar %s: occurrence %s declined by its owner (copy removed)",
@@ -280,8 +282,15 @@ class CalendarApplier:
         assert event.start is not None
         end = event.end or event.start
         responses = {a.email.lower(): a.response for a in event.attendees}
-        manager = responses.get(series.organizer_email or "", Response.ACCEPTED)
-        report = responses.get(series.other_email or "")
+        manager_email, report_email = roles_of(self.session, series)
+        manager: Response | None
+        report: Response | None
+        if manager_email == series.organizer_email:
+            manager = responses.get(manager_email or "", Response.ACCEPTED)
+            report = responses.get(report_email or "")
+        else:  # the report organizes: the organizer's silence is their acceptance
+            manager = responses.get(manager_email or "")
+            report = responses.get(report_email or "", Response.ACCEPTED)
         before = (occurrence.status, occurrence.scheduled_start, occurrence.scheduled_end,
                   occurrence.manager_response, occurrence.report_response)
         occurrence.scheduled_start, occurrence.scheduled_end = event.start, end
@@ -290,7 +299,7 @@ class CalendarApplier:
         if event.attendees:
             declined_before = Response.DECLINED in (occurrence.manager_response,
                                                     occurrence.report_response)
-            occurrence.manager_response = str(manager)
+            occurrence.manager_response = str(manager) if manager else None
             occurrence.report_response = str(report) if report else None
             if Response.DECLINED in (manager, report) and not declined_before:
                 occurrence.dropped_at = event.updated or self.now

@@ -37,6 +37,7 @@ from service.pairs.models import (
     Series,
     SeriesStatus,
 )
+from service.pairs.service import has_departed_person
 from service.settings import Settings
 from service.sync.apply import ApplyResult, CalendarApplier
 
@@ -327,7 +328,9 @@ def settle_series(session: Session, series_ids: Iterable[int], now: datetime) ->
         if ahead and all(r[1] == OccurrenceStatus.CANCELLED for r in ahead):
             if series.status != SeriesStatus.ENDED:
                 series.status, series.ended_at = SeriesStatus.ENDED, now
-        elif any(r[1] == OccurrenceStatus.CONFIRMED for r in ahead):
+        elif any(r[1] == OccurrenceStatus.CONFIRMED for r in ahead) \
+                and not has_departed_person(session, series):
+            # a series ended because one of its people left the directory stays ended
             series.status, series.ended_at = SeriesStatus.ACTIVE, None
 
 

@@ -6,10 +6,13 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from application.web.app import create_app
+from service.accounts.models import Account
 from service.accounts.signing import manager_url, sign_manager
+from service.people.models import Person
 from service.settings import Settings
 from tests.browser import ARTIFACTS, launch, require_chromium
 from tests.metrics.conftest import History, factory, history, settings, utc  # noqa: F401
@@ -85,5 +88,40 @@ def test_manager_page_in_headless_chromium(server: str, team: int,
             bad = page.goto(url.replace("sig=", "sig=0"))
             assert bad is not None and bad.status == 403
             assert "not valid" in page.content()
+        finally:
+            browser.close()
+
+
+@pytest.mark.browser
+def test_the_manager_page_shows_who_has_no_1on1_with_a_link_to_set_one_up(
+        server: str, team: int, settings: Settings, history: History,  # noqa: F811
+        factory: sessionmaker[Session]) -> None:  # noqa: F811
+    require_chromium()
+    from playwright.sync_api import sync_playwright
+
+    history.person("noor@example.com", name="Noor <b>Haddad</b>")  # typed by a person
+    with factory.begin() as session:  # the org chart: all four report to Maya
+        for person in session.scalars(select(Person).where(Person.id != team)):
+            person.manager_id = team
+        session.add(Account(provider="google", email="maya@example.com", person_id=team,
+                            credentials_encrypted=b"-"))
+    url = manager_url(settings, team, version=0, base_url=server)
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_playwright() as p:
+        browser = launch(p)
+        try:
+            page = browser.new_page(viewport={"width": 1000, "height": 900})
+            response = page.goto(url)
+            assert response is not None and response.status == 200
+            box = page.locator(".coverage")
+            assert box.count() == 1
+            assert ("Maya Chen has 4 direct reports; 3 have a weekly 1:1; "
+                    "Noor <b>Haddad</b> has none.") in box.inner_text()
+            link = page.locator('[data-gap="noor@example.com"] a')
+            href = link.get_attribute("href") or ""
+            assert href.startswith("https://calendar.google.com/calendar/render?action=TEMPLATE")
+            assert "add=noor%40example.com" in href and "recur=RRULE%3AFREQ%3DWEEKLY" in href
+            assert page.locator(".coverage b").count() == 0  # the name is text, not markup
+            page.screenshot(path=str(ARTIFACTS / "manager-page-coverage.png"), full_page=True)
         finally:
             browser.close()
