@@ -46,6 +46,12 @@ REVOKED_ERRORS = frozenset(
 )
 
 
+def error_description(result: dict[str, Any]) -> str:
+    """The first line of an MSAL error result's description (Entra appends trace ids)."""
+    return str(result.get("error_description", "")).splitlines()[0][:200] \
+        if result.get("error_description") else ""
+
+
 def is_microsoft_authority(authority: str) -> bool:
     """True for Microsoft's own Entra hosts (where discovery and validation stay on)."""
     return (urlparse(authority).hostname or "").lower() in MICROSOFT_HOSTS
@@ -185,7 +191,7 @@ class MsalTokenProvider:
         error = result.get("error")
         if not error:
             return
-        description = str(result.get("error_description", "")).split("\n")[0][:200]
+        description = error_description(result)
         if error in REVOKED_ERRORS:
             raise AuthRevoked(
                 f"Microsoft refused the grant ({error}): the user must sign in again. {description}"

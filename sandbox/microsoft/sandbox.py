@@ -24,6 +24,13 @@ from sandbox.microsoft.authority import TENANT, Grants
 from sandbox.microsoft.delta import DeltaEngine
 from sandbox.microsoft.model import Item, opaque_id, outlook_html
 from sandbox.microsoft.store import HORIZON, SeriesState, Store
+from sandbox.microsoft.tenants import (
+    APP_PERMISSIONS,
+    COMPANY_TENANT_ID,
+    AppCredentials,
+    DirectoryUser,
+    Tenants,
+)
 from sandbox.team import TEAM, Population
 
 log = logging.getLogger(__name__)
@@ -52,12 +59,15 @@ class GraphSandbox:
         self.store = Store(self.now, population)
         self.grants = Grants(self.now, population)
         self.faults = Faults()
+        self.tenants = Tenants(self.now)
         self.state = GraphState(
             self.store,
             DeltaEngine(self.store),
             self.grants,
             self.faults,
             root=lambda: self._server.origin,
+            tenants=self.tenants,
+            tenant=tenant,
         )
         self._server = HttpsServer(create_app(self.state), name="graph-sandbox")
         self.reset()
@@ -96,6 +106,7 @@ class GraphSandbox:
             self.state.delta.expire()
             self.state.subscriptions.clear()
         self.grants.reset()
+        self.tenants.reset()
         with self.faults.lock:
             self.faults.throttle = 0
             self.faults.schedule_retry_after = None
@@ -354,6 +365,51 @@ class GraphSandbox:
     def approve_device_code(self, user_code: str, email: str) -> None:
         """`email` completes the device code sign-in showing `user_code`."""
         self.grants.approve_device(user_code, email)
+
+    def seed_company(self, users: list[DirectoryUser], *, tenant: str = COMPANY_TENANT_ID,
+                     domain: str = "acme.test") -> str:
+        """A company in Entra: its users (listing order kept), managers, disabled accounts
+        and mailbox time zones; each user gets a mailbox (people of the seeded team keep
+        theirs, with their meetings). Returns the tenant id."""
+        company = self.tenants.tenant(tenant, domain)
+        with self.store.lock, self.tenants.lock:
+            for user in users:
+                company.users[user.email.lower()] = user
+                self.store.mailboxes.setdefault(user.email.lower(), {})
+        return company.id
+
+    def register_app(self, *, tenant: str = COMPANY_TENANT_ID, domain: str = "acme.test",
+                     client_id: str | None = None, secret: bool = True,
+                     certificate: bool = False,
+                     permissions: tuple[str, ...] = APP_PERMISSIONS) -> AppCredentials:
+        """An administrator registers an app in the tenant, adds a client secret and/or a
+        certificate, and grants `permissions` (application permissions, admin consent)."""
+        return self.tenants.register(self.tenants.tenant(tenant, domain), client_id=client_id,
+                                     secret=secret, certificate=certificate,
+                                     permissions=permissions)
+
+    def restrict_app(self, client_id: str, mailboxes: list[str] | None) -> None:
+        """An application access policy (RestrictAccess to a group of `mailboxes`), or
+        None to lift it: mailboxes outside answer 403 ErrorAccessDenied to the app."""
+        app = self.tenants.app(client_id)
+        with self.tenants.lock:
+            app.mailboxes = None if mailboxes is None else frozenset(m.lower() for m in mailboxes)
+
+    def set_manager(self, email: str, manager: str | None) -> None:
+        """The directory names a new manager (None: none) for a user."""
+        user = self.tenants.user_by_email(email)
+        if user is None:
+            raise KeyError(email)
+        with self.tenants.lock:
+            user.manager = manager.lower() if manager else None
+
+    def disable_user(self, email: str) -> None:
+        """An administrator blocks sign-in: ``accountEnabled`` becomes false."""
+        user = self.tenants.user_by_email(email)
+        if user is None:
+            raise KeyError(email)
+        with self.tenants.lock:
+            user.enabled = False
 
     def notify(self, email: str) -> int:
         """Post a change notification (with clientState) to the mailbox's subscriptions."""
