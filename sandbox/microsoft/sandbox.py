@@ -395,6 +395,16 @@ class GraphSandbox:
         with self.tenants.lock:
             app.mailboxes = None if mailboxes is None else frozenset(m.lower() for m in mailboxes)
 
+    def revoke_app(self, client_id: str) -> None:
+        """An administrator removes the app's secrets and certificates and its consent: new
+        tokens are refused (invalid_client) and issued ones answer 401."""
+        app = self.tenants.app(client_id)
+        with self.tenants.lock:
+            app.secrets.clear()
+            app.certificates.clear()
+            for token in [t for t, a in self.tenants.tokens.items() if a.client_id == client_id]:
+                del self.tenants.tokens[token]
+
     def set_manager(self, email: str, manager: str | None) -> None:
         """The directory names a new manager (None: none) for a user."""
         user = self.tenants.user_by_email(email)

@@ -27,7 +27,6 @@ user (https://learn.microsoft.com/en-us/entra/identity-platform/access-token-cla
 from __future__ import annotations
 
 import base64
-import hashlib
 import json
 import secrets
 import threading
@@ -361,8 +360,3 @@ class Tenants:
             tenant = self.tenants[app.tenant]
             return tenant.user(uid), tenant.apps[app.client_id]
 
-
-def thumbprint_sha1(cert_pem: str) -> str:
-    """The SHA-1 thumbprint (hex) the Entra admin center shows for a certificate."""
-    cert = x509.load_pem_x509_certificate(cert_pem.encode())
-    return hashlib.sha1(cert.public_bytes(serialization.Encoding.DER)).hexdigest()  # noqa: S324

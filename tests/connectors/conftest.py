@@ -24,12 +24,15 @@ from connector_cases import (
 from connectors.base import CallObserver
 from connectors.google import GoogleConnector, google_credentials
 from connectors.microsoft import GraphConnector
+from connectors.microsoft.app_auth import AppTokenProvider, tenant_authority
 from connectors.microsoft.auth import MsalTokenProvider
 from connectors.microsoft.client import RetryPolicy
 from connectors.retry import MAX_SLEEP_PER_CALL
 from sandbox.google import GoogleSandbox
 from sandbox.memory import MemoryWorld
 from sandbox.microsoft import GraphSandbox
+from sandbox.microsoft.company import company_users
+from sandbox.microsoft.model import object_id
 from sandbox.team import person
 
 # -- Google -------------------------------------------------------------------------------
@@ -111,6 +114,37 @@ def graph_connector_for(
         connector.close()
 
 
+@pytest.fixture
+def graph_app_connector_for(
+    graph_sandbox: GraphSandbox, graph_sleeps: RecordingSleep,
+) -> Iterator[Callable[..., GraphConnector]]:
+    """Like `graph_connector_for`, app-only: the seeded team's tenant with an app registered
+    (client secret, admin consent), each person's calendar at ``/users/{id}``, one token."""
+    graph_sandbox.seed_company(company_users(40))
+    app = graph_sandbox.register_app()
+    assert app.secret is not None
+    tokens = AppTokenProvider(client_id=app.client_id,
+                              authority=tenant_authority(graph_sandbox.token_url, app.tenant),
+                              credential=app.secret, ca_file=graph_sandbox.ca_file)
+    made: list[GraphConnector] = []
+
+    def make(email: str, *, page_size: int = 100, attempts: int = 4,
+             observer: CallObserver | None = None,
+             budget: float = MAX_SLEEP_PER_CALL) -> GraphConnector:
+        connector = GraphConnector(
+            token_provider=tokens, api_url=graph_sandbox.base_url,
+            verify=graph_sandbox.ca_file, user=object_id(email), owner_email=email,
+            page_size=page_size, observer=observer,
+            retry=RetryPolicy(attempts=attempts, budget=budget, sleep=graph_sleeps),
+        )
+        made.append(connector)
+        return connector
+
+    yield make
+    for connector in made:
+        connector.close()
+
+
 # -- the contract suite's cases -----------------------------------------------------------
 
 @pytest.fixture(params=CASE_NAMES)
@@ -121,10 +155,12 @@ def connector_case(request: pytest.FixtureRequest) -> ConnectorCase:
         return google_case(request.getfixturevalue("google_sandbox"),
                             request.getfixturevalue("google_connector_for"),
                             request.getfixturevalue("google_sleep"))
-    if request.param == "microsoft":
+    if request.param in ("microsoft", "microsoft-app"):
+        make = "graph_connector_for" if request.param == "microsoft" else \
+            "graph_app_connector_for"
         return graph_case(request.getfixturevalue("graph_sandbox"),
-                           request.getfixturevalue("graph_connector_for"),
-                           request.getfixturevalue("graph_sleeps"))
+                          request.getfixturevalue(make),
+                          request.getfixturevalue("graph_sleeps"), name=request.param)
     return memory_case(MemoryWorld())
 
 
