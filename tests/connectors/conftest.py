@@ -92,26 +92,9 @@ def graph_connector_for(
 ) -> Iterator[Callable[..., GraphConnector]]:
     """`graph_connector_for(email, page_size=, attempts=, observer=, budget=)`: a connector for
     a seeded person (`budget`: seconds one call may sleep, the production cap unless given)."""
-    made: list[GraphConnector] = []
-
-    def make(email: str, *, page_size: int = 100, attempts: int = 4,
-             observer: CallObserver | None = None,
-             budget: float = MAX_SLEEP_PER_CALL) -> GraphConnector:
-        connector = GraphConnector(
-            token_provider=graph_token_provider_for(email),
-            api_url=graph_sandbox.base_url,
-            verify=graph_sandbox.ca_file,
-            owner_email=email,
-            page_size=page_size,
-            observer=observer,
-            retry=RetryPolicy(attempts=attempts, budget=budget, sleep=graph_sleeps),
-        )
-        made.append(connector)
-        return connector
-
-    yield make
-    for connector in made:
-        connector.close()
+    yield from _graph_connectors(
+        graph_sandbox, graph_sleeps,
+        lambda email: {"token_provider": graph_token_provider_for(email)})
 
 
 @pytest.fixture
@@ -126,17 +109,25 @@ def graph_app_connector_for(
     tokens = AppTokenProvider(client_id=app.client_id,
                               authority=tenant_authority(graph_sandbox.token_url, app.tenant),
                               credential=app.secret, ca_file=graph_sandbox.ca_file)
+    yield from _graph_connectors(
+        graph_sandbox, graph_sleeps,
+        lambda email: {"token_provider": tokens, "user": object_id(email)})
+
+
+def _graph_connectors(sandbox: GraphSandbox, sleeps: RecordingSleep,
+                      access: Callable[[str], dict[str, Any]]
+                      ) -> Iterator[Callable[..., GraphConnector]]:
+    """`make(email, page_size=, attempts=, observer=, budget=)` over the sandbox, with the
+    person's `access` (token provider, and user path when app-only); closes what it made."""
     made: list[GraphConnector] = []
 
     def make(email: str, *, page_size: int = 100, attempts: int = 4,
              observer: CallObserver | None = None,
              budget: float = MAX_SLEEP_PER_CALL) -> GraphConnector:
         connector = GraphConnector(
-            token_provider=tokens, api_url=graph_sandbox.base_url,
-            verify=graph_sandbox.ca_file, user=object_id(email), owner_email=email,
+            api_url=sandbox.base_url, verify=sandbox.ca_file, owner_email=email,
             page_size=page_size, observer=observer,
-            retry=RetryPolicy(attempts=attempts, budget=budget, sleep=graph_sleeps),
-        )
+            retry=RetryPolicy(attempts=attempts, budget=budget, sleep=sleeps), **access(email))
         made.append(connector)
         return connector
 
