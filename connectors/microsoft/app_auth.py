@@ -32,6 +32,14 @@ from connectors.microsoft.auth import error_description, is_microsoft_authority
 GRAPH_APP_SCOPES = ("https://graph.microsoft.com/.default",)
 REFUSED_CLIENT = frozenset({"invalid_client", "unauthorized_client"})
 _AADSTS = re.compile(r"AADSTS\d+")
+# what to do about the refusals an operator meets when connecting (codes: Entra's reference,
+# https://learn.microsoft.com/en-us/entra/identity-platform/reference-error-codes)
+HINTS = {
+    "AADSTS7000215": "Give the secret's Value, shown once when it was added, not its ID.",
+    "AADSTS7000222": "The client secret has expired: add a new one.",
+    "AADSTS700016": "Check the client id, and that the app is registered in this tenant.",
+    "AADSTS700027": "Upload this certificate to the app registration.",
+}
 
 
 def tenant_authority(authority: str, tenant: str) -> str:
@@ -119,7 +127,10 @@ def _token_from(result: dict[str, Any], *, client_id: str) -> str:
         return str(result["access_token"])
     description = error_description(result)
     if error in REFUSED_CLIENT:
-        raise AuthRevoked(f"Microsoft refused app {client_id} ({error}): {description}")
+        code = _AADSTS.search(description)
+        hint = HINTS.get(code.group(0)) if code else None
+        raise AuthRevoked(f"Microsoft refused app {client_id} ({error}): {description}"
+                          + (f" {hint}" if hint else ""))
     if error == "invalid_tenant":
         raise NotFound(f"Microsoft knows no such tenant ({error}): {description}")
     if error in ("invalid_scope", "invalid_resource", "invalid_request"):

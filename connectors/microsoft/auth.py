@@ -46,10 +46,15 @@ REVOKED_ERRORS = frozenset(
 )
 
 
-def error_description(result: dict[str, Any]) -> str:
-    """The first line of an MSAL error result's description (Entra appends trace ids)."""
-    return str(result.get("error_description", "")).splitlines()[0][:200] \
-        if result.get("error_description") else ""
+def error_description(result: dict[str, Any], limit: int = 200) -> str:
+    """The first line of an MSAL error result's description (Entra appends trace ids), cut
+    after its last whole sentence within `limit` characters."""
+    lines = str(result.get("error_description") or "").splitlines()
+    text = lines[0].strip() if lines else ""
+    if len(text) <= limit:
+        return text
+    end = text.rfind(". ", 0, limit)
+    return text[:end + 1] if end > 0 else text[:limit]
 
 
 def is_microsoft_authority(authority: str) -> bool:

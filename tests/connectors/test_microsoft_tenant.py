@@ -101,7 +101,7 @@ def test_an_assertion_signed_by_another_key_is_refused_as_entra_does(
 
 def test_a_wrong_secret_is_refused_with_entras_invalid_client(company: GraphSandbox) -> None:
     app = company.register_app()
-    with pytest.raises(AuthRevoked, match=r"invalid_client.*AADSTS7000215"):
+    with pytest.raises(AuthRevoked, match=r"invalid_client.*AADSTS7000215.*not its ID"):
         _tokens(company, app.client_id, "not-the-secret")()
 
 
