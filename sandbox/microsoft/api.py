@@ -50,6 +50,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_PAGE_SIZE = 50
 MAX_SUBSCRIPTION_MINUTES = 10080  # Outlook event subscriptions: under 7 days
+MAX_BATCH = 20  # requests in one JSON batch
 
 
 @dataclass
@@ -63,6 +64,7 @@ class Faults:
     failing_lists: dict[str, int] = field(default_factory=dict)  # calendar owner -> status
     truncated_lists: set[str] = field(default_factory=set)  # owners whose deltas break off
     malformed_reads: set[str] = field(default_factory=set)  # event ids GET/PATCH break
+    batched_throttle: int = 0  # the next batched requests that answer 429 on their own
     requests: list[RecordedRequest] = field(default_factory=list)
 
 
@@ -271,6 +273,9 @@ def create_app(state: GraphState) -> FastAPI:
             return _error(
                 403, "ErrorAccessDenied", "Access is denied. Check credentials and try again."
             )
+        return settings_of(email)
+
+    def settings_of(email: str) -> dict[str, Any]:
         listed = state.tenants.user_by_email(email)
         zone = windows_zone(listed.time_zone if listed is not None
                             else state.store.population.person(email).time_zone)
@@ -287,6 +292,36 @@ def create_app(state: GraphState) -> FastAPI:
             "dateFormat": "dd/MM/yyyy",
             "timeFormat": "HH:mm",
         }
+
+    async def batch(request: Request) -> Any:
+        """POST /$batch (https://learn.microsoft.com/en-us/graph/json-batching): up to 20
+        requests, each answered on its own (status, headers, body), the batch itself 200.
+        The sandbox batches app-only mailbox settings reads, what the directory sync sends."""
+        payload = await request.json()
+        requests = payload.get("requests") if isinstance(payload, dict) else None
+        if not isinstance(requests, list) or not 1 <= len(requests) <= MAX_BATCH:
+            return _error(400, "BadRequest", f"A batch holds 1 to {MAX_BATCH} requests.")
+        app_token = request.state.app
+        answers = []
+        for sub in requests:
+            url = "/v1.0/" + str(sub.get("url", "")).lstrip("/").split("?")[0]
+            status, body = 400, graph_error("BadRequest", "The sandbox batches app-only GET "
+                                            "/users/{id}/mailboxSettings only.")
+            if app_token is not None and sub.get("method") == "GET" and \
+                    url.endswith("/mailboxSettings"):
+                email, refusal = authorize_app(state.tenants, app_token, "GET", url)
+                with state.faults.lock:
+                    throttled = state.faults.batched_throttle > 0
+                    state.faults.batched_throttle -= throttled
+                if throttled:  # documented: each request of a batch is throttled on its own
+                    status, body = 429, graph_error("TooManyRequests", "Retry later.")
+                elif refusal is not None:
+                    status, body = refusal[0], graph_error(refusal[1], refusal[2])
+                elif email is not None:
+                    status, body = 200, settings_of(email)
+            answers.append({"id": sub.get("id"), "status": status,
+                            "headers": {"Content-Type": "application/json"}, "body": body})
+        return {"responses": answers}
 
     def delta(request: Request, uid: str | None = None, cid: str | None = None) -> Any:
         email = owner(request, uid)
@@ -571,6 +606,7 @@ def create_app(state: GraphState) -> FastAPI:
     app.add_api_route(
         "/v1.0/subscriptions", post_subscription, methods=["POST"], response_model=None
     )
+    app.add_api_route("/v1.0/$batch", batch, methods=["POST"], response_model=None)
     app.add_api_route(
         "/v1.0/subscriptions/{sub_id}", delete_subscription, methods=["DELETE"], response_model=None
     )

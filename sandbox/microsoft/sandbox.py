@@ -113,6 +113,7 @@ class GraphSandbox:
             self.faults.failing_lists.clear()
             self.faults.truncated_lists.clear()
             self.faults.malformed_reads.clear()
+            self.faults.batched_throttle = 0
             self.faults.requests.clear()
 
     # admin: series ------------------------------------------------------------
@@ -308,6 +309,11 @@ class GraphSandbox:
         """The next `count` Graph requests answer 429 TooManyRequests with Retry-After."""
         with self.faults.lock:
             self.faults.throttle, self.faults.retry_after = count, retry_after
+
+    def throttle_batched(self, count: int) -> None:
+        """The next `count` requests inside JSON batches answer 429 on their own."""
+        with self.faults.lock:
+            self.faults.batched_throttle = count
 
     def throttle_free_busy(self, retry_after: float | None = 1.0) -> None:
         """Every getSchedule answers 429 TooManyRequests with Retry-After until reset

@@ -142,6 +142,22 @@ def test_the_directory_pages_through_users_with_their_manager_zone_and_enabled_f
     lists = [r for r in company.requests() if r.path == "/v1.0/users"]
     assert lists[0].query["$expand"] == "manager($select=id,mail)"
     assert "accountEnabled" in lists[0].query["$select"]
+    # zones 20 to a batch: pages of 25, 25 (one disabled) and 10 people cost 2 + 2 + 1 batches
+    api = [r.path for r in company.requests() if r.path.startswith("/v1.0/")]
+    assert sorted(api) == ["/v1.0/$batch"] * 5 + ["/v1.0/users"] * 3
+
+
+def test_a_zone_read_throttled_inside_a_batch_is_read_again_alone(company: GraphSandbox
+                                                                  ) -> None:
+    app = company.register_app()
+    assert app.secret is not None
+    directory = GraphDirectory(token_provider=_tokens(company, app.client_id, app.secret),
+                               api_url=company.base_url, verify=company.ca_file, page_size=10)
+    company.throttle_batched(2)
+    people = directory.list_people().people
+    assert all(p.time_zone for p in people)
+    alone = [r for r in company.requests() if r.path.endswith("/mailboxSettings")]
+    assert len(alone) == 2
 
 
 def test_graph_caps_expanded_directory_pages_at_one_hundred(graph_sandbox: GraphSandbox
