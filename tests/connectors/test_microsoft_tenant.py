@@ -61,6 +61,8 @@ def test_the_tenant_replaces_the_last_segment_of_the_configured_authority() -> N
         == "https://login.microsoftonline.com/contoso.com"
     assert tenant_authority("https://127.0.0.1:8443/rapport-sandbox/", "t-1") \
         == "https://127.0.0.1:8443/t-1"
+    assert tenant_authority("https://login.microsoftonline.us", "t-1") \
+        == "https://login.microsoftonline.us/t-1"
 
 
 def test_a_client_secret_gets_one_app_only_token_that_msal_then_serves_from_its_cache(
