@@ -29,7 +29,8 @@ DISABLED = f"left.person@{DOMAIN}"
 
 def company_users(size: int = 300, *, domain: str = DOMAIN) -> list[DirectoryUser]:
     """`size` people (at least 40): a chief executive, heads, managers and their reports."""
-    names = (f"{f} {last}" for last, f in itertools.product(LAST, FIRST))
+    names = (f"{f} {last}" + (f" {n + 1}" if n else "")  # past 625 names, numbered
+             for n in itertools.count() for last, f in itertools.product(LAST, FIRST))
     zones = itertools.cycle(ZONES)
 
     def person(manager: str | None, name: str | None = None,

@@ -380,7 +380,7 @@ class GraphSandbox:
         company = self.tenants.tenant(tenant, domain)
         with self.store.lock, self.tenants.lock:
             for user in users:
-                company.users[user.email.lower()] = user
+                company.add(user)
                 self.store.mailboxes.setdefault(user.email.lower(), {})
         return company.id
 

@@ -117,16 +117,19 @@ class Tenant:
 
     id: str
     domain: str
-    users: dict[str, DirectoryUser] = field(default_factory=dict)
+    users: dict[str, DirectoryUser] = field(default_factory=dict)  # by email
     apps: dict[str, AppRegistration] = field(default_factory=dict)
+    ids: dict[str, str] = field(default_factory=dict)  # object id -> email
+
+    def add(self, user: DirectoryUser) -> None:
+        """Create (or replace) a user."""
+        self.users[user.email.lower()] = user
+        self.ids[user.id] = user.email.lower()
 
     def user(self, key: str) -> DirectoryUser | None:
         """A user by object id, mail or user principal name."""
         key = key.lower()
-        found = self.users.get(key)
-        if found is None:
-            found = next((u for u in self.users.values() if u.id == key), None)
-        return found
+        return self.users.get(self.ids.get(key, key))
 
 
 @dataclass(frozen=True)
