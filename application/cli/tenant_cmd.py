@@ -7,7 +7,8 @@ from typing import Annotated
 
 import typer
 
-from application.cli.command import Cli, cli_of
+from application.cli.command import cli_of
+from application.cli.workspace_cmd import sync_directory_now
 from application.context import EXIT_CONFIG, fail, friendly_errors
 from service.accounts.crypto import Vault
 from service.calendars.microsoft_tenant import (
@@ -50,12 +51,3 @@ def connect_microsoft_tenant_cmd(
                    "calendar.")
     sync_directory_now(cli, grant_id)
 
-
-def sync_directory_now(cli: Cli, grant_id: int) -> None:
-    """Where the first directory sync of a new grant runs.
-
-    For the lead to wire: call the directory sync of `service.directory` (orgchart branch)
-    for `grant_id` here and print its summary (the gws branch has the same call site). Until
-    then the people arrive with the next scheduled directory sync, and the command says so.
-    """
-    typer.echo(f"The people of grant {grant_id} are read at the next directory sync.")
