@@ -23,6 +23,7 @@ from application.cli.directory_cmd import directory_app
 from application.cli.metrics_cmd import digest_cmd, metrics_app
 from application.cli.people_cmd import people_app
 from application.cli.status_cmd import status_cmd
+from application.cli.tenant_cmd import connect_microsoft_tenant_cmd
 from application.cli.workspace_cmd import connect_google_workspace_cmd
 from application.context import (
     EXIT_CONFIG,
@@ -75,6 +76,7 @@ topic_app = typer.Typer(help="Topics for a pair's next 1:1.", no_args_is_help=Tr
 action_app = typer.Typer(help="Action items that carry over until done.", no_args_is_help=True)
 app.add_typer(connect_app, name="connect")
 connect_app.command("google-workspace")(connect_google_workspace_cmd)
+connect_app.command("microsoft-tenant")(connect_microsoft_tenant_cmd)
 app.add_typer(series_app, name="series")
 app.add_typer(metrics_app, name="metrics")
 app.command("digest")(digest_cmd)

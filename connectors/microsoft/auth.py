@@ -46,6 +46,17 @@ REVOKED_ERRORS = frozenset(
 )
 
 
+def error_description(result: dict[str, Any], limit: int = 200) -> str:
+    """The first line of an MSAL error result's description (Entra appends trace ids), cut
+    after its last whole sentence within `limit` characters."""
+    lines = str(result.get("error_description") or "").splitlines()
+    text = lines[0].strip() if lines else ""
+    if len(text) <= limit:
+        return text
+    end = text.rfind(". ", 0, limit)
+    return text[:end + 1] if end > 0 else text[:limit]
+
+
 def is_microsoft_authority(authority: str) -> bool:
     """True for Microsoft's own Entra hosts (where discovery and validation stay on)."""
     return (urlparse(authority).hostname or "").lower() in MICROSOFT_HOSTS
@@ -185,7 +196,7 @@ class MsalTokenProvider:
         error = result.get("error")
         if not error:
             return
-        description = str(result.get("error_description", "")).split("\n")[0][:200]
+        description = error_description(result)
         if error in REVOKED_ERRORS:
             raise AuthRevoked(
                 f"Microsoft refused the grant ({error}): the user must sign in again. {description}"

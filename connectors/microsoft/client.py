@@ -4,7 +4,10 @@ Throttling: Graph answers 429 (sometimes 503) with ``Retry-After`` in seconds
 (https://learn.microsoft.com/en-us/graph/throttling); the connectors' one `RetryPolicy`
 (`connectors.retry`) waits that long while the call stays within a few seconds in all, and
 otherwise raises `RateLimited` at once so the worker can ``Retry(delay)``. Errors follow
-https://learn.microsoft.com/en-us/graph/errors. A 2xx whose JSON body does not parse (cut off
+https://learn.microsoft.com/en-us/graph/errors; an app-only call to a mailbox an application
+access policy leaves out answers 403 ErrorAccessDenied "Blocked by tenant configured AppOnly
+AccessPolicy settings" (https://learn.microsoft.com/en-us/graph/auth-limit-mailbox-access),
+which the message says in plain words. A 2xx whose JSON body does not parse (cut off
 mid-body) is `Transient`, decoded inside the attempt so the same policy retries it. httpx's
 own transport retries cover only connection failures, so the status-code policy is the
 shared one.
@@ -24,6 +27,7 @@ from connectors.calls import NO_ANSWER, CallReporter
 from connectors.errors import (
     ConnectorError,
     CursorExpired,
+    Forbidden,
     RateLimited,
     Transient,
     error_for_status,
@@ -53,6 +57,9 @@ def translate(response: httpx.Response, operation: str) -> ConnectorError:
         return CursorExpired(text)  # the delta link is gone (syncStateNotFound)
     if status == 503:  # Graph throttles with 503 and Retry-After too
         return RateLimited(text, retry_after=retry_after)
+    if status == 403 and "AccessPolicy" in message:  # app-only, mailbox outside the scope
+        return Forbidden(f"the tenant keeps this mailbox out of the app's reach (application "
+                         f"access policy or RBAC for Applications in Exchange Online): {text}")
     return error_for_status(status, text, retry_after=retry_after)
 
 

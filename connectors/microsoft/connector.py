@@ -28,9 +28,10 @@ from connectors.base import (
     SkippedItem,
     Subscription,
 )
-from connectors.errors import Forbidden, NotFound
+from connectors.errors import NotFound
 from connectors.items import read_event
 from connectors.microsoft.client import GraphClient
+from connectors.microsoft.mailbox import mailbox_time_zone
 from connectors.microsoft.parse import (
     parse_busy,
     parse_calendar,
@@ -39,7 +40,6 @@ from connectors.microsoft.parse import (
     parse_item,
     text_to_html,
 )
-from connectors.microsoft.timezones import iana_name
 from connectors.microsoft.types import DeltaPage, GraphEvent
 from connectors.paging import RawPage, change_pages
 from connectors.retry import RetryPolicy
@@ -120,26 +120,8 @@ class GraphConnector:
         return calendars
 
     def mailbox_time_zone(self) -> str | None:
-        """The mailbox's zone as an IANA name, from GET /me/mailboxSettings
-        (https://learn.microsoft.com/en-us/graph/api/user-get-mailboxsettings).
-
-        Graph returns the Windows form ("GMT Standard Time") unless an administrator set
-        IANA; both become IANA here. None when the mailbox cannot be read (no Exchange
-        mailbox, or a grant without MailboxSettings.Read) or the zone is unknown.
-        """
-        try:
-            data = self.client.json("GET", f"{self._root}/mailboxSettings",
-                                    operation="mailboxSettings.get",
-                                    params={"$select": "timeZone"})
-        except (Forbidden, NotFound) as err:
-            log.info("mailbox settings not readable (%s); time zone unknown",
-                     err.__class__.__name__)
-            return None
-        raw = data.get("timeZone")
-        zone = iana_name(raw) if isinstance(raw, str) else None
-        if raw and zone is None:
-            log.warning("mailbox time zone %r is not one we know; time zone unknown", raw)
-        return zone
+        """The mailbox's zone as an IANA name (`connectors.microsoft.mailbox`)."""
+        return mailbox_time_zone(self.client, self._root)
 
     def list_changes(
         self, calendar_id: str, cursor: str | None, *, window_start: datetime, window_end: datetime

@@ -23,9 +23,16 @@ from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 
 from sandbox.admin import RecordedRequest
-from sandbox.microsoft.authority import Grants, authority_router, object_id
+from sandbox.microsoft.authority import (
+    DELEGATED_TENANTS,
+    TENANT,
+    Grants,
+    authority_router,
+    object_id,
+)
 from sandbox.microsoft.consent import code_grant, consent_router
 from sandbox.microsoft.delta import DeltaEngine
+from sandbox.microsoft.directory import authorize_app, directory_router, render_user
 from sandbox.microsoft.render import (
     graph_error,
     iana_zone,
@@ -37,11 +44,13 @@ from sandbox.microsoft.render import (
     windows_zone,
 )
 from sandbox.microsoft.store import Store
+from sandbox.microsoft.tenants import Tenants
 
 log = logging.getLogger(__name__)
 
 DEFAULT_PAGE_SIZE = 50
 MAX_SUBSCRIPTION_MINUTES = 10080  # Outlook event subscriptions: under 7 days
+MAX_BATCH = 20  # requests in one JSON batch
 
 
 @dataclass
@@ -55,6 +64,7 @@ class Faults:
     failing_lists: dict[str, int] = field(default_factory=dict)  # calendar owner -> status
     truncated_lists: set[str] = field(default_factory=set)  # owners whose deltas break off
     malformed_reads: set[str] = field(default_factory=set)  # event ids GET/PATCH break
+    batched_throttle: int = 0  # the next batched requests that answer 429 on their own
     requests: list[RecordedRequest] = field(default_factory=list)
 
 
@@ -69,6 +79,7 @@ class SubscriptionRecord:
     notification_url: str
     client_state: str | None
     expires: datetime
+    creator: str | None = None  # the app's client id for an app-only subscription
 
 
 @dataclass
@@ -80,6 +91,8 @@ class GraphState:
     grants: Grants
     faults: Faults
     root: Callable[[], str]  # https origin, known once the server listens
+    tenants: Tenants
+    tenant: str = TENANT  # where delegated sign-in works, besides Entra's aliases
     subscriptions: dict[str, SubscriptionRecord] = field(default_factory=dict)
 
     @property
@@ -103,6 +116,11 @@ def _parse_time(value: str | None) -> datetime | None:
     return dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt.astimezone(UTC)
 
 
+def _select(request: Request) -> list[str] | None:
+    value = request.query_params.get("$select")
+    return [s.strip() for s in value.split(",")] if value else None
+
+
 def _zoned(value: dict[str, str]) -> datetime:
     name = value.get("timeZone", "UTC")
     zone = ZoneInfo(iana_zone(name))
@@ -122,8 +140,9 @@ def create_app(state: GraphState) -> FastAPI:
     app = FastAPI(openapi_url=None, docs_url=None, redoc_url=None)
     app.include_router(consent_router(state.grants))
     app.include_router(authority_router(
-        state.grants, state.root,
+        state.grants, state.root, state.tenants, DELEGATED_TENANTS | {state.tenant.lower()},
         more_grants={"authorization_code": code_grant(state.grants, state.root)}))
+    app.include_router(directory_router(state.tenants, lambda: state.base_url))
 
     @app.middleware("http")
     async def graph_edge(
@@ -140,6 +159,11 @@ def create_app(state: GraphState) -> FastAPI:
             user, problem = (
                 state.grants.user_of(token) if token else (None, "Access token is empty.")
             )
+            app_token, refusal = None, None
+            if token and token not in state.grants.access:  # app-only: acts on the path's
+                app_token, problem = state.tenants.app_of(token)  # mailbox, if it may
+                if app_token is not None:
+                    user, refusal = authorize_app(state.tenants, app_token, request.method, path)
             with state.faults.lock:
                 throttled = state.faults.throttle > 0
                 if throttled:
@@ -151,7 +175,9 @@ def create_app(state: GraphState) -> FastAPI:
                     "Please retry after the time given in Retry-After.",
                     {"Retry-After": f"{state.faults.retry_after:g}"},
                 )
-            elif user is None:
+            elif refusal is not None:
+                response = _error(*refusal)
+            elif user is None and app_token is None:
                 response = _error(401, "InvalidAuthenticationToken", problem)
             elif path.endswith("/calendar/getSchedule") and \
                     state.faults.schedule_retry_after is not None:
@@ -169,6 +195,7 @@ def create_app(state: GraphState) -> FastAPI:
                                   "An unspecified error has occurred.")
             else:
                 request.state.user = user
+                request.state.app = app_token
                 response = await call_next(request)
                 if path.endswith("/calendarView/delta") and user in state.faults.truncated_lists:
                     response = await _truncated(response)
@@ -203,6 +230,9 @@ def create_app(state: GraphState) -> FastAPI:
             return _error(
                 403, "ErrorAccessDenied", "Access is denied. Check credentials and try again."
             )
+        listed = state.tenants.user_by_email(email) if request.state.app else None
+        if listed is not None:
+            return render_user(listed, _select(request))
         p = state.store.population.person(email)
         return {
             "id": object_id(email),
@@ -243,7 +273,12 @@ def create_app(state: GraphState) -> FastAPI:
             return _error(
                 403, "ErrorAccessDenied", "Access is denied. Check credentials and try again."
             )
-        zone = windows_zone(state.store.population.person(email).time_zone)
+        return settings_of(email)
+
+    def settings_of(email: str) -> dict[str, Any]:
+        listed = state.tenants.user_by_email(email)
+        zone = windows_zone(listed.time_zone if listed is not None
+                            else state.store.population.person(email).time_zone)
         return {
             "@odata.context": f"{state.base_url}/$metadata#users('{email}')/mailboxSettings",
             "timeZone": zone,
@@ -257,6 +292,36 @@ def create_app(state: GraphState) -> FastAPI:
             "dateFormat": "dd/MM/yyyy",
             "timeFormat": "HH:mm",
         }
+
+    async def batch(request: Request) -> Any:
+        """POST /$batch (https://learn.microsoft.com/en-us/graph/json-batching): up to 20
+        requests, each answered on its own (status, headers, body), the batch itself 200.
+        The sandbox batches app-only mailbox settings reads, what the directory sync sends."""
+        payload = await request.json()
+        requests = payload.get("requests") if isinstance(payload, dict) else None
+        if not isinstance(requests, list) or not 1 <= len(requests) <= MAX_BATCH:
+            return _error(400, "BadRequest", f"A batch holds 1 to {MAX_BATCH} requests.")
+        app_token = request.state.app
+        answers = []
+        for sub in requests:
+            url = "/v1.0/" + str(sub.get("url", "")).lstrip("/").split("?")[0]
+            status, body = 400, graph_error("BadRequest", "The sandbox batches app-only GET "
+                                            "/users/{id}/mailboxSettings only.")
+            if app_token is not None and sub.get("method") == "GET" and \
+                    url.endswith("/mailboxSettings"):
+                email, refusal = authorize_app(state.tenants, app_token, "GET", url)
+                with state.faults.lock:
+                    throttled = state.faults.batched_throttle > 0
+                    state.faults.batched_throttle -= throttled
+                if throttled:  # documented: each request of a batch is throttled on its own
+                    status, body = 429, graph_error("TooManyRequests", "Retry later.")
+                elif refusal is not None:
+                    status, body = refusal[0], graph_error(refusal[1], refusal[2])
+                elif email is not None:
+                    status, body = 200, settings_of(email)
+            answers.append({"id": sub.get("id"), "status": status,
+                            "headers": {"Content-Type": "application/json"}, "body": body})
+        return {"responses": answers}
 
     def delta(request: Request, uid: str | None = None, cid: str | None = None) -> Any:
         email = owner(request, uid)
@@ -446,6 +511,16 @@ def create_app(state: GraphState) -> FastAPI:
                 "InvalidRequest",
                 "Subscription expiration can only be 10070 minutes in the future.",
             )
+        owner, creator = request.state.user, None
+        app_token = request.state.app
+        if app_token is not None:  # app-only: the resource names the mailbox (/users/{id}/events)
+            resource = "/v1.0/" + str(payload.get("resource", "")).lstrip("/")
+            owner, refusal = authorize_app(state.tenants, app_token, "GET", resource)
+            if refusal is not None:
+                return _error(*refusal)
+            if owner is None or not resource.rstrip("/").endswith("/events"):
+                return _error(400, "InvalidRequest", "The resource must be /users/{id}/events.")
+            creator = app_token.client_id
         token = secrets.token_urlsafe(16)
         try:
             answer = httpx.post(
@@ -466,12 +541,13 @@ def create_app(state: GraphState) -> FastAPI:
             )
         sub = SubscriptionRecord(
             id=str(secrets.token_hex(16)),
-            owner=request.state.user,
+            owner=owner,
             resource=str(payload.get("resource", "")),
             change_type=str(payload.get("changeType", "created,updated,deleted")),
             notification_url=url,
             client_state=payload.get("clientState"),
             expires=expires,
+            creator=creator,
         )
         state.subscriptions[sub.id] = sub
         return JSONResponse(
@@ -495,7 +571,10 @@ def create_app(state: GraphState) -> FastAPI:
 
     def delete_subscription(request: Request, sub_id: str) -> Any:
         sub = state.subscriptions.get(sub_id)
-        if sub is None or sub.owner != request.state.user:
+        app_token = request.state.app
+        mine = sub is not None and (sub.creator == app_token.client_id if app_token
+                                    else sub.creator is None and sub.owner == request.state.user)
+        if sub is None or not mine:
             return _error(404, "ResourceNotFound", "The object was not found.")
         del state.subscriptions[sub_id]
         return Response(status_code=204)
@@ -527,6 +606,7 @@ def create_app(state: GraphState) -> FastAPI:
     app.add_api_route(
         "/v1.0/subscriptions", post_subscription, methods=["POST"], response_model=None
     )
+    app.add_api_route("/v1.0/$batch", batch, methods=["POST"], response_model=None)
     app.add_api_route(
         "/v1.0/subscriptions/{sub_id}", delete_subscription, methods=["DELETE"], response_model=None
     )

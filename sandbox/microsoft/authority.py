@@ -1,5 +1,7 @@
 """A fake Entra ID (v2.0) authority that MSAL accepts with instance_discovery=False.
 
+The client credentials grant of company apps is served by `sandbox.microsoft.tenants`.
+
 MSAL reads ``/<tenant>/v2.0/.well-known/openid-configuration`` (OpenID Connect discovery,
 https://learn.microsoft.com/en-us/entra/identity-platform/v2-protocols-oidc), then posts to the
 token endpoint (refresh_token grant:
@@ -15,9 +17,9 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import secrets
 import threading
-import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -28,19 +30,17 @@ from fastapi.responses import JSONResponse
 
 from sandbox import team
 from sandbox.consent import Codes
+from sandbox.microsoft.model import ACCESS_TOKEN_SECONDS, object_id
+from sandbox.microsoft.tenants import OAuthRefusal, Tenants, unknown_tenant
 
 TENANT = "rapport-sandbox"
 TENANT_ID = "9188040d-6c67-4c5b-b112-36a304b66dad"
-ACCESS_TOKEN_SECONDS = 3600
+# where delegated sign-in works: the sandbox's own tenant and Entra's multi-tenant aliases
+DELEGATED_TENANTS = frozenset({TENANT, TENANT_ID, "organizations", "common", "consumers"})
 
 
 def _b64(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
-def object_id(email: str) -> str:
-    """The stable Entra object id of a sandbox person."""
-    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"rapport-sandbox:{email}"))
 
 
 @dataclass
@@ -140,7 +140,7 @@ def _oauth_error(error: str, description: str, status: int = 400) -> JSONRespons
         {
             "error": error,
             "error_description": description,
-            "error_codes": [],
+            "error_codes": [int(code) for code in re.findall(r"AADSTS(\d+)", description)[:1]],
             "timestamp": datetime.now(UTC).isoformat(),
             "trace_id": "sandbox",
         },
@@ -151,17 +151,31 @@ def _oauth_error(error: str, description: str, status: int = 400) -> JSONRespons
 TokenGrant = Callable[[str, dict[str, str]], JSONResponse]  # (tenant, form) -> answer
 
 
-def authority_router(grants: Grants, root: Callable[[], str],
+def authority_router(grants: Grants, root: Callable[[], str], tenants: Tenants,
+                     delegated: frozenset[str] = DELEGATED_TENANTS,
                      more_grants: Mapping[str, TokenGrant] | None = None) -> APIRouter:
     """Routes of the fake authority under ``/<tenant>``; `root` gives the https origin;
-    `more_grants` answers further grant types at the token endpoint, by grant_type."""
+    `more_grants` answers further grant types at the token endpoint, by grant_type.
+
+    A tenant is known when delegated sign-in works there (`delegated`) or an administrator
+    created it (`tenants`); any other answers 400 ``invalid_tenant`` (AADSTS90002), on its
+    OpenID configuration as on its token endpoint.
+    """
     router = APIRouter()
 
     def issuer(tenant: str) -> str:
         return f"{root()}/{tenant}/v2.0"
 
-    @router.get("/{tenant}/v2.0/.well-known/openid-configuration")
-    def openid_configuration(tenant: str) -> dict[str, object]:
+    def known(tenant: str) -> bool:
+        return tenant.lower() in delegated or tenants.find(tenant) is not None
+
+    def refused(refusal: OAuthRefusal) -> JSONResponse:
+        return _oauth_error(refusal.error, refusal.description, refusal.status)
+
+    @router.get("/{tenant}/v2.0/.well-known/openid-configuration", response_model=None)
+    def openid_configuration(tenant: str) -> dict[str, object] | JSONResponse:
+        if not known(tenant):
+            return refused(unknown_tenant(tenant))
         base = f"{root()}/{tenant}"
         return {
             "issuer": issuer(tenant),
@@ -210,9 +224,17 @@ def authority_router(grants: Grants, root: Callable[[], str],
         grant = form.get("grant_type")
         client_id = form.get("client_id", "")
         scope = form.get("scope", "")
+        if not known(tenant):
+            return refused(unknown_tenant(tenant))
         answer = (more_grants or {}).get(grant or "")
         if answer is not None:
             return answer(tenant, form)
+        if grant == "client_credentials":
+            try:
+                return JSONResponse(tenants.client_credentials(
+                    tenant, form, token_endpoint=f"{root()}/{tenant}/oauth2/v2.0/token"))
+            except OAuthRefusal as refusal:
+                return refused(refusal)
         with grants.lock:
             if grant == "refresh_token":
                 email = grants.refresh.get(form.get("refresh_token", ""))

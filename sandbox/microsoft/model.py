@@ -9,8 +9,16 @@ from __future__ import annotations
 
 import hashlib
 import html
+import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
+
+ACCESS_TOKEN_SECONDS = 3600
+
+
+def object_id(email: str) -> str:
+    """The stable Entra object id of a sandbox person."""
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"rapport-sandbox:{email}"))
 
 
 @dataclass

@@ -24,6 +24,13 @@ from sandbox.microsoft.authority import TENANT, Grants
 from sandbox.microsoft.delta import DeltaEngine
 from sandbox.microsoft.model import Item, opaque_id, outlook_html
 from sandbox.microsoft.store import HORIZON, SeriesState, Store
+from sandbox.microsoft.tenants import (
+    APP_PERMISSIONS,
+    COMPANY_TENANT_ID,
+    AppCredentials,
+    DirectoryUser,
+    Tenants,
+)
 from sandbox.team import TEAM, Population
 
 log = logging.getLogger(__name__)
@@ -52,12 +59,15 @@ class GraphSandbox:
         self.store = Store(self.now, population)
         self.grants = Grants(self.now, population)
         self.faults = Faults()
+        self.tenants = Tenants(self.now)
         self.state = GraphState(
             self.store,
             DeltaEngine(self.store),
             self.grants,
             self.faults,
             root=lambda: self._server.origin,
+            tenants=self.tenants,
+            tenant=tenant,
         )
         self._server = HttpsServer(create_app(self.state), name="graph-sandbox")
         self.reset()
@@ -96,12 +106,14 @@ class GraphSandbox:
             self.state.delta.expire()
             self.state.subscriptions.clear()
         self.grants.reset()
+        self.tenants.reset()
         with self.faults.lock:
             self.faults.throttle = 0
             self.faults.schedule_retry_after = None
             self.faults.failing_lists.clear()
             self.faults.truncated_lists.clear()
             self.faults.malformed_reads.clear()
+            self.faults.batched_throttle = 0
             self.faults.requests.clear()
 
     # admin: series ------------------------------------------------------------
@@ -298,6 +310,11 @@ class GraphSandbox:
         with self.faults.lock:
             self.faults.throttle, self.faults.retry_after = count, retry_after
 
+    def throttle_batched(self, count: int) -> None:
+        """The next `count` requests inside JSON batches answer 429 on their own."""
+        with self.faults.lock:
+            self.faults.batched_throttle = count
+
     def throttle_free_busy(self, retry_after: float | None = 1.0) -> None:
         """Every getSchedule answers 429 TooManyRequests with Retry-After until reset
         (None: heal)."""
@@ -354,6 +371,61 @@ class GraphSandbox:
     def approve_device_code(self, user_code: str, email: str) -> None:
         """`email` completes the device code sign-in showing `user_code`."""
         self.grants.approve_device(user_code, email)
+
+    def seed_company(self, users: list[DirectoryUser], *, tenant: str = COMPANY_TENANT_ID,
+                     domain: str = "acme.test") -> str:
+        """A company in Entra: its users (listing order kept), managers, disabled accounts
+        and mailbox time zones; each user gets a mailbox (people of the seeded team keep
+        theirs, with their meetings). Returns the tenant id."""
+        company = self.tenants.tenant(tenant, domain)
+        with self.store.lock, self.tenants.lock:
+            for user in users:
+                company.add(user)
+                self.store.mailboxes.setdefault(user.email.lower(), {})
+        return company.id
+
+    def register_app(self, *, tenant: str = COMPANY_TENANT_ID, domain: str = "acme.test",
+                     client_id: str | None = None, secret: bool = True,
+                     certificate: bool = False,
+                     permissions: tuple[str, ...] = APP_PERMISSIONS) -> AppCredentials:
+        """An administrator registers an app in the tenant, adds a client secret and/or a
+        certificate, and grants `permissions` (application permissions, admin consent)."""
+        return self.tenants.register(self.tenants.tenant(tenant, domain), client_id=client_id,
+                                     secret=secret, certificate=certificate,
+                                     permissions=permissions)
+
+    def restrict_app(self, client_id: str, mailboxes: list[str] | None) -> None:
+        """An application access policy (RestrictAccess to a group of `mailboxes`), or
+        None to lift it: mailboxes outside answer 403 ErrorAccessDenied to the app."""
+        app = self.tenants.app(client_id)
+        with self.tenants.lock:
+            app.mailboxes = None if mailboxes is None else frozenset(m.lower() for m in mailboxes)
+
+    def revoke_app(self, client_id: str) -> None:
+        """An administrator removes the app's secrets and certificates and its consent: new
+        tokens are refused (invalid_client) and issued ones answer 401."""
+        app = self.tenants.app(client_id)
+        with self.tenants.lock:
+            app.secrets.clear()
+            app.certificates.clear()
+            for token in [t for t, a in self.tenants.tokens.items() if a.client_id == client_id]:
+                del self.tenants.tokens[token]
+
+    def set_manager(self, email: str, manager: str | None) -> None:
+        """The directory names a new manager (None: none) for a user."""
+        user = self.tenants.user_by_email(email)
+        if user is None:
+            raise KeyError(email)
+        with self.tenants.lock:
+            user.manager = manager.lower() if manager else None
+
+    def disable_user(self, email: str) -> None:
+        """An administrator blocks sign-in: ``accountEnabled`` becomes false."""
+        user = self.tenants.user_by_email(email)
+        if user is None:
+            raise KeyError(email)
+        with self.tenants.lock:
+            user.enabled = False
 
     def notify(self, email: str) -> int:
         """Post a change notification (with clientState) to the mailbox's subscriptions."""

@@ -7,6 +7,7 @@ back (encrypted) as soon as it changes.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import threading
@@ -25,8 +26,10 @@ from connectors.google.auth import (
 )
 from connectors.google.directory import USERS_PAGE, GoogleDirectory
 from connectors.google.provider import GoogleConnector
+from connectors.microsoft.app_auth import AppTokenProvider, client_credential, tenant_authority
 from connectors.microsoft.auth import MsalTokenProvider
 from connectors.microsoft.connector import GraphConnector
+from connectors.microsoft.directory import GraphDirectory
 from connectors.retry import RetryPolicy
 from service.accounts.crypto import Vault
 from service.accounts.models import Account, DirectoryGrant
@@ -68,6 +71,9 @@ class AccountConnectors:
         self.factory = factory
         self.vault = vault or Vault.from_settings(settings)
         self._local = threading.local()
+        # one app-only token provider per company grant, shared by every thread
+        self._app_tokens: dict[int, tuple[str, AppTokenProvider]] = {}
+        self._app_lock = threading.Lock()
 
     def for_calendar(self, calendar_id: int) -> CalendarConnector:
         """The connector of the account that owns `calendar_id`."""
@@ -86,8 +92,12 @@ class AccountConnectors:
                 raise LookupError(f"account {account_id} does not exist")
             provider, email = account.provider, account.email
             credentials = read_credentials(account, vault=self.vault)
+            app_tokens = None
             if account.grant_id is not None:  # reached through a company grant: act as them
-                credentials["grant"] = self._grant(session, account.grant_id)[1]
+                company, credentials["grant"] = self._grant(session, account.grant_id)
+                if company.provider == "microsoft":  # app-only, on the grant's one token
+                    app_tokens = self.app_tokens(company.id, dict(company.scope),
+                                                 credentials["grant"])
         grant = json.dumps({k: v for k, v in credentials.items() if k != "cache"},
                            sort_keys=True)
         cache: OrderedDict[int, tuple[str, CalendarConnector]] = \
@@ -97,7 +107,12 @@ class AccountConnectors:
             cache.move_to_end(account_id)
             return cached[1]
         connector: CalendarConnector
-        if provider == "google":
+        if app_tokens is not None:  # a person of a Microsoft 365 tenant grant, app-only
+            connector = GraphConnector(
+                token_provider=app_tokens, api_url=self.settings.graph_api_url,
+                verify=ca_verify(self.settings), observer=record_call,
+                user=credentials["user_id"], owner_email=email)
+        elif provider == "google":
             connector = google_connector(self.settings, credentials, recorder=record_call)
         elif provider == "microsoft":
             connector = self._microsoft(account_id, email, credentials, record_call)
@@ -118,7 +133,25 @@ class AccountConnectors:
             provider, scope = grant.provider, dict(grant.scope)
         if provider == "google":
             return google_directory(self.settings, credentials, scope, recorder=record_call)
+        if provider == "microsoft":
+            return GraphDirectory(token_provider=self.app_tokens(grant_id, scope, credentials),
+                                  api_url=self.settings.graph_api_url,
+                                  verify=ca_verify(self.settings), observer=record_call)
         raise UnknownProvider(f"grant {grant_id} has unknown provider {provider!r}")
+
+    def app_tokens(self, grant_id: int, scope: dict[str, str],
+                   credentials: dict[str, Any]) -> AppTokenProvider:
+        """The app-only token provider of a Microsoft 365 tenant grant: one per grant in
+        this process (a reconnected grant, with other credentials, gets a new one)."""
+        fingerprint = hashlib.sha256(json.dumps([scope, credentials], sort_keys=True)
+                                     .encode()).hexdigest()
+        with self._app_lock:
+            held = self._app_tokens.get(grant_id)
+            if held is None or held[0] != fingerprint:
+                tokens = tenant_token_provider(self.settings, scope=scope,
+                                               credentials=credentials)
+                held = self._app_tokens[grant_id] = (fingerprint, tokens)
+            return held[1]
 
     def _grant(self, session: Session, grant_id: int) -> tuple[DirectoryGrant, dict[str, Any]]:
         grant = session.get(DirectoryGrant, grant_id)
@@ -145,6 +178,17 @@ class AccountConnectors:
         return GraphConnector(token_provider=token, api_url=self.settings.graph_api_url,
                               verify=ca_verify(self.settings), observer=recorder,
                               owner_email=email)
+
+
+def tenant_token_provider(settings: Settings, *, scope: dict[str, str],
+                          credentials: dict[str, Any]) -> AppTokenProvider:
+    """The app-only token provider of a Microsoft 365 tenant grant: its authority is
+    RAPPORT_MICROSOFT_AUTHORITY with the tenant in place of its last segment."""
+    return AppTokenProvider(client_id=scope["client_id"],
+                            authority=tenant_authority(settings.microsoft_authority,
+                                                       scope["tenant"]),
+                            credential=client_credential(credentials),
+                            ca_file=outgoing_ca_bundle(settings))
 
 
 def ca_verify(settings: Settings) -> str | bool:

@@ -24,12 +24,15 @@ from connector_cases import (
 from connectors.base import CallObserver
 from connectors.google import GoogleConnector, google_credentials
 from connectors.microsoft import GraphConnector
+from connectors.microsoft.app_auth import AppTokenProvider, tenant_authority
 from connectors.microsoft.auth import MsalTokenProvider
 from connectors.microsoft.client import RetryPolicy
 from connectors.retry import MAX_SLEEP_PER_CALL
 from sandbox.google import GoogleSandbox
 from sandbox.memory import MemoryWorld
 from sandbox.microsoft import GraphSandbox
+from sandbox.microsoft.company import company_users
+from sandbox.microsoft.model import object_id
 from sandbox.team import person
 
 # -- Google -------------------------------------------------------------------------------
@@ -89,20 +92,42 @@ def graph_connector_for(
 ) -> Iterator[Callable[..., GraphConnector]]:
     """`graph_connector_for(email, page_size=, attempts=, observer=, budget=)`: a connector for
     a seeded person (`budget`: seconds one call may sleep, the production cap unless given)."""
+    yield from _graph_connectors(
+        graph_sandbox, graph_sleeps,
+        lambda email: {"token_provider": graph_token_provider_for(email)})
+
+
+@pytest.fixture
+def graph_app_connector_for(
+    graph_sandbox: GraphSandbox, graph_sleeps: RecordingSleep,
+) -> Iterator[Callable[..., GraphConnector]]:
+    """Like `graph_connector_for`, app-only: the seeded team's tenant with an app registered
+    (client secret, admin consent), each person's calendar at ``/users/{id}``, one token."""
+    graph_sandbox.seed_company(company_users(40))
+    app = graph_sandbox.register_app()
+    assert app.secret is not None
+    tokens = AppTokenProvider(client_id=app.client_id,
+                              authority=tenant_authority(graph_sandbox.token_url, app.tenant),
+                              credential=app.secret, ca_file=graph_sandbox.ca_file)
+    yield from _graph_connectors(
+        graph_sandbox, graph_sleeps,
+        lambda email: {"token_provider": tokens, "user": object_id(email)})
+
+
+def _graph_connectors(sandbox: GraphSandbox, sleeps: RecordingSleep,
+                      access: Callable[[str], dict[str, Any]]
+                      ) -> Iterator[Callable[..., GraphConnector]]:
+    """`make(email, page_size=, attempts=, observer=, budget=)` over the sandbox, with the
+    person's `access` (token provider, and user path when app-only); closes what it made."""
     made: list[GraphConnector] = []
 
     def make(email: str, *, page_size: int = 100, attempts: int = 4,
              observer: CallObserver | None = None,
              budget: float = MAX_SLEEP_PER_CALL) -> GraphConnector:
         connector = GraphConnector(
-            token_provider=graph_token_provider_for(email),
-            api_url=graph_sandbox.base_url,
-            verify=graph_sandbox.ca_file,
-            owner_email=email,
-            page_size=page_size,
-            observer=observer,
-            retry=RetryPolicy(attempts=attempts, budget=budget, sleep=graph_sleeps),
-        )
+            api_url=sandbox.base_url, verify=sandbox.ca_file, owner_email=email,
+            page_size=page_size, observer=observer,
+            retry=RetryPolicy(attempts=attempts, budget=budget, sleep=sleeps), **access(email))
         made.append(connector)
         return connector
 
@@ -121,10 +146,12 @@ def connector_case(request: pytest.FixtureRequest) -> ConnectorCase:
         return google_case(request.getfixturevalue("google_sandbox"),
                             request.getfixturevalue("google_connector_for"),
                             request.getfixturevalue("google_sleep"))
-    if request.param == "microsoft":
+    if request.param in ("microsoft", "microsoft-app"):
+        make = "graph_connector_for" if request.param == "microsoft" else \
+            "graph_app_connector_for"
         return graph_case(request.getfixturevalue("graph_sandbox"),
-                           request.getfixturevalue("graph_connector_for"),
-                           request.getfixturevalue("graph_sleeps"))
+                          request.getfixturevalue(make),
+                          request.getfixturevalue("graph_sleeps"), name=request.param)
     return memory_case(MemoryWorld())
 
 

@@ -118,7 +118,7 @@ def google_case(sandbox: GoogleSandbox, make: Callable[..., GoogleConnector],
 
 
 def graph_case(sandbox: GraphSandbox, make: Callable[..., GraphConnector],
-                sleeps: RecordingSleep) -> ConnectorCase:
+                sleeps: RecordingSleep, name: str = "microsoft") -> ConnectorCase:
     def build(email: str, *, page_size: int | None = None, attempts: int | None = None,
               observer: CallObserver | None = None,
               sleep_budget: float | None = None) -> GraphConnector:
@@ -126,7 +126,7 @@ def graph_case(sandbox: GraphSandbox, make: Callable[..., GraphConnector],
                     observer=observer, budget=sleep_budget or MAX_SLEEP_PER_CALL)
 
     return ConnectorCase(
-        name="microsoft", admin=cast(SandboxAdmin, sandbox), make=build,
+        name=name, admin=cast(SandboxAdmin, sandbox), make=build,
         manager=f"dana@{DOMAIN}",
         report=f"lee@{DOMAIN}", series_key="dana-lee", title="Dana/Lee 1:1",
         zone="Europe/London",
@@ -136,6 +136,7 @@ def graph_case(sandbox: GraphSandbox, make: Callable[..., GraphConnector],
         series_id=lambda owner, key, start: sandbox._copy_of(owner, key, start).master_id,
         listing_path=lambda email: "/calendarView/delta",
         notify=sandbox.notify, sleeps=sleeps,
+        unsupported=frozenset({"a grant per person"}) if name == "microsoft-app" else frozenset(),
     )
 
 
@@ -163,7 +164,7 @@ def memory_case(world: MemoryWorld) -> ConnectorCase:
     )
 
 
-CASE_NAMES = ("google", "microsoft", "memory")
+CASE_NAMES = ("google", "microsoft", "microsoft-app", "memory")  # microsoft-app: app-only
 
 @dataclass
 class Webhook:
