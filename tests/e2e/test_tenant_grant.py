@@ -19,6 +19,7 @@ from service.accounts.service import read_grant_credentials, save_account
 from service.calendars.microsoft_tenant import connect_microsoft_tenant
 from service.calendars.models import Calendar
 from service.calendars.service import save_calendars
+from service.people.models import Person
 
 from .conftest import CASES, Harness
 from .helpers import series_of, written_agendas
@@ -129,7 +130,14 @@ def test_connect_microsoft_tenant_with_a_certificate_stores_the_grant_encrypted(
     stored = read_grant_credentials(grant, vault=Vault.from_settings(harness.settings))
     assert set(stored) == {"private_key", "certificate", "thumbprint"}
     checked = [r for r in harness.graph.requests() if r.path == "/v1.0/users"]
-    assert [r.query.get("$top") for r in checked] == ["1"]  # one cheap directory read
+    # one cheap directory read checks the grant, then the first directory sync reads the
+    # tenant's people a page (Graph's $expand cap, 100) at a time
+    assert [r.query.get("$top") for r in checked][:1] == ["1"]
+    assert set(r.query.get("$top") for r in checked[1:]) == {"100"}
+    with harness.session() as session:
+        people = session.scalars(select(Person).where(
+            Person.directory_grant_id == grant.id)).all()
+    assert people, "the first directory sync ran at connect"
 
 
 @pytest.mark.parametrize(("tenant", "secret", "says", "code"), [
