@@ -166,13 +166,19 @@ NOW = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
 # -- the process-level suite: a deployment of its own per test module ---------------------
 
 
-def _broker_url() -> str:
-    url = os.environ.get("RAPPORT_TEST_BROKER_URL")
-    if not url:
-        if os.environ.get("CI"):
-            pytest.fail("RAPPORT_TEST_BROKER_URL must be set under CI")
-        pytest.skip("set RAPPORT_TEST_BROKER_URL (Redis) to run the process-level faults")
-    return url
+def _integration_urls() -> tuple[str, str]:
+    """(database server, broker) for the process-level suite. Without either it is skipped:
+    the normal SQLite pass, CI's included, has neither; with only one of them under CI the
+    integration pass is misconfigured, which fails."""
+    database = os.environ.get("RAPPORT_TEST_DATABASE_URL")
+    broker = os.environ.get("RAPPORT_TEST_BROKER_URL")
+    if database and broker:
+        return database, broker
+    if os.environ.get("CI") and (database or broker):
+        pytest.fail("the process-level faults need both RAPPORT_TEST_DATABASE_URL and "
+                    "RAPPORT_TEST_BROKER_URL")
+    pytest.skip("set RAPPORT_TEST_DATABASE_URL (PostgreSQL) and RAPPORT_TEST_BROKER_URL "
+                "(Redis) to run the process-level faults")
 
 
 def process_env(settings: Settings) -> dict[str, str]:
@@ -207,8 +213,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory, google_sandbox_server: Googl
     """PostgreSQL (a database of its own), Redis, one `rapport scheduler` and one `rapport
     worker` against freshly reset sandboxes, 4 accounts per provider, every first agenda
     written: the starting point of each scenario of the module."""
-    server = make_url(_server_url())
-    broker_url = _broker_url()
+    database_url, broker_url = _integration_urls()
+    server = make_url(database_url)
     name = f"rapport_faults_{uuid.uuid4().hex[:12]}"
     admin = create_engine(server, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:

@@ -36,15 +36,16 @@ def _end_group(process: subprocess.Popen[bytes], sig: int) -> None:
 
 
 def stop_process(process: subprocess.Popen[bytes]) -> None:
-    """SIGTERM the group, SIGKILL it when it does not stop in time, and reap it."""
-    if process.poll() is None:
-        _end_group(process, signal.SIGTERM)
-        try:
-            process.wait(STOP_GRACE)
-        except subprocess.TimeoutExpired:
-            pass
-    _end_group(process, signal.SIGKILL)  # children of a stopped leader, if any
-    process.wait()
+    """SIGTERM the group, SIGKILL it when it does not stop in time, and reap it. A reaped
+    process is never signalled again (its id may belong to someone else by then)."""
+    if process.poll() is not None:
+        return
+    _end_group(process, signal.SIGTERM)
+    try:
+        process.wait(STOP_GRACE)
+    except subprocess.TimeoutExpired:
+        _end_group(process, signal.SIGKILL)
+        process.wait()
 
 
 @dataclass
@@ -75,12 +76,17 @@ class Fleet:
 
     def kill(self, process: subprocess.Popen[bytes]) -> None:
         """kill -9, as the kernel's OOM killer or a lost machine would."""
-        _end_group(process, signal.SIGKILL)
-        process.wait()
+        if process.poll() is None:
+            _end_group(process, signal.SIGKILL)
+            process.wait()
 
-    def running(self) -> list[subprocess.Popen[bytes]]:
-        """Processes still alive."""
-        return [p for _, p in self.processes if p.poll() is None]
+    def stop(self, process: subprocess.Popen[bytes]) -> None:
+        """Stop one process the way an operator would (SIGTERM)."""
+        stop_process(process)
+
+    def running(self, name: str | None = None) -> list[subprocess.Popen[bytes]]:
+        """Processes (named `name`) still alive."""
+        return [p for n, p in self.processes if p.poll() is None and name in (None, n)]
 
     def stop_all(self) -> None:
         """End every process this fleet started."""
@@ -119,12 +125,20 @@ class PrivateRedis:
         log.close()
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
-            answer = subprocess.run(["redis-cli", "-p", str(self.port), "ping"],
-                                    capture_output=True, text=True, check=False)
-            if answer.stdout.strip() == "PONG":
+            if self._cli("ping") == "PONG":
                 return
             time.sleep(0.1)
         raise RuntimeError("the private redis-server did not answer PING")
+
+    def queued(self) -> int:
+        """Messages waiting in its dramatiq queues (the `dramatiq:<queue>.msgs` hashes)."""
+        keys = self._cli("--scan", "--pattern", "dramatiq:*.msgs").split()
+        return sum(int(self._cli("hlen", key) or 0) for key in keys)
+
+    def _cli(self, *args: str) -> str:
+        answer = subprocess.run(["redis-cli", "-p", str(self.port), *args],
+                                capture_output=True, text=True, check=False)
+        return answer.stdout.strip()
 
     def stop(self) -> None:
         """Stop it (nothing is saved: queued messages are gone)."""

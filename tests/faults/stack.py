@@ -22,16 +22,16 @@ from typing import Any, cast
 
 import dramatiq
 from aiosmtpd.controller import Controller
-from sqlalchemy import func, select, text, update
+from sqlalchemy import select, text, update
 
 from sandbox.admin import SandboxAdmin
 from sandbox.google import GoogleSandbox
 from sandbox.microsoft import GraphSandbox
 from sandbox.team import SERIES
 from service.agenda.block import START_MARKER
+from service.agenda.items import add_topic
 from service.agenda.models import AgendaRecord
 from service.calendars.models import Calendar
-from service.email.models import OutboxMessage
 from service.email.outbox import make_message_id
 from service.metrics.definitions import iso_week_of
 from service.metrics.digest import CATCH_UP, dedupe_key, send_at
@@ -40,6 +40,7 @@ from service.pairs.models import Occurrence, Pair, Series
 from service.people.models import Person
 from service.people.zones import zone_of
 from service.settings import Settings
+from tests.e2e.helpers import visible
 from workers.runtime import Runtime
 
 from .fleet import Fleet
@@ -119,7 +120,6 @@ class Stack:
                     Series.other_email == spec.attendees[0]))
                 assert series is not None and series.pair_id is not None, key
                 topic = f"{label}: {spec.attendees[0].split('@')[0]}'s topic"
-                from service.agenda.items import add_topic
                 add_topic(session, pair_id=series.pair_id, text=topic)
                 self.topics.setdefault(key, []).append(topic)
 
@@ -177,7 +177,8 @@ class Stack:
                 found += [f"{key}: topic {t!r} not in the invite"
                           for t in self.topics.get(key, []) if t not in shown]
                 record = session.scalar(
-                    select(AgendaRecord).join(Occurrence, Occurrence.id == AgendaRecord.occurrence_id)
+                    select(AgendaRecord)
+                    .join(Occurrence, Occurrence.id == AgendaRecord.occurrence_id)
                     .join(Series, Series.id == Occurrence.series_id)
                     .where(Series.organizer_email == spec.organizer,
                            Series.other_email == spec.attendees[0],
@@ -246,16 +247,6 @@ def or_none_before(column: Any, moment: datetime) -> Any:
     return column.is_(None) | (column < moment)
 
 
-def visible(description: str) -> str:
-    """What a person sees of a description (HTML or plain)."""
-    from connectors.text import looks_like_html
-    from service.agenda.htmltext import visible_text
-
-    if not looks_like_html(description):
-        return description
-    return visible_text(description).replace("\xa0", " ")
-
-
 def expect_digests(stack: Stack) -> None:
     """Rapport has known the pairs for weeks (so the weekly digest is due) and note which
     managers' send time this local week has come, by the settings' weekday and time."""
@@ -300,11 +291,3 @@ def settled(stack: Stack, check: Callable[[], list[str]] | None = None) -> list[
     """Let everything run a little longer, then what no longer holds (late duplicates)."""
     time.sleep(SETTLE)
     return stack.problems() + (check() if check else [])
-
-
-def count_rows(stack: Stack, model: Any) -> int:
-    with stack.runtime.factory() as session:
-        return session.scalar(select(func.count()).select_from(model)) or 0
-
-
-__all__ = ["ACCOUNTS", "OutboxMessage", "Stack", "count_rows"]
