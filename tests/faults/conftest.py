@@ -262,6 +262,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory, google_sandbox_server: Googl
         first = wait_for_recovery(deployment, since=time.monotonic(), label="first sync")
         assert not first.left, fleet.tail()
         expect_digests(deployment)
+        # the digest weekday is today in New York at 00:00, so Maya's is always due
+        assert "maya@acme.test" in deployment.digests_due
+        print(f"[faults] digests due for {sorted(deployment.digests_due)}")
         yield deployment
     finally:
         fleet.stop_all()

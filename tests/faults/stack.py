@@ -99,7 +99,8 @@ class Stack:
     inbox: Inbox
     smtp: Controller
     fleet: Fleet
-    topics: dict[str, list[str]] = field(default_factory=dict)  # series key -> topic texts
+    # series key -> (topic text, start of the occurrence it was queued for)
+    topics: dict[str, list[tuple[str, datetime]]] = field(default_factory=dict)
     cancelled: list[Cancelled] = field(default_factory=list)
     digests_due: set[str] = field(default_factory=set)  # manager emails
 
@@ -111,17 +112,27 @@ class Stack:
 
     # -- what a scenario does -------------------------------------------------------------
 
+    def next_start(self, key: str) -> datetime | None:
+        """The series' next occurrence within the agenda horizon, as the provider says."""
+        provider, _ = ONE_ON_ONES[key]
+        now = datetime.now(UTC)
+        horizon = now + timedelta(days=self.settings.agenda_horizon_days)
+        starts = self.sandbox(provider).occurrence_starts(key, until=horizon)
+        return next((s for s in starts if s > now), None)
+
     def add_topics(self, label: str) -> None:
         """The report of every 1:1 queues a topic: each due agenda must be written again."""
         with self.runtime.factory.begin() as session:
             for key, (_, spec) in ONE_ON_ONES.items():
+                start = self.next_start(key)
+                assert start is not None, key
                 series = session.scalar(select(Series).where(
                     Series.organizer_email == spec.organizer,
                     Series.other_email == spec.attendees[0]))
                 assert series is not None and series.pair_id is not None, key
                 topic = f"{label}: {spec.attendees[0].split('@')[0]}'s topic"
                 add_topic(session, pair_id=series.pair_id, text=topic)
-                self.topics.setdefault(key, []).append(topic)
+                self.topics.setdefault(key, []).append((topic, start))
 
     def cancel_next_free(self, provider: str, series_key: str | None = None) -> Cancelled:
         """The organizer cancels a later occurrence of a weekly 1:1 (not the next one, whose
@@ -159,23 +170,23 @@ class Stack:
 
     def _agendas(self) -> list[str]:
         found: list[str] = []
-        horizon = datetime.now(UTC) + timedelta(days=self.settings.agenda_horizon_days)
         with self.runtime.factory() as session:
             for key, (provider, spec) in ONE_ON_ONES.items():
                 sandbox = self.sandbox(provider)
-                now = datetime.now(UTC)
-                starts = [s for s in sandbox.occurrence_starts(key, until=horizon) if s > now]
-                if not starts:
+                start = self.next_start(key)
+                if start is None:
                     found.append(f"{key}: no occurrence within the horizon (bad population)")
                     continue
-                start = starts[0]
                 description = sandbox.description_of(spec.organizer, key, start)
                 shown = visible(description)
                 blocks = shown.count(START_MARKER)
                 if blocks != 1:
                     found.append(f"{key}: {blocks} agenda blocks in the next invite")
+                # a topic belongs to the meeting it was queued for; once that one has begun
+                # (a suite running across a meeting's start) it is no longer owed here
                 found += [f"{key}: topic {t!r} not in the invite"
-                          for t in self.topics.get(key, []) if t not in shown]
+                          for t, meant_for in self.topics.get(key, [])
+                          if meant_for == start and t not in shown]
                 record = session.scalar(
                     select(AgendaRecord)
                     .join(Occurrence, Occurrence.id == AgendaRecord.occurrence_id)
