@@ -53,25 +53,6 @@ def _one_worker(stack: Stack) -> subprocess.Popen[bytes]:
     return worker
 
 
-def test_a_worker_killed_mid_write_loses_no_agenda(stack: Stack) -> None:
-    stack.begin()
-    for sandbox in stack.sandboxes():
-        sandbox.slow_down("write", 4.0)
-    stack.add_topics("killed mid-write")
-    stack.cancel_next_free("microsoft")
-    _until(lambda: stack.google.serving("write") + stack.graph.serving("write") > 0,
-           "an agenda write in flight")
-
-    stack.fleet.kill(_one_worker(stack))
-    stack.fleet.worker()
-    for sandbox in stack.sandboxes():
-        sandbox.slow_down("write", None)
-    since = time.monotonic()
-
-    # a write that landed before the kill but was not recorded is legitimately made again
-    _recovered(stack, "kill -9 mid-write", since=since, writes_per_event=2)
-
-
 def _queued(stack: Stack) -> list[dramatiq.Message]:  # type: ignore[type-arg]
     client = stack.broker.client  # type: ignore[attr-defined]
     found = []
@@ -181,7 +162,28 @@ def test_a_redis_restart_with_messages_queued_loses_nothing(
         stack.fleet.worker()
 
 
-# Scenarios that leave the shared population broken until the product is fixed run last.
+# The kills come after every scenario that waits for all calendars to sync: today a killed
+# worker's sync lease blocks the calendars it was syncing for 10 minutes (issue 11 item 1),
+# and a kill mid-write may land while another thread syncs. Scenarios that leave the shared
+# population broken until the product is fixed run last.
+
+
+def test_a_worker_killed_mid_write_loses_no_agenda(stack: Stack) -> None:
+    stack.begin()
+    for sandbox in stack.sandboxes():
+        sandbox.slow_down("write", 4.0)
+    stack.add_topics("killed mid-write")
+    _until(lambda: stack.google.serving("write") + stack.graph.serving("write") > 0,
+           "an agenda write in flight")
+
+    stack.fleet.kill(_one_worker(stack))
+    stack.fleet.worker()
+    for sandbox in stack.sandboxes():
+        sandbox.slow_down("write", None)
+    since = time.monotonic()
+
+    # a write that landed before the kill but was not recorded is legitimately made again
+    _recovered(stack, "kill -9 mid-write", since=since, writes_per_event=2)
 
 
 @pytest.mark.xfail(strict=True, reason="needs the renewed sync lease (recovery branch)")
