@@ -186,9 +186,8 @@ def test_a_worker_killed_mid_write_loses_no_agenda(stack: Stack) -> None:
     _recovered(stack, "kill -9 mid-write", since=since, writes_per_event=2)
 
 
-# With the recovery branch's 30 s renewed lease (on main) this recovers, but in about 120 s
-# on the shared box, not the 60 s: the lease alone does not explain it (to look into).
-@pytest.mark.xfail(strict=True, reason="recovery after kill -9 mid-sync takes ~120 s, not 60 s")
+# Needs the recovery branch's 30 s renewed sync lease (on main): 31 s here, though one run
+# on the earlier main took 121 s.
 def test_a_worker_killed_mid_sync_blocks_no_calendar(stack: Stack) -> None:
     stack.begin()
     for sandbox in stack.sandboxes():
