@@ -107,6 +107,18 @@ class SandboxAdmin(Protocol):
         """From now on, reading or patching `owner`'s copy of this occurrence answers an event
         without a readable start (the list stays intact). Returns the copy's event id."""
 
+    def slow_down(self, kind: str, delay: float | None) -> None:
+        """Every change listing (kind "list") or event write ("write") waits `delay` seconds
+        before it is served, so a test can act while one is in flight (None: heal)."""
+
+    def serving(self, kind: str, owner: str | None = None) -> int:
+        """How many listings ("list") or writes ("write") of `owner`'s calendar (or anyone's)
+        are being served right now."""
+
+    def fail_writes(self, owner: str, *, status: int | None = 410) -> None:
+        """Every write of an event in `owner`'s calendar answers `status` (410: the event is
+        gone) until reset or `status=None`; other requests work."""
+
     def revoke(self, email: str) -> None:
         """Revoke the person's grant: refresh answers invalid_grant, access tokens 401."""
 

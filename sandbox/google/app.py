@@ -20,6 +20,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from sandbox.admin import RecordedRequest
+from sandbox.edge import request_kind
 from sandbox.google import recurrence
 from sandbox.google.consent import AUTHORIZE_PATH, DECIDE_PATH, GoogleConsent
 from sandbox.google.runtime import Channel, PageSnapshot, Runtime
@@ -196,8 +197,7 @@ class SandboxApp:
                         domain="usageLimits",
                         headers={"Retry-After": f"{self.rt.free_busy_retry_after:g}"},
                     )
-                with self.store.lock:
-                    response = await handler(request, user)
+                response = await self._at_edge(request, user, handler)
             except ApiError as err:
                 response = err.response()
             self._record(request, response.status_code, user)
@@ -215,6 +215,26 @@ class SandboxApp:
         if not any(s.startswith(CALENDAR_SCOPE_PREFIX) for s in scopes):
             raise ApiError(403, "insufficientPermissions",
                            "Request had insufficient authentication scopes.")
+
+    async def _at_edge(self, request: Request, user: str,
+                       handler: Callable[[Request, str], Awaitable[Response]]) -> Response:
+        """Serve under the store lock, after any injected delay; an injected write failure
+        answers Google's 410 ``deleted``
+        (https://developers.google.com/calendar/api/guides/errors#410_gone)."""
+        edge = self.rt.edge
+        kind = request_kind(request.method, request.url.path)
+        edge.enter(kind, user)
+        try:
+            await edge.wait(kind)
+            status = edge.write_failure(kind, user)
+            if status is not None:
+                raise ApiError(status, "deleted" if status == 410 else "backendError",
+                               "Resource has been deleted" if status == 410 else "Backend Error")
+            with self.store.lock:
+                response = await handler(request, user)
+        finally:
+            edge.leave(kind, user)
+        return response
 
     def _record(self, request: Request, status: int, user: str | None) -> None:
         self.rt.record(

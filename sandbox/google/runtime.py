@@ -19,6 +19,7 @@ from datetime import datetime
 from typing import Any
 
 from sandbox.admin import RecordedRequest
+from sandbox.edge import EdgeFaults
 from sandbox.google.workspace import Workspace
 from sandbox.team import DOMAIN, TEAM, Population
 
@@ -62,6 +63,7 @@ class Runtime:
     failing_lists: dict[str, int] = field(default_factory=dict)  # calendar owner -> status
     truncated_lists: set[str] = field(default_factory=set)  # owners whose lists break off
     malformed_reads: set[str] = field(default_factory=set)  # event ids get/patch break
+    edge: EdgeFaults = field(default_factory=EdgeFaults)  # delays and refused writes
     channels: dict[str, Channel] = field(default_factory=dict)
     pages: dict[str, PageSnapshot] = field(default_factory=dict)
     recorded: list[RecordedRequest] = field(default_factory=list)
@@ -81,6 +83,7 @@ class Runtime:
             self.failing_lists.clear()
             self.truncated_lists.clear()
             self.malformed_reads.clear()
+            self.edge.reset()
             self.channels.clear()
             self.pages.clear()
             self.recorded.clear()

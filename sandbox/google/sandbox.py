@@ -367,6 +367,18 @@ class GoogleSandbox:
             self.runtime.malformed_reads.add(event_id)
         return event_id
 
+    def slow_down(self, kind: str, delay: float | None) -> None:
+        """Listings ("list") or event writes ("write") wait `delay` s first (None: heal)."""
+        self.runtime.edge.slow_down(kind, delay)
+
+    def serving(self, kind: str, owner: str | None = None) -> int:
+        """Listings or writes (of `owner`'s calendar) being served right now."""
+        return self.runtime.edge.serving(kind, owner)
+
+    def fail_writes(self, owner: str, *, status: int | None = 410) -> None:
+        """events.patch on `owner`'s calendar answers `status` until reset (None: heal)."""
+        self.runtime.edge.fail_writes(owner, status)
+
     def revoke(self, email: str) -> None:
         """Revoke the person's grant: refresh answers invalid_grant, access tokens 401."""
         self.runtime.revoke(email)

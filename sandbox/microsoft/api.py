@@ -23,6 +23,7 @@ from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 
 from sandbox.admin import RecordedRequest
+from sandbox.edge import EdgeFaults, request_kind
 from sandbox.microsoft.authority import (
     DELEGATED_TENANTS,
     TENANT,
@@ -65,6 +66,7 @@ class Faults:
     truncated_lists: set[str] = field(default_factory=set)  # owners whose deltas break off
     malformed_reads: set[str] = field(default_factory=set)  # event ids GET/PATCH break
     batched_throttle: int = 0  # the next batched requests that answer 429 on their own
+    edge: EdgeFaults = field(default_factory=EdgeFaults)  # delays and refused writes
     requests: list[RecordedRequest] = field(default_factory=list)
 
 
@@ -196,7 +198,7 @@ def create_app(state: GraphState) -> FastAPI:
             else:
                 request.state.user = user
                 request.state.app = app_token
-                response = await call_next(request)
+                response = await _at_edge(request, user, call_next)
                 if path.endswith("/calendarView/delta") and user in state.faults.truncated_lists:
                     response = await _truncated(response)
         with state.faults.lock:
@@ -209,6 +211,24 @@ def create_app(state: GraphState) -> FastAPI:
                     user=user,
                 )
             )
+        return response
+
+    async def _at_edge(request: Request, user: str | None,
+                       call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        """Serve after any injected delay; an injected write failure answers its status
+        (410 Gone is in https://learn.microsoft.com/en-us/graph/errors)."""
+        edge = state.faults.edge
+        kind = request_kind(request.method, request.url.path)
+        edge.enter(kind, user)
+        try:
+            await edge.wait(kind)
+            status = edge.write_failure(kind, user)
+            if status is not None:
+                return _error(status, "ErrorItemNotFound" if status in (404, 410)
+                              else "generalException", "The item is no longer available.")
+            response = await call_next(request)
+        finally:
+            edge.leave(kind, user)
         return response
 
     def _maybe_malformed(data: dict[str, object]) -> dict[str, object]:

@@ -114,6 +114,7 @@ class GraphSandbox:
             self.faults.truncated_lists.clear()
             self.faults.malformed_reads.clear()
             self.faults.batched_throttle = 0
+            self.faults.edge.reset()
             self.faults.requests.clear()
 
     # admin: series ------------------------------------------------------------
@@ -346,6 +347,18 @@ class GraphSandbox:
         with self.faults.lock:
             self.faults.malformed_reads.add(event_id)
         return event_id
+
+    def slow_down(self, kind: str, delay: float | None) -> None:
+        """Delta listings ("list") or event writes ("write") wait `delay` s first (None: heal)."""
+        self.faults.edge.slow_down(kind, delay)
+
+    def serving(self, kind: str, owner: str | None = None) -> int:
+        """Listings or writes (of `owner`'s calendar) being served right now."""
+        return self.faults.edge.serving(kind, owner)
+
+    def fail_writes(self, owner: str, *, status: int | None = 410) -> None:
+        """PATCH of an event in `owner`'s mailbox answers `status` until reset (None: heal)."""
+        self.faults.edge.fail_writes(owner, status)
 
     def revoke(self, email: str) -> None:
         """Refresh answers invalid_grant and access tokens 401 for this person."""

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import threading
+
 import httpx
 
 from sandbox.google import GoogleSandbox
@@ -55,3 +58,41 @@ def test_another_persons_calendar_is_not_found(google_sandbox: GoogleSandbox) ->
     url = f"{google_sandbox.base_url}calendars/sam@acme.test/events"
 
     assert httpx.get(url, headers=bearer(google_sandbox, MAYA)).status_code == 404
+
+
+def test_edge_faults_slow_refuse_and_truncate_then_heal(google_sandbox: GoogleSandbox) -> None:
+    """What the process-level fault suite relies on: a slowed listing is counted in flight,
+    an injected write failure answers Google's 410 ``deleted``, a truncated listing is not
+    JSON; healed, each answers normally again."""
+    url = f"{google_sandbox.base_url}calendars/{MAYA}/events"
+    headers = bearer(google_sandbox, MAYA)
+    items = httpx.get(url, headers=headers, params={"maxResults": 2500}).json()["items"]
+    event_url = f"{url}/{items[0]['id']}"
+
+    google_sandbox.slow_down("list", 0.5)
+    slow = threading.Thread(target=lambda: httpx.get(url, headers=headers, timeout=10))
+    slow.start()
+    seen = 0
+    while slow.is_alive() and not seen:
+        seen = google_sandbox.serving("list", MAYA)
+    slow.join()
+    google_sandbox.slow_down("list", None)
+    google_sandbox.fail_writes(MAYA, status=410)
+    refused = httpx.patch(event_url, headers=headers, json={"description": "x"})
+    google_sandbox.truncate_listing(MAYA)
+    cut = httpx.get(url, headers=headers)
+
+    assert seen == 1 and google_sandbox.serving("list") == 0
+    assert refused.status_code == 410
+    assert refused.json()["error"]["errors"][0]["reason"] == "deleted"
+    assert cut.status_code == 200
+    try:
+        json.loads(cut.content)
+        parsed = True
+    except ValueError:
+        parsed = False
+    assert not parsed
+    google_sandbox.fail_writes(MAYA, status=None)
+    google_sandbox.truncate_listing(MAYA, truncated=False)
+    assert httpx.patch(event_url, headers=headers, json={"description": "x"}).status_code == 200
+    assert "items" in httpx.get(url, headers=headers).json()
