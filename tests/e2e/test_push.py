@@ -3,20 +3,12 @@ forged ones are refused."""
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
-from collections.abc import Iterator
 from datetime import timedelta
 
 import httpx
 import pytest
-import uvicorn
-from fastapi import FastAPI
 from sqlalchemy import select
 
-from application.web.webhooks import webhook_router
-from service.accounts.crypto import Vault
 from service.accounts.models import Account, AccountStatus
 from service.accounts.service import set_accounts_status
 from service.calendars.models import Calendar
@@ -26,29 +18,6 @@ from workers import actors
 from .conftest import CASES, Harness, ProviderCase
 
 GRAPH = CASES["microsoft"]
-
-
-@pytest.fixture
-def public_url(harness: Harness) -> Iterator[str]:
-    """Our webhook endpoints served on a free local port, as they would be in production."""
-    app = FastAPI()
-    app.include_router(webhook_router(factory=harness.runtime.factory,
-                                      vault=Vault.from_settings(harness.settings),
-                                      enqueue_sync=actors.sync_calendar.send,
-                                      enqueue_renew=actors.renew_channel.send))
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        time.sleep(0.02)
-    url = f"http://127.0.0.1:{port}"
-    harness.runtime.settings = harness.settings.model_copy(update={"public_url": url})
-    yield url
-    server.should_exit = True
-    thread.join(timeout=5)
 
 
 def _notify(harness: Harness, case: ProviderCase) -> None:
