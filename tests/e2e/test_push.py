@@ -12,6 +12,7 @@ from sqlalchemy import select
 from service.accounts.models import Account, AccountStatus
 from service.accounts.service import set_accounts_status
 from service.calendars.models import Calendar
+from service.calendars.push import RENEW_BEFORE
 from service.pairs.models import Occurrence, OccurrenceStatus
 from workers import actors
 
@@ -174,3 +175,30 @@ def test_a_leavers_channel_is_stopped_and_never_renewed(
     actors.reconcile.send()  # no channel to renew for a disabled account, nothing to stop
     harness.run()
     assert harness.provider_calls() == before and _sandbox_channels(harness, case) == 0
+
+
+def test_a_channel_is_renewed_before_it_expires_and_polling_goes_on(
+        harness: Harness, case: ProviderCase, public_url: str) -> None:
+    _open_channels(harness, case.manager)
+    with harness.runtime.factory.begin() as session:  # the channel is now close to its end
+        calendar = session.scalars(select(Calendar)).one()
+        old = calendar.subscription_id
+        calendar.subscription_expires_at = harness.clock() + RENEW_BEFORE - timedelta(hours=1)
+    actors.reconcile.send()
+    harness.run()
+    with harness.session() as session:
+        calendar = session.scalars(select(Calendar)).one()
+        assert calendar.subscription_id not in (None, old)
+        assert calendar.subscription_expires_at > harness.clock() + RENEW_BEFORE
+        fresh = calendar.subscription_id
+    open_ids = ({c["id"] for c in harness.google.channels()} if case.provider == "google"
+                else set(harness.graph.state.subscriptions))
+    assert open_ids == {fresh}  # the old channel was closed
+
+    before = harness.provider_calls()
+    harness.clock.now += timedelta(seconds=harness.settings.poll_interval_seconds + 1)
+    actors.reconcile.send()  # no notification came: the poll still reads the calendar
+    harness.run()
+    assert harness.provider_calls() > before
+    with harness.session() as session:
+        assert session.scalars(select(Calendar.subscription_id)).one() == fresh
