@@ -8,8 +8,10 @@ worker, the real Google client / MSAL over HTTP(S) to both sandboxes, our real w
 endpoints served by uvicorn on a local port (RAPPORT_PUBLIC_URL), the seeded team connected.
 After the first sync and the reconcile that opens every channel, two measured steps per
 provider, counted by the sandbox (every HTTP request it served): a poll of every unchanged
-calendar (the second one: the first still reads the echo of our agenda writes), and a renewal of every channel (`RENEW_BEFORE` reached). Graph's validation POST
-goes to us and is not counted, nor are token refreshes and MSAL metadata reads (see API_PATHS). Not collected by pytest.
+calendar (the second one: the first still reads the echo of our agenda writes), and a renewal
+of every channel (`RENEW_BEFORE` reached). Graph's validation POST goes to us and is not
+counted, nor are token refreshes and MSAL metadata reads (see API_PATHS). Not collected by
+pytest.
 """
 
 from __future__ import annotations
