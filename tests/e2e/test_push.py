@@ -9,6 +9,7 @@ import httpx
 import pytest
 from sqlalchemy import select
 
+from service.accounts.crypto import Vault
 from service.accounts.models import Account, AccountStatus
 from service.accounts.service import set_accounts_status
 from service.calendars.models import Calendar
@@ -202,3 +203,20 @@ def test_a_channel_is_renewed_before_it_expires_and_polling_goes_on(
     assert harness.provider_calls() > before
     with harness.session() as session:
         assert session.scalars(select(Calendar.subscription_id)).one() == fresh
+
+
+def test_a_lifecycle_item_on_the_change_url_is_acted_on_too(
+        harness: Harness, public_url: str) -> None:
+    _open_channels(harness, GRAPH.manager)
+    with harness.session() as session:
+        calendar = session.scalars(select(Calendar)).one()
+        old, sealed = calendar.subscription_id, calendar.subscription_token_encrypted
+    assert old and sealed
+    state = Vault.from_settings(harness.settings).decrypt(sealed)
+    reply = httpx.post(f"{public_url}/webhooks/microsoft", json={"value": [
+        {"subscriptionId": old, "clientState": state,
+         "lifecycleEvent": "reauthorizationRequired"}]})
+    harness.run()
+    assert reply.status_code == 202
+    assert _graph_channel(harness) != old
+    assert set(harness.graph.state.subscriptions) == {_graph_channel(harness)}
