@@ -251,9 +251,12 @@ class CalendarConnector(Protocol):
         ...
 
     def subscribe(
-        self, calendar_id: str, *, address: str, token: str, ttl_seconds: int
+        self, calendar_id: str, *, address: str, token: str, ttl_seconds: int,
+        lifecycle_address: str | None = None,
     ) -> Subscription:
-        """Ask the provider to push change notifications for a calendar to `address`."""
+        """Ask the provider to push change notifications for a calendar to `address`;
+        `lifecycle_address` receives a provider's lifecycle notifications, where it has
+        them (Graph does, Google channels do not)."""
         ...
 
     def unsubscribe(self, subscription: Subscription) -> None:

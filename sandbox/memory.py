@@ -486,7 +486,7 @@ class MemoryConnector:
                         unreadable=frozenset(set(wanted) - set(readable)))
 
     def subscribe(self, calendar_id: str, *, address: str, token: str,
-                  ttl_seconds: int) -> Subscription:
+                  ttl_seconds: int, lifecycle_address: str | None = None) -> Subscription:
         """Not done: the memory world has no push channel."""
         raise NotImplementedError("the memory connector has no push channel")
 

@@ -23,8 +23,9 @@ from service.accounts.service import mark_grant_needs_reconsent
 from service.agenda.planner import plan_due_agendas
 from service.agenda.writer import write_agenda as write_agenda_into_invite
 from service.agenda.writer import writing_account
-from service.calendars.push import calendars_needing_channels
+from service.calendars.push import calendars_needing_channels, calendars_of_stopped_accounts
 from service.calendars.push import renew_channel as open_channel
+from service.calendars.push import stop_channel as close_channel
 from service.calendars.queries import (
     accounts_without_calendars,
     active_account,
@@ -134,6 +135,13 @@ def renew_channel(calendar_id: int) -> None:
                  vault=Vault.from_settings(rt.settings), now=rt.clock())
 
 
+@dramatiq.actor(broker=_PLACEHOLDER, queue_name="sync")
+def stop_channel(calendar_id: int) -> None:
+    """Stop the push channel of a calendar whose account is disabled (the person left)."""
+    rt = current()
+    close_channel(rt.factory, calendar_id=calendar_id, connector_for=rt.connectors.for_calendar)
+
+
 @dramatiq.actor(broker=_PLACEHOLDER, queue_name="default")
 def reconcile() -> None:
     """Enqueue every piece of work the database says is due; a lost message loses nothing."""
@@ -146,8 +154,11 @@ def reconcile() -> None:
         due = plan_due_agendas(session, settings=rt.settings, now=now)
         channels = (calendars_needing_channels(session, now=now)
                     if rt.settings.public_url else [])
+        leavers = calendars_of_stopped_accounts(session)
     for calendar_id in channels:
         renew_channel.send(calendar_id)
+    for calendar_id in leavers:
+        stop_channel.send(calendar_id)
     for account_id in new_accounts:
         sync_account.send(account_id)
     for calendar_id in stale:
@@ -326,6 +337,6 @@ def send_digest(manager_id: int, iso_week: str) -> None:
 
 
 ALL: list[dramatiq.Actor[Any, Any]] = [
-    sync_account, sync_calendar, write_agenda, renew_channel, reconcile,
+    sync_account, sync_calendar, write_agenda, renew_channel, stop_channel, reconcile,
     check_occurrence, deliver_email, send_digest, sync_directory,
 ]

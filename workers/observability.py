@@ -119,6 +119,7 @@ def _describe_agenda(session: Session, agenda_id: int) -> str:
 DESCRIBE: dict[str, Describe] = {
     "sync_calendar": _describe_calendar,
     "renew_channel": _describe_calendar,
+    "stop_channel": _describe_calendar,
     "sync_account": _describe_account,
     "write_agenda": _describe_agenda,
     "check_occurrence": lambda _session, occurrence_id: f"occurrence {occurrence_id}",

@@ -32,7 +32,8 @@ def build_web_app(runtime: Runtime) -> FastAPI:
                      enqueue_write=actors.write_agenda.send)
     app.include_router(webhook_router(factory=runtime.factory,
                                       vault=Vault.from_settings(runtime.settings),
-                                      enqueue_sync=actors.sync_calendar.send))
+                                      enqueue_sync=actors.sync_calendar.send,
+                                      enqueue_renew=actors.renew_channel.send))
     app.include_router(signin_router(runtime.settings, runtime.factory, clock=runtime.clock,
                                      on_connected=actors.sync_account.send))
     return app

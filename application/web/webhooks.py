@@ -12,6 +12,13 @@ notifications are `{"value": [changeNotification, ...]}` (value required), each 
 `subscriptionId` and the `clientState` we set (a string of at most 255 characters); we
 answer 202.
 
+Graph lifecycle notifications
+(https://learn.microsoft.com/graph/change-notifications-lifecycle-events) come to
+/webhooks/microsoft/lifecycle (validated with the same handshake) in the same collection
+shape, with `lifecycleEvent` and our clientState: `reauthorizationRequired` and
+`subscriptionRemoved` open a fresh subscription (`enqueue_renew`), `missed` syncs the
+calendar now; a lifecycle item arriving on the change URL is handled the same way.
+
 Hygiene: every body and header is validated with a pydantic model (garbage is a 400, never a
 500); the echoed token is capped and served as text/plain with `nosniff`; bodies are capped;
 calls that fail a check, and handshakes (unauthenticated by nature), cost the client's
@@ -39,6 +46,7 @@ log = logging.getLogger(__name__)
 MAX_VALIDATION_TOKEN = 1024  # Graph's tokens are far shorter; anything longer is not Graph
 MAX_BODY_BYTES = 256 * 1024
 MAX_NOTIFICATIONS = 1000
+RESUBSCRIBE_ON = frozenset({"reauthorizationRequired", "subscriptionRemoved"})
 _NOSNIFF = {"X-Content-Type-Options": "nosniff", "Cache-Control": "no-store"}
 
 
@@ -75,18 +83,27 @@ def _client(request: Request) -> str:
 
 def webhook_router(*, factory: sessionmaker[Session], vault: Vault,
                    enqueue_sync: Callable[[int], Any],
+                   enqueue_renew: Callable[[int], Any] | None = None,
                    buckets: TokenBuckets | None = None) -> APIRouter:
-    """Routes under /webhooks; `enqueue_sync(calendar_id)` sends the sync message."""
+    """Routes under /webhooks; `enqueue_sync(calendar_id)` sends the sync message,
+    `enqueue_renew(calendar_id)` the one that opens a fresh channel (default: a sync)."""
     router = APIRouter(prefix="/webhooks")
     limiter = buckets or TokenBuckets()
+    renew = enqueue_renew or enqueue_sync
 
-    def accept(subscription_id: str, token: str | None) -> bool:
+    def accept(subscription_id: str, token: str | None,
+               lifecycle_event: str | None = None) -> bool:
         with factory() as session:
             calendar_id = calendar_for_notification(session, vault=vault,
                                                     subscription_id=subscription_id, token=token)
         if calendar_id is None:
             return False
-        enqueue_sync(calendar_id)
+        if lifecycle_event in RESUBSCRIBE_ON:
+            log.info("calendar %s: Graph lifecycle %s, subscribing again", calendar_id,
+                     lifecycle_event)
+            renew(calendar_id)
+        else:  # a change, `missed`, or a lifecycle event we do not know: sync now
+            enqueue_sync(calendar_id)
         return True
 
     def refuse(client: str, status: int, why: str) -> Response:
@@ -120,6 +137,7 @@ def webhook_router(*, factory: sessionmaker[Session], vault: Vault,
         return Response(status_code=200, headers=_NOSNIFF)
 
     @router.post("/microsoft")
+    @router.post("/microsoft/lifecycle")
     async def microsoft(request: Request) -> Response:
         client = _client(request)
         if (answer := throttled(client)) is not None:
@@ -139,7 +157,8 @@ def webhook_router(*, factory: sessionmaker[Session], vault: Vault,
             return refuse(client, 400, "not a Graph change notification")
         refused = 0
         for item in notifications.value:
-            ok = await run_in_threadpool(accept, item.subscriptionId, item.clientState)
+            ok = await run_in_threadpool(accept, item.subscriptionId, item.clientState,
+                                         item.lifecycleEvent)
             refused += not ok
         if refused:
             return refuse(client, 403, f"{refused} notification(s) with an unknown "

@@ -205,9 +205,11 @@ class GoogleConnector:
         return FreeBusy.answer(emails, busy=busy, unreadable=unreadable)
 
     def subscribe(
-        self, calendar_id: str, *, address: str, token: str, ttl_seconds: int
+        self, calendar_id: str, *, address: str, token: str, ttl_seconds: int,
+        lifecycle_address: str | None = None,
     ) -> Subscription:
-        """Open a push channel for the calendar's events (events.watch)."""
+        """Open a push channel for the calendar's events (events.watch); Google channels
+        have no lifecycle notifications, so `lifecycle_address` is not used."""
         body = {
             "id": str(uuid.uuid4()),
             "type": "web_hook",

@@ -271,11 +271,16 @@ class GraphConnector:
         return FreeBusy.answer(emails, busy=busy, unreadable=unreadable)
 
     def subscribe(
-        self, calendar_id: str, *, address: str, token: str, ttl_seconds: int
+        self, calendar_id: str, *, address: str, token: str, ttl_seconds: int,
+        lifecycle_address: str | None = None,
     ) -> Subscription:
         """POST /subscriptions: https://learn.microsoft.com/en-us/graph/api/subscription-post-subscriptions.
 
-        `token` travels as clientState; Graph validates `address` before answering.
+        `token` travels as clientState; Graph validates `address` (and `lifecycle_address`)
+        before answering. Lifecycle notifications (reauthorizationRequired,
+        subscriptionRemoved, missed: https://learn.microsoft.com/graph/change-notifications-lifecycle-events)
+        only reach subscriptions created with a lifecycleNotificationUrl; it cannot be added
+        later.
         """
         ttl = min(timedelta(seconds=ttl_seconds), MAX_SUBSCRIPTION)
         resource = f"{self._calendar_path(calendar_id)}/events"
@@ -286,6 +291,8 @@ class GraphConnector:
             "expirationDateTime": _graph_time(datetime.now(UTC) + ttl),
             "clientState": token,
         }
+        if lifecycle_address:
+            body["lifecycleNotificationUrl"] = lifecycle_address
         data = self.client.json(
             "POST", "subscriptions", operation="subscriptions.create", json=body
         )

@@ -82,6 +82,7 @@ class SubscriptionRecord:
     client_state: str | None
     expires: datetime
     creator: str | None = None  # the app's client id for an app-only subscription
+    lifecycle_url: str | None = None  # lifecycleNotificationUrl, validated like the other
 
 
 @dataclass
@@ -541,18 +542,8 @@ def create_app(state: GraphState) -> FastAPI:
             if owner is None or not resource.rstrip("/").endswith("/events"):
                 return _error(400, "InvalidRequest", "The resource must be /users/{id}/events.")
             creator = app_token.client_id
-        token = secrets.token_urlsafe(16)
-        try:
-            answer = httpx.post(
-                url,
-                params={"validationToken": token},
-                timeout=10,
-                headers={"Content-Type": "text/plain; charset=utf-8"},
-            )
-            ok = answer.status_code == 200 and answer.text == token
-        except httpx.HTTPError:
-            ok = False
-        if not ok:
+        lifecycle_url = payload.get("lifecycleNotificationUrl") or None
+        if not all(_validates(u) for u in (url, lifecycle_url) if u):  # both, as Graph does
             return _error(
                 400,
                 "InvalidRequest",
@@ -568,6 +559,7 @@ def create_app(state: GraphState) -> FastAPI:
             client_state=payload.get("clientState"),
             expires=expires,
             creator=creator,
+            lifecycle_url=lifecycle_url,
         )
         state.subscriptions[sub.id] = sub
         return JSONResponse(
@@ -631,6 +623,45 @@ def create_app(state: GraphState) -> FastAPI:
         "/v1.0/subscriptions/{sub_id}", delete_subscription, methods=["DELETE"], response_model=None
     )
     return app
+
+
+def _validates(url: str) -> bool:
+    """The validation handshake: the endpoint echoes `validationToken` as text/plain, 200
+    (https://learn.microsoft.com/en-us/graph/change-notifications-delivery-webhooks)."""
+    token = secrets.token_urlsafe(16)
+    try:
+        answer = httpx.post(url, params={"validationToken": token}, timeout=10,
+                            headers={"Content-Type": "text/plain; charset=utf-8"})
+    except httpx.HTTPError:
+        return False
+    return answer.status_code == 200 and answer.text == token
+
+
+LIFECYCLE_EVENTS = ("reauthorizationRequired", "subscriptionRemoved", "missed")
+
+
+def send_lifecycle(state: GraphState, email: str, event: str) -> int:
+    """POST a lifecycle notification to the mailbox's subscriptions that asked for them
+    (https://learn.microsoft.com/graph/change-notifications-lifecycle-events); on
+    `subscriptionRemoved` Graph has already deleted the subscription. Returns how many."""
+    if event not in LIFECYCLE_EVENTS:
+        raise ValueError(event)
+    subs = [s for s in state.subscriptions.values() if s.owner == email and s.lifecycle_url]
+    for sub in subs:
+        if event == "subscriptionRemoved":
+            state.subscriptions.pop(sub.id, None)
+        body = {"value": [{
+            "subscriptionId": sub.id,
+            "subscriptionExpirationDateTime": stamp(sub.expires),
+            "tenantId": "sandbox",
+            "clientState": sub.client_state,
+            "lifecycleEvent": event,
+        }]}
+        try:
+            httpx.post(str(sub.lifecycle_url), json=body, timeout=10)
+        except httpx.HTTPError as err:
+            log.warning("lifecycle notification to subscription %s failed: %s", sub.id, err)
+    return len(subs)
 
 
 def send_notifications(state: GraphState, email: str) -> int:

@@ -19,7 +19,7 @@ from zoneinfo import ZoneInfo
 
 from sandbox.admin import RecordedRequest
 from sandbox.https import HttpsServer
-from sandbox.microsoft.api import Faults, GraphState, create_app, send_notifications
+from sandbox.microsoft.api import Faults, GraphState, create_app, send_lifecycle, send_notifications
 from sandbox.microsoft.authority import TENANT, Grants
 from sandbox.microsoft.delta import DeltaEngine
 from sandbox.microsoft.model import Item, opaque_id, outlook_html
@@ -443,6 +443,11 @@ class GraphSandbox:
     def notify(self, email: str) -> int:
         """Post a change notification (with clientState) to the mailbox's subscriptions."""
         return send_notifications(self.state, email)
+
+    def lifecycle(self, email: str, event: str) -> int:
+        """Post a lifecycle notification (`reauthorizationRequired`, `subscriptionRemoved`,
+        `missed`) to the mailbox's subscriptions that gave a lifecycleNotificationUrl."""
+        return send_lifecycle(self.state, email, event)
 
     def calendar_id(self, email: str) -> str:
         """The id of a person's default calendar."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hmac
 import logging
 import secrets
+from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from sqlalchemy import or_, select
@@ -20,9 +21,10 @@ from sqlalchemy.orm import Session, sessionmaker
 from connectors.base import Subscription
 from connectors.errors import ConnectorError
 from service.accounts.crypto import Vault
-from service.accounts.models import Account
+from service.accounts.models import Account, AccountStatus
 from service.accounts.pace import ready_accounts
 from service.calendars.models import Calendar
+from service.db import utcnow
 from service.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -36,6 +38,11 @@ def webhook_address(settings: Settings, provider: str) -> str:
     """Where a provider posts notifications for this installation."""
     assert settings.public_url
     return f"{settings.public_url.rstrip('/')}/webhooks/{provider}"
+
+
+def lifecycle_address(settings: Settings, provider: str) -> str | None:
+    """Where Graph posts lifecycle notifications; Google channels have none."""
+    return webhook_address(settings, provider) + "/lifecycle" if provider == "microsoft" else None
 
 
 def calendars_needing_channels(session: Session, *, now: datetime) -> list[int]:
@@ -66,7 +73,8 @@ def renew_channel(factory: sessionmaker[Session], *, calendar_id: int, connector
     try:
         sub = connector.subscribe(provider_calendar_id,  # type: ignore[attr-defined]
                                   address=webhook_address(settings, provider), token=token,
-                                  ttl_seconds=int(CHANNEL_TTL.total_seconds()))
+                                  ttl_seconds=int(CHANNEL_TTL.total_seconds()),
+                                  lifecycle_address=lifecycle_address(settings, provider))
     except ConnectorError as err:
         log.warning("calendar %s: could not open a push channel (%s); polling goes on, "
                     "next try in %s", calendar_id, err.__class__.__name__, RETRY_AFTER_FAILURE)
@@ -88,6 +96,42 @@ def renew_channel(factory: sessionmaker[Session], *, calendar_id: int, connector
         except ConnectorError:
             log.info("calendar %s: old channel already gone", calendar_id)
     log.info("calendar %s: push channel open until %s", calendar_id, sub.expires_at)
+    return True
+
+
+def calendars_of_stopped_accounts(session: Session) -> list[int]:
+    """Calendars whose account is DISABLED (the person left or was suspended) but whose
+    channel is still open: the reconciler stops them."""
+    return list(session.scalars(
+        select(Calendar.id).join(Account, Account.id == Calendar.account_id)
+        .where(Account.status == AccountStatus.DISABLED, Calendar.subscription_id.is_not(None))))
+
+
+def stop_channel(factory: sessionmaker[Session], *, calendar_id: int,
+                 connector_for: Callable[[int], object]) -> bool:
+    """Close the calendar's channel and forget it; False when it had none.
+
+    The columns are cleared even when the provider refuses the stop: a channel nobody
+    renews ends by itself at its expiry (at most CHANNEL_TTL), and its notifications no
+    longer match a stored channel, so they are refused.
+    """
+    with factory() as session:
+        calendar = session.get(Calendar, calendar_id)
+        if calendar is None or calendar.subscription_id is None:
+            return False
+        old = Subscription(calendar.subscription_id, calendar.subscription_resource_id,
+                           calendar.subscription_expires_at or utcnow())
+    try:
+        connector_for(calendar_id).unsubscribe(old)  # type: ignore[attr-defined]
+    except (ConnectorError, LookupError) as err:
+        log.info("calendar %s: channel not stopped at the provider (%s); it runs out by "
+                 "itself", calendar_id, err.__class__.__name__)
+    with factory.begin() as session:
+        calendar = session.get(Calendar, calendar_id)
+        if calendar is not None and calendar.subscription_id == old.id:
+            calendar.subscription_id = calendar.subscription_resource_id = None
+            calendar.subscription_token_encrypted = calendar.subscription_expires_at = None
+    log.info("calendar %s: push channel stopped, its account is disabled", calendar_id)
     return True
 
 

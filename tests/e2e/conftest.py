@@ -8,6 +8,9 @@ RAPPORT_TEST_BROKER_URL (Redis) the same tests run on the production parts (see 
 from __future__ import annotations
 
 import os
+import socket
+import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -16,12 +19,15 @@ from typing import cast
 
 import dramatiq
 import pytest
+import uvicorn
 from cryptography.fernet import Fernet
+from fastapi import FastAPI
 from pydantic import SecretStr
 from sqlalchemy import create_engine, func, select, text
 from sqlalchemy.orm import Session
 
 from application.context import start
+from application.web.webhooks import webhook_router
 from sandbox.admin import SandboxAdmin
 from sandbox.google import GoogleSandbox
 from sandbox.microsoft import GraphSandbox
@@ -172,3 +178,26 @@ CASES = {
 def case(request: pytest.FixtureRequest) -> ProviderCase:
     """Each behaviour test runs once per provider."""
     return CASES[request.param]
+
+
+@pytest.fixture
+def public_url(harness: Harness) -> Iterator[str]:
+    """Our webhook endpoints served on a free local port, as they would be in production."""
+    app = FastAPI()
+    app.include_router(webhook_router(factory=harness.runtime.factory,
+                                      vault=Vault.from_settings(harness.settings),
+                                      enqueue_sync=actors.sync_calendar.send,
+                                      enqueue_renew=actors.renew_channel.send))
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.02)
+    url = f"http://127.0.0.1:{port}"
+    harness.runtime.settings = harness.settings.model_copy(update={"public_url": url})
+    yield url
+    server.should_exit = True
+    thread.join(timeout=5)

@@ -272,6 +272,35 @@ def test_a_suspended_or_removed_person_is_no_longer_watched_or_mailed(
                 if case.report in p.read_text(errors="replace")]
 
 
+@pytest.mark.parametrize("change", ["suspended", "removed"])
+def test_a_leavers_push_channel_is_stopped_by_the_directory_sync(
+        harness: Harness, case: ProviderCase, directory: tuple[int, MemoryDirectory],
+        public_url: str, change: str) -> None:
+    grant_id, listing = directory
+    _connect(harness, case.provider)
+    _directory_sync(harness, grant_id)
+    actors.reconcile.send()
+    harness.run()
+
+    def channel_of(email: str) -> str | None:
+        with harness.session() as session:
+            return session.scalars(select(Calendar.subscription_id).join(
+                Account, Account.id == Calendar.account_id).where(
+                Account.email == email)).first()
+
+    leaver, stayer = channel_of(case.report), channel_of(case.manager)
+    assert leaver and stayer
+    (listing.suspend if change == "suspended" else listing.remove)(f"u-{case.report}")
+    _directory_sync(harness, grant_id)
+    actors.reconcile.send()
+    harness.run()
+
+    open_ids = ({c["id"] for c in harness.google.channels()} if case.provider == "google"
+                else set(harness.graph.state.subscriptions))
+    assert leaver not in open_ids and stayer in open_ids
+    assert channel_of(case.report) is None and channel_of(case.manager) == stayer
+
+
 def test_a_suspended_manager_gets_no_digest(
         harness: Harness, case: ProviderCase, directory: tuple[int, MemoryDirectory]) -> None:
     grant_id, listing = directory
