@@ -10,17 +10,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sqlalchemy import create_engine, inspect, select, text, tuple_, update
+from sqlalchemy import create_engine, inspect, select, text, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from sandbox.team import PEOPLE
-from service.accounts.models import Account, AccountStatus
+from sandbox.team import DOMAIN
+from service.accounts.models import Account, AccountStatus, DirectoryGrant
 from service.settings import Settings
 
 DEMO_LOG = "demo.log"
 PAUSED_REASON = ("a demo account: its sandbox stopped when the demo ended "
                  "(`rapport demo --keep` brings it back)")
-DEMO_ACCOUNTS = frozenset((p.provider, p.email.lower()) for p in PEOPLE if not p.is_room)
+DEMO_DOMAIN = f"@{DOMAIN}"  # everyone of the demo company, team included, is on it
 _DATABASE_FILES = ("rapport.db", "rapport.db-wal", "rapport.db-shm", "rapport.db-journal")
 
 
@@ -34,7 +34,7 @@ def database_file(settings: Settings) -> Path:
 
 
 def foreign_accounts(db_file: Path) -> list[str]:
-    """Accounts in `db_file` that are not the demo team's ("provider:email"), sorted."""
+    """Accounts in `db_file` that are not the demo company's ("provider:email"), sorted."""
     if not db_file.exists():
         return []
     engine = create_engine(f"sqlite:///{db_file.resolve()}")
@@ -47,7 +47,7 @@ def foreign_accounts(db_file: Path) -> list[str]:
     finally:
         engine.dispose()
     return sorted(f"{provider}:{email}" for provider, email in rows
-                  if (provider, str(email).lower()) not in DEMO_ACCOUNTS)
+                  if not str(email).lower().endswith(DEMO_DOMAIN))
 
 
 def check_folder(settings: Settings) -> None:
@@ -87,6 +87,8 @@ def pause_demo_accounts(factory: sessionmaker[Session]) -> int:
     with factory.begin() as session:
         result = session.execute(
             update(Account)
-            .where(tuple_(Account.provider, Account.email).in_(sorted(DEMO_ACCOUNTS)))
+            .where(Account.email.endswith(DEMO_DOMAIN))
             .values(status=AccountStatus.DISABLED, status_reason=PAUSED_REASON))
+        session.execute(update(DirectoryGrant).values(status=AccountStatus.DISABLED,
+                                                      status_reason=PAUSED_REASON))
     return int(getattr(result, "rowcount", 0) or 0)

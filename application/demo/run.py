@@ -24,6 +24,15 @@ from application.context import (
     start,
 )
 from application.demo.alerts import DROPPED, show_cancellations
+from application.demo.company import (
+    DemoCompany,
+    build_demo_company,
+    change_manager,
+    connect_company,
+    print_grants,
+    print_org_chart,
+    sync_directories,
+)
 from application.demo.data import (
     DEMO_LOG,
     DemoRefused,
@@ -36,20 +45,15 @@ from application.once import echo_work_left, sync_once
 from connectors.text import looks_like_html
 from sandbox.google.sandbox import GoogleSandbox
 from sandbox.microsoft.sandbox import GraphSandbox
-from sandbox.team import PEOPLE
-from service.accounts.crypto import Vault
 from service.agenda.block import extract_block
 from service.agenda.htmltext import visible_text
 from service.agenda.models import AgendaRecord
 from service.calendars.models import Calendar
-from service.calendars.onboarding import connect_with_refresh_token
 from service.logging_setup import log_to_file
 from service.pairs.models import Occurrence, OccurrenceCopy, Series
 from service.pairs.service import list_series
 from service.settings import Settings
 
-DEMO_CLIENT_ID = "rapport-demo"
-DEMO_CLIENT_SECRET = "sandbox-client-secret"
 DEFAULT_DATA_DIR: Path = Settings.model_fields["data_dir"].default
 
 
@@ -57,6 +61,7 @@ DEFAULT_DATA_DIR: Path = Settings.model_fields["data_dir"].default
 class Sandboxes:
     google: GoogleSandbox
     graph: GraphSandbox
+    company: DemoCompany
 
     def stop(self) -> None:
         self.google.stop()
@@ -64,10 +69,12 @@ class Sandboxes:
 
 
 def start_sandboxes() -> Sandboxes:
-    """Both provider sandboxes, seeded with the demo team, on free local ports."""
-    google = GoogleSandbox().start()
+    """Both provider sandboxes, seeded with the demo team inside a company, on free ports."""
+    company, population, directory, users = build_demo_company()
+    google = GoogleSandbox(population=population, directory=directory).start()
     graph = GraphSandbox().start()
-    return Sandboxes(google, graph)
+    graph.seed_company(users)
+    return Sandboxes(google, graph, company)
 
 
 def sandbox_settings(base: Settings, boxes: Sandboxes, data_dir: Path) -> Settings:
@@ -78,29 +85,13 @@ def sandbox_settings(base: Settings, boxes: Sandboxes, data_dir: Path) -> Settin
         "broker_url": None,
         "google_api_url": boxes.google.base_url,
         "google_token_url": boxes.google.token_url,
+        "google_directory_url": boxes.google.base_url.removesuffix("calendar/v3/"),
         "graph_api_url": boxes.graph.base_url,
         "microsoft_authority": boxes.graph.token_url,
         "ca_bundle": Path(boxes.graph.ca_file),
         "smtp_url": None,
         "outbox_dir": None,
     })
-
-
-def connect_team(started: Started) -> int:
-    """Connect every seeded person through the credential-import paths; returns the count."""
-    rt = started.runtime
-    vault = Vault.from_settings(rt.settings)
-    count = 0
-    for person in PEOPLE:
-        if person.is_room:
-            continue
-        with rt.factory.begin() as session:
-            connect_with_refresh_token(session, settings=rt.settings, vault=vault,
-                                       provider=person.provider, client_id=DEMO_CLIENT_ID,
-                                       client_secret=DEMO_CLIENT_SECRET,
-                                       refresh_token=person.refresh_token)
-        count += 1
-    return count
 
 
 def sync_everything(started: Started) -> None:
@@ -134,8 +125,10 @@ def run_demo(base: Settings, *, keep: bool, verbose: bool = False) -> None:
         started = start(settings)
         typer.echo(f"Google sandbox:    {boxes.google.base_url}")
         typer.echo(f"Microsoft sandbox: {boxes.graph.base_url}")
-        echo_err("Connecting the seeded team ...")
-        typer.echo(f"Connected {connect_team(started)} accounts (Google and Microsoft 365).")
+        echo_err("Connecting the company (one grant per provider) and reading its directory ...")
+        grants = connect_company(started, boxes.google, boxes.graph, boxes.company)
+        sync_directories(started, grants)
+        print_grants(started)
         t0 = datetime.now(UTC)
         echo_err("First sync (full) and agenda writing ...")
         sync_everything(started)
@@ -150,6 +143,9 @@ def run_demo(base: Settings, *, keep: bool, verbose: bool = False) -> None:
         typer.echo(f"Second pass (nothing changed): {again.provider_calls} provider calls, "
                    f"{again.writes} writes.")
         _print_invite(started)
+        typer.echo("\nThe org chart:")
+        print_org_chart(started, boxes.company)
+        change_manager(started, boxes.google, grants, boxes.company)
         show_cancellations(started, boxes, sync=sync_everything)
         render_demo_digest(started)
         pause_demo_accounts(started.runtime.factory)

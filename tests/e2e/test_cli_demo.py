@@ -15,7 +15,14 @@ import pytest
 from sqlalchemy import create_engine, func, select
 from sqlalchemy.orm import Session
 
-from service.accounts.models import Account
+from application.demo.company import COMPANY_SIZE, LEADS_PER_HEAD
+from sandbox.google.company import build_company
+from sandbox.microsoft.company import DISABLED
+from service.accounts.models import Account, AccountStatus, DirectoryGrant
+from service.metrics.coverage import manager_coverage
+from service.pairs.models import Pair, Series
+from service.people.models import Person
+from service.settings import Settings
 
 from .test_cli import _env, rapport
 
@@ -109,6 +116,74 @@ def test_after_the_demo_a_sync_does_not_chase_the_stopped_sandboxes(demo: DemoRu
     assert len(process.stderr.strip().splitlines()) == 1
 
 
+def _section(out: str, title: str) -> list[str]:
+    lines = out.splitlines()
+    start = lines.index(title) + 1
+    end = next((i for i in range(start, len(lines)) if not lines[i].startswith("  ")),
+               len(lines))
+    return [line.strip() for line in lines[start:end]]
+
+
+def test_demo_connects_the_company_with_one_grant_per_provider(demo: DemoRun) -> None:
+    grants = _section(demo.process.stdout, "Company grants (one per provider, read from the "
+                                           "company directory):")
+    engine = create_engine(f"sqlite:///{demo.data_dir / 'rapport.db'}")
+    with Session(engine) as session:
+        stored = session.execute(select(DirectoryGrant.provider, DirectoryGrant.name,
+                                        DirectoryGrant.id).order_by(DirectoryGrant.id)).all()
+        reached = {grant_id: session.scalar(select(func.count()).select_from(Person).where(
+            Person.directory_grant_id == grant_id)) for _, _, grant_id in stored}
+        via_grant = session.scalar(select(func.count()).select_from(Account).where(
+            Account.grant_id.is_not(None)))
+        personal = session.scalar(select(func.count()).select_from(Account).where(
+            Account.grant_id.is_(None)))
+    engine.dispose()
+
+    assert [(provider, name) for provider, name, _ in stored] == [
+        ("google", "acme.test"), ("microsoft", stored[1][1])]
+    assert all(n >= COMPANY_SIZE for n in reached.values())
+    assert grants == [
+        f"Google Workspace domain acme.test: {reached[stored[0][2]]} people reached",
+        f"Microsoft 365 tenant {stored[1][1]}: {reached[stored[1][2]]} people reached"]
+    assert personal == 0 and via_grant > 2 * COMPANY_SIZE - 10  # the company path only
+
+
+def test_demo_shows_the_org_chart_facts_its_data_holds(demo: DemoRun) -> None:
+    company = build_company(COMPANY_SIZE, leads_per_head=LEADS_PER_HEAD)
+    lines = _section(demo.process.stdout, "The org chart:")
+    engine = create_engine(f"sqlite:///{demo.data_dir / 'rapport.db'}")
+    with Session(engine) as session:
+        by_email = {p.email: p for p in session.scalars(select(Person))}
+        self_organised = next(e for e in company.self_organised
+                              if e in lines[0].split()[0])
+        report = by_email[self_organised]
+        pair = session.scalar(select(Pair).where(Pair.report_id == report.id))
+        assert pair is not None
+        series = session.scalar(select(Series).where(Series.pair_id == pair.id))
+        manager = session.get(Person, pair.manager_id)
+        assert series is not None and manager is not None
+        assert series.organizer_email == report.email  # the report organises it ...
+        assert manager.id == report.manager_id  # ... and the org chart names the manager
+        assert manager.email in lines[0]
+
+        for email in (company.suspended, DISABLED):
+            assert by_email[email].suspended
+            assert session.scalar(select(func.count()).select_from(Account).where(
+                Account.email == email, Account.status == AccountStatus.ACTIVE)) == 0
+            assert any(email in line and "not watched" in line for line in lines)
+
+        coverage = manager_coverage(session, manager_id=manager.id,
+                                    cadence_days=Settings().coverage_cadence_days)
+        assert coverage is not None and len(coverage.reports) > 2
+        assert 0 < len(coverage.gaps) < len(coverage.reports)
+        assert f"Coverage: {coverage.sentence()}" in lines
+
+        mover, new_lead = company.manager_change
+        assert by_email[mover].manager_id == by_email[new_lead].id
+        assert any(mover in line and line.endswith(f"names {new_lead}.") for line in lines)
+    engine.dispose()
+
+
 def test_demo_refuses_a_folder_that_holds_real_accounts(demo: DemoRun, tmp_path: Path) -> None:
     real = tmp_path / "rapport-data"
     real.mkdir()
@@ -116,6 +191,7 @@ def test_demo_refuses_a_folder_that_holds_real_accounts(demo: DemoRun, tmp_path:
     (real / "secret.key").write_bytes((demo.data_dir / "secret.key").read_bytes())
     engine = create_engine(f"sqlite:///{real / 'rapport.db'}")
     with Session(engine) as session, session.begin():
+        accounts = session.scalar(select(func.count()).select_from(Account))
         session.add(Account(provider="google", email="boss@example.com",
                             credentials_encrypted=b"x"))
     engine.dispose()
@@ -130,5 +206,5 @@ def test_demo_refuses_a_folder_that_holds_real_accounts(demo: DemoRun, tmp_path:
     assert (real / "rapport.db").read_bytes() == before  # nothing cleared, nothing mixed in
     engine = create_engine(f"sqlite:///{real / 'rapport.db'}")
     with Session(engine) as session:
-        assert session.scalar(select(func.count()).select_from(Account)) == 9
+        assert session.scalar(select(func.count()).select_from(Account)) == accounts + 1
     engine.dispose()
