@@ -76,6 +76,7 @@ class CalendarApplier:
         self._loaded: set[int] = set()  # series whose stored occurrences are all in the cache
         self._named: set[int] = set()  # series whose people's names were recorded this round
         self._described: dict[int, tuple[Any, ...]] = {}  # series -> detection inputs seen
+        self._roles: dict[int, tuple[str | None, str | None]] = {}  # series -> (manager, report)
         # rows that wait for the ids of occurrences inserted with the batch (`_settle`)
         self._unplaced: list[tuple[OccurrenceCopy, Occurrence]] = []
         self._seen: list[OccurrenceCopy] = []
@@ -180,6 +181,7 @@ class CalendarApplier:
         self._loaded.clear()  # other workers may have stored occurrences since
         self._named.clear()  # names written in the rolled-back attempt are gone too
         self._described.clear()
+        self._roles.clear()
         self._unplaced.clear()
         self._seen.clear()
         self._noted.clear()
@@ -303,6 +305,7 @@ class CalendarApplier:
             if self._described.get(series.id) != inputs:
                 self._describe(series, event, source)
                 self._described[series.id] = inputs
+                self._roles.pop(series.id, None)
         self.result.series_touched.add(series.id)
         return series
 
@@ -347,6 +350,14 @@ class CalendarApplier:
         self._occurrences[key] = occurrence
         return occurrence
 
+    def _roles_of(self, series: Series) -> tuple[str | None, str | None]:
+        """`roles_of` once per series and page (its lookups autoflushed for every event);
+        describing the series again forgets it, as the pair may have changed."""
+        roles = self._roles.get(series.id)
+        if roles is None:
+            roles = self._roles[series.id] = roles_of(self.session, series)
+        return roles
+
     def _load_occurrences(self, series_id: int) -> None:
         """Cache a series' stored occurrences with one query: a page holds many occurrences
         of each series, and a query (with its autoflush) per event dominated a first sync."""
@@ -359,7 +370,7 @@ class CalendarApplier:
         assert event.start is not None
         end = event.end or event.start
         responses = {a.email.lower(): a.response for a in event.attendees}
-        manager_email, report_email = roles_of(self.session, series)
+        manager_email, report_email = self._roles_of(series)
         manager: Response | None
         report: Response | None
         if manager_email == series.organizer_email:
