@@ -10,6 +10,7 @@ import os
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from weakref import WeakKeyDictionary
 
 from alembic import command
 from alembic.config import Config
@@ -108,12 +109,43 @@ def make_engine(url: str) -> Engine:
 
         @event.listens_for(engine, "begin")
         def _sqlite_begin(conn: Any) -> None:
-            # Writers queue on the busy timeout instead of failing with "database is locked"
-            # when a read transaction would later need to upgrade to a write.
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            _begin_sqlite(conn, read_only=bool(conn.get_execution_options().get(READ_ONLY)))
 
         return engine
     return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10)
+
+
+READ_ONLY = "rapport_read_only"
+_QUERY_ONLY = "rapport_query_only"
+
+
+def _begin_sqlite(conn: Any, *, read_only: bool) -> None:
+    """Writers take the write lock up front (`BEGIN IMMEDIATE`): they queue on the busy
+    timeout instead of failing with "database is locked" when a read transaction would later
+    need to upgrade to a write. Readers begin deferred, so in WAL mode they never wait for a
+    writer (SQLite "Write-Ahead Logging": readers do not block writers, writers do not block
+    readers), and `PRAGMA query_only` makes any write through them fail at once."""
+    info = conn.connection.info  # lives with the pooled DBAPI connection
+    if bool(info.get(_QUERY_ONLY)) != read_only:
+        conn.exec_driver_sql(f"PRAGMA query_only={'ON' if read_only else 'OFF'}")
+        info[_QUERY_ONLY] = read_only
+    conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
+
+
+_read_only_engines: WeakKeyDictionary[Engine, Engine] = WeakKeyDictionary()
+
+
+def read_session(factory: sessionmaker[Session]) -> Session:
+    """A session for work that only reads: on SQLite it does not take the write lock, so
+    readers in other threads overlap a sync's writes; a write through it raises
+    ("attempt to write a readonly database"). PostgreSQL sessions are unchanged."""
+    bind = factory.kw.get("bind")
+    if not isinstance(bind, Engine) or bind.dialect.name != "sqlite":
+        return factory()
+    reader = _read_only_engines.get(bind)
+    if reader is None:
+        reader = _read_only_engines.setdefault(bind, bind.execution_options(**{READ_ONLY: True}))
+    return factory(bind=reader)
 
 
 def migrate(engine: Engine) -> None:

@@ -35,6 +35,7 @@ from service.calendars.queries import (
     known_calendars,
 )
 from service.calendars.service import save_calendars
+from service.db import read_session
 from service.directory.sync import active_grant_ids
 from service.directory.sync import sync_directory as sync_one_directory
 from service.email.models import OutboxMessage
@@ -63,7 +64,7 @@ def sync_account(account_id: int) -> None:
     rt = current()
     if message_context().account_id is None:
         return
-    with rt.factory() as session:
+    with read_session(rt.factory) as session:
         known = known_calendars(session, account_id=account_id)
     calendar_ids = known.calendar_ids
     if known.discover:
@@ -79,7 +80,7 @@ def sync_account(account_id: int) -> None:
 
 def sync_all_accounts() -> list[int]:
     """Send a sync for every active account; returns their ids."""
-    with current().factory() as session:
+    with read_session(current().factory) as session:
         ids = active_account_ids(session)
     for account_id in ids:
         sync_account.send(account_id)
@@ -276,7 +277,7 @@ def check_occurrence(occurrence_id: int) -> None:
     rt = current()
     account_id = message_context().account_id
     if account_id is not None:
-        with rt.factory() as session:
+        with read_session(rt.factory) as session:
             pace = account_pace(session, account_id=account_id)
         if pace is not None and pace.wait is not None:
             account_id = None
@@ -285,7 +286,7 @@ def check_occurrence(occurrence_id: int) -> None:
                                        settings=rt.settings, now=rt.clock(), free_busy=free_busy)
     if result.outbox_id is None:
         return
-    with rt.factory() as session:
+    with read_session(rt.factory) as session:
         row = session.get(OutboxMessage, result.outbox_id)
         not_before = row.not_before if row is not None else None
     _send_later(deliver_email, result.outbox_id, at=not_before or rt.clock(), now=rt.clock())
@@ -319,7 +320,7 @@ def reconcile_prep() -> None:
 def reconcile_digests() -> None:
     """The reconciler's share for digests: every manager whose local send time has come."""
     rt = current()
-    with rt.factory() as session:
+    with read_session(rt.factory) as session:
         due = digest_due(session, settings=rt.settings, now=rt.clock())
     for item in due:
         send_digest.send(item.manager_id, item.iso_week)

@@ -22,6 +22,7 @@ from dramatiq.middleware import Middleware
 from sqlalchemy.exc import SQLAlchemyError
 
 from service.calendars.calls import CallRecorder, start_recording, stop_recording
+from service.db import read_session
 from workers.runtime import current
 
 log = logging.getLogger(__name__)
@@ -54,7 +55,7 @@ class MessageContext:
     def account_id(self) -> int | None:
         """The account this message acts for (its grant, its recorded calls)."""
         if not self._resolved:
-            with current().factory() as session:
+            with read_session(current().factory) as session:
                 self.recorder.account_id = self._account_of(session, **self._arguments)
             self._resolved = True
         return self.recorder.account_id

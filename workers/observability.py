@@ -28,6 +28,7 @@ from service.accounts.models import Account
 from service.agenda.models import AgendaRecord
 from service.agenda.planner import target_copy
 from service.calendars.models import Calendar
+from service.db import read_session
 from service.observability import SYNCS
 from workers.provider import AccountUnavailable, BackedOff, Refused
 from workers.runtime import current
@@ -134,7 +135,7 @@ def describe(actor_name: str, args: tuple[Any, ...]) -> str:
     if describer is None:
         return f"{actor_name} {args[0]}"
     try:
-        with current().factory() as session:
+        with read_session(current().factory) as session:
             return describer(session, args[0])
     except (SQLAlchemyError, RuntimeError) as err:  # the database is down too: ids only
         log.debug("cannot describe %s%r: %s", actor_name, args, err)

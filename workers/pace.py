@@ -24,6 +24,7 @@ from dramatiq.rate_limits import ConcurrentRateLimiter, RateLimiterBackend
 from dramatiq.rate_limits.backends import StubBackend
 
 from service.accounts.pace import account_pace
+from service.db import read_session
 from workers.runtime import current
 
 log = logging.getLogger(__name__)
@@ -59,7 +60,7 @@ def account_turn(account_id: int | None) -> Iterator[None]:
         yield
         return
     rt = current()
-    with rt.factory() as session:
+    with read_session(rt.factory) as session:
         pace = account_pace(session, account_id=account_id)
     if pace is None:
         yield

@@ -8,7 +8,9 @@ after a crash half-way, leaves the same state.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from copy import copy as shallow_copy
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import Any
 
@@ -35,7 +37,7 @@ from service.people.service import remember_names
 
 log = logging.getLogger(__name__)
 
-CONFLICT_RETRIES = 2  # re-applications of an event after a concurrent insert of the same row
+CONFLICT_RETRIES = 2  # re-applications of a page (an event) after a concurrent insert of a row
 MAX_STORED_DESCRIPTION = 256 * 1024  # larger descriptions are not kept (nor written into)
 
 
@@ -73,6 +75,74 @@ class CalendarApplier:
         self._occurrences: dict[tuple[int, datetime], Occurrence] = {}
         self._loaded: set[int] = set()  # series whose stored occurrences are all in the cache
         self._named: set[int] = set()  # series whose people's names were recorded this round
+        self._described: dict[int, tuple[Any, ...]] = {}  # series -> detection inputs seen
+        self._roles: dict[int, tuple[str | None, str | None]] = {}  # series -> (manager, report)
+        # rows that wait for the ids of occurrences inserted with the batch (`_settle`)
+        self._unplaced: list[tuple[OccurrenceCopy, Occurrence]] = []
+        self._seen: list[OccurrenceCopy] = []
+        self._noted: list[tuple[set[int], Occurrence]] = []
+
+    def apply_batch(self, events: Sequence[CalendarEvent]) -> None:
+        """Apply a page of events in one savepoint and with one flush at its end (new
+        occurrences and copies are inserted together, their ids read back from the batch).
+
+        A concurrent sync inserting the same rows (IntegrityError / OperationalError) rolls
+        the page back and it is applied again, finding the rows the other worker committed.
+        Any other failure, or conflicts that persist, and the page is applied event by event
+        (`apply`), so only the broken event is quarantined."""
+        for attempt in range(1 + CONFLICT_RETRIES):
+            before = self._snapshot()
+            try:
+                with self.session.begin_nested():
+                    for event in events:
+                        self.result.events += 1
+                        self._apply(event)
+                    self._settle()
+                return
+            except (IntegrityError, OperationalError) as err:
+                self._restore(before)
+                self._forget_unsaved()
+                log.info("calendar %s: a page of %d events met a concurrent write (%s)%s",
+                         self.calendar.id, len(events), err.__class__.__name__,
+                         "; applying it again" if attempt < CONFLICT_RETRIES else "")
+            except Exception:  # noqa: BLE001 - find the broken event one at a time
+                self._restore(before)
+                self._forget_unsaved()
+                break
+        for event in events:
+            self.apply(event)
+
+    def _snapshot(self) -> dict[str, Any]:
+        return {f.name: shallow_copy(getattr(self.result, f.name)) for f in fields(self.result)}
+
+    def _restore(self, snapshot: dict[str, Any]) -> None:
+        """Put the result back as it was before a rolled-back attempt (the caller holds it)."""
+        for name, value in snapshot.items():
+            setattr(self.result, name, value)
+
+    def _settle(self) -> None:
+        """Flush what the events so far added, then give copies their new occurrences' ids
+        and record the ids the result names; no flush when nothing waits for an id."""
+        if self._unplaced or any(o.id is None for _, o in self._noted) \
+                or any(c.id is None for c in self._seen):
+            self.session.flush()
+            for row, occurrence in self._unplaced:
+                row.occurrence_id = occurrence.id
+                self.session.add(row)
+            self._unplaced.clear()
+            self.session.flush()
+        for ids, occurrence in self._noted:
+            ids.add(occurrence.id)
+        self._noted.clear()
+        self.result.seen_copy_ids.update(c.id for c in self._seen)
+        self._seen.clear()
+
+    def _note(self, ids: set[int], occurrence: Occurrence) -> None:
+        """Add the occurrence's id to one of the result's sets, once it has one."""
+        if occurrence.id is None:
+            self._noted.append((ids, occurrence))
+        else:
+            ids.add(occurrence.id)
 
     def apply(self, event: CalendarEvent) -> None:
         """Apply one event or tombstone; a broken one is quarantined, never raised.
@@ -86,6 +156,7 @@ class CalendarApplier:
             try:
                 with self.session.begin_nested():
                     self._apply(event)
+                    self._settle()
                 return
             except (IntegrityError, OperationalError) as err:
                 self._forget_unsaved()
@@ -109,6 +180,11 @@ class CalendarApplier:
                 del cache[key]
         self._loaded.clear()  # other workers may have stored occurrences since
         self._named.clear()  # names written in the rolled-back attempt are gone too
+        self._described.clear()
+        self._roles.clear()
+        self._unplaced.clear()
+        self._seen.clear()
+        self._noted.clear()
 
     def quarantine(self, event_id: str | None, reason: str) -> None:
         """Keep an unusable item's id and reason; the round goes on."""
@@ -139,6 +215,7 @@ class CalendarApplier:
             self._single(event)
 
     def _tombstone(self, event: CalendarEvent, copy: OccurrenceCopy | None) -> None:
+        self._settle()  # it reads copies and occurrences by id, ours of this page included
         if copy is not None:
             was_removed, copy.removed = copy.removed, True
             occurrence = self.session.get(Occurrence, copy.occurrence_id)
@@ -187,7 +264,7 @@ class CalendarApplier:
         if getattr(occurrence, field) != str(Response.DECLINED):
             setattr(occurrence, field, str(Response.DECLINED))
             occurrence.dropped_at = self.now
-            self.result.occurrences_changed.add(occurrence.id)
+            self._note(self.result.occurrences_changed, occurrence)
             log.info("calendar %s: occurrence %s declined by its owner (copy removed)",
                      self.calendar.id, occurrence.id)
 
@@ -224,7 +301,11 @@ class CalendarApplier:
             self._sources[event.series_id] = source
         self._series[series.id] = series
         if event.status != EventStatus.CANCELLED and event.attendees:
-            self._describe(series, event, source)
+            inputs = _detection_inputs(event)
+            if self._described.get(series.id) != inputs:
+                self._describe(series, event, source)
+                self._described[series.id] = inputs
+                self._roles.pop(series.id, None)
         self.result.series_touched.add(series.id)
         return series
 
@@ -264,11 +345,18 @@ class CalendarApplier:
             occurrence = Occurrence(series_id=series.id, original_start=original,
                                     scheduled_start=start, scheduled_end=end,
                                     status=OccurrenceStatus.CONFIRMED)
-            self.session.add(occurrence)
-            self.session.flush()
-            self.result.occurrences_changed.add(occurrence.id)
+            self.session.add(occurrence)  # inserted with the batch (`_settle`)
+            self._note(self.result.occurrences_changed, occurrence)
         self._occurrences[key] = occurrence
         return occurrence
+
+    def _roles_of(self, series: Series) -> tuple[str | None, str | None]:
+        """`roles_of` once per series and page (its lookups autoflushed for every event);
+        describing the series again forgets it, as the pair may have changed."""
+        roles = self._roles.get(series.id)
+        if roles is None:
+            roles = self._roles[series.id] = roles_of(self.session, series)
+        return roles
 
     def _load_occurrences(self, series_id: int) -> None:
         """Cache a series' stored occurrences with one query: a page holds many occurrences
@@ -282,7 +370,7 @@ class CalendarApplier:
         assert event.start is not None
         end = event.end or event.start
         responses = {a.email.lower(): a.response for a in event.attendees}
-        manager_email, report_email = roles_of(self.session, series)
+        manager_email, report_email = self._roles_of(series)
         manager: Response | None
         report: Response | None
         if manager_email == series.organizer_email:
@@ -306,7 +394,7 @@ class CalendarApplier:
         after = (occurrence.status, occurrence.scheduled_start, occurrence.scheduled_end,
                  occurrence.manager_response, occurrence.report_response)
         if before != after:
-            self.result.occurrences_changed.add(occurrence.id)
+            self._note(self.result.occurrences_changed, occurrence)
 
     def _cancel(self, occurrence: Occurrence, *, at: datetime | None = None) -> None:
         """Cancel the shared occurrence; `at` is the provider's time of the change, if known."""
@@ -314,17 +402,20 @@ class CalendarApplier:
             occurrence.status = OccurrenceStatus.CANCELLED
             occurrence.cancelled_at = self.now
             occurrence.dropped_at = at or self.now
-            self.result.occurrences_cancelled.add(occurrence.id)
-            self.result.occurrences_changed.add(occurrence.id)
+            self._note(self.result.occurrences_cancelled, occurrence)
+            self._note(self.result.occurrences_changed, occurrence)
 
     def _copy(self, occurrence: Occurrence, event: CalendarEvent, copy: OccurrenceCopy | None,
               series: Series) -> None:
         if copy is None:
-            copy = OccurrenceCopy(occurrence_id=occurrence.id, calendar_id=self.calendar.id,
-                                  provider_event_id=event.id)
-            self.session.add(copy)
+            copy = OccurrenceCopy(calendar_id=self.calendar.id, provider_event_id=event.id)
             self._copies[event.id] = copy
-        copy.occurrence_id = occurrence.id
+            if occurrence.id is not None:
+                self.session.add(copy)
+        if occurrence.id is None:  # a new occurrence: the copy joins the session with its id
+            self._unplaced.append((copy, occurrence))
+        else:
+            copy.occurrence_id = occurrence.id
         owner = (self.calendar.owner_email or "").lower()
         copy.is_organizer_copy = (event.organizer or "").lower() == owner != ""
         copy.etag = event.etag
@@ -342,8 +433,7 @@ class CalendarApplier:
             copy.block_hash = None
             self.quarantine(event.id, f"description of {len(event.description)} characters "
                                       "is too large to carry an agenda")
-        self.session.flush()
-        self.result.seen_copy_ids.add(copy.id)
+        self._seen.append(copy)
 
     def _read_people_edits(self, occurrence: Occurrence, event: CalendarEvent,
                            block_hash: str) -> None:
@@ -352,6 +442,9 @@ class CalendarApplier:
         during the meeting), so ticks and added lines become the pair's state. Attendee
         copies only mirror the organizer's (Google shares the description; Outlook sends the
         organizer's updates), and a stale one would read as deletions, so they are not read."""
+        if occurrence.id is None:
+            return  # a new occurrence has no agenda record yet
+        self._settle()
         self.session.flush()
         record = self.session.scalar(select(AgendaRecord).where(
             AgendaRecord.occurrence_id == occurrence.id))
@@ -378,3 +471,11 @@ class CalendarApplier:
         adhoc.title = event.title[:500]
         adhoc.start, adhoc.end = event.start, event.end or event.start
         adhoc.cancelled = event.status == EventStatus.CANCELLED
+
+
+def _detection_inputs(event: CalendarEvent) -> tuple[Any, ...]:
+    """What `_describe` reads from an event (responses aside): occurrences of a series that
+    agree on it describe the series alike, so a page describes it once."""
+    return (event.title, event.organizer, event.time_zone,
+            tuple((a.email, a.display_name, a.is_resource, a.is_organizer, a.is_self)
+                  for a in event.attendees))

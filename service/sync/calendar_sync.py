@@ -271,8 +271,7 @@ def apply_page(session: Session, calendar: Calendar, page: ChangePage, *, result
         log.warning("calendar %s: skipped provider item %s: %s", calendar.id, item.event_id,
                     item.reason)
         applier.quarantine(item.event_id, item.reason)
-    for event in page.events:
-        applier.apply(event)
+    applier.apply_batch(page.events)
 
 
 def _sweep_unseen(session: Session, cal: Calendar, result: ApplyResult, start: datetime,

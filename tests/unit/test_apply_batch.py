@@ -1,0 +1,94 @@
+"""A page of changes is applied as a batch: one savepoint and a few flushes per page, not
+per event; a conflict with a concurrent sync applies the page again."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import pytest
+from office import MAYA, Office
+from sqlalchemy import event, func, insert, select
+from sqlalchemy.engine import Engine
+
+from service.calendars.models import Calendar, QuarantinedItem
+from service.pairs.models import Occurrence, OccurrenceCopy, OccurrenceStatus, Series
+from service.sync.apply import ApplyResult, CalendarApplier
+from service.sync.calendar_sync import apply_page
+from tests.unit.test_apply_with_fake import pages_of
+
+
+def test_a_page_takes_one_savepoint_and_flushes_per_series_not_per_event(
+        office: Office) -> None:
+    office.connect(MAYA)
+    pages = pages_of(office, MAYA)
+    events = sum(len(p.events) for p in pages)
+    engine: Engine = office.factory.kw["bind"]
+    savepoints: list[str] = []
+
+    def count(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        if statement.startswith("SAVEPOINT"):
+            savepoints.append(statement)
+
+    event.listen(engine, "before_cursor_execute", count)
+    flushes: list[int] = []
+    result = ApplyResult()
+    try:
+        with office.factory.begin() as session:
+            event.listen(session, "after_flush", lambda *_: flushes.append(1))
+            calendar = session.get(Calendar, office.calendars[MAYA])
+            assert calendar is not None
+            for page in pages:
+                apply_page(session, calendar, page, result=result, now=office.now)
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+    with office.factory() as session:
+        series = session.scalar(select(func.count()).select_from(Series))
+        copies = session.scalar(select(func.count()).select_from(OccurrenceCopy))
+    assert events > 20 and copies == len(result.seen_copy_ids) > 20
+    assert len(savepoints) == len(pages)
+    # flushes follow the series (a new one's id, its pair, its people), not the events;
+    # two more per page for the batch (occurrences, then their copies)
+    assert series is not None and events > 4 * series
+    assert len(flushes) <= 8 * series + 2 * len(pages)
+
+
+def test_a_conflicting_insert_applies_the_page_again(
+        office: Office, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    """Another sync commits an occurrence of the same series after ours loaded the series'
+    occurrences: our insert of it fails on the unique key, and the page is applied again."""
+    office.connect(MAYA)
+    pages = pages_of(office, MAYA)
+    real_load = CalendarApplier._load_occurrences
+    raced: list[int] = []
+
+    def load_then_race(self: CalendarApplier, series_id: int) -> None:
+        real_load(self, series_id)
+        if raced:
+            return
+        occurrence = next(e for p in pages for e in p.events
+                          if e.series_id and e.original_start and e.start and e.end)
+        self.session.execute(insert(Occurrence).values(
+            series_id=series_id, original_start=occurrence.original_start,
+            scheduled_start=occurrence.start, scheduled_end=occurrence.end,
+            status=OccurrenceStatus.CONFIRMED))
+        raced.append(series_id)
+
+    monkeypatch.setattr(CalendarApplier, "_load_occurrences", load_then_race)
+    result = ApplyResult()
+    with caplog.at_level(logging.INFO, logger="service.sync.apply"), \
+            office.factory.begin() as session:
+        calendar = session.get(Calendar, office.calendars[MAYA])
+        assert calendar is not None
+        for page in pages:
+            apply_page(session, calendar, page, result=result, now=office.now)
+    assert raced
+    assert any("applying it again" in r.getMessage() for r in caplog.records)
+    with office.factory() as session:
+        quarantined = session.scalar(select(func.count()).select_from(QuarantinedItem))
+        stored = session.scalar(select(func.count()).select_from(Occurrence))
+        copies = session.scalar(select(func.count()).select_from(OccurrenceCopy))
+    listed = sum(1 for p in pages for e in p.events if e.series_id and e.original_start)
+    assert quarantined == 0
+    assert stored == copies == len(result.seen_copy_ids) == listed
+    assert result.events == sum(len(p.events) for p in pages)
