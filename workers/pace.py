@@ -29,7 +29,9 @@ from workers.runtime import current
 
 log = logging.getLogger(__name__)
 
-SLOT_TTL_MS = 120_000  # a slot of a worker killed mid-call frees itself after this
+SLOT_TTL_MS = 30_000  # a slot of a worker killed mid-call frees itself after this (the
+# sync lease's length: a killed worker costs one lease period, not two minutes; a longer call
+# only lets a fifth request in early)
 BUSY_DELAY_MS = (500, 2_000)  # back on the queue for this long when every slot is taken
 
 _lock = threading.Lock()
