@@ -1,5 +1,6 @@
 """`rapport status [--json]`: what is failing and needs an operator, from the database alone
-(failing calendars, accounts waiting for re-consent, agenda writes that failed)."""
+(failing calendars and their next try, accounts waiting for re-consent, agenda writes that
+failed), and the accounts waiting out a rate limit, which resume by themselves."""
 
 from __future__ import annotations
 
@@ -18,15 +19,20 @@ def _when(moment: datetime | None, unknown: str = "unknown") -> str:
     return moment.strftime("%Y-%m-%d %H:%M UTC") if moment else unknown
 
 
+def _next_try(moment: datetime | None) -> str:
+    return f", next try {_when(moment)}" if moment else ""
+
+
 def _lines(report: StatusReport) -> list[str]:
-    if report.healthy:
-        return ["All well: every calendar syncs, every account is signed in, and every "
-                "agenda is written."]
     lines = []
+    if report.healthy:
+        lines.append("All well: every calendar syncs, every account is signed in, and every "
+                     "agenda is written.")
     if report.failing_calendars:
         lines.append(f"Calendars whose sync fails ({len(report.failing_calendars)}):")
         lines += [f"  {c.address} ({c.provider}, calendar {c.calendar_id}): failing since "
-                  f"{_when(c.failed_at)}, last worked {_when(c.last_sync_at, 'never')}: {c.reason}"
+                  f"{_when(c.failed_at)}, last worked {_when(c.last_sync_at, 'never')}"
+                  f"{_next_try(c.next_try)}: {c.reason}"
                   for c in report.failing_calendars]
     if report.accounts_needing_consent:
         lines.append("Accounts that need their owner to sign in again "
@@ -37,6 +43,11 @@ def _lines(report: StatusReport) -> list[str]:
         lines.append(f"Agendas not written into their invite ({len(report.failed_writes)}):")
         lines += [f"  {w.title} on {_when(w.occurrence_start)} (agenda {w.agenda_id}): "
                   f"{w.reason}" for w in report.failed_writes]
+    if report.throttled_accounts:
+        lines.append("Accounts waiting out their provider's rate limit (they resume by "
+                     f"themselves; {len(report.throttled_accounts)}):")
+        lines += [f"  {a.email} ({a.provider}, account {a.account_id}): no call before "
+                  f"{_when(a.until)}: {a.reason}" for a in report.throttled_accounts]
     return lines
 
 

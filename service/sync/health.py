@@ -1,12 +1,13 @@
-"""What an operator must know is failing: calendars whose sync fails, accounts waiting for
-their owner to sign in again, agenda writes that failed. Read from the rows that sync, the
-account flag and the writer keep (`calendars.last_error`, `accounts.status`,
-`agendas.last_error`); nothing here calls a provider.
+"""What an operator must know is failing: calendars whose sync fails (and when the next try
+is), accounts waiting for their owner to sign in again, agenda writes that failed, and
+accounts waiting out a provider's rate limit. Read from the rows that sync, the account flag,
+the pace and the writer keep (`calendars.last_error`/`retry_not_before`, `accounts.status`,
+`accounts.not_before`, `agendas.last_error`); nothing here calls a provider.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -16,6 +17,7 @@ from sqlalchemy.orm import Session
 from service.accounts.models import Account, AccountStatus
 from service.agenda.models import AgendaRecord
 from service.calendars.models import Calendar
+from service.db import utcnow
 from service.pairs.models import Occurrence, Series
 
 
@@ -33,11 +35,13 @@ class FailingCalendar:
     reason: str
     failed_at: datetime | None
     last_sync_at: datetime | None
+    next_try: datetime | None = None  # the end of its backoff; None: at the next poll
 
     def as_json(self) -> dict[str, Any]:
         return {"calendar_id": self.calendar_id, "address": self.address,
                 "provider": self.provider, "reason": self.reason,
-                "failed_at": _iso(self.failed_at), "last_sync_at": _iso(self.last_sync_at)}
+                "failed_at": _iso(self.failed_at), "last_sync_at": _iso(self.last_sync_at),
+                "next_try": _iso(self.next_try)}
 
 
 @dataclass(frozen=True)
@@ -53,6 +57,22 @@ class AccountNeedingConsent:
     def as_json(self) -> dict[str, Any]:
         return {"account_id": self.account_id, "email": self.email,
                 "provider": self.provider, "reason": self.reason, "since": _iso(self.since)}
+
+
+@dataclass(frozen=True)
+class ThrottledAccount:
+    """An account the provider asked to wait (429 / Retry-After): no call for it until then.
+    It resumes by itself, so it is shown but does not make the report unhealthy."""
+
+    account_id: int
+    email: str
+    provider: str
+    reason: str
+    until: datetime
+
+    def as_json(self) -> dict[str, Any]:
+        return {"account_id": self.account_id, "email": self.email,
+                "provider": self.provider, "reason": self.reason, "until": _iso(self.until)}
 
 
 @dataclass(frozen=True)
@@ -76,6 +96,7 @@ class StatusReport:
     failing_calendars: list[FailingCalendar]
     accounts_needing_consent: list[AccountNeedingConsent]
     failed_writes: list[FailedWrite]
+    throttled_accounts: list[ThrottledAccount] = field(default_factory=list)
 
     @property
     def healthy(self) -> bool:
@@ -87,14 +108,19 @@ class StatusReport:
                 "failing_calendars": [c.as_json() for c in self.failing_calendars],
                 "accounts_needing_consent": [a.as_json()
                                              for a in self.accounts_needing_consent],
-                "failed_agenda_writes": [w.as_json() for w in self.failed_writes]}
+                "failed_agenda_writes": [w.as_json() for w in self.failed_writes],
+                "throttled_accounts": [a.as_json() for a in self.throttled_accounts]}
 
 
-def status_report(session: Session) -> StatusReport:
-    """The failing calendars, accounts needing re-consent and failed agenda writes."""
+def status_report(session: Session, *, now: datetime | None = None) -> StatusReport:
+    """The failing calendars, accounts needing re-consent, failed agenda writes and the
+    accounts still waiting out a rate limit at `now` (wall clock, like the pace itself)."""
+    wall = now or utcnow()
     calendars = [
         FailingCalendar(cal.id, cal.owner_email or cal.provider_calendar_id, account.provider,
-                        cal.last_error or "", cal.last_error_at, cal.last_sync_at)
+                        cal.last_error or "", cal.last_error_at, cal.last_sync_at,
+                        cal.retry_not_before if cal.retry_not_before and
+                        cal.retry_not_before > wall else None)
         for cal, account in session.execute(
             select(Calendar, Account).join(Account, Account.id == Calendar.account_id)
             .where(Calendar.last_error.is_not(None), Account.status == AccountStatus.ACTIVE)
@@ -118,4 +144,11 @@ def status_report(session: Session) -> StatusReport:
             .where(AgendaRecord.last_error.is_not(None), AgendaRecord.abandoned_etag.is_(None))
             .order_by(Occurrence.scheduled_start, AgendaRecord.id))
     ]
-    return StatusReport(calendars, accounts, writes)
+    throttled = [
+        ThrottledAccount(a.id, a.email, a.provider, a.not_before_reason or "", a.not_before)
+        for a in session.scalars(select(Account).where(
+            Account.status == AccountStatus.ACTIVE, Account.not_before > wall)
+            .order_by(Account.not_before, Account.id))
+        if a.not_before is not None
+    ]
+    return StatusReport(calendars, accounts, writes, throttled)
