@@ -6,10 +6,10 @@ carries it: a three-way merge of the last block written, the invite and the plan
 event is read again, the fresh edits are absorbed the same way, the agenda is planned again and
 put into the fresh text, so a person's concurrent edit survives, inside the block or out.
 An invite that already holds this exact block (our own write echoing back, or nothing
-changed) costs no write. When the provider shows the occurrence cancelled or gone (a 404/410,
-or a re-read with status cancelled: the organizer dropped it before our sync heard of it), the
-write ends there: the agenda is marked abandoned and its topics go back to the queue for the
-next occurrence.
+changed) costs no write. When the provider shows the occurrence cancelled or gone (a 404/410
+that a read of the event confirms, or a re-read with status cancelled: the organizer dropped it
+before our sync heard of it), the write ends there: the agenda is marked abandoned and its
+topics go back to the queue for the next occurrence.
 """
 
 from __future__ import annotations
@@ -61,6 +61,15 @@ MAX_NOTE = 300  # characters of a failure kept on the agenda
 
 class _OccurrenceGone(Exception):
     """The provider says the occurrence is cancelled or no longer exists: stop writing."""
+
+
+class _RefusedButThere(Exception):
+    """The write was answered 404/410 but the event reads back alive and not cancelled (a
+    proxy or a provider glitch): nothing to abandon; the reconciler writes it again later."""
+
+
+REFUSED_NOTE = ("not written: the provider answered the write with not found (404/410), but "
+                "the event is still there; tried again at the next pass")
 
 
 ConnectorFor = Callable[[int], CalendarConnector]  # calendar id -> connector of its account
@@ -145,6 +154,12 @@ def write_agenda(factory: sessionmaker[Session], *, agenda_id: int, connector_fo
         if request_sync is not None:
             request_sync(target.calendar_id)
         return WriteOutcome.ABANDONED
+    except _RefusedButThere as err:
+        _record_failure(factory, agenda_id=agenda_id, note=REFUSED_NOTE)
+        log.warning("agenda %s not written: the write into occurrence %s was answered 404/410 "
+                    "but event %s is still there; trying again at the next pass", agenda_id,
+                    occurrence_id, err)
+        return WriteOutcome.SKIPPED
     except ConnectorError as err:
         _record_failure(factory, agenda_id=agenda_id, note=failure_note(err))
         raise
@@ -209,7 +224,9 @@ def _patch_with_merge(connector: CalendarConnector, target: _Target, agenda: Age
                 return fresh, agenda
             description, is_html, etag = fresh.description, fresh.description_is_html, fresh.etag
         except NotFound as err:
-            raise _OccurrenceGone(target.event_id) from err
+            # believed only once a read agrees: a cancelled or vanished event ends the write
+            _read_again(connector, target)
+            raise _RefusedButThere(target.event_id) from err
     return None, agenda
 
 

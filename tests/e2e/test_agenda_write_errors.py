@@ -52,3 +52,34 @@ def test_a_successful_write_clears_the_reason_of_an_earlier_failure(
 
     assert _last_error(harness, agenda_id) is None
 
+
+
+def test_a_write_answered_410_while_the_event_is_still_there_is_written_once_it_answers(
+        harness: Harness, case: ProviderCase) -> None:
+    """A 404/410 is believed only when a read agrees (the organizer dropped the occurrence);
+    a refusal from a proxy or a provider glitch must not abandon the agenda for good."""
+    connect_pair(harness, case)
+    harness.sync()
+    agenda_id, start = agenda_for_next(harness, case)
+    sandbox = harness.sandbox(case.provider)
+    topic = "Who covers the release while I am away?"
+    sandbox.fail_writes(case.manager, status=410)
+    add_topic(harness, case, topic)
+
+    actors.reconcile.send()
+    harness.run()
+
+    with harness.session() as session:
+        record = session.get(AgendaRecord, agenda_id)
+        assert record is not None
+        assert record.abandoned_etag is None  # not taken for a cancellation
+        assert record.last_error is not None and "still there" in record.last_error
+    assert topic not in sandbox.description_of(case.manager, case.series_key, start)
+
+    sandbox.fail_writes(case.manager, status=None)
+    harness.sync()  # the calendar finds the occurrence unchanged
+    actors.reconcile.send()
+    harness.run()
+
+    assert topic in sandbox.description_of(case.manager, case.series_key, start)
+    assert _last_error(harness, agenda_id) is None
