@@ -1,5 +1,5 @@
 """Faults both sandboxes apply at their HTTP edge, the way a misbehaving network or provider
-would: slow answers and writes refused with a status.
+would: slow answers, listings that fail or break off half-way, writes refused with a status.
 
 What the process-level fault suite needs to land a kill "mid-sync" or "mid-write" (a slow
 request that is in flight while the test acts) and to refuse writes of an event with 410.
@@ -29,11 +29,14 @@ def request_kind(method: str, path: str) -> str | None:
 
 @dataclass
 class EdgeFaults:
-    """Injected delays and refused writes, with in-flight counts."""
+    """Injected delays, failing or truncated listings and refused writes, with in-flight
+    counts. Owners are calendar owners' emails, lower-cased."""
 
     lock: threading.Lock = field(default_factory=threading.Lock)
     delays: dict[str, float] = field(default_factory=dict)  # kind -> seconds before answering
     failing_writes: dict[str, int] = field(default_factory=dict)  # calendar owner -> status
+    failing_lists: dict[str, int] = field(default_factory=dict)  # calendar owner -> status
+    truncated_lists: set[str] = field(default_factory=set)  # owners whose listings break off
     in_flight: Counter[tuple[str, str]] = field(default_factory=Counter)  # (kind, user)
 
     def reset(self) -> None:
@@ -41,6 +44,8 @@ class EdgeFaults:
         with self.lock:
             self.delays.clear()
             self.failing_writes.clear()
+            self.failing_lists.clear()
+            self.truncated_lists.clear()
             self.in_flight.clear()
 
     def slow_down(self, kind: str, delay: float | None) -> None:
@@ -55,11 +60,29 @@ class EdgeFaults:
 
     def fail_writes(self, owner: str, status: int | None) -> None:
         """Writes to `owner`'s calendar answer `status` (None: heal)."""
+        _set_status(self.lock, self.failing_writes, owner, status)
+
+    def fail_listing(self, owner: str, status: int | None) -> None:
+        """Listings of `owner`'s calendar answer `status` (None: heal)."""
+        _set_status(self.lock, self.failing_lists, owner, status)
+
+    def truncate_listing(self, owner: str, truncated: bool) -> None:
+        """Listings of `owner`'s calendar answer 200 with half their body (False: heal)."""
         with self.lock:
-            if status is None:
-                self.failing_writes.pop(owner.lower(), None)
+            if truncated:
+                self.truncated_lists.add(owner.lower())
             else:
-                self.failing_writes[owner.lower()] = status
+                self.truncated_lists.discard(owner.lower())
+
+    def list_failure(self, user: str | None) -> int | None:
+        """The status every listing of `user`'s calendar answers, when one is injected."""
+        with self.lock:
+            return self.failing_lists.get((user or "").lower())
+
+    def list_truncated(self, user: str | None) -> bool:
+        """Whether every listing of `user`'s calendar answers a body cut off half-way."""
+        with self.lock:
+            return (user or "").lower() in self.truncated_lists
 
     def serving(self, kind: str, owner: str | None = None) -> int:
         """How many requests of `kind` (for `owner`'s calendar, or anyone's) are being served
@@ -95,3 +118,13 @@ class EdgeFaults:
             return None
         with self.lock:
             return self.failing_writes.get(user.lower())
+
+
+def _set_status(lock: threading.Lock, statuses: dict[str, int], owner: str,
+                status: int | None) -> None:
+    """Set (or with None, clear) the status injected for `owner`."""
+    with lock:
+        if status is None:
+            statuses.pop(owner.lower(), None)
+        else:
+            statuses[owner.lower()] = status

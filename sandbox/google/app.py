@@ -250,11 +250,11 @@ class SandboxApp:
     async def failing_list(self, request: Request, user: str) -> Response:
         """events.list, unless a failure was injected for this calendar: then Google's
         documented 500 ``backendError`` (https://developers.google.com/calendar/api/guides/errors#500_backend_error)."""
-        status = self.rt.list_failure(user)
+        status = self.rt.edge.list_failure(user)
         if status is not None:
             raise ApiError(status, "backendError", "Backend Error")
         response = await self.events_list(request, user)
-        if self.rt.list_truncated(user):  # the body breaks off half-way, the status says 200
+        if self.rt.edge.list_truncated(user):  # the body breaks off half-way, the status says 200
             body = bytes(response.body)
             return Response(body[: len(body) // 2], status_code=200,
                             media_type="application/json")

@@ -60,10 +60,8 @@ class Runtime:
     throttle_left: int = 0
     throttle_retry_after: float = 1.0
     free_busy_retry_after: float | None = None  # every freeBusy answers 429 while set
-    failing_lists: dict[str, int] = field(default_factory=dict)  # calendar owner -> status
-    truncated_lists: set[str] = field(default_factory=set)  # owners whose lists break off
     malformed_reads: set[str] = field(default_factory=set)  # event ids get/patch break
-    edge: EdgeFaults = field(default_factory=EdgeFaults)  # delays and refused writes
+    edge: EdgeFaults = field(default_factory=EdgeFaults)  # delays, failing lists and writes
     channels: dict[str, Channel] = field(default_factory=dict)
     pages: dict[str, PageSnapshot] = field(default_factory=dict)
     recorded: list[RecordedRequest] = field(default_factory=list)
@@ -80,8 +78,6 @@ class Runtime:
             self.revoked.clear()
             self.throttle_left = 0
             self.free_busy_retry_after = None
-            self.failing_lists.clear()
-            self.truncated_lists.clear()
             self.malformed_reads.clear()
             self.edge.reset()
             self.channels.clear()
@@ -126,16 +122,6 @@ class Runtime:
                 return None
             self.throttle_left -= 1
             return self.throttle_retry_after
-
-    def list_failure(self, user: str) -> int | None:
-        """The status every events.list of `user`'s calendar answers, when one is injected."""
-        with self.lock:
-            return self.failing_lists.get(user)
-
-    def list_truncated(self, user: str) -> bool:
-        """Whether every events.list of `user`'s calendar answers a body cut off half-way."""
-        with self.lock:
-            return user in self.truncated_lists
 
     # -- cursors --------------------------------------------------------------------------
 

@@ -341,19 +341,11 @@ class GoogleSandbox:
 
     def fail_listing(self, owner: str, *, status: int | None = 500) -> None:
         """Every events.list of `owner`'s calendar answers `status` until reset (None: heal)."""
-        with self.runtime.lock:
-            if status is None:
-                self.runtime.failing_lists.pop(owner.lower(), None)
-            else:
-                self.runtime.failing_lists[owner.lower()] = status
+        self.runtime.edge.fail_listing(owner, status)
 
     def truncate_listing(self, owner: str, *, truncated: bool = True) -> None:
         """Every events.list of `owner`'s calendar answers 200 with half its body."""
-        with self.runtime.lock:
-            if truncated:
-                self.runtime.truncated_lists.add(owner.lower())
-            else:
-                self.runtime.truncated_lists.discard(owner.lower())
+        self.runtime.edge.truncate_listing(owner, truncated)
 
     def inject_malformed_reads(self, owner: str, series_key: str,
                                original_start: datetime) -> str:

@@ -62,8 +62,6 @@ class Faults:
     throttle: int = 0
     retry_after: float = 1.0
     schedule_retry_after: float | None = None  # every getSchedule answers 429 while set
-    failing_lists: dict[str, int] = field(default_factory=dict)  # calendar owner -> status
-    truncated_lists: set[str] = field(default_factory=set)  # owners whose deltas break off
     malformed_reads: set[str] = field(default_factory=set)  # event ids GET/PATCH break
     batched_throttle: int = 0  # the next batched requests that answer 429 on their own
     edge: EdgeFaults = field(default_factory=EdgeFaults)  # delays and refused writes
@@ -192,15 +190,16 @@ def create_app(state: GraphState) -> FastAPI:
                     "Please retry after the time given in Retry-After.",
                     {"Retry-After": f"{state.faults.schedule_retry_after:g}"},
                 )
-            elif path.endswith("/calendarView/delta") and user in state.faults.failing_lists:
+            elif path.endswith("/calendarView/delta") and \
+                    (failure := state.faults.edge.list_failure(user)) is not None:
                 # https://learn.microsoft.com/en-us/graph/errors: 500 generalException
-                response = _error(state.faults.failing_lists[user], "generalException",
+                response = _error(failure, "generalException",
                                   "An unspecified error has occurred.")
             else:
                 request.state.user = user
                 request.state.app = app_token
                 response = await _at_edge(request, user, call_next)
-                if path.endswith("/calendarView/delta") and user in state.faults.truncated_lists:
+                if path.endswith("/calendarView/delta") and state.faults.edge.list_truncated(user):
                     response = await _truncated(response)
         with state.faults.lock:
             state.faults.requests.append(

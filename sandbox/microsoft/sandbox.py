@@ -110,8 +110,6 @@ class GraphSandbox:
         with self.faults.lock:
             self.faults.throttle = 0
             self.faults.schedule_retry_after = None
-            self.faults.failing_lists.clear()
-            self.faults.truncated_lists.clear()
             self.faults.malformed_reads.clear()
             self.faults.batched_throttle = 0
             self.faults.edge.reset()
@@ -325,19 +323,11 @@ class GraphSandbox:
     def fail_listing(self, owner: str, *, status: int | None = 500) -> None:
         """Every calendarView delta of `owner`'s calendar answers `status` until reset
         (None: heal)."""
-        with self.faults.lock:
-            if status is None:
-                self.faults.failing_lists.pop(owner.lower(), None)
-            else:
-                self.faults.failing_lists[owner.lower()] = status
+        self.faults.edge.fail_listing(owner, status)
 
     def truncate_listing(self, owner: str, *, truncated: bool = True) -> None:
         """Every calendarView delta of `owner`'s calendar answers 200 with half its body."""
-        with self.faults.lock:
-            if truncated:
-                self.faults.truncated_lists.add(owner.lower())
-            else:
-                self.faults.truncated_lists.discard(owner.lower())
+        self.faults.edge.truncate_listing(owner, truncated)
 
     def inject_malformed_reads(self, owner: str, series_key: str,
                                original_start: datetime) -> str:
