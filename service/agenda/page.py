@@ -85,6 +85,9 @@ class PageView:
     sections: tuple[Section, ...]
     private_topics: tuple[str, ...]  # empty unless the manager's private link opened it
     history: tuple[PastMeeting, ...] = field(default_factory=tuple)
+    # questions worth asking in person that read badly in a shared invite (`Question.private`):
+    # like private topics, only on the manager's private link
+    private_prompts: tuple[str, ...] = ()
 
 
 def role_in(session: Session, *, pair_id: int, person_id: int) -> str | None:
@@ -127,10 +130,12 @@ def build_page(session: Session, *, settings: Settings, pair_id: int, person_id:
     upcoming = upcoming or next_occurrence(session, pair_id=pair_id, now=now)
     kind = check_in = None
     sections: list[Section] = []
+    prompts: tuple[str, ...] = ()
     if upcoming is not None:
         planned = plan_occurrence(session, occurrence=upcoming[0], series=upcoming[1],
                                   settings=settings).agenda
         kind, check_in = planned.kind.value, planned.check_in.text
+        prompts = planned.private_prompts
         for source, template in SECTION_TITLES.items():
             texts = [item.text for item in planned.items if item.source is source]
             title = template.format(**names, kind=KIND_SECTIONS[planned.kind].heading)
@@ -159,7 +164,8 @@ def build_page(session: Session, *, settings: Settings, pair_id: int, person_id:
         other=names["manager" if role == "report" else "report"],
         time_zone=viewer.time_zone, meeting_start=upcoming[0].scheduled_start if upcoming else None,
         kind=kind, check_in=check_in, sections=tuple(sections), private_topics=private_topics,
-        history=past_meetings(session, pair_id=pair_id, now=now, names=names))
+        history=past_meetings(session, pair_id=pair_id, now=now, names=names),
+        private_prompts=prompts if mine else ())
 
 
 def _in_order(open_items: list[ActionItem], texts: list[str]) -> list[ActionItem]:

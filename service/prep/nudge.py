@@ -123,6 +123,7 @@ def render_nudge(session: Session, *, settings: Settings, occurrence: Occurrence
                       "lines": [*s.lines, *(f"{i.owner}: {i.text}" for i in s.items)]}
                      for s in view.sections],
         "private_topics": list(view.private_topics),
+        "private_prompts": list(view.private_prompts),
         "is_manager": is_manager,
         "link": link,
         "name": name_or_address(person, person.email),

@@ -21,6 +21,7 @@ from service.agenda.block import extract_block
 from service.agenda.items import add_action_item, close_action_item
 from service.agenda.links import meeting_link_expiry, person_link
 from service.agenda.models import ActionItem, PairTopic
+from service.agenda.questions import BY_AREA
 from service.pairs.models import Occurrence, Pair
 from service.people.models import Person
 from tests.browser import ARTIFACTS, launch, require_chromium
@@ -137,11 +138,17 @@ def test_a_private_topic_stays_out_of_the_invite_and_the_reports_page(
     block = _block(harness, case)
     assert "Team offsite dates" in block
     assert "Raise the promotion timeline" not in block
-    assert "Raise the promotion timeline" in client.get(prep).text
+    prep_page = html.unescape(client.get(prep).text)
+    assert "Raise the promotion timeline" in prep_page
+    # the question the planner keeps out of the invite is on the manager's private page only
+    in_person = {q.text for pool in BY_AREA.values() for q in pool if q.private}
+    [prompt] = [text for text in in_person if text in prep_page]
+    assert prompt not in block
     for person_id in (pair.report_id, pair.manager_id):  # both shared pages
         shared = client.get(_invite_link(harness, case, person_id)).text
         assert "Team offsite dates" in shared
         assert "Raise the promotion timeline" not in shared
+        assert not any(text in html.unescape(shared) for text in in_person)
         assert 'name="private"' not in shared
     # the report's link does not open the private scope
     report_link = _invite_link(harness, case, pair.report_id)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import email
 import email.policy
+import html
 from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -13,6 +14,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select, update
 
 from service.agenda.items import add_topic
+from service.agenda.questions import BY_AREA
 from service.email.models import OutboxMessage, OutboxStatus
 from service.people.models import Person
 from service.prep.nudge import send_time
@@ -89,6 +91,15 @@ def test_a_nudge_goes_once_to_each_person_with_their_agenda_and_link(
     assert "reorg rumours" not in report.body_text and "reorg rumours" not in report.body_html
     assert "Ask about the reorg rumours" in manager.body_text
     assert "/prep/" in manager.body_text
+    # the question to ask in person (never in the invite) reaches the manager alone
+    in_person = {q.text for pool in BY_AREA.values() for q in pool if q.private}
+    [prompt] = [text for text in in_person if text in manager.body_text]
+    assert "Worth asking in person" in manager.body_text
+    assert prompt in html.unescape(manager.body_html)
+    assert not any(text in report.body_text or text in html.unescape(report.body_html)
+                   for text in in_person)
+    assert prompt not in harness.sandbox(case.provider).description_of(
+        case.manager, case.series_key, start)
     for nudge in nudges:  # hostile text is text in the HTML part
         assert "<img" not in nudge.body_html
         assert "&lt;img src=x onerror=alert(1)&gt;" in nudge.body_html
