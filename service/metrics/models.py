@@ -4,7 +4,6 @@ and the change log that says which rows are stale (filled by database triggers, 
 from __future__ import annotations
 
 from datetime import datetime
-
 from typing import Any
 
 from sqlalchemy import JSON, ForeignKey, Index, Integer, String, UniqueConstraint

@@ -3,6 +3,7 @@ recompute gives, on a varied history and after late changes to past weeks."""
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta
@@ -105,8 +106,6 @@ def _statements(factory: sessionmaker[Session]) -> Iterator[list[str]]:
 def test_every_trigger_is_in_place_at_head(factory: sessionmaker[Session]) -> None:
     """A later migration that recreates a table (SQLite batch mode) would drop its triggers
     silently and the snapshots would go stale: this fails first."""
-    from service.migrations.versions import __name__ as _  # noqa: F401  (the package exists)
-    import importlib
     migration = importlib.import_module("service.migrations.versions.0022_incremental_snapshots")
     with factory() as session:
         present = set(session.scalars(text("SELECT name FROM sqlite_master WHERE type='trigger'")))
@@ -185,7 +184,7 @@ def test_digest_window_reads_no_occurrence_rows_once_snapshots_exist(
 
 def test_a_pass_with_nothing_changed_reads_two_rows_whatever_the_size(
         factory: sessionmaker[Session], history: History) -> None:
-    counts = []
+    counts: list[list[str]] = []
     for size in (1, 4):
         for _ in range(size):
             _seed_one(history, f"m{len(counts)}-{_}")
