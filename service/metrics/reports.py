@@ -21,7 +21,7 @@ from service.metrics.queries import (
     manager_ids,
     manager_pairs,
 )
-from service.metrics.snapshots import WeekSnapshot, load_snapshots, pending_pairs
+from service.metrics.snapshots import WeekSnapshot, load_snapshots
 from service.people.models import Person
 from service.people.names import display_name, name_or_address
 from service.people.zones import zone_name, zone_of
@@ -131,9 +131,8 @@ def compute_manager(session: Session, *, manager_id: int, now: datetime,
     ids = [p.id for p, _ in pairs]
     ended = [w for w in window if d.week_bounds(w, tz)[1] <= now] if snapshots else []
     stored = load_snapshots(session, pair_ids=ids, weeks=ended, tz=tz)
-    stale = pending_pairs(session, pair_ids=ids) if ended else set()
-    live = [p for p in ids if p in stale or len(stored[p]) < len(ended)]
-    read = [p for p in ids if p not in set(live)]
+    live = [p for p in ids if len(stored[p]) < len(ended)]
+    read = [p for p in ids if len(stored[p]) == len(ended)]
     metrics = _live_metrics(session, live, window, tz=tz, now=now)
     if read:
         metrics |= _snapshot_metrics(session, read, window, ended, stored, tz=tz, now=now)

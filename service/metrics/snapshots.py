@@ -295,19 +295,11 @@ def refresh_snapshots(factory: sessionmaker[Session], *, now: datetime,
 # -- reading -------------------------------------------------------------------------------
 
 
-def pending_pairs(session: Session, *, pair_ids: Sequence[int]) -> set[int]:
-    """Pairs with a logged change the reconciler has not applied yet: read them live."""
-    out: set[int] = set()
-    for i in range(0, len(pair_ids), 500):
-        out |= set(session.scalars(select(MetricChange.pair_id).distinct().where(
-            MetricChange.pair_id.in_(pair_ids[i:i + 500]))))
-    return out
-
-
 def load_snapshots(session: Session, *, pair_ids: Sequence[int], weeks: Sequence[str],
                    tz: tzinfo) -> dict[int, dict[str, WeekSnapshot]]:
-    """The snapshot rows of the pairs for the weeks, read in `tz` (rows of another zone do
-    not count: the manager moved and the reconciler has not caught up)."""
+    """The snapshot rows of the pairs for the weeks, read in `tz`. A pair with a logged
+    change not applied yet has none (read it live), nor do rows of another zone count (the
+    manager moved and the reconciler has not caught up)."""
     out: dict[int, dict[str, WeekSnapshot]] = {p: {} for p in pair_ids}
     if not weeks:
         return out
@@ -318,7 +310,9 @@ def load_snapshots(session: Session, *, pair_ids: Sequence[int], weeks: Sequence
                    MetricSnapshot.action_items_closed)
             .where(MetricSnapshot.pair_id.in_(pair_ids[i:i + 500]),
                    MetricSnapshot.iso_week.in_(list(weeks)),
-                   MetricSnapshot.time_zone == zone_name(tz)))
+                   MetricSnapshot.time_zone == zone_name(tz),
+                   ~select(MetricChange.id).where(
+                       MetricChange.pair_id == MetricSnapshot.pair_id).exists()))
         for pair_id, week, facts, agendas, areas, kinds, closed in rows:
             out[pair_id][week] = WeekSnapshot(facts_from_json(facts),
                                               d.Balance(agendas, dict(areas), dict(kinds)),
