@@ -111,7 +111,7 @@ def _week_rows(tz: tzinfo, targets: dict[int, set[str]], *, now: datetime,
 def write_weeks(session: Session, *, tz: tzinfo, targets: dict[int, set[str]],
                 now: datetime) -> int:
     """Recompute and upsert the snapshot rows `targets` names (pair -> ISO weeks in `tz`);
-    three reads over the span of the weeks for all the pairs, upserts in chunks of 500.
+    three reads over the span of the weeks for all the pairs, one upsert executed many times.
 
     Idempotent: the same history gives the same rows (INSERT ... ON CONFLICT (pair, week)
     DO UPDATE). The caller commits.
@@ -128,13 +128,13 @@ def write_weeks(session: Session, *, tz: tzinfo, targets: dict[int, set[str]],
                       facts=load_facts(session, pair_ids=ids, start=start, end=end),
                       agendas=load_agendas(session, pair_ids=ids, start=start, end=end),
                       closed=load_closed_items(session, pair_ids=ids, start=start, end=end))
+    stmt = dialect_insert(session, MetricSnapshot)
+    upsert = stmt.on_conflict_do_update(
+        index_elements=[MetricSnapshot.pair_id, MetricSnapshot.iso_week],
+        set_={k: getattr(stmt.excluded, k) for k in rows[0] if k not in ("pair_id", "iso_week")})
+    connection = session.connection()  # Core executemany: one compiled statement, cached
     for i in range(0, len(rows), 500):
-        chunk = rows[i:i + 500]
-        stmt = dialect_insert(session, MetricSnapshot).values(chunk)
-        session.execute(stmt.on_conflict_do_update(
-            index_elements=[MetricSnapshot.pair_id, MetricSnapshot.iso_week],
-            set_={k: getattr(stmt.excluded, k) for k in chunk[0]
-                  if k not in ("pair_id", "iso_week")}))
+        connection.execute(upsert, rows[i:i + 500])
     return len(rows)
 
 
