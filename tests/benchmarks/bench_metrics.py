@@ -155,6 +155,7 @@ def _drain(factory: Any, now: datetime) -> tuple[float, int, int]:
 def run_size(managers: int, reports: int, weeks: int, use_tracemalloc: bool,
              out: multiprocessing.Queue) -> None:  # type: ignore[type-arg]
     from cryptography.fernet import Fernet
+    from pydantic import SecretStr
     from sqlalchemy import delete, func, select
 
     from service.db import make_engine, session_factory
@@ -188,7 +189,8 @@ def run_size(managers: int, reports: int, weeks: int, use_tracemalloc: bool,
         t0 = time.perf_counter()
         r["occurrences"] = seed(url, managers, reports, weeks)
         r["seed_s"] = time.perf_counter() - t0
-        settings = Settings(data_dir=Path(tmp), secret_key=Fernet.generate_key().decode())
+        settings = Settings(data_dir=Path(tmp),
+                            secret_key=SecretStr(Fernet.generate_key().decode()))
         engine = make_engine(url)
         factory = session_factory(engine)
         with factory.begin() as session:
@@ -259,7 +261,8 @@ def main() -> None:
               f"({r['digest_before_s'] * per:.2f} ms/mgr)   after {r['digest_after_s']:7.2f} s "
               f"({r['digest_after_s'] * per:.2f} ms/mgr)   {r['avg_kb']:.1f} KB/mail")
         print(f"  full recompute (before)    {r['full_s']:7.2f} s, {r['snapshots']} rows")
-        print(f"  incremental, nothing new   {r['idle_ms']:7.2f} ms, {r['idle_sql']} SQL statements")
+        print(f"  incremental, nothing new   {r['idle_ms']:7.2f} ms, "
+              f"{r['idle_sql']} SQL statements")
         print(f"  incremental, 1 % changed   {r['changed_s']:7.2f} s, {r['changed_pairs']} pairs, "
               f"{r['changed_rows']} rows, {r['changed_passes']} passes")
         print(f"  incremental, week ended    {r['week_s']:7.2f} s, {r['week_rows']} rows, "
