@@ -44,6 +44,7 @@ from service.email.outbox import due_messages
 from service.email.reconsent import queue_reconsent_emails
 from service.email.transport import transport_from_settings
 from service.metrics.digest import digest_due, enqueue_digest
+from service.metrics.snapshots import refresh_snapshots
 from service.outcomes import service as outcomes
 from service.prep.nudge import queue_prep_nudges
 from service.sync.calendar_sync import sync_calendar as sync_one_calendar
@@ -171,6 +172,7 @@ def reconcile() -> None:
                  len(stale), len(due), len(new_accounts))
     reconcile_outcomes()
     reconcile_digests()
+    reconcile_snapshots()
     reconcile_prep()
 
 
@@ -326,6 +328,15 @@ def reconcile_digests() -> None:
         send_digest.send(item.manager_id, item.iso_week)
     if due:
         log.info("reconcile: %d weekly digests to send", len(due))
+
+
+def reconcile_snapshots() -> None:
+    """The reconciler's share for weekly snapshots: the rows whose inputs changed, the weeks
+    that ended (two reads when nothing did)."""
+    rt = current()
+    written = refresh_snapshots(rt.factory, now=rt.clock())
+    if written:
+        log.info("reconcile: %d weekly snapshots recomputed", written)
 
 
 @dramatiq.actor(broker=_PLACEHOLDER, queue_name="email")

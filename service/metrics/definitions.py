@@ -60,6 +60,7 @@ EXCLUDED = frozenset({Outcome.SERIES_ENDED, Outcome.UNKNOWN})
 AREAS = tuple(Area)
 KINDS = tuple(Kind)
 
+DEFAULT_WEEKS = 12  # the window of the digest and the page, in ISO weeks
 DEFAULT_CADENCE_DAYS = 7
 ATTENTION_CONSISTENCY = 0.75  # below this share of slots taking place, a pair needs attention
 ATTENTION_GAP_RATIO = 2.0  # an open gap of two planned intervals or more needs attention
@@ -80,6 +81,17 @@ class OccurrenceFact:
     def met_at(self) -> datetime:
         """When the meeting took place: its scheduled start (where a move put it)."""
         return self.scheduled_start
+
+
+def planned_order(fact: OccurrenceFact) -> tuple[datetime, int]:
+    """Facts in planned order; two series planned at the same instant go by series id, so the
+    order never depends on how rows came out of the database (or a snapshot)."""
+    return fact.original_start, fact.series_id
+
+
+def met_order(fact: OccurrenceFact) -> tuple[datetime, int]:
+    """Meetings in the order they took place, ties by series id (see `planned_order`)."""
+    return fact.met_at, fact.series_id
 
 
 @dataclass(frozen=True)
@@ -167,7 +179,7 @@ def _judged(facts: Iterable[OccurrenceFact]) -> list[OccurrenceFact]:
     """Decided occurrences that count for streaks, in planned order (excluded ones skipped)."""
     return sorted((f for f in facts if f.outcome is not None and f.outcome not in EXCLUDED
                    and (f.outcome in TOOK_PLACE or f.outcome in DROPPED)),
-                  key=lambda f: f.original_start)
+                  key=planned_order)
 
 
 def streaks(facts: Iterable[OccurrenceFact]) -> tuple[int, int]:
@@ -201,7 +213,7 @@ def local_days(a: datetime, b: datetime, tz: tzinfo) -> int:
 
 def planned_cadence(facts: Sequence[OccurrenceFact]) -> int:
     """The cadence of the series of the latest fact, else the spacing of planned slots, else 7."""
-    ordered = sorted(facts, key=lambda f: f.original_start)
+    ordered = sorted(facts, key=planned_order)
     for fact in reversed(ordered):
         if fact.cadence_days:
             return fact.cadence_days
@@ -225,7 +237,7 @@ def longest_gap(facts: Sequence[OccurrenceFact], *, as_of: datetime,
     cadence changes, so each series has one cadence. Days are local calendar days in `tz`.
     """
     cadence_now = planned_cadence(facts) if facts else None
-    met = sorted((f for f in facts if f.outcome in TOOK_PLACE), key=lambda f: f.met_at)
+    met = sorted((f for f in facts if f.outcome in TOOK_PLACE), key=met_order)
     if not met:
         return Gap(days=None, ratio=None, open_days=None, cadence_days=cadence_now)
     worst_days = 0
@@ -403,9 +415,21 @@ def pair_metrics(
     """
     start, _ = week_bounds(weeks[0], tz)
     _, end = week_bounds(weeks[-1], tz)
+    return metrics_of(facts, balance_coverage(a for a in agendas
+                                              if start <= a.original_start < end),
+                      action_items_closed(closed_at, start=start, end=end),
+                      weeks=weeks, tz=tz, as_of=as_of)
+
+
+def metrics_of(facts: Sequence[OccurrenceFact], balance: Balance, closed: int, *,
+               weeks: Sequence[str], tz: tzinfo, as_of: datetime) -> PairMetrics:
+    """`pair_metrics` with the window's Balance and closed items already added up: what the
+    snapshot read uses, summing weekly rows (see `service.metrics.snapshots`)."""
+    start, _ = week_bounds(weeks[0], tz)
+    _, end = week_bounds(weeks[-1], tz)
     inside = [f for f in facts if start <= f.original_start < end]
     earlier = [f for f in facts if f.original_start < start and f.outcome in TOOK_PLACE]
-    anchor = [max(earlier, key=lambda f: f.met_at)] if earlier else []
+    anchor = [max(earlier, key=met_order)] if earlier else []
     counts = count_outcomes(inside)
     current, longest = streaks(inside)
     judged = _judged(inside)
@@ -415,11 +439,26 @@ def pair_metrics(
         streak_current=current,
         streak_longest=longest,
         gap=longest_gap(anchor + inside, as_of=min(as_of, end), tz=tz),
-        balance=balance_coverage(a for a in agendas if start <= a.original_start < end),
-        action_items_closed=action_items_closed(closed_at, start=start, end=end),
+        balance=balance,
+        action_items_closed=closed,
         weekly=counts_by_week(inside, weeks, tz),
         last_outcome=judged[-1].outcome if judged else None,
     )
+
+
+def add_balances(balances: Iterable[Balance]) -> Balance:
+    """The Balance over several stretches (weeks, pairs): agendas, areas and kinds added up
+    (a key appears when one of the stretches has it)."""
+    agendas = 0
+    areas: dict[str, int] = {}
+    kinds: dict[str, int] = {}
+    for b in balances:
+        agendas += b.agendas
+        for k, v in b.areas.items():
+            areas[k] = areas.get(k, 0) + v
+        for k, v in b.kinds.items():
+            kinds[k] = kinds.get(k, 0) + v
+    return Balance(agendas, areas, kinds)
 
 
 # -- needs attention ---------------------------------------------------------------------

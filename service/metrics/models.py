@@ -1,10 +1,12 @@
-"""Weekly metric snapshots: one row per pair and ISO week, so trends need no full recompute."""
+"""Weekly metric snapshots: one row per pair and ISO week, so trends need no full recompute,
+and the change log that says which rows are stale (filled by database triggers, 0022)."""
 
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, Integer, String, UniqueConstraint
+from sqlalchemy import JSON, ForeignKey, Index, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from service.db import Base, UTCDateTime, utcnow
@@ -39,6 +41,40 @@ class MetricSnapshot(Base):
     kinds: Mapped[dict[str, int]] = mapped_column(JSON, default=dict)
     action_items_closed: Mapped[int] = mapped_column(Integer, default=0)
     computed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # every occurrence planned in the week, [original start, scheduled start, outcome,
+    # cadence days, series id]: what streaks, gaps and the latest outcome need (see
+    # `service.metrics.snapshots.facts_json`), so a read never goes back to occurrences
+    facts: Mapped[list[list[Any]]] = mapped_column(JSON, default=list, server_default="[]")
+
+
+class MetricChange(Base):
+    """One input of a pair's snapshots changed: `at` is the instant whose week is stale
+    (an occurrence's original start, an item's closing time), None for every week of the pair
+    (its manager, time zone or a series cadence changed; a new pair; a week that ended).
+
+    Database triggers on occurrences, agendas, action items, series, pairs and people write
+    these rows (migration 0022), whoever writes the inputs (ORM, Core, psql); the reconciler's
+    `refresh_snapshots` recomputes the weeks they name and deletes exactly the rows it read.
+    No foreign key: a trigger must never fail because a pair is being deleted.
+    """
+
+    __tablename__ = "metric_changes"
+    __table_args__ = (Index("ix_metric_changes_pair_id", "pair_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    pair_id: Mapped[int] = mapped_column(Integer)
+    at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class MetricSnapshotState(Base):
+    """The one row (id 1) that says up to when ended weeks were queued for snapshots and when
+    the next week ends in any manager's zone, so a pass with nothing to do reads one row."""
+
+    __tablename__ = "metric_snapshot_state"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    weeks_through: Mapped[datetime] = mapped_column(UTCDateTime)
+    next_check: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
 class CoverageMention(Base):

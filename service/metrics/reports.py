@@ -6,8 +6,7 @@ Every read is one short session the caller owns; `iter_reports` opens one per ma
 
 from __future__ import annotations
 
-from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, tzinfo
 
@@ -22,11 +21,12 @@ from service.metrics.queries import (
     manager_ids,
     manager_pairs,
 )
+from service.metrics.snapshots import WeekSnapshot, load_snapshots
 from service.people.models import Person
 from service.people.names import display_name, name_or_address
 from service.people.zones import zone_name, zone_of
 
-DEFAULT_WEEKS = 12
+DEFAULT_WEEKS = d.DEFAULT_WEEKS
 
 
 def current_week(now: datetime, tz: tzinfo) -> str:
@@ -108,11 +108,16 @@ def suggestion_for(name: str, m: d.PairMetrics, reasons: Sequence[str]) -> str |
 
 
 def compute_manager(session: Session, *, manager_id: int, now: datetime,
-                    weeks: int = DEFAULT_WEEKS, last_week: str | None = None) -> ManagerReport:
+                    weeks: int = DEFAULT_WEEKS, last_week: str | None = None,
+                    snapshots: bool = True) -> ManagerReport:
     """Metrics of every pair of one manager over `weeks` ISO weeks ending with `last_week`.
 
     `last_week` defaults to the manager's current local week (open occurrences in it are
-    pending and count nowhere). Pairs come back needs-attention first.
+    pending and count nowhere). Pairs come back needs-attention first. Weeks that have ended
+    are read from the snapshots (`service.metrics.snapshots`) and only weeks still running
+    from occurrences; a pair with a change not yet applied, or a week without a row, is read
+    from occurrences in full. `snapshots=False` always reads occurrences (the full
+    recompute the snapshot read must agree with).
     """
     manager = session.get(Person, manager_id)
     if manager is None:
@@ -124,15 +129,17 @@ def compute_manager(session: Session, *, manager_id: int, now: datetime,
     _, end = d.week_bounds(window[-1], tz)
     pairs = manager_pairs(session, manager_id=manager_id)
     ids = [p.id for p, _ in pairs]
-    facts = load_facts(session, pair_ids=ids, start=start, end=end)
+    ended = [w for w in window if d.week_bounds(w, tz)[1] <= now] if snapshots else []
+    stored = load_snapshots(session, pair_ids=ids, weeks=ended, tz=tz)
+    live = [p for p in ids if len(stored[p]) < len(ended)]
+    read = [p for p in ids if len(stored[p]) == len(ended)]
+    metrics = _live_metrics(session, live, window, tz=tz, now=now)
+    if read:
+        metrics |= _snapshot_metrics(session, read, window, ended, stored, tz=tz, now=now)
     before = load_last_meetings(session, pair_ids=ids, before=start)
-    agendas = load_agendas(session, pair_ids=ids, start=start, end=end)
-    closed = load_closed_items(session, pair_ids=ids, start=start, end=end)
     reports = []
     for pair, person in pairs:
-        history = facts[pair.id] + ([before[pair.id]] if pair.id in before else [])
-        m = d.pair_metrics(history, agendas[pair.id], closed[pair.id], weeks=window,
-                           tz=tz, as_of=now)
+        m = metrics[pair.id](before.get(pair.id))
         name = name_or_address(person, person.email)
         reasons = tuple(d.attention_reasons(m))
         reports.append(PairReport(pair.id, person.id, person.email, name, pair.muted, m,
@@ -141,18 +148,65 @@ def compute_manager(session: Session, *, manager_id: int, now: datetime,
     return _roll_up(manager, tz, window, reports)
 
 
+PairMetricsOf = Callable[[d.OccurrenceFact | None], d.PairMetrics]
+"""A pair's metrics given the last meeting before the window (None: there was none)."""
+
+
+def _window_facts(session: Session, ids: Sequence[int], weeks: Sequence[str], *,
+                  tz: tzinfo) -> tuple[dict[int, list[d.OccurrenceFact]],
+                                       dict[int, list[d.AgendaFact]], dict[int, list[datetime]]]:
+    start, _ = d.week_bounds(weeks[0], tz)
+    _, end = d.week_bounds(weeks[-1], tz)
+    return (load_facts(session, pair_ids=ids, start=start, end=end),
+            load_agendas(session, pair_ids=ids, start=start, end=end),
+            load_closed_items(session, pair_ids=ids, start=start, end=end))
+
+
+def _live_metrics(session: Session, ids: Sequence[int], window: Sequence[str], *,
+                  tz: tzinfo, now: datetime) -> dict[int, PairMetricsOf]:
+    """Every week of the window from occurrences (today's full recompute)."""
+    if not ids:
+        return {}
+    facts, agendas, closed = _window_facts(session, ids, window, tz=tz)
+
+    def of(pair_id: int) -> PairMetricsOf:
+        return lambda anchor: d.pair_metrics(
+            facts[pair_id] + ([anchor] if anchor else []), agendas[pair_id], closed[pair_id],
+            weeks=window, tz=tz, as_of=now)
+    return {p: of(p) for p in ids}
+
+
+def _snapshot_metrics(session: Session, ids: Sequence[int], window: Sequence[str],
+                      ended: Sequence[str], stored: dict[int, dict[str, WeekSnapshot]], *,
+                      tz: tzinfo, now: datetime) -> dict[int, PairMetricsOf]:
+    """Ended weeks from their snapshot rows, the weeks still running from occurrences."""
+    running = list(window[len(ended):])
+    if running:
+        facts, agendas, closed = _window_facts(session, ids, running, tz=tz)
+    run_start = d.week_bounds(running[0], tz)[0] if running else None
+    run_end = d.week_bounds(running[-1], tz)[1] if running else None
+
+    def of(pair_id: int) -> PairMetricsOf:
+        weeks = [stored[pair_id][w] for w in ended]
+        history = [f for w in weeks for f in w.facts]
+        balances = [w.balance for w in weeks]
+        closed_count = sum(w.action_items_closed for w in weeks)
+        if run_start is not None and run_end is not None:
+            history += facts[pair_id]
+            balances.append(d.balance_coverage(a for a in agendas[pair_id]
+                                               if run_start <= a.original_start < run_end))
+            closed_count += d.action_items_closed(closed[pair_id], start=run_start,
+                                                  end=run_end)
+        balance = d.add_balances(balances)
+        return lambda anchor: d.metrics_of(history + ([anchor] if anchor else []), balance,
+                                           closed_count, weeks=window, tz=tz, as_of=now)
+    return {p: of(p) for p in ids}
+
+
 def _roll_up(manager: Person, tz: tzinfo, window: Sequence[str],
              reports: Sequence[PairReport]) -> ManagerReport:
     counts = sum((r.metrics.counts for r in reports), d.Counts())
-    areas: dict[str, int] = defaultdict(int)
-    kinds: dict[str, int] = defaultdict(int)
-    for r in reports:
-        for k, v in r.metrics.balance.areas.items():
-            areas[k] += v
-        for k, v in r.metrics.balance.kinds.items():
-            kinds[k] += v
-    balance = d.Balance(sum(r.metrics.balance.agendas for r in reports), dict(areas),
-                        dict(kinds))
+    balance = d.add_balances(r.metrics.balance for r in reports)
     return ManagerReport(
         manager_id=manager.id, email=manager.email,
         name=name_or_address(manager, manager.email), display_name=display_name(manager),

@@ -6,12 +6,21 @@
 Not collected by pytest (the file name does not match test_*.py). Each size runs in its own
 process on a fresh SQLite file (migrated like production): seed people, pairs, one weekly
 series per pair and `--weeks` weeks of occurrences with a mix of outcomes, plus an agenda
-per occurrence; then time
+per occurrence (the change log the triggers fill while seeding is history, and is cleared);
+then, in one process, back to back:
 
-1. metrics: `compute_manager` (12-week window) for every manager, one short session each;
-2. digests: `build_digest` (metrics + Jinja2 text and HTML + CSS inlining) for every manager;
-3. snapshots: `recompute_snapshots` of the last 12 weeks for every pair (the weekly job);
-4. due: one `digest_due` pass over every manager (what the reconciler runs each minute).
+1. page: `compute_manager` (12 weeks ending now) for every manager, one short session each,
+   before (`snapshots=False`, the full read of occurrences) and after (snapshot rows for
+   the ended weeks, the running week live);
+2. digest: `build_digest` (metrics + Jinja2 text and HTML + CSS inlining; 12 ended weeks) for
+   every manager, before (no snapshot rows yet: every pair read live) and after;
+3. full recompute (before): `recompute_snapshots` of 13 weeks for every pair, the way the
+   operator command writes them;
+4. incremental (after): `refresh_snapshots`, the reconciler's pass, with nothing changed
+   (time and SQL statements), after late changes to 1 % of the pairs (an outcome turned
+   into a reschedule three weeks back, an item closed two weeks back) and after a week
+   ended everywhere (every pair's new row), each run until the change log is empty;
+5. due: one `digest_due` pass over every manager (what the reconciler runs each minute).
 
 Memory: "RSS +" is the growth of the process's peak resident size (`ru_maxrss`) over the
 measured phases, seeding excluded; with --tracemalloc, the peak of Python allocations during
@@ -29,6 +38,7 @@ import time
 import tracemalloc
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 OUTCOMES = ["held"] * 14 + ["moved", "rescheduled", "cancelled_no_reschedule",
                             "declined_by_report", "unknown", "held"]
@@ -96,35 +106,74 @@ def seed(url: str, managers: int, reports: int, weeks: int) -> int:
     return occ_id
 
 
+def _statements(engine: Any) -> list[str]:
+    """Every SQL statement the engine runs from now on (for the O(1) check)."""
+    from sqlalchemy import event
+
+    seen: list[str] = []
+    event.listen(engine, "before_cursor_execute",
+                 lambda _c, _cur, statement, *_a: seen.append(statement))
+    return seen
+
+
+def _change_some(factory: Any, managers: int, reports: int, share: float) -> int:
+    """Late changes in past weeks for `share` of the pairs: an outcome turned into a
+    reschedule and an action item closed; returns pairs changed."""
+    from sqlalchemy import select
+
+    from service.agenda.models import ActionItem
+    from service.pairs.models import Occurrence
+
+    pairs = managers * reports
+    step = max(int(1 / share), 1)
+    changed = list(range(1, pairs + 1, step))
+    with factory.begin() as session:
+        for pid in changed:
+            occ = session.scalars(select(Occurrence).where(
+                Occurrence.series_id == pid, Occurrence.original_start < NOW - timedelta(weeks=3),
+                Occurrence.original_start >= NOW - timedelta(weeks=4))).first()
+            if occ is not None:
+                occ.outcome = "rescheduled"
+            session.add(ActionItem(pair_id=pid, text="late", closed_at=NOW - timedelta(weeks=2)))
+    return len(changed)
+
+
+def _drain(factory: Any, now: datetime) -> tuple[float, int, int]:
+    """Reconciler passes until the change log is empty: (seconds, rows written, passes)."""
+    from service.metrics.snapshots import refresh_snapshots
+
+    t0 = time.perf_counter()
+    rows = passes = 0
+    while True:
+        passes += 1
+        step = refresh_snapshots(factory, now=now)
+        rows += step
+        if step == 0:
+            return time.perf_counter() - t0, rows, passes
+
+
 def run_size(managers: int, reports: int, weeks: int, use_tracemalloc: bool,
              out: multiprocessing.Queue) -> None:  # type: ignore[type-arg]
     from cryptography.fernet import Fernet
+    from pydantic import SecretStr
+    from sqlalchemy import delete, func, select
 
     from service.db import make_engine, session_factory
     from service.metrics.digest import build_digest, digest_due
+    from service.metrics.models import MetricChange, MetricSnapshotState
     from service.metrics.queries import manager_ids
     from service.metrics.reports import compute_manager
-    from service.metrics.snapshots import recompute_snapshots
+    from service.metrics.snapshots import STATE_ID, recompute_snapshots, refresh_snapshots
     from service.settings import Settings
 
-    with tempfile.TemporaryDirectory() as tmp:
-        url = f"sqlite:///{Path(tmp) / 'bench.db'}"
-        t0 = time.perf_counter()
-        occurrences = seed(url, managers, reports, weeks)
-        seed_s = time.perf_counter() - t0
-        settings = Settings(data_dir=Path(tmp), secret_key=Fernet.generate_key().decode())
-        engine = make_engine(url)
-        factory = session_factory(engine)
-        with factory() as session:
-            ids = manager_ids(session)
-        rss_before = _rss_mb()
-        if use_tracemalloc:
-            tracemalloc.start()
+    def pages(snapshots: bool) -> float:
         t0 = time.perf_counter()
         for mid in ids:
             with factory() as session:
-                compute_manager(session, manager_id=mid, now=NOW)
-        metrics_s = time.perf_counter() - t0
+                compute_manager(session, manager_id=mid, now=NOW, snapshots=snapshots)
+        return time.perf_counter() - t0
+
+    def digests() -> tuple[float, int]:
         t0 = time.perf_counter()
         size = 0
         for mid in ids:
@@ -132,24 +181,56 @@ def run_size(managers: int, reports: int, weeks: int, use_tracemalloc: bool,
                 _, rendered = build_digest(session, settings=settings, manager_id=mid,
                                            iso_week="2026-W48", now=NOW)
                 size += len(rendered.html) + len(rendered.text)
-        digest_s = time.perf_counter() - t0
+        return time.perf_counter() - t0, size
+
+    r: dict[str, Any] = {"managers": managers, "pairs": managers * reports}
+    with tempfile.TemporaryDirectory() as tmp:
+        url = f"sqlite:///{Path(tmp) / 'bench.db'}"
+        t0 = time.perf_counter()
+        r["occurrences"] = seed(url, managers, reports, weeks)
+        r["seed_s"] = time.perf_counter() - t0
+        settings = Settings(data_dir=Path(tmp),
+                            secret_key=SecretStr(Fernet.generate_key().decode()))
+        engine = make_engine(url)
+        factory = session_factory(engine)
+        with factory.begin() as session:
+            ids = manager_ids(session)
+            r["seed_changes"] = session.scalar(select(func.count()).select_from(MetricChange))
+            session.execute(delete(MetricChange))  # the seed's own log: history, not news
+        rss_before = _rss_mb()
+        if use_tracemalloc:
+            tracemalloc.start()
+        r["page_before_s"] = pages(snapshots=False)
+        r["digest_before_s"], size = digests()  # no snapshot rows yet: every pair read live
         traced = tracemalloc.get_traced_memory()[1] / 2**20 if use_tracemalloc else None
         if use_tracemalloc:
             tracemalloc.stop()
         t0 = time.perf_counter()
-        with factory.begin() as session:
-            snapshots = recompute_snapshots(session, now=NOW, weeks=12)
-        snap_s = time.perf_counter() - t0
+        with factory.begin() as session:  # the full recompute (before): 12 ended weeks + now
+            r["snapshots"] = recompute_snapshots(session, now=NOW, weeks=13)
+            session.add(MetricSnapshotState(id=STATE_ID, weeks_through=NOW,
+                                            next_check=NOW + timedelta(days=1)))
+        r["full_s"] = time.perf_counter() - t0
+        r["page_after_s"] = pages(snapshots=True)
+        r["digest_after_s"], _ = digests()
+        seen = _statements(engine)
+        t0 = time.perf_counter()
+        refresh_snapshots(factory, now=NOW + timedelta(minutes=1))
+        r["idle_ms"] = 1000 * (time.perf_counter() - t0)
+        r["idle_sql"] = len([s for s in seen if s.lstrip().upper().startswith(
+            ("SELECT", "INSERT", "UPDATE", "DELETE"))])
+        r["changed_pairs"] = _change_some(factory, managers, reports, 0.01)
+        r["changed_s"], r["changed_rows"], r["changed_passes"] = _drain(
+            factory, NOW + timedelta(minutes=2))
+        r["week_s"], r["week_rows"], r["week_passes"] = _drain(factory, NOW + timedelta(days=7))
         t0 = time.perf_counter()
         with factory() as session:
-            due = digest_due(session, settings=settings, now=NOW)
-        due_s = time.perf_counter() - t0
+            r["due"] = len(digest_due(session, settings=settings, now=NOW))
+        r["due_s"] = time.perf_counter() - t0
         engine.dispose()
-        out.put({"managers": managers, "pairs": managers * reports, "occurrences": occurrences,
-                 "seed_s": seed_s, "metrics_s": metrics_s, "digest_s": digest_s,
-                 "snap_s": snap_s, "snapshots": snapshots, "due_s": due_s, "due": len(due),
-                 "rss_mb": _rss_mb() - rss_before, "traced_mb": traced,
-                 "avg_kb": size / max(len(ids), 1) / 1024})
+        r.update(rss_mb=_rss_mb() - rss_before, traced_mb=traced,
+                 avg_kb=size / max(len(ids), 1) / 1024)
+        out.put(r)
 
 
 def main() -> None:
@@ -160,9 +241,7 @@ def main() -> None:
     parser.add_argument("--tracemalloc", action="store_true")
     args = parser.parse_args()
     ctx = multiprocessing.get_context("spawn")
-    print(f"{'managers':>8} {'pairs':>6} {'occurr.':>8} {'seed s':>7} {'metrics s':>9} "
-          f"{'ms/mgr':>7} {'digests s':>9} {'ms/mgr':>7} {'snap s':>7} {'due s':>6} "
-          f"{'RSS + MB':>8} {'traced MB':>9} {'KB/mail':>7}")
+    print(f"load average {Path('/proc/loadavg').read_text().strip()}", flush=True)
     for managers in (int(s) for s in args.sizes.split(",")):
         queue = ctx.Queue()
         proc = ctx.Process(target=run_size, args=(managers, args.reports, args.weeks,
@@ -171,11 +250,25 @@ def main() -> None:
         r = queue.get()
         proc.join()
         traced = f"{r['traced_mb']:.1f}" if r["traced_mb"] is not None else "-"
-        print(f"{r['managers']:>8} {r['pairs']:>6} {r['occurrences']:>8} {r['seed_s']:>7.1f} "
-              f"{r['metrics_s']:>9.2f} {1000 * r['metrics_s'] / managers:>7.2f} "
-              f"{r['digest_s']:>9.2f} {1000 * r['digest_s'] / managers:>7.2f} "
-              f"{r['snap_s']:>7.2f} {r['due_s']:>6.2f} {r['rss_mb']:>8.1f} {traced:>9} "
-              f"{r['avg_kb']:>7.1f}", flush=True)
+        per = 1000 / managers
+        print(f"\n{r['managers']} managers, {r['pairs']} pairs, {r['occurrences']} occurrences "
+              f"(seed {r['seed_s']:.1f} s, {r['seed_changes']} change rows logged by the "
+              f"triggers while seeding)")
+        print(f"  page (12 weeks to now)     before {r['page_before_s']:7.2f} s "
+              f"({r['page_before_s'] * per:.2f} ms/mgr)   after {r['page_after_s']:7.2f} s "
+              f"({r['page_after_s'] * per:.2f} ms/mgr)")
+        print(f"  digest (12 ended weeks)    before {r['digest_before_s']:7.2f} s "
+              f"({r['digest_before_s'] * per:.2f} ms/mgr)   after {r['digest_after_s']:7.2f} s "
+              f"({r['digest_after_s'] * per:.2f} ms/mgr)   {r['avg_kb']:.1f} KB/mail")
+        print(f"  full recompute (before)    {r['full_s']:7.2f} s, {r['snapshots']} rows")
+        print(f"  incremental, nothing new   {r['idle_ms']:7.2f} ms, "
+              f"{r['idle_sql']} SQL statements")
+        print(f"  incremental, 1 % changed   {r['changed_s']:7.2f} s, {r['changed_pairs']} pairs, "
+              f"{r['changed_rows']} rows, {r['changed_passes']} passes")
+        print(f"  incremental, week ended    {r['week_s']:7.2f} s, {r['week_rows']} rows, "
+              f"{r['week_passes']} passes")
+        print(f"  digest_due pass            {r['due_s']:7.2f} s ({r['due']} due)   "
+              f"RSS + {r['rss_mb']:.1f} MB   traced {traced} MB", flush=True)
 
 
 if __name__ == "__main__":
