@@ -29,7 +29,8 @@ class Account(Base):
     email: Mapped[str] = mapped_column(String(320))
     person_id: Mapped[int | None] = mapped_column(ForeignKey("people.id"))
     credentials_encrypted: Mapped[bytes] = mapped_column(LargeBinary)
-    status: Mapped[AccountStatus] = mapped_column(String(20), default=AccountStatus.ACTIVE)
+    status: Mapped[AccountStatus] = mapped_column(String(20), default=AccountStatus.ACTIVE,
+                                                  index=True)
     status_reason: Mapped[str | None] = mapped_column(Text)
     status_changed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # since when
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -15,9 +15,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from service.accounts.models import Account, AccountStatus
-from service.accounts.signing import link_expiry, links_version, reconnect_url
-from service.email.models import OutboxMessage
-from service.email.outbox import enqueue
+from service.accounts.signing import link_expiry, reconnect_url
+from service.email.outbox import enqueue, used_keys
 from service.email.render import render_email
 from service.people.models import Person
 from service.settings import Settings
@@ -34,30 +33,28 @@ def reconsent_key(account: Account) -> str:
 
 def queue_reconsent_emails(session: Session, *, settings: Settings, now: datetime) -> list[int]:
     """Queue the email of every flagged personal account that has not had its one yet;
-    returns the outbox ids queued by this call (none on a repeat)."""
-    accounts = session.scalars(select(Account).where(
-        Account.status == AccountStatus.NEEDS_RECONSENT, Account.grant_id.is_(None),
-        Account.person_id.is_not(None)).order_by(Account.id)).all()
+    returns the outbox ids queued by this call (none on a repeat).
+
+    One query for the flagged accounts (indexed by status), one for the keys their episodes
+    already used: accounts that have had their email cost no further query."""
+    accounts = session.execute(select(Account, Person).join(
+        Person, Person.id == Account.person_id).where(
+        Account.status == AccountStatus.NEEDS_RECONSENT, Account.grant_id.is_(None))
+        .order_by(Account.id)).all()
+    used = used_keys(session, (reconsent_key(account) for account, _ in accounts))
     queued: list[int] = []
-    for account in accounts:
+    for account, person in accounts:
         key = reconsent_key(account)
-        version = links_version(session, person_id=account.person_id or 0)
-        if version is None or _already(session, key):
+        if key in used:
             continue
-        person = session.get(Person, account.person_id)
         provider = PROVIDER_NAMES.get(account.provider, account.provider)
         rendered = render_email(template="reconsent", context={
-            "name": (person.display_name if person is not None else None) or account.email,
+            "name": person.display_name or account.email,
             "email": account.email, "provider": provider,
             "url": reconnect_url(settings, account_id=account.id, provider=account.provider,
-                                 version=version, now=now),
+                                 version=person.links_version, now=now),
             "expires": link_expiry(settings, now=now).strftime("%d %B %Y")})
         row = enqueue(session, kind=KIND, dedupe_key=key, recipient=account.email,
                       rendered=rendered)
         queued.append(row.id)
     return queued
-
-
-def _already(session: Session, key: str) -> bool:
-    return session.scalar(select(OutboxMessage.id).where(OutboxMessage.dedupe_key == key)) \
-        is not None

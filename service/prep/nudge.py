@@ -18,12 +18,11 @@ from __future__ import annotations
 from datetime import datetime, time, timedelta, tzinfo
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from service.agenda.links import meeting_link_expiry, person_link
 from service.agenda.page import build_page
-from service.email.models import OutboxMessage
-from service.email.outbox import enqueue
+from service.email.outbox import enqueue, used_keys
 from service.email.render import RenderedEmail, render_email
 from service.pairs.models import Occurrence, OccurrenceStatus, Pair, Series, SeriesStatus
 from service.people.models import Person
@@ -68,37 +67,52 @@ def send_time(meeting_start: datetime, *, lead: timedelta, hours: tuple[time, ti
     return nominal  # no working day within a week (hours of zero length): keep the lead
 
 
+def _reachable(person: Person) -> bool:
+    return not (person.opted_out or person.suspended or person.left_at is not None)
+
+
 def queue_prep_nudges(session: Session, *, settings: Settings, now: datetime) -> list[int]:
-    """Queue every nudge that is due and not yet queued; the new outbox ids (to deliver)."""
+    """Queue every nudge that is due and not yet queued; the new outbox ids (to deliver).
+
+    One query for the meetings ahead whose nudges are not all queued (an occurrence is
+    marked `prep_nudged_at` once both are), one for the keys already used among the due
+    ones: a pass with nothing due costs the same however many meetings lie ahead."""
     if not settings.prep_nudge_hours:
         return []
     lead = timedelta(hours=settings.prep_nudge_hours)
+    manager, report = aliased(Person), aliased(Person)
     rows = session.execute(
-        select(Occurrence, Series, Pair)
+        select(Occurrence, Series, Pair, report, manager)
         .join(Series, Series.id == Occurrence.series_id)
         .join(Pair, Pair.id == Series.pair_id)
+        .join(report, report.id == Pair.report_id)
+        .join(manager, manager.id == Pair.manager_id)
         .where(Series.status == SeriesStatus.ACTIVE,
                Occurrence.status == OccurrenceStatus.CONFIRMED,
+               Occurrence.prep_nudged_at.is_(None),
                Occurrence.scheduled_start > now,
                Occurrence.scheduled_start <= now + lead + WEEKEND_MARGIN)
         .order_by(Occurrence.scheduled_start, Occurrence.id)).all()
+    due = [(occurrence, series, pair, person)
+           for occurrence, series, pair, *people in rows for person in people
+           if _reachable(person)
+           and send_time(occurrence.scheduled_start, lead=lead, hours=settings.working_hours,
+                         tz=person_zone(person)) <= now]
+    used = used_keys(session, (dedupe_key(o.id, p.id) for o, _, _, p in due))
     queued = []
-    for occurrence, series, pair in rows:
-        for person_id in (pair.report_id, pair.manager_id):
-            person = session.get(Person, person_id)
-            if person is None or person.opted_out or person.suspended \
-                    or person.left_at is not None:
-                continue
-            at = send_time(occurrence.scheduled_start, lead=lead, hours=settings.working_hours,
-                           tz=person_zone(person))
-            key = dedupe_key(occurrence.id, person.id)
-            if at > now or session.scalar(select(OutboxMessage.id).where(
-                    OutboxMessage.dedupe_key == key)) is not None:
-                continue
-            rendered = render_nudge(session, settings=settings, occurrence=occurrence,
-                                    series=series, pair=pair, person=person, now=now)
-            queued.append(enqueue(session, kind=KIND, dedupe_key=key, recipient=person.email,
-                                  rendered=rendered).id)
+    for occurrence, series, pair, person in due:
+        key = dedupe_key(occurrence.id, person.id)
+        if key in used:
+            continue
+        rendered = render_nudge(session, settings=settings, occurrence=occurrence,
+                                series=series, pair=pair, person=person, now=now)
+        queued.append(enqueue(session, kind=KIND, dedupe_key=key, recipient=person.email,
+                              rendered=rendered).id)
+        used.add(key)
+    for occurrence, _, pair, *_people in rows:
+        if {dedupe_key(occurrence.id, pair.report_id),
+                dedupe_key(occurrence.id, pair.manager_id)} <= used:
+            occurrence.prep_nudged_at = now
     return queued
 
 
