@@ -16,18 +16,19 @@ an hour before the last close before it.
 from __future__ import annotations
 
 from datetime import datetime, time, timedelta, tzinfo
+from functools import lru_cache
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, and_, select, update
 from sqlalchemy.orm import Session, aliased
 
 from service.agenda.links import meeting_link_expiry, person_link
 from service.agenda.page import build_page
-from service.email.outbox import enqueue, used_keys
+from service.email.outbox import KEY_BATCH, enqueue, used_keys
 from service.email.render import RenderedEmail, render_email
 from service.pairs.models import Occurrence, OccurrenceStatus, Pair, Series, SeriesStatus
 from service.people.models import Person
 from service.people.names import greeting, name_or_address
-from service.people.zones import person_zone, zone_name
+from service.people.zones import person_zone, zone_name, zone_of
 from service.settings import Settings
 
 KIND = "prep"
@@ -67,22 +68,34 @@ def send_time(meeting_start: datetime, *, lead: timedelta, hours: tuple[time, ti
     return nominal  # no working day within a week (hours of zero length): keep the lead
 
 
-def _reachable(person: Person) -> bool:
-    return not (person.opted_out or person.suspended or person.left_at is not None)
+def _reachable(person: type[Person]) -> ColumnElement[bool]:
+    """SQL: the person may get email (not opted out, not suspended, not gone)."""
+    return and_(person.opted_out.is_(False), person.suspended.is_(False),
+                person.left_at.is_(None))
+
+
+@lru_cache(maxsize=4096)
+def _send_time(meeting_start: datetime, lead: timedelta, hours: tuple[time, time],
+               zone: str | None) -> datetime:
+    """`send_time` in a zone named as `Person.time_zone` holds it; meetings of a company
+    share start times and zones, so a pass works each one out once."""
+    return send_time(meeting_start, lead=lead, hours=hours, tz=zone_of(zone))
 
 
 def queue_prep_nudges(session: Session, *, settings: Settings, now: datetime) -> list[int]:
     """Queue every nudge that is due and not yet queued; the new outbox ids (to deliver).
 
     One query for the meetings ahead whose nudges are not all queued (an occurrence is
-    marked `prep_nudged_at` once both are), one for the keys already used among the due
-    ones: a pass with nothing due costs the same however many meetings lie ahead."""
+    marked `prep_nudged_at` once both are), reading only their start and the two people's
+    zones; one for the keys already used among the due ones. A pass with nothing due costs
+    the same few statements however many meetings lie ahead."""
     if not settings.prep_nudge_hours:
         return []
     lead = timedelta(hours=settings.prep_nudge_hours)
     manager, report = aliased(Person), aliased(Person)
-    rows = session.execute(
-        select(Occurrence, Series, Pair, report, manager)
+    ahead = session.execute(
+        select(Occurrence.id, Occurrence.scheduled_start, Pair.report_id, report.time_zone,
+               _reachable(report), Pair.manager_id, manager.time_zone, _reachable(manager))
         .join(Series, Series.id == Occurrence.series_id)
         .join(Pair, Pair.id == Series.pair_id)
         .join(report, report.id == Pair.report_id)
@@ -93,26 +106,33 @@ def queue_prep_nudges(session: Session, *, settings: Settings, now: datetime) ->
                Occurrence.scheduled_start > now,
                Occurrence.scheduled_start <= now + lead + WEEKEND_MARGIN)
         .order_by(Occurrence.scheduled_start, Occurrence.id)).all()
-    due = [(occurrence, series, pair, person)
-           for occurrence, series, pair, *people in rows for person in people
-           if _reachable(person)
-           and send_time(occurrence.scheduled_start, lead=lead, hours=settings.working_hours,
-                         tz=person_zone(person)) <= now]
-    used = used_keys(session, (dedupe_key(o.id, p.id) for o, _, _, p in due))
+    due: list[tuple[int, int]] = []
+    for occurrence_id, start, report_id, report_zone, report_ok, manager_id, manager_zone, \
+            manager_ok in ahead:
+        for person_id, zone, reachable in ((report_id, report_zone, report_ok),
+                                           (manager_id, manager_zone, manager_ok)):
+            if reachable and _send_time(start, lead, settings.working_hours, zone) <= now:
+                due.append((occurrence_id, person_id))
+    used = used_keys(session, (dedupe_key(*nudge) for nudge in due))
     queued = []
-    for occurrence, series, pair, person in due:
-        key = dedupe_key(occurrence.id, person.id)
+    for occurrence_id, person_id in due:
+        key = dedupe_key(occurrence_id, person_id)
         if key in used:
             continue
+        occurrence = session.get_one(Occurrence, occurrence_id)
+        series = session.get_one(Series, occurrence.series_id)
+        pair = session.get_one(Pair, series.pair_id)
+        person = session.get_one(Person, person_id)
         rendered = render_nudge(session, settings=settings, occurrence=occurrence,
                                 series=series, pair=pair, person=person, now=now)
         queued.append(enqueue(session, kind=KIND, dedupe_key=key, recipient=person.email,
                               rendered=rendered).id)
         used.add(key)
-    for occurrence, _, pair, *_people in rows:
-        if {dedupe_key(occurrence.id, pair.report_id),
-                dedupe_key(occurrence.id, pair.manager_id)} <= used:
-            occurrence.prep_nudged_at = now
+    done = [row[0] for row in ahead
+            if {dedupe_key(row[0], row[2]), dedupe_key(row[0], row[5])} <= used]
+    for i in range(0, len(done), KEY_BATCH):
+        session.execute(update(Occurrence).where(Occurrence.id.in_(done[i:i + KEY_BATCH]))
+                        .values(prep_nudged_at=now).execution_options(synchronize_session=False))
     return queued
 
 
