@@ -30,7 +30,7 @@ from service.outcomes import service as outcomes
 from service.pairs.models import Occurrence
 from service.prep.nudge import queue_prep_nudges
 from service.settings import Settings
-from tests.service.reconcile_seed import NOW, seed
+from tests.service.reconcile_seed import NOW, ZONES, seed
 
 Part = Callable[[Session, Settings], Any]
 
@@ -214,3 +214,20 @@ def test_a_calendar_with_a_live_channel_is_polled_only_at_the_fallback_interval(
     assert due(poll) == [1, 2]
     assert due(poll, push=False) == ready
     assert due(fallback) == ready
+
+
+def test_digest_due_works_out_send_times_per_time_zone_not_per_manager(
+        company: Callable[[int], sessionmaker[Session]], settings: Settings,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    factory = company(200)
+    calls: list[object] = []
+    real = digest.send_at
+
+    def counted(iso_week: str, tz: Any, settings: Settings) -> Any:
+        calls.append(tz)
+        return real(iso_week, tz, settings)
+
+    monkeypatch.setattr(digest, "send_at", counted)
+    with factory() as session:
+        assert digest.digest_due(session, settings=settings, now=NOW) == []
+    assert len(calls) == len(ZONES)  # 200 managers in three zones (one unset: UTC)
