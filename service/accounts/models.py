@@ -33,6 +33,9 @@ class Account(Base):
                                                   index=True)
     status_reason: Mapped[str | None] = mapped_column(Text)
     status_changed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # since when
+    # the revocation episode (its `status_changed_at`) whose re-consent email is queued:
+    # the reconciler reads only flagged accounts whose episode has not had its email
+    reconsent_emailed_for: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_sync_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # the provider asked us to wait (Retry-After): no call for this account before then

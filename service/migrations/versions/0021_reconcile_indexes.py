@@ -1,5 +1,6 @@
 """the reconciler's due work by index: occurrences undecided / dropped / unarmed, outbox by
-status, accounts by status; occurrences' prep_nudged_at marker
+status, accounts by status; markers: occurrences' prep_nudged_at, accounts'
+reconsent_emailed_for
 
 Revision ID: 0021
 Revises: 0014
@@ -26,6 +27,9 @@ def upgrade() -> None:
     with op.batch_alter_table("occurrences") as batch:
         batch.add_column(sa.Column("prep_nudged_at", service.db.UTCDateTime(timezone=True),
                                    nullable=True))
+    with op.batch_alter_table("accounts") as batch:
+        batch.add_column(sa.Column("reconsent_emailed_for",
+                                   service.db.UTCDateTime(timezone=True), nullable=True))
     op.create_index("ix_occurrences_undecided_end", "occurrences",
                     ["outcome", "check_due_at", "scheduled_end"])
     op.create_index("ix_occurrences_outcome_start", "occurrences", ["outcome", "original_start"])
@@ -43,3 +47,5 @@ def downgrade() -> None:
     op.drop_index("ix_occurrences_undecided_end", "occurrences")
     with op.batch_alter_table("occurrences") as batch:
         batch.drop_column("prep_nudged_at")
+    with op.batch_alter_table("accounts") as batch:
+        batch.drop_column("reconsent_emailed_for")
