@@ -149,8 +149,10 @@ def run(folder: Path, sandboxes: dict[str, GoogleSandbox | GraphSandbox],
               f"renewal; {args.people:,} people: polling {polling:,.0f} calls/min ({limit}), "
               f"push renewals {pushing:,.1f} calls/min + 1 list per change notification")
         per_paced, per_fallback = paced[provider] / watched, fallen_back[provider] / watched
-        steady = pushing + args.people * (per_paced * 60 / args.poll_every
-                                          + per_fallback * 60 / fallback_s)
+        # polled at the poll pace while that already reads it, else at the fallback pace
+        polls = (per_paced * 60 / args.poll_every if per_paced
+                 else per_fallback * 60 / fallback_s)
+        steady = pushing + args.people * polls
         print(f"{provider:9} live channel: {per_paced:.1f} calls per calendar once the poll "
               f"interval passed, {per_fallback:.1f} once the {fallback_s / 3600:g} h fallback "
               f"passed; {args.people:,} people with push: {steady:,.1f} calls/min steady "
