@@ -124,6 +124,8 @@ class Occurrence(Base):
         # the reconciler's due work, found without scanning (migration 0021)
         Index("ix_occurrences_undecided_end", "outcome", "check_due_at", "scheduled_end"),
         Index("ix_occurrences_outcome_start", "outcome", "original_start"),
+        Index("ix_occurrences_prep_due", "prep_nudged_at", "prep_due_at"),
+        Index("ix_occurrences_prep_window", "prep_nudged_at", "scheduled_start", "prep_due_for"),
         Index("ix_occurrences_unarmed_drops", "id", sqlite_where=text(UNARMED_DROP),
               postgresql_where=text(UNARMED_DROP)),
     )
@@ -143,8 +145,11 @@ class Occurrence(Base):
     outcome: Mapped[str | None] = mapped_column(String(30))  # an `Outcome` value
     outcome_decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     check_due_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
-    # both prep nudges of this occurrence are queued (`service.prep.nudge`): not read again
+    # the prep nudges (`service.prep.nudge`): when both were queued (or the meeting began),
+    # the earliest send time of the two and the start it was worked out for
     prep_nudged_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    prep_due_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    prep_due_for: Mapped[datetime | None] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
 

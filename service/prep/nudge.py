@@ -15,10 +15,12 @@ an hour before the last close before it.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, time, timedelta, tzinfo
 from functools import lru_cache
+from typing import cast
 
-from sqlalchemy import ColumnElement, and_, select, update
+from sqlalchemy import ColumnElement, Table, and_, bindparam, or_, select, update
 from sqlalchemy.orm import Session, aliased
 
 from service.agenda.links import meeting_link_expiry, person_link
@@ -82,37 +84,63 @@ def _send_time(meeting_start: datetime, lead: timedelta, hours: tuple[time, time
     return send_time(meeting_start, lead=lead, hours=hours, tz=zone_of(zone))
 
 
-def queue_prep_nudges(session: Session, *, settings: Settings, now: datetime) -> list[int]:
-    """Queue every nudge that is due and not yet queued; the new outbox ids (to deliver).
+@dataclass(frozen=True)
+class _Ahead:
+    """A meeting whose nudges are not all queued, with what deciding them needs."""
 
-    One query for the meetings ahead whose nudges are not all queued (an occurrence is
-    marked `prep_nudged_at` once both are), reading only their start and the two people's
-    zones; one for the keys already used among the due ones. A pass with nothing due costs
-    the same few statements however many meetings lie ahead."""
-    if not settings.prep_nudge_hours:
-        return []
-    lead = timedelta(hours=settings.prep_nudge_hours)
+    occurrence_id: int
+    start: datetime
+    live: bool  # confirmed, and its series active
+    people: tuple[tuple[int, str | None, bool], ...]  # (person, zone, reachable): report first
+
+
+def _ahead(session: Session, *conditions: ColumnElement[bool]) -> list[_Ahead]:
     manager, report = aliased(Person), aliased(Person)
-    ahead = session.execute(
-        select(Occurrence.id, Occurrence.scheduled_start, Pair.report_id, report.time_zone,
-               _reachable(report), Pair.manager_id, manager.time_zone, _reachable(manager))
+    rows = session.execute(
+        select(Occurrence.id, Occurrence.scheduled_start,
+               and_(Occurrence.status == OccurrenceStatus.CONFIRMED,
+                    Series.status == SeriesStatus.ACTIVE),
+               Pair.report_id, report.time_zone, _reachable(report),
+               Pair.manager_id, manager.time_zone, _reachable(manager))
         .join(Series, Series.id == Occurrence.series_id)
         .join(Pair, Pair.id == Series.pair_id)
         .join(report, report.id == Pair.report_id)
         .join(manager, manager.id == Pair.manager_id)
-        .where(Series.status == SeriesStatus.ACTIVE,
-               Occurrence.status == OccurrenceStatus.CONFIRMED,
-               Occurrence.prep_nudged_at.is_(None),
-               Occurrence.scheduled_start > now,
-               Occurrence.scheduled_start <= now + lead + WEEKEND_MARGIN)
+        .where(Occurrence.prep_nudged_at.is_(None), *conditions)
         .order_by(Occurrence.scheduled_start, Occurrence.id)).all()
-    due: list[tuple[int, int]] = []
-    for occurrence_id, start, report_id, report_zone, report_ok, manager_id, manager_zone, \
-            manager_ok in ahead:
-        for person_id, zone, reachable in ((report_id, report_zone, report_ok),
-                                           (manager_id, manager_zone, manager_ok)):
-            if reachable and _send_time(start, lead, settings.working_hours, zone) <= now:
-                due.append((occurrence_id, person_id))
+    return [_Ahead(r[0], r[1], bool(r[2]), ((r[3], r[4], bool(r[5])), (r[6], r[7], bool(r[8]))))
+            for r in rows]
+
+
+def queue_prep_nudges(session: Session, *, settings: Settings, now: datetime) -> list[int]:
+    """Queue every nudge that is due and not yet queued; the new outbox ids (to deliver).
+
+    Each meeting's earliest send time is worked out once, when it enters the window (or
+    moves: `prep_due_for` is the start it was worked out for) and kept in `prep_due_at`;
+    after that a pass reads only meetings whose time has come and that are not marked
+    `prep_nudged_at` (both nudges queued, or the meeting began). With nothing due a pass is
+    two index reads, however many meetings lie ahead. A send time kept is not worked out
+    again when someone's time zone or the settings change, only when the meeting moves
+    (the nudge still goes once, at the time worked out before)."""
+    if not settings.prep_nudge_hours:
+        return []
+    lead, hours = timedelta(hours=settings.prep_nudge_hours), settings.working_hours
+    entering = select(Occurrence.id).where(  # read from ix_occurrences_prep_window alone
+        Occurrence.scheduled_start > now,
+        Occurrence.scheduled_start <= now + lead + WEEKEND_MARGIN,
+        Occurrence.prep_nudged_at.is_(None),
+        or_(Occurrence.prep_due_for.is_(None),
+            Occurrence.prep_due_for != Occurrence.scheduled_start))
+    new_ids = list(session.scalars(entering))
+    ahead = {a.occurrence_id: a for a in _ahead(session, Occurrence.prep_due_at <= now)}
+    for i in range(0, len(new_ids), KEY_BATCH):
+        fresh = _ahead(session, Occurrence.id.in_(new_ids[i:i + KEY_BATCH]))
+        _remember_send_times(session, fresh, lead=lead, hours=hours)
+        ahead.update((a.occurrence_id, a) for a in fresh)
+    due = [(a.occurrence_id, person_id) for a in ahead.values()
+           if a.live and a.start > now
+           for person_id, zone, reachable in a.people
+           if reachable and _send_time(a.start, lead, hours, zone) <= now]
     used = used_keys(session, (dedupe_key(*nudge) for nudge in due))
     queued = []
     for occurrence_id, person_id in due:
@@ -128,12 +156,26 @@ def queue_prep_nudges(session: Session, *, settings: Settings, now: datetime) ->
         queued.append(enqueue(session, kind=KIND, dedupe_key=key, recipient=person.email,
                               rendered=rendered).id)
         used.add(key)
-    done = [row[0] for row in ahead
-            if {dedupe_key(row[0], row[2]), dedupe_key(row[0], row[5])} <= used]
+    done = [a.occurrence_id for a in ahead.values() if a.start <= now
+            or {dedupe_key(a.occurrence_id, p) for p, _, _ in a.people} <= used]
     for i in range(0, len(done), KEY_BATCH):
         session.execute(update(Occurrence).where(Occurrence.id.in_(done[i:i + KEY_BATCH]))
                         .values(prep_nudged_at=now).execution_options(synchronize_session=False))
     return queued
+
+
+def _remember_send_times(session: Session, ahead: list[_Ahead], *, lead: timedelta,
+                         hours: tuple[time, time]) -> None:
+    """Keep each meeting's earliest send time and the start it is for."""
+    table = cast(Table, Occurrence.__table__)
+    rows = [{"oid": a.occurrence_id, "due": min(_send_time(a.start, lead, hours, zone)
+                                                for _, zone, _ in a.people),
+             "start": a.start}
+            for a in ahead]
+    if rows:
+        session.execute(table.update().where(table.c.id == bindparam("oid"))
+                        .values(prep_due_at=bindparam("due"), prep_due_for=bindparam("start")),
+                        rows)
 
 
 def render_nudge(session: Session, *, settings: Settings, occurrence: Occurrence,

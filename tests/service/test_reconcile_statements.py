@@ -30,7 +30,7 @@ from service.outcomes import service as outcomes
 from service.pairs.models import Occurrence
 from service.prep.nudge import queue_prep_nudges
 from service.settings import Settings
-from tests.service.reconcile_seed import NOW, ZONES, seed
+from tests.service.reconcile_seed import HOUR, NOW, ZONES, seed
 
 Part = Callable[[Session, Settings], Any]
 
@@ -150,7 +150,7 @@ INDEXES = {
     "settle_ended": "ix_occurrences_undecided_end",
     "due_checks": "ix_occurrences_undecided_end",
     "revisit_drops": "ix_occurrences_outcome_start",
-    "prep_nudges": "ix_occurrences_start",
+    "prep_nudges": "ix_occurrences_prep_window",
     "due_messages": "ix_outbox_status_not_before",
     "digest_due": "ix_outbox_status_not_before",
 }
@@ -231,3 +231,23 @@ def test_digest_due_works_out_send_times_per_time_zone_not_per_manager(
     with factory() as session:
         assert digest.digest_due(session, settings=settings, now=NOW) == []
     assert len(calls) == len(ZONES)  # 200 managers in three zones (one unset: UTC)
+
+
+def test_a_meeting_moved_closer_gets_its_nudges_at_the_new_time(
+        company: Callable[[int], sessionmaker[Session]], settings: Settings) -> None:
+    """The send time kept for a meeting is worked out again when it moves: a meeting four
+    days ahead (nudges not due) moved to two hours from now gets both nudges this pass."""
+    factory = company(10)
+    later = NOW + timedelta(days=3, hours=20)
+    with factory.begin() as session:
+        assert queue_prep_nudges(session, settings=settings, now=NOW) == []
+        moved = session.scalars(select(Occurrence).where(
+            Occurrence.scheduled_start == later, Occurrence.status == "confirmed")
+            .order_by(Occurrence.id).limit(1)).one()
+        assert moved.prep_due_at is not None and moved.prep_due_at > NOW
+        moved.scheduled_start, moved.scheduled_end = NOW + timedelta(hours=2), NOW + 3 * HOUR
+    with factory.begin() as session:
+        queued = queue_prep_nudges(session, settings=settings, now=NOW)
+    assert len(queued) == 2
+    with factory.begin() as session:
+        assert queue_prep_nudges(session, settings=settings, now=NOW) == []  # once
