@@ -71,6 +71,9 @@ class Settings(BaseSettings):
     http_host: str = "127.0.0.1"  # `rapport run` serves pages and webhooks here
     http_port: int = Field(default=8000, ge=1, le=65535)
     poll_interval_seconds: int = Field(default=300, ge=1)
+    # A calendar with an unexpired push channel is polled only this often: its notifications
+    # say when to sync, the poll is the fallback for a lost one.
+    push_poll_fallback_seconds: int = Field(default=6 * 3600, ge=1)
     reconcile_interval_seconds: int = Field(default=60, ge=1)
     # Provider calls in flight at once per account: Graph allows 4 per mailbox
     # (learn.microsoft.com/en-us/graph/throttling-limits#outlook-service-limits); Google

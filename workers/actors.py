@@ -151,7 +151,9 @@ def reconcile() -> None:
     now = rt.clock()
     with rt.factory.begin() as session:
         stale = calendars_due_for_sync(
-            session, now=now, poll_interval=timedelta(seconds=rt.settings.poll_interval_seconds))
+            session, now=now, poll_interval=timedelta(seconds=rt.settings.poll_interval_seconds),
+            push_fallback=(timedelta(seconds=rt.settings.push_poll_fallback_seconds)
+                           if rt.settings.public_url else None))
         new_accounts = accounts_without_calendars(session)
         due = plan_due_agendas(session, settings=rt.settings, now=now)
         channels = (calendars_needing_channels(session, now=now)

@@ -29,9 +29,13 @@ class Account(Base):
     email: Mapped[str] = mapped_column(String(320))
     person_id: Mapped[int | None] = mapped_column(ForeignKey("people.id"))
     credentials_encrypted: Mapped[bytes] = mapped_column(LargeBinary)
-    status: Mapped[AccountStatus] = mapped_column(String(20), default=AccountStatus.ACTIVE)
+    status: Mapped[AccountStatus] = mapped_column(String(20), default=AccountStatus.ACTIVE,
+                                                  index=True)
     status_reason: Mapped[str | None] = mapped_column(Text)
     status_changed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # since when
+    # the revocation episode (its `status_changed_at`) whose re-consent email is queued:
+    # the reconciler reads only flagged accounts whose episode has not had its email
+    reconsent_emailed_for: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_sync_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # the provider asked us to wait (Retry-After): no call for this account before then

@@ -58,22 +58,37 @@ def known_calendars(session: Session, *, account_id: int) -> KnownCalendars:
 
 
 def calendars_due_for_sync(session: Session, *, now: datetime, poll_interval: timedelta,
+                           push_fallback: timedelta | None = None,
                            wall_now: datetime | None = None) -> list[int]:
     """Calendars never synced, not synced for `poll_interval` (the polling fallback when no
     push arrives), with a sync requested (a webhook, a failure), or left with an expired
     lease (a worker died mid-sync).
 
+    With `push_fallback` (push is on), a calendar whose channel has not expired is polled
+    only after that much longer interval: its notifications request the syncs, the poll only
+    covers a lost one. Google says notifications are not 100 % reliable and a watch channel
+    simply stops at its expiration; Graph sends a `missed` lifecycle event, and a
+    subscription also stops at its expirationDateTime: an expired channel polls normally.
+
     Only calendars of accounts that are active and not asked to wait (`ready_accounts`), and
     not in a failing calendar's backoff (`retry_not_before`). Leases and backoffs are
     wall-clock (`wall_now`, default the real time): they pace real requests."""
-    poll_before = now - poll_interval
     wall = wall_now or utcnow()
     dead_lease = and_(Calendar.sync_lease_holder.is_not(None), Calendar.sync_lease_until < wall)
+    polled = Calendar.last_sync_at < now - poll_interval
+    if push_fallback is not None:
+        pushed = and_(Calendar.subscription_id.is_not(None),
+                      Calendar.subscription_expires_at > now)
+        unpushed = or_(Calendar.subscription_id.is_(None),
+                       Calendar.subscription_expires_at.is_(None),
+                       Calendar.subscription_expires_at <= now)
+        polled = or_(and_(unpushed, polled),
+                     and_(pushed, Calendar.last_sync_at < now - push_fallback))
     return list(session.scalars(
         select(Calendar.id).join(Account, Account.id == Calendar.account_id)
         .where(ready_accounts(),
                or_(Calendar.retry_not_before.is_(None), Calendar.retry_not_before <= wall),
-               or_(Calendar.last_sync_at.is_(None), Calendar.last_sync_at < poll_before,
+               or_(Calendar.last_sync_at.is_(None), polled,
                    Calendar.sync_requested_at.is_not(None), dead_lease))))
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 
-from sqlalchemy import Integer, String, Text
+from sqlalchemy import Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from service.db import Base, UTCDateTime, utcnow
@@ -23,6 +23,8 @@ class OutboxMessage(Base):
     """One email; `dedupe_key` (e.g. "alert:occ:42", "digest:7:2026-W48") is unique."""
 
     __tablename__ = "outbox"
+    # what is due to send, found without reading every email ever sent (migration 0021)
+    __table_args__ = (Index("ix_outbox_status_not_before", "status", "not_before"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     kind: Mapped[str] = mapped_column(String(20))

@@ -175,6 +175,20 @@ def due_messages(session: Session, *, now: datetime, lease: timedelta = LEASE) -
     return list(session.scalars(stmt))
 
 
+KEY_BATCH = 500  # keys per IN (...): well under SQLite's and PostgreSQL's parameter limits
+
+
+def used_keys(session: Session, keys: Iterable[str]) -> set[str]:
+    """Which of `keys` already have an outbox row: one indexed query per 500 keys, so a
+    caller checks a whole batch of "once" emails at once, not one query per email."""
+    wanted = sorted(set(keys))
+    used: set[str] = set()
+    for i in range(0, len(wanted), KEY_BATCH):
+        used |= set(session.scalars(select(OutboxMessage.dedupe_key).where(
+            OutboxMessage.dedupe_key.in_(wanted[i:i + KEY_BATCH]))))
+    return used
+
+
 def _error_text(err: Exception) -> str:
     """A short, body-free description of a failure for `last_error` and logs."""
     return f"{type(err).__name__}: {err}"[:500]

@@ -11,13 +11,12 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from service.accounts.models import Account, AccountStatus
-from service.accounts.signing import link_expiry, links_version, reconnect_url
-from service.email.models import OutboxMessage
-from service.email.outbox import enqueue
+from service.accounts.signing import link_expiry, reconnect_url
+from service.email.outbox import enqueue, used_keys
 from service.email.render import render_email
 from service.people.models import Person
 from service.settings import Settings
@@ -26,38 +25,42 @@ KIND = "reconsent"
 PROVIDER_NAMES = {"google": "Google", "microsoft": "Microsoft 365"}
 
 
+def _episode(account: Account) -> datetime:
+    return account.status_changed_at or account.created_at
+
+
 def reconsent_key(account: Account) -> str:
     """The dedupe key of the account's current revocation episode."""
-    since = account.status_changed_at or account.created_at
-    return f"{KIND}:{account.id}:{since.isoformat()}"
+    return f"{KIND}:{account.id}:{_episode(account).isoformat()}"
 
 
 def queue_reconsent_emails(session: Session, *, settings: Settings, now: datetime) -> list[int]:
     """Queue the email of every flagged personal account that has not had its one yet;
-    returns the outbox ids queued by this call (none on a repeat)."""
-    accounts = session.scalars(select(Account).where(
+    returns the outbox ids queued by this call (none on a repeat).
+
+    One query (indexed by status) for the flagged accounts whose episode has not had its
+    email (`Account.reconsent_emailed_for`), one for the keys those already used: a pass
+    with nothing new costs one query however many accounts wait for their owner."""
+    episode = func.coalesce(Account.status_changed_at, Account.created_at)
+    accounts = session.execute(select(Account, Person).join(
+        Person, Person.id == Account.person_id).where(
         Account.status == AccountStatus.NEEDS_RECONSENT, Account.grant_id.is_(None),
-        Account.person_id.is_not(None)).order_by(Account.id)).all()
+        or_(Account.reconsent_emailed_for.is_(None), Account.reconsent_emailed_for != episode))
+        .order_by(Account.id)).all()
+    used = used_keys(session, (reconsent_key(account) for account, _ in accounts))
     queued: list[int] = []
-    for account in accounts:
-        key = reconsent_key(account)
-        version = links_version(session, person_id=account.person_id or 0)
-        if version is None or _already(session, key):
+    for account, person in accounts:
+        account.reconsent_emailed_for = _episode(account)
+        if reconsent_key(account) in used:
             continue
-        person = session.get(Person, account.person_id)
         provider = PROVIDER_NAMES.get(account.provider, account.provider)
         rendered = render_email(template="reconsent", context={
-            "name": (person.display_name if person is not None else None) or account.email,
+            "name": person.display_name or account.email,
             "email": account.email, "provider": provider,
             "url": reconnect_url(settings, account_id=account.id, provider=account.provider,
-                                 version=version, now=now),
+                                 version=person.links_version, now=now),
             "expires": link_expiry(settings, now=now).strftime("%d %B %Y")})
-        row = enqueue(session, kind=KIND, dedupe_key=key, recipient=account.email,
-                      rendered=rendered)
+        row = enqueue(session, kind=KIND, dedupe_key=reconsent_key(account),
+                      recipient=account.email, rendered=rendered)
         queued.append(row.id)
     return queued
-
-
-def _already(session: Session, key: str) -> bool:
-    return session.scalar(select(OutboxMessage.id).where(OutboxMessage.dedupe_key == key)) \
-        is not None

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import ColumnElement, String, and_, cast, exists, literal, or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from service.accounts.signing import manager_url
@@ -109,6 +109,10 @@ class DueDigest:
     iso_week: str
 
 
+def _in_zone(name: str | None) -> ColumnElement[bool]:
+    return Person.time_zone.is_(None) if name is None else Person.time_zone == name
+
+
 def digest_due(session: Session, *, settings: Settings, now: datetime,
                lease: timedelta = LEASE) -> list[DueDigest]:
     """Digests due now: the manager's send time this local week has passed and no outbox row
@@ -118,30 +122,31 @@ def digest_due(session: Session, *, settings: Settings, now: datetime,
     for the whole of the week before: earlier, it would be twelve empty weeks. A digest not
     queued within `CATCH_UP` of its send time (the service was down) is skipped.
 
-    One query for the managers, one for the keys already used, one for stuck rows: the
-    reconciler can call this every minute for thousands of managers.
+    The send time depends only on the time zone, so it is worked out once per zone: one
+    query for the managers' zones, one (only while some zone's send time has come) for the
+    managers of those zones without this week's row, one for stuck rows. The reconciler
+    calls this every minute; nothing here grows with the number of managers in Python.
     """
-    managers = session.execute(
-        select(Person.id, Person.time_zone, func.min(Pair.created_at))
-        .join(Pair, Pair.manager_id == Person.id)
-        .where(Person.opted_out.is_(False), Person.suspended.is_(False),
-               Person.left_at.is_(None))
-        .group_by(Person.id, Person.time_zone)
-    ).all()
-    wanted: dict[str, DueDigest] = {}
-    for manager_id, tz_name, first_seen in managers:
-        tz = zone_of(tz_name)
+    active = (Person.opted_out.is_(False), Person.suspended.is_(False), Person.left_at.is_(None))
+    zones = session.scalars(select(Person.time_zone).distinct().where(
+        *active, exists().where(Pair.manager_id == Person.id))).all()
+    open_zones = []
+    for name in zones:
+        tz = zone_of(name)
         week = d.iso_week_of(now, tz)
-        watched_from, _ = d.week_bounds(d.shift_week(week, -1), tz)
         due_at = send_at(week, tz, settings)
-        if due_at <= now < due_at + CATCH_UP and first_seen <= watched_from:
-            wanted[dedupe_key(manager_id, week)] = DueDigest(manager_id, week)
-    keys = list(wanted)
-    used: set[str] = set()
-    for i in range(0, len(keys), 500):
-        used |= set(session.scalars(select(OutboxMessage.dedupe_key).where(
-            OutboxMessage.dedupe_key.in_(keys[i:i + 500]))))
-    due = [wanted[k] for k in keys if k not in used]
+        if due_at <= now < due_at + CATCH_UP:
+            watched_from, _ = d.week_bounds(d.shift_week(week, -1), tz)
+            week_key = literal(f"{KIND}:") + cast(Person.id, String) + literal(f":{week}")
+            open_zones.append(and_(
+                _in_zone(name),
+                exists().where(Pair.manager_id == Person.id, Pair.created_at <= watched_from),
+                ~exists().where(OutboxMessage.dedupe_key == week_key)))
+    due = []
+    if open_zones:
+        due = [DueDigest(manager_id, d.iso_week_of(now, zone_of(name)))
+               for manager_id, name in session.execute(
+                   select(Person.id, Person.time_zone).where(*active, or_(*open_zones)))]
     stuck = session.scalars(select(OutboxMessage.dedupe_key).where(
         OutboxMessage.kind == KIND,
         or_((OutboxMessage.status == OutboxStatus.PENDING.value)

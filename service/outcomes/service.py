@@ -9,13 +9,13 @@ same transaction as the outcome, so deciding and queueing happen together or not
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import or_, select, update
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy import ColumnElement, Select, TextualSelect, and_, or_, select, text, update
+from sqlalchemy.orm import Session, aliased, sessionmaker
 
 from connectors.base import BusyInterval, FreeBusy
 from connectors.errors import ConnectorError, RateLimited
@@ -26,6 +26,7 @@ from service.outcomes.alerts import AlertFacts, quiet_until, render_alert
 from service.outcomes.slots import Slot, free_slots, local_day, search_span
 from service.outcomes.state import DECLINED, DROPS, Decision, Facts, arm, decide
 from service.pairs.models import (
+    UNARMED_DROP,
     AdHocMeeting,
     Occurrence,
     OccurrenceStatus,
@@ -136,20 +137,23 @@ def _series_over(session: Session, ctx: _Context) -> bool:
     return later is None
 
 
-def _facts(session: Session, ctx: _Context, settings: Settings, *,
-           with_replacement: bool = True) -> Facts:
-    occ = ctx.occurrence
+def _row_facts(occ: Occurrence, **more: Any) -> Facts:
+    """The facts the occurrence row alone tells; `more` adds what needs its series or pair.
+
+    Arming a check and settling a meeting that is over read nothing else (see `arm` and the
+    SCHEDULED branch of `decide`), so they build no context."""
     return Facts(
         original_start=occ.original_start, scheduled_start=occ.scheduled_start,
         scheduled_end=occ.scheduled_end,
         cancelled=occ.status == OccurrenceStatus.CANCELLED,
         manager_response=occ.manager_response, report_response=occ.report_response,
         outcome=Outcome(occ.outcome) if occ.outcome else None,
-        check_due_at=occ.check_due_at,
-        series_ended=_series_over(session, ctx),
-        replacement=with_replacement and _replacement(session, ctx, settings),
-        muted=ctx.pair.muted,
-    )
+        check_due_at=occ.check_due_at, **more)
+
+
+def _facts(session: Session, ctx: _Context, settings: Settings) -> Facts:
+    return _row_facts(ctx.occurrence, series_ended=_series_over(session, ctx),
+                      replacement=_replacement(session, ctx, settings), muted=ctx.pair.muted)
 
 
 def _store(session: Session, occ: Occurrence, decision: Decision, *, now: datetime) -> None:
@@ -174,44 +178,68 @@ def _store(session: Session, occ: Occurrence, decision: Decision, *, now: dateti
 # -- the grace period ------------------------------------------------------------------
 
 
+BATCH = 500  # ids per IN (...): well under SQLite's and PostgreSQL's parameter limits
+
+
+def _batches(ids: Iterable[int]) -> Iterator[list[int]]:
+    ordered = sorted(set(ids))
+    for i in range(0, len(ordered), BATCH):
+        yield ordered[i:i + BATCH]
+
+
+def _drop_shown() -> ColumnElement[bool]:
+    """SQL: the calendar shows a drop (cancelled, or declined by one of the two)."""
+    return or_(Occurrence.status == OccurrenceStatus.CANCELLED.value,
+               Occurrence.manager_response == DECLINED, Occurrence.report_response == DECLINED)
+
+
+def _of_pairs() -> Select[Occurrence]:
+    """Occurrences of 1:1 series (a series with a pair)."""
+    return (select(Occurrence).join(Series, Series.id == Occurrence.series_id)
+            .where(Series.pair_id.is_not(None)))
+
+
+def _unarmed_drops(session: Session) -> TextualSelect:
+    """The ids in the partial index `ix_occurrences_unarmed_drops`, read through it.
+
+    Its condition is repeated verbatim: SQLite uses a partial index only for a query whose
+    WHERE holds the index's terms as written, with literals, not bound parameters
+    (sqlite.org/partialindex.html, "Queries Using Partial Indexes"). SQLite without ANALYZE
+    statistics would still prefer the wider (outcome, check_due_at, ...) index, so it is
+    named (sqlite.org/lang_indexedby.html); PostgreSQL's planner picks the small index from
+    the statistics autovacuum keeps."""
+    hint = (" INDEXED BY ix_occurrences_unarmed_drops"
+            if session.get_bind().dialect.name == "sqlite" else "")
+    return text(f"SELECT id FROM occurrences{hint} WHERE {UNARMED_DROP}").columns(
+        Occurrence.id)
+
+
 def arm_checks(session: Session, *, settings: Settings, now: datetime,
                occurrence_ids: Iterable[int] | None = None) -> list[tuple[int, datetime]]:
     """Start (or stop) the grace period of dropped 1:1 occurrences; returns (id, due) armed.
 
     Without `occurrence_ids` every undecided drop without a check is armed, which is how the
-    reconciler repairs a sync whose follow-up was lost.
+    reconciler repairs a sync whose follow-up was lost: one query on a partial index that
+    holds only such drops, so a pass with nothing to arm reads no other row. With ids (a
+    sync's follow-up), only the ones that show a drop or carry a check are read, in batches.
     """
-    query = (
-        select(Occurrence.id).join(Series, Series.id == Occurrence.series_id)
-        .where(Series.pair_id.is_not(None), Occurrence.outcome.is_(None))
-    )
-    if occurrence_ids is not None:
-        ids = list(occurrence_ids)
-        if not ids:
-            return []
-        # only drops, and checks that a confirmation may stop: the rest has nothing to arm
-        query = query.where(Occurrence.id.in_(ids), or_(
-            Occurrence.check_due_at.is_not(None), Occurrence.status == OccurrenceStatus.CANCELLED,
-            Occurrence.manager_response == DECLINED, Occurrence.report_response == DECLINED))
+    undecided = Occurrence.outcome.is_(None)
+    if occurrence_ids is None:
+        queries = [_of_pairs().where(Occurrence.id.in_(_unarmed_drops(session)))]
     else:
-        query = query.where(Occurrence.check_due_at.is_(None), or_(
-            Occurrence.status == OccurrenceStatus.CANCELLED,
-            Occurrence.manager_response == DECLINED, Occurrence.report_response == DECLINED))
+        # only drops, and checks that a confirmation may stop: the rest has nothing to arm
+        queries = [_of_pairs().where(Occurrence.id.in_(chunk), undecided, or_(
+            Occurrence.check_due_at.is_not(None), _drop_shown()))
+            for chunk in _batches(occurrence_ids)]
     armed: list[tuple[int, datetime]] = []
     grace = grace_of(settings)
-    for occurrence_id in session.scalars(query).all():
-        ctx = occurrence_context(session, occurrence_id)
-        if ctx is None:
-            continue
-        facts = _facts(session, ctx, settings, with_replacement=False)
-        if facts.drop is None and facts.check_due_at is None:
-            continue
-        noticed = ctx.occurrence.cancelled_at or now
-        decision = arm(facts, noticed_at=noticed, grace=grace)
-        if decision.changes_anything:
-            _store(session, ctx.occurrence, decision, now=now)
-            if decision.check_due_at is not None:
-                armed.append((occurrence_id, decision.check_due_at))
+    for query in queries:
+        for occ in session.scalars(query).all():
+            decision = arm(_row_facts(occ), noticed_at=occ.cancelled_at or now, grace=grace)
+            if decision.changes_anything:
+                _store(session, occ, decision, now=now)
+                if decision.check_due_at is not None:
+                    armed.append((occ.id, decision.check_due_at))
     return armed
 
 
@@ -224,44 +252,71 @@ def due_checks(session: Session, *, now: datetime) -> list[int]:
 
 
 def settle_ended(session: Session, *, settings: Settings, now: datetime) -> int:
-    """Decide HELD / MOVED / UNKNOWN for 1:1 occurrences that are over; returns how many."""
-    ids = session.scalars(
-        select(Occurrence.id).join(Series, Series.id == Occurrence.series_id)
-        .where(Series.pair_id.is_not(None), Occurrence.outcome.is_(None),
-               Occurrence.check_due_at.is_(None), Occurrence.scheduled_end <= now,
-               Occurrence.status == OccurrenceStatus.CONFIRMED)).all()
+    """Decide HELD / MOVED / UNKNOWN for 1:1 occurrences that are over; returns how many.
+
+    One query on (outcome, check_due_at, scheduled_end); the row alone decides."""
+    rows = session.scalars(_of_pairs().where(
+        Occurrence.outcome.is_(None), Occurrence.check_due_at.is_(None),
+        Occurrence.scheduled_end <= now,
+        Occurrence.status == OccurrenceStatus.CONFIRMED.value)).all()
     decided = 0
-    for occurrence_id in ids:
-        ctx = occurrence_context(session, occurrence_id)
-        if ctx is None:
-            continue
-        facts = _facts(session, ctx, settings, with_replacement=False)
-        decision = decide(facts, now=now, grace=grace_of(settings))
+    for occ in rows:
+        decision = decide(_row_facts(occ), now=now, grace=grace_of(settings))
         if decision.outcome is not None and not decision.alert:
-            _store(session, ctx.occurrence, decision, now=now)
+            _store(session, occ, decision, now=now)
             decided += 1
         elif decision.check_due_at is not None:  # a drop the sync follow-up missed
-            _store(session, ctx.occurrence, decision, now=now)
+            _store(session, occ, decision, now=now)
     return decided
+
+
+def _recent_drops_maybe_rescheduled(now: datetime) -> Select[int]:
+    """Recent drops that are put back on the calendar, or that a meeting of the two booked
+    (or moved) since the drop may replace; `_replacement` then checks its window. People's
+    addresses are stored lower-cased, as the one-off meetings' people keys are."""
+    manager, report = aliased(Person), aliased(Person)
+    booked_since = or_(Occurrence.dropped_at.is_(None),
+                       AdHocMeeting.booked_at >= Occurrence.dropped_at,
+                       AdHocMeeting.moved_at >= Occurrence.dropped_at)
+    meeting = select(AdHocMeeting.id).where(
+        AdHocMeeting.people_key.in_([manager.email + "|" + report.email,
+                                     report.email + "|" + manager.email]),
+        AdHocMeeting.cancelled.is_(False), booked_since).exists()
+    put_back = and_(Occurrence.status == OccurrenceStatus.CONFIRMED.value,
+                    or_(Occurrence.manager_response.is_(None),
+                        Occurrence.manager_response != DECLINED),
+                    or_(Occurrence.report_response.is_(None),
+                        Occurrence.report_response != DECLINED))
+    return (select(Occurrence.id).join(Series, Series.id == Occurrence.series_id)
+            .join(Pair, Pair.id == Series.pair_id)
+            .join(manager, manager.id == Pair.manager_id)
+            .join(report, report.id == Pair.report_id)
+            .where(Occurrence.outcome.in_([o.value for o in DROPS]),
+                   Occurrence.original_start >= now - timedelta(days=REVISIT_DAYS),
+                   or_(put_back, meeting)))
 
 
 def revisit_drops(session: Session, *, settings: Settings, now: datetime,
                   occurrence_ids: Iterable[int] | None = None) -> list[int]:
-    """Turn recent drops into RESCHEDULED when a replacement showed up (no second alert)."""
-    query = select(Occurrence.id).where(Occurrence.outcome.in_([o.value for o in DROPS]))
-    if occurrence_ids is not None:
-        query = query.where(Occurrence.id.in_(list(occurrence_ids)))
+    """Turn recent drops into RESCHEDULED when a replacement showed up (no second alert).
+
+    The reconciler's pass reads only the drops a replacement may have turned up for (one
+    query on (outcome, original_start)); a sync's follow-up, the drops it touched."""
+    if occurrence_ids is None:
+        queries = [_recent_drops_maybe_rescheduled(now)]
     else:
-        query = query.where(Occurrence.original_start >= now - timedelta(days=REVISIT_DAYS))
+        drops = select(Occurrence.id).where(Occurrence.outcome.in_([o.value for o in DROPS]))
+        queries = [drops.where(Occurrence.id.in_(chunk)) for chunk in _batches(occurrence_ids)]
     changed = []
-    for occurrence_id in session.scalars(query).all():
-        ctx = occurrence_context(session, occurrence_id)
-        if ctx is None:
-            continue
-        decision = decide(_facts(session, ctx, settings), now=now, grace=grace_of(settings))
-        if decision.outcome is Outcome.RESCHEDULED:
-            _store(session, ctx.occurrence, decision, now=now)
-            changed.append(occurrence_id)
+    for query in queries:
+        for occurrence_id in session.scalars(query).all():
+            ctx = occurrence_context(session, occurrence_id)
+            if ctx is None:
+                continue
+            decision = decide(_facts(session, ctx, settings), now=now, grace=grace_of(settings))
+            if decision.outcome is Outcome.RESCHEDULED:
+                _store(session, ctx.occurrence, decision, now=now)
+                changed.append(occurrence_id)
     return changed
 
 

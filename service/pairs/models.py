@@ -18,6 +18,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -106,6 +107,13 @@ class SeriesSource(Base):
     is_organizer_copy: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
+# A drop no grace period was started for yet: the reconciler's repair of a lost sync
+# follow-up reads only these rows (`service.outcomes.service.arm_checks`). The queries
+# repeat this condition term for term, so SQLite and PostgreSQL can use the partial index.
+UNARMED_DROP = ("outcome IS NULL AND check_due_at IS NULL AND (status = 'cancelled'"
+                " OR manager_response = 'declined' OR report_response = 'declined')")
+
+
 class Occurrence(Base):
     """One planned meeting of a series, keyed by its original start; outcome comes later."""
 
@@ -113,6 +121,13 @@ class Occurrence(Base):
     __table_args__ = (
         UniqueConstraint("series_id", "original_start"),
         Index("ix_occurrences_start", "scheduled_start"),
+        # the reconciler's due work, found without scanning (migration 0021)
+        Index("ix_occurrences_undecided_end", "outcome", "check_due_at", "scheduled_end"),
+        Index("ix_occurrences_outcome_start", "outcome", "original_start"),
+        Index("ix_occurrences_prep_due", "prep_nudged_at", "prep_due_at"),
+        Index("ix_occurrences_prep_window", "prep_nudged_at", "scheduled_start", "prep_due_for"),
+        Index("ix_occurrences_unarmed_drops", "id", sqlite_where=text(UNARMED_DROP),
+              postgresql_where=text(UNARMED_DROP)),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -130,6 +145,11 @@ class Occurrence(Base):
     outcome: Mapped[str | None] = mapped_column(String(30))  # an `Outcome` value
     outcome_decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     check_due_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
+    # the prep nudges (`service.prep.nudge`): when both were queued (or the meeting began),
+    # the earliest send time of the two and the start it was worked out for
+    prep_nudged_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    prep_due_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    prep_due_for: Mapped[datetime | None] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
 

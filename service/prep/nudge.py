@@ -15,20 +15,22 @@ an hour before the last close before it.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, time, timedelta, tzinfo
+from functools import lru_cache
+from typing import cast
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy import ColumnElement, Table, and_, bindparam, or_, select, update
+from sqlalchemy.orm import Session, aliased
 
 from service.agenda.links import meeting_link_expiry, person_link
 from service.agenda.page import build_page
-from service.email.models import OutboxMessage
-from service.email.outbox import enqueue
+from service.email.outbox import KEY_BATCH, enqueue, used_keys
 from service.email.render import RenderedEmail, render_email
 from service.pairs.models import Occurrence, OccurrenceStatus, Pair, Series, SeriesStatus
 from service.people.models import Person
 from service.people.names import greeting, name_or_address
-from service.people.zones import person_zone, zone_name
+from service.people.zones import person_zone, zone_name, zone_of
 from service.settings import Settings
 
 KIND = "prep"
@@ -68,38 +70,112 @@ def send_time(meeting_start: datetime, *, lead: timedelta, hours: tuple[time, ti
     return nominal  # no working day within a week (hours of zero length): keep the lead
 
 
-def queue_prep_nudges(session: Session, *, settings: Settings, now: datetime) -> list[int]:
-    """Queue every nudge that is due and not yet queued; the new outbox ids (to deliver)."""
-    if not settings.prep_nudge_hours:
-        return []
-    lead = timedelta(hours=settings.prep_nudge_hours)
+def _reachable(person: type[Person]) -> ColumnElement[bool]:
+    """SQL: the person may get email (not opted out, not suspended, not gone)."""
+    return and_(person.opted_out.is_(False), person.suspended.is_(False),
+                person.left_at.is_(None))
+
+
+@lru_cache(maxsize=4096)
+def _send_time(meeting_start: datetime, lead: timedelta, hours: tuple[time, time],
+               zone: str | None) -> datetime:
+    """`send_time` in a zone named as `Person.time_zone` holds it; meetings of a company
+    share start times and zones, so a pass works each one out once."""
+    return send_time(meeting_start, lead=lead, hours=hours, tz=zone_of(zone))
+
+
+@dataclass(frozen=True)
+class _Ahead:
+    """A meeting whose nudges are not all queued, with what deciding them needs."""
+
+    occurrence_id: int
+    start: datetime
+    live: bool  # confirmed, and its series active
+    people: tuple[tuple[int, str | None, bool], ...]  # (person, zone, reachable): report first
+
+
+def _ahead(session: Session, *conditions: ColumnElement[bool]) -> list[_Ahead]:
+    manager, report = aliased(Person), aliased(Person)
     rows = session.execute(
-        select(Occurrence, Series, Pair)
+        select(Occurrence.id, Occurrence.scheduled_start,
+               and_(Occurrence.status == OccurrenceStatus.CONFIRMED,
+                    Series.status == SeriesStatus.ACTIVE),
+               Pair.report_id, report.time_zone, _reachable(report),
+               Pair.manager_id, manager.time_zone, _reachable(manager))
         .join(Series, Series.id == Occurrence.series_id)
         .join(Pair, Pair.id == Series.pair_id)
-        .where(Series.status == SeriesStatus.ACTIVE,
-               Occurrence.status == OccurrenceStatus.CONFIRMED,
-               Occurrence.scheduled_start > now,
-               Occurrence.scheduled_start <= now + lead + WEEKEND_MARGIN)
+        .join(report, report.id == Pair.report_id)
+        .join(manager, manager.id == Pair.manager_id)
+        .where(Occurrence.prep_nudged_at.is_(None), *conditions)
         .order_by(Occurrence.scheduled_start, Occurrence.id)).all()
+    return [_Ahead(r[0], r[1], bool(r[2]), ((r[3], r[4], bool(r[5])), (r[6], r[7], bool(r[8]))))
+            for r in rows]
+
+
+def queue_prep_nudges(session: Session, *, settings: Settings, now: datetime) -> list[int]:
+    """Queue every nudge that is due and not yet queued; the new outbox ids (to deliver).
+
+    Each meeting's earliest send time is worked out once, when it enters the window (or
+    moves: `prep_due_for` is the start it was worked out for) and kept in `prep_due_at`;
+    after that a pass reads only meetings whose time has come and that are not marked
+    `prep_nudged_at` (both nudges queued, or the meeting began). With nothing due a pass is
+    two index reads, however many meetings lie ahead. A send time kept is not worked out
+    again when someone's time zone or the settings change, only when the meeting moves
+    (the nudge still goes once, at the time worked out before)."""
+    if not settings.prep_nudge_hours:
+        return []
+    lead, hours = timedelta(hours=settings.prep_nudge_hours), settings.working_hours
+    entering = select(Occurrence.id).where(  # read from ix_occurrences_prep_window alone
+        Occurrence.scheduled_start > now,
+        Occurrence.scheduled_start <= now + lead + WEEKEND_MARGIN,
+        Occurrence.prep_nudged_at.is_(None),
+        or_(Occurrence.prep_due_for.is_(None),
+            Occurrence.prep_due_for != Occurrence.scheduled_start))
+    new_ids = list(session.scalars(entering))
+    ahead = {a.occurrence_id: a for a in _ahead(session, Occurrence.prep_due_at <= now)}
+    for i in range(0, len(new_ids), KEY_BATCH):
+        fresh = _ahead(session, Occurrence.id.in_(new_ids[i:i + KEY_BATCH]))
+        _remember_send_times(session, fresh, lead=lead, hours=hours)
+        ahead.update((a.occurrence_id, a) for a in fresh)
+    due = [(a.occurrence_id, person_id) for a in ahead.values()
+           if a.live and a.start > now
+           for person_id, zone, reachable in a.people
+           if reachable and _send_time(a.start, lead, hours, zone) <= now]
+    used = used_keys(session, (dedupe_key(*nudge) for nudge in due))
     queued = []
-    for occurrence, series, pair in rows:
-        for person_id in (pair.report_id, pair.manager_id):
-            person = session.get(Person, person_id)
-            if person is None or person.opted_out or person.suspended \
-                    or person.left_at is not None:
-                continue
-            at = send_time(occurrence.scheduled_start, lead=lead, hours=settings.working_hours,
-                           tz=person_zone(person))
-            key = dedupe_key(occurrence.id, person.id)
-            if at > now or session.scalar(select(OutboxMessage.id).where(
-                    OutboxMessage.dedupe_key == key)) is not None:
-                continue
-            rendered = render_nudge(session, settings=settings, occurrence=occurrence,
-                                    series=series, pair=pair, person=person, now=now)
-            queued.append(enqueue(session, kind=KIND, dedupe_key=key, recipient=person.email,
-                                  rendered=rendered).id)
+    for occurrence_id, person_id in due:
+        key = dedupe_key(occurrence_id, person_id)
+        if key in used:
+            continue
+        occurrence = session.get_one(Occurrence, occurrence_id)
+        series = session.get_one(Series, occurrence.series_id)
+        pair = session.get_one(Pair, series.pair_id)
+        person = session.get_one(Person, person_id)
+        rendered = render_nudge(session, settings=settings, occurrence=occurrence,
+                                series=series, pair=pair, person=person, now=now)
+        queued.append(enqueue(session, kind=KIND, dedupe_key=key, recipient=person.email,
+                              rendered=rendered).id)
+        used.add(key)
+    done = [a.occurrence_id for a in ahead.values() if a.start <= now
+            or {dedupe_key(a.occurrence_id, p) for p, _, _ in a.people} <= used]
+    for i in range(0, len(done), KEY_BATCH):
+        session.execute(update(Occurrence).where(Occurrence.id.in_(done[i:i + KEY_BATCH]))
+                        .values(prep_nudged_at=now).execution_options(synchronize_session=False))
     return queued
+
+
+def _remember_send_times(session: Session, ahead: list[_Ahead], *, lead: timedelta,
+                         hours: tuple[time, time]) -> None:
+    """Keep each meeting's earliest send time and the start it is for."""
+    table = cast(Table, Occurrence.__table__)
+    rows = [{"oid": a.occurrence_id, "due": min(_send_time(a.start, lead, hours, zone)
+                                                for _, zone, _ in a.people),
+             "start": a.start}
+            for a in ahead]
+    if rows:
+        session.execute(table.update().where(table.c.id == bindparam("oid"))
+                        .values(prep_due_at=bindparam("due"), prep_due_for=bindparam("start")),
+                        rows)
 
 
 def render_nudge(session: Session, *, settings: Settings, occurrence: Occurrence,

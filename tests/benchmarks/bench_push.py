@@ -6,12 +6,14 @@ renewal, measured, and what that makes for a 10,000-person company in steady sta
 Rapport as `rapport worker` would run it, in one process: SQLite, the in-process dramatiq
 worker, the real Google client / MSAL over HTTP(S) to both sandboxes, our real webhook
 endpoints served by uvicorn on a local port (RAPPORT_PUBLIC_URL), the seeded team connected.
-After the first sync and the reconcile that opens every channel, two measured steps per
+After the first sync and the reconcile that opens every channel, four measured steps per
 provider, counted by the sandbox (every HTTP request it served): a poll of every unchanged
-calendar (the second one: the first still reads the echo of our agenda writes), and a renewal
-of every channel (`RENEW_BEFORE` reached). Graph's validation POST goes to us and is not
-counted, nor are token refreshes and MSAL metadata reads (see API_PATHS). Not collected by
-pytest.
+calendar (the second one: the first still reads the echo of our agenda writes), a renewal
+of every channel (`RENEW_BEFORE` reached), and what polling costs a calendar whose channel
+is live once the poll interval passed without a notification, then once the push fallback
+interval (RAPPORT_PUSH_POLL_FALLBACK_SECONDS) passed. Graph's validation POST goes to us
+and is not counted, nor are token refreshes and MSAL metadata reads (see API_PATHS). Not
+collected by pytest.
 """
 
 from __future__ import annotations
@@ -124,6 +126,11 @@ def run(folder: Path, sandboxes: dict[str, GoogleSandbox | GraphSandbox],
     measured({"sync_requested_at": utcnow()})  # the first sees the echo of our agenda writes
     poll = measured({"sync_requested_at": utcnow()})
     renew = measured({"subscription_expires_at": utcnow() + RENEW_BEFORE - timedelta(hours=1)})
+    fallback_s = settings.push_poll_fallback_seconds
+    # no notification for a poll interval, then for the fallback interval: what polling
+    # still costs a calendar whose (fresh) channel is live
+    paced = measured({"last_sync_at": utcnow() - timedelta(seconds=args.poll_every + 1)})
+    fallen_back = measured({"last_sync_at": utcnow() - timedelta(seconds=fallback_s + 1)})
     server.should_exit = True
     runtime.engine.dispose()
 
@@ -141,6 +148,15 @@ def run(folder: Path, sandboxes: dict[str, GoogleSandbox | GraphSandbox],
         print(f"{provider:9} per calendar: {per_poll:.1f} calls per poll, {per_renewal:.1f} per "
               f"renewal; {args.people:,} people: polling {polling:,.0f} calls/min ({limit}), "
               f"push renewals {pushing:,.1f} calls/min + 1 list per change notification")
+        per_paced, per_fallback = paced[provider] / watched, fallen_back[provider] / watched
+        # polled at the poll pace while that already reads it, else at the fallback pace
+        polls = (per_paced * 60 / args.poll_every if per_paced
+                 else per_fallback * 60 / fallback_s)
+        steady = pushing + args.people * polls
+        print(f"{provider:9} live channel: {per_paced:.1f} calls per calendar once the poll "
+              f"interval passed, {per_fallback:.1f} once the {fallback_s / 3600:g} h fallback "
+              f"passed; {args.people:,} people with push: {steady:,.1f} calls/min steady "
+              f"state (renewals + polls) + 1 list per change notification")
 
 
 if __name__ == "__main__":

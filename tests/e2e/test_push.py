@@ -178,7 +178,7 @@ def test_a_leavers_channel_is_stopped_and_never_renewed(
     assert harness.provider_calls() == before and _sandbox_channels(harness, case) == 0
 
 
-def test_a_channel_is_renewed_before_it_expires_and_polling_goes_on(
+def test_a_channel_is_renewed_before_it_expires_and_polling_falls_back_to_hours(
         harness: Harness, case: ProviderCase, public_url: str) -> None:
     _open_channels(harness, case.manager)
     with harness.runtime.factory.begin() as session:  # the channel is now close to its end
@@ -198,7 +198,11 @@ def test_a_channel_is_renewed_before_it_expires_and_polling_goes_on(
 
     before = harness.provider_calls()
     harness.clock.now += timedelta(seconds=harness.settings.poll_interval_seconds + 1)
-    actors.reconcile.send()  # no notification came: the poll still reads the calendar
+    actors.reconcile.send()  # the live channel says when to sync: no poll at the poll pace
+    harness.run()
+    assert harness.provider_calls() == before
+    harness.clock.now += timedelta(seconds=harness.settings.push_poll_fallback_seconds)
+    actors.reconcile.send()  # no notification came for hours: the fallback poll reads it
     harness.run()
     assert harness.provider_calls() > before
     with harness.session() as session:

@@ -64,17 +64,18 @@ def _seed(engine: Engine) -> None:
             " detection_reason, status, first_seen_at) VALUES ('maya|sam', :p, '', 2, 1.0,"
             " '', 'active', :t)"), {"p": pair.id, "t": START})
         series_id = session.scalar(text("SELECT id FROM series"))
-        occurrence = Occurrence(series_id=series_id, original_start=START,
-                                scheduled_start=START, scheduled_end=START + timedelta(hours=1))
-        session.add(occurrence)
-        session.flush()
-        copy = OccurrenceCopy(occurrence_id=occurrence.id, calendar_id=calendar_id,
+        session.execute(text(  # the 0007 columns only (0021 adds prep_nudged_at)
+            "INSERT INTO occurrences (series_id, original_start, scheduled_start,"
+            " scheduled_end, status, updated_at) VALUES (:s, :t, :t, :e, 'confirmed', :t)"),
+            {"s": series_id, "t": START, "e": START + timedelta(hours=1)})
+        occurrence_id = session.scalar(text("SELECT id FROM occurrences"))
+        copy = OccurrenceCopy(occurrence_id=occurrence_id, calendar_id=calendar_id,
                               provider_event_id="evt-1")
         session.add(copy)
         session.execute(text(  # the 0007 columns only (0017 adds the merge base)
             "INSERT INTO agendas (occurrence_id, pair_id, kind, areas, question_ids,"
             " content_hash, created_at) VALUES (:o, :p, 'core', '[]', '[]', 'h', :t)"),
-            {"o": occurrence.id, "p": pair.id, "t": START})
+            {"o": occurrence_id, "p": pair.id, "t": START})
         session.execute(text(
             "INSERT INTO adhoc_meetings (calendar_id, provider_event_id, people_key, title,"
             " start, \"end\", cancelled, extra) VALUES (:c, 'adhoc-1', 'maya|sam', '',"

@@ -19,7 +19,7 @@ from alembic import op
 import service.db
 
 revision = "0022"
-down_revision = "0014"
+down_revision = "0021"
 branch_labels = None
 depends_on = None
 
