@@ -42,7 +42,7 @@ class StoredSeriesUids:
                     select(GraphSeriesUid.master_id, GraphSeriesUid.ical_uid).where(
                         GraphSeriesUid.account_id == self.account_id,
                         GraphSeriesUid.master_id.in_(ids[start:start + LOOKUP_CHUNK])))
-                found.update(rows.tuples())
+                found.update((master, uid) for master, uid in rows)
         return found
 
     def save(self, uids: Mapping[str, str]) -> None:
