@@ -26,7 +26,8 @@ from service.people.models import Person
 
 __all__ = [
     "Account", "AccountStatus", "ActionItem", "AdHocMeeting", "AgendaRecord", "Base",
-    "Calendar", "DirectoryGrant", "GraphSeriesUid", "MetricSnapshot", "Occurrence", "OccurrenceCopy",
+    "Calendar", "DirectoryGrant", "GraphSeriesUid", "MetricSnapshot", "Occurrence",
+    "OccurrenceCopy",
     "OccurrenceStatus",
     "OutboxMessage", "OutboxStatus", "Override", "Pair", "PairTopic", "Person", "ProviderCallLog",
     "QuarantinedItem", "Series", "SeriesSource", "SeriesStatus",

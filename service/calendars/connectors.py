@@ -14,6 +14,7 @@ import threading
 from collections import OrderedDict
 from typing import Any
 
+import httpx
 from sqlalchemy.orm import Session, sessionmaker
 
 from connectors.base import CalendarConnector, CallObserver, DirectoryConnector
@@ -86,7 +87,7 @@ class AccountConnectors:
         self._lock = threading.Lock()
         self._building = [threading.Lock() for _ in range(BUILD_STRIPES)]
         self._google_http = PerThreadHttp(ca_bundle=outgoing_ca_bundle(settings))
-        self._graph_http = graph_http(verify=ca_verify(settings))
+        self._graph_pool: httpx.Client | None = None  # opened with the first Graph connector
         # one app-only token provider per company grant, shared by every thread
         self._app_tokens: dict[int, tuple[str, AppTokenProvider]] = {}
         self._app_lock = threading.Lock()
@@ -143,6 +144,14 @@ class AccountConnectors:
                 while len(self._connectors) > self.capacity:
                     self._connectors.popitem(last=False)
         return connector
+
+    @property
+    def _graph_http(self) -> httpx.Client:
+        """The one httpx pool of every Graph connector of this process."""
+        with self._lock:
+            if self._graph_pool is None:
+                self._graph_pool = graph_http(verify=ca_verify(self.settings))
+            return self._graph_pool
 
     def _held(self, account_id: int, grant: str) -> CalendarConnector | None:
         """The account's connector if it was built from this grant (marked recently used)."""

@@ -91,7 +91,7 @@ def _window_ids(harness: Harness, connector: CalendarConnector, calendar: str) -
 def test_two_runs_of_four_threads_cost_one_token_per_google_account_and_one_metadata_read_per_graph_account(  # noqa: E501
         harness: Harness) -> None:
     harness.connect_team()
-    for sandbox in (harness.google, harness.graph):
+    for sandbox in (harness.sandbox("google"), harness.sandbox("microsoft")):
         sandbox.clear_requests()
 
     for _ in range(2):  # `rapport sync --once` twice: fresh worker threads each run
@@ -99,10 +99,10 @@ def test_two_runs_of_four_threads_cost_one_token_per_google_account_and_one_meta
         run_until_idle(harness.broker, threads=4, timeout=120)
 
     google = [p.email for p in people_on("google")]
-    assert Counter(r.user for r in _token_requests(harness.google)) == Counter(
+    assert Counter(r.user for r in _token_requests(harness.sandbox("google"))) == Counter(
         {email: 1 for email in google})
-    assert len(_metadata_reads(harness.graph)) == len(people_on("microsoft"))
-    assert calls(harness.graph).lists and calls(harness.google).lists
+    assert len(_metadata_reads(harness.sandbox("microsoft"))) == len(people_on("microsoft"))
+    assert calls(harness.sandbox("microsoft")).lists and calls(harness.sandbox("google")).lists
     with harness.session() as session:
         assert session.scalar(select(func.count()).select_from(Calendar)
                               .where(Calendar.cursor.is_(None))) == 0
@@ -110,9 +110,9 @@ def test_two_runs_of_four_threads_cost_one_token_per_google_account_and_one_meta
 
 def test_a_new_process_reads_no_series_master_any_process_read_before(harness: Harness) -> None:
     account_id = harness.connect(CASES["microsoft"].manager)
-    harness.graph.clear_requests()
+    harness.sandbox("microsoft").clear_requests()
     harness.sync()
-    first = _master_reads(harness.graph)
+    first = _master_reads(harness.sandbox("microsoft"))
     assert first, "a first sync learns each series' iCalUId from its master"
     assert len({r.path for r in first}) == len(first), "each master is read once"
     with harness.session() as session:
@@ -127,11 +127,11 @@ def test_a_new_process_reads_no_series_master_any_process_read_before(harness: H
         for calendar in session.scalars(select(Calendar)
                                         .where(Calendar.account_id == account_id)):
             calendar.cursor = None
-    harness.graph.clear_requests()
+    harness.sandbox("microsoft").clear_requests()
     harness.sync()
 
-    assert calls(harness.graph).lists, "the full round read every page again"
-    assert _master_reads(harness.graph) == []
+    assert calls(harness.sandbox("microsoft")).lists, "the full round read every page again"
+    assert _master_reads(harness.sandbox("microsoft")) == []
     with harness.session() as session:
         assert sorted(session.scalars(select(Series.series_key)).all()) == series
 
@@ -140,7 +140,7 @@ def test_one_google_connector_serves_threads_at_once_on_one_token(harness: Harne
     account_id = harness.connect(CASES["google"].manager)
     connectors = AccountConnectors(harness.settings, harness.runtime.factory)
     calendar = _primary(harness, account_id)
-    harness.google.clear_requests()
+    harness.sandbox("google").clear_requests()
 
     def sync_twice() -> tuple[CalendarConnector, list[str]]:
         connector = connectors.for_account(account_id)
@@ -152,8 +152,8 @@ def test_one_google_connector_serves_threads_at_once_on_one_token(harness: Harne
 
     assert len({id(connector) for connector, _ in results}) == 1
     assert all(ids == results[0][1] for _, ids in results)
-    assert [r.user for r in _token_requests(harness.google)] == [CASES["google"].manager]
-    assert all(r.status == 200 for r in calls(harness.google).api)
+    assert [r.user for r in _token_requests(harness.sandbox("google"))] == [CASES["google"].manager]
+    assert all(r.status == 200 for r in calls(harness.sandbox("google")).api)
 
 
 def test_threads_sharing_a_graph_connector_refresh_an_expired_token_once_and_save_the_cache(
@@ -171,7 +171,7 @@ def test_threads_sharing_a_graph_connector_refresh_an_expired_token_once_and_sav
         store_credentials(account, vault=vault, credentials=credentials)
     connectors = AccountConnectors(harness.settings, harness.runtime.factory)
     calendar = _primary(harness, account_id)
-    harness.graph.clear_requests()
+    harness.sandbox("microsoft").clear_requests()
 
     def sync_twice() -> tuple[CalendarConnector, list[str]]:
         connector = connectors.for_account(account_id)
@@ -183,8 +183,8 @@ def test_threads_sharing_a_graph_connector_refresh_an_expired_token_once_and_sav
 
     assert len({id(connector) for connector, _ in results}) == 1
     assert all(ids == results[0][1] for _, ids in results)
-    assert len(_token_requests(harness.graph)) == 1
-    assert len(_metadata_reads(harness.graph)) == 1
+    assert len(_token_requests(harness.sandbox("microsoft"))) == 1
+    assert len(_metadata_reads(harness.sandbox("microsoft"))) == 1
     with harness.session() as session:
         account = session.get(Account, account_id)
         assert account is not None
