@@ -94,7 +94,8 @@ class SerializedRefresh(auth_credentials.Credentials):
     def refresh(self, request: Any) -> None:
         """Refresh, unless another thread already replaced the token this thread sent."""
         with self._lock:
-            if self.inner.token is None or self.inner.token == getattr(self._sent, "token", None):
+            sent = getattr(self._sent, "token", None)
+            if sent is None or self.inner.token in (None, sent):
                 self.inner.refresh(request)
 
     def before_request(self, request: Any, method: str, url: str, headers: Any) -> None:
