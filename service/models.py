@@ -2,7 +2,12 @@
 
 from service.accounts.models import Account, AccountStatus, DirectoryGrant
 from service.agenda.models import ActionItem, AgendaRecord, PairTopic
-from service.calendars.models import Calendar, ProviderCallLog, QuarantinedItem
+from service.calendars.models import (
+    Calendar,
+    GraphSeriesUid,
+    ProviderCallLog,
+    QuarantinedItem,
+)
 from service.db import Base
 from service.email.models import OutboxMessage, OutboxStatus
 from service.metrics.models import MetricSnapshot
@@ -21,7 +26,8 @@ from service.people.models import Person
 
 __all__ = [
     "Account", "AccountStatus", "ActionItem", "AdHocMeeting", "AgendaRecord", "Base",
-    "Calendar", "DirectoryGrant", "MetricSnapshot", "Occurrence", "OccurrenceCopy",
+    "Calendar", "DirectoryGrant", "GraphSeriesUid", "MetricSnapshot", "Occurrence",
+    "OccurrenceCopy",
     "OccurrenceStatus",
     "OutboxMessage", "OutboxStatus", "Override", "Pair", "PairTopic", "Person", "ProviderCallLog",
     "QuarantinedItem", "Series", "SeriesSource", "SeriesStatus",

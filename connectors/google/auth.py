@@ -7,9 +7,11 @@ into `AuthRevoked` at the HTTP edge (`connectors.google.client`).
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from google.auth import credentials as auth_credentials
 from google.oauth2 import service_account
 from google.oauth2.credentials import Credentials
 
@@ -53,3 +55,54 @@ def google_credentials(
         token_uri=token_uri,
         scopes=list(scopes) if scopes is not None else None,
     )
+
+
+class SerializedRefresh(auth_credentials.Credentials):
+    """One account's google-auth credentials shared by every thread: one token refresh at a time.
+
+    google-auth refreshes in `before_request` whenever the token is not valid, without a
+    lock (`Credentials._blocking_refresh`), so threads that start at once would each ask
+    the token endpoint. Here the check and the refresh run under the account's lock: the
+    first thread refreshes, the others find a valid token. After a 401, AuthorizedHttp calls
+    `refresh` (google_auth_httplib2); a thread whose token another thread has replaced since
+    it sent its request takes the new one instead of asking again.
+    """
+
+    def __init__(self, inner: auth_credentials.Credentials) -> None:
+        super().__init__()
+        self.inner = inner
+        self._lock = threading.Lock()
+        self._sent = threading.local()  # the token this thread last put on a request
+
+    @property
+    def token(self) -> Any:  # type: ignore[override]
+        """The current access token (the wrapped credentials')."""
+        return self.inner.token
+
+    @token.setter
+    def token(self, value: Any) -> None:
+        """Set by the base class's __init__ only; the wrapped credentials keep the token."""
+
+    @property
+    def expired(self) -> bool:
+        return bool(self.inner.expired)
+
+    @property
+    def valid(self) -> bool:
+        return bool(self.inner.valid)
+
+    def refresh(self, request: Any) -> None:
+        """Refresh, unless another thread already replaced the token this thread sent."""
+        with self._lock:
+            sent = getattr(self._sent, "token", None)
+            if sent is None or self.inner.token in (None, sent):
+                self.inner.refresh(request)
+
+    def before_request(self, request: Any, method: str, url: str, headers: Any) -> None:
+        """The wrapped credentials' refresh-if-needed and headers, under the lock."""
+        with self._lock:
+            self.inner.before_request(request, method, url, headers)
+            self._sent.token = self.inner.token
+
+    def apply(self, headers: Any, token: str | None = None) -> None:
+        self.inner.apply(headers, token=token)

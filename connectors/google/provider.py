@@ -46,8 +46,10 @@ from connectors.base import (
     Subscription,
     starts_before,
 )
+from connectors.google.auth import SerializedRefresh
 from connectors.google.client import GoogleClient, build_service
 from connectors.google.parsing import parse_event, parse_items, parse_timestamp
+from connectors.google.transport import PerThreadHttp
 from connectors.items import read_event
 from connectors.paging import RawPage, change_pages
 from connectors.retry import MAX_SLEEP_PER_CALL, RetryPolicy
@@ -84,9 +86,17 @@ class GoogleConnector:
         page_size: int = 250,
     ) -> None:
         """`retry` is the shared policy; `sleep`, `max_attempts` and `max_sleep` (seconds a call
-        may sleep in all) are its short form, used when `retry` is not given."""
-        service = build_service("calendar", "v3", credentials, api_url=api_url, http=http,
-                                ca_bundle=ca_bundle, timeout=timeout)
+        may sleep in all) are its short form, used when `retry` is not given.
+
+        Thread-safe: one connector per account can serve every worker thread. Requests go
+        out on `http` (by default a `PerThreadHttp`: each thread its own httplib2.Http, as
+        google-api-python-client asks), and the credentials refresh one thread at a time
+        (`SerializedRefresh`), so an account costs one token however many threads use it."""
+        if not isinstance(credentials, SerializedRefresh):
+            credentials = SerializedRefresh(credentials)
+        if http is None:
+            http = PerThreadHttp(timeout=timeout, ca_bundle=ca_bundle)
+        service = build_service("calendar", "v3", credentials, api_url=api_url, http=http)
         policy = retry or RetryPolicy(attempts=max_attempts, budget=max_sleep, sleep=sleep)
         self._client = GoogleClient(service, observer=observer, retry=policy)
         self._page_size = page_size

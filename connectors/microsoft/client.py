@@ -34,7 +34,7 @@ from connectors.errors import (
 )
 from connectors.retry import RetryPolicy, retry_after_seconds
 
-__all__ = ["GraphClient", "RetryPolicy", "translate"]
+__all__ = ["GraphClient", "RetryPolicy", "graph_http", "translate"]
 
 SYNC_RESET_CODES = frozenset({"syncstatenotfound", "syncstateinvalid", "resyncrequired"})
 
@@ -63,6 +63,15 @@ def translate(response: httpx.Response, operation: str) -> ConnectorError:
     return error_for_status(status, text, retry_after=retry_after)
 
 
+def graph_http(*, verify: str | bool = True, timeout: float = 30.0) -> httpx.Client:
+    """An httpx connection pool for Graph: `verify` is a CA bundle's path or True (httpx's
+    own trust store, and then the environment's proxy settings too)."""
+    tls: ssl.SSLContext | bool = (
+        ssl.create_default_context(cafile=verify) if isinstance(verify, str) else verify
+    )
+    return httpx.Client(verify=tls, timeout=timeout, trust_env=verify is True)
+
+
 class GraphClient:
     """Sends Graph requests with a fresh bearer token under the shared retry; raises our errors."""
 
@@ -77,19 +86,22 @@ class GraphClient:
         observer: CallObserver | None = None,
         retry: RetryPolicy | None = None,
         timeout: float = 30.0,
+        http: httpx.Client | None = None,
     ) -> None:
+        """`http` is a connection pool to share (`graph_http`; httpx: "It can be shared
+        between threads", `httpx.Client`'s docstring), left open by `close`; without it the
+        client opens its own."""
         self.api_url = api_url.rstrip("/")
         self._token = token_provider
         self._calls = CallReporter(self.provider, observer)
         self.retry = retry or RetryPolicy()
-        tls: ssl.SSLContext | bool = (
-            ssl.create_default_context(cafile=verify) if isinstance(verify, str) else verify
-        )
-        self._http = httpx.Client(verify=tls, timeout=timeout, trust_env=verify is True)
+        self._owns_http = http is None
+        self._http = http or graph_http(verify=verify, timeout=timeout)
 
     def close(self) -> None:
-        """Close the connection pool."""
-        self._http.close()
+        """Close the connection pool, if it is this client's own."""
+        if self._owns_http:
+            self._http.close()
 
     def url(self, path: str) -> str:
         """An absolute URL for a path under the Graph root (absolute links pass through)."""

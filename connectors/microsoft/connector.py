@@ -12,11 +12,13 @@ sandbox on another port), so the service starts over instead of calling a dead a
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol
 from urllib.parse import quote, urlsplit
+
+import httpx
 
 from connectors.base import (
     BusyInterval,
@@ -55,6 +57,19 @@ def _graph_time(dt: datetime) -> str:
     return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+class SeriesUidStore(Protocol):
+    """Where the service keeps what a Graph connector learnt: series master id -> the master's
+    iCalUId, for one mailbox (master ids are the mailbox's event ids)."""
+
+    def load(self, master_ids: Collection[str]) -> Mapping[str, str]:
+        """The known iCalUIds of those masters (unknown ones are left out)."""
+        ...
+
+    def save(self, uids: Mapping[str, str]) -> None:
+        """Keep newly read iCalUIds."""
+        ...
+
+
 class GraphConnector:
     """One Microsoft 365 account, through Graph v1.0; auth is handed in as `token_provider`."""
 
@@ -71,18 +86,25 @@ class GraphConnector:
         owner_email: str | None = None,
         page_size: int = PAGE_SIZE,
         retry: RetryPolicy | None = None,
+        http: httpx.Client | None = None,
+        series_uids: SeriesUidStore | None = None,
     ) -> None:
+        """`http`: a shared connection pool (see `GraphClient`); `series_uids`: where series
+        masters' iCalUIds are kept beyond this connector (the service's database), so a master
+        is read once, not once per process. Thread-safe when `token_provider` is."""
         self.client = GraphClient(
             token_provider=token_provider,
             api_url=api_url,
             verify=verify,
             observer=observer,
             retry=retry,
+            http=http,
         )
         self._root = f"users/{quote(user)}" if user else "me"
         self._owner = (owner_email or user or "").lower() or None
         self.page_size = page_size
         self._series_uids: dict[str, str | None] = {}
+        self._store = series_uids
 
     def close(self) -> None:
         """Release the HTTP connections."""
@@ -163,11 +185,11 @@ class GraphConnector:
         events: list[CalendarEvent] = []
         skipped: list[SkippedItem] = []
         owner = self.owner_email() if any("@removed" not in i for i in items) else self._owner
-        for raw in items:
-            uid = None
-            master = raw.get("seriesMasterId") if isinstance(raw, dict) else None
-            if master and "@removed" not in raw:
-                uid = self._series_uid(master)
+        masters = [raw.get("seriesMasterId") if isinstance(raw, dict) and "@removed" not in raw
+                   else None for raw in items]
+        self._learn_series_uids(m for m in masters if m)
+        for raw, master in zip(items, masters, strict=True):
+            uid = self._series_uids.get(master) if master else None
             parsed = parse_item(raw, calendar_id=calendar_id, owner=owner, series_uid=uid)
             if isinstance(parsed, SkippedItem):
                 skipped.append(parsed)  # logged once, by the service, with its calendar
@@ -175,20 +197,40 @@ class GraphConnector:
                 events.append(parsed)
         return events, skipped
 
-    def _series_uid(self, master_id: str) -> str | None:
-        """The series master's iCalUId (occurrences have their own), fetched once per series."""
-        if master_id not in self._series_uids:
-            try:
-                data = self.client.json(
-                    "GET",
-                    f"{self._root}/events/{quote(master_id)}",
-                    operation="events.get",
-                    params={"$select": "iCalUId"},
-                )
-                self._series_uids[master_id] = data.get("iCalUId")
-            except NotFound:
-                self._series_uids[master_id] = None
-        return self._series_uids[master_id]
+    def _learn_series_uids(self, master_ids: Iterable[str]) -> None:
+        """Know the iCalUId of each series master (an occurrence's own iCalUId differs per
+        occurrence, https://learn.microsoft.com/en-us/graph/api/resources/event: "This ID is
+        different for each occurrence in a recurring series"): from memory, else from the
+        store, else read once. calendarView delta lists "single instances or occurrences and
+        exceptions of a recurring series", never the master
+        (https://learn.microsoft.com/en-us/graph/delta-query-events), so a master this
+        mailbox never showed before costs one read; what is read is saved to the store."""
+        missing = {m for m in master_ids if m not in self._series_uids}
+        if missing and self._store is not None:
+            self._series_uids.update(self._store.load(missing))
+            missing.difference_update(self._series_uids)
+        found: dict[str, str] = {}
+        for master_id in sorted(missing):
+            uid = self._read_series_uid(master_id)
+            self._series_uids[master_id] = uid
+            if uid:
+                found[master_id] = uid
+        if found and self._store is not None:
+            self._store.save(found)
+
+    def _read_series_uid(self, master_id: str) -> str | None:
+        """GET the master's iCalUId alone; None when the master is gone."""
+        try:
+            data = self.client.json(
+                "GET",
+                f"{self._root}/events/{quote(master_id)}",
+                operation="events.get",
+                params={"$select": "iCalUId"},
+            )
+        except NotFound:
+            return None
+        uid = data.get("iCalUId")
+        return str(uid) if uid else None
 
     def _parse(self, calendar_id: str, event_id: str, raw: GraphEvent) -> CalendarEvent:
         """One event from a read or a write's answer; a broken one raises `MalformedEvent`
@@ -196,7 +238,9 @@ class GraphConnector:
 
         def parse() -> CalendarEvent:
             master = raw.get("seriesMasterId")
-            uid = self._series_uid(master) if master else None
+            if master:
+                self._learn_series_uids([master])
+            uid = self._series_uids.get(master) if master else None
             return parse_event(raw, calendar_id=calendar_id, owner=self.owner_email(),
                                series_uid=uid)
 

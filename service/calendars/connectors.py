@@ -14,6 +14,7 @@ import threading
 from collections import OrderedDict
 from typing import Any
 
+import httpx
 from sqlalchemy.orm import Session, sessionmaker
 
 from connectors.base import CalendarConnector, CallObserver, DirectoryConnector
@@ -26,8 +27,10 @@ from connectors.google.auth import (
 )
 from connectors.google.directory import USERS_PAGE, GoogleDirectory
 from connectors.google.provider import GoogleConnector
+from connectors.google.transport import PerThreadHttp
 from connectors.microsoft.app_auth import AppTokenProvider, client_credential, tenant_authority
 from connectors.microsoft.auth import MsalTokenProvider
+from connectors.microsoft.client import graph_http
 from connectors.microsoft.connector import GraphConnector
 from connectors.microsoft.directory import GraphDirectory
 from connectors.retry import RetryPolicy
@@ -40,6 +43,8 @@ from service.accounts.service import (
 )
 from service.calendars.calls import record_call
 from service.calendars.models import Calendar
+from service.calendars.series_uids import StoredSeriesUids
+from service.db import read_session
 from service.settings import Settings
 from service.tls import outgoing_ca_bundle
 
@@ -50,34 +55,46 @@ class UnknownProvider(ValueError):
     """An account row names a provider this build does not know."""
 
 
-CONNECTORS_PER_THREAD = 16
+CONNECTORS_PER_PROCESS = 1024  # a Google one ~10 KB (shared API description), MSAL's more
+BUILD_STRIPES = 64  # locks that keep two threads from building one account's connector
 
 
 class AccountConnectors:
-    """The production `ConnectorFactory`: one connector per account, from its credentials.
+    """The production `ConnectorFactory`: one connector per account per process, shared by
+    every worker thread.
 
-    Connectors are kept per worker thread (the HTTP clients are not thread-safe) and reused
-    across messages, so an access token, Google's parsed API description, MSAL's authority
-    metadata and Graph's series-id cache live longer than one message; the least recently used
-    are dropped past `CONNECTORS_PER_THREAD`, so memory stays flat however many accounts there
-    are. A reconnected account (other grant) gets a fresh connector. A cached connector
-    reports its calls through `record_call` to whatever records at the time of the call
-    (in a worker, the recorder of the current message).
+    A connector keeps an account's access token (Google credentials, the MSAL application and
+    its token cache, with the authority metadata MSAL read when it was built) and Graph's
+    series-id cache for as long as the process lives, so `rapport sync --once` and
+    `run_until_idle`, which start fresh worker threads each time, do not pay for them again.
+    Connectors are thread-safe: Google's send on a per-thread httplib2.Http (`PerThreadHttp`,
+    one for all accounts) and refresh their token under a lock (`SerializedRefresh`);
+    Graph's share one httpx connection pool and take their token one thread at a time. The
+    least recently used are dropped past `capacity` accounts, so memory stays bounded; a
+    dropped one is not closed (another thread may be using it; it holds no pool of its own).
+    A reconnected account (other grant) gets a fresh connector. A connector reports its
+    calls through `record_call` to whatever records at the time of the call (in a worker,
+    the recorder of the calling thread's current message).
     """
 
     def __init__(self, settings: Settings, factory: sessionmaker[Session],
-                 vault: Vault | None = None) -> None:
+                 vault: Vault | None = None, *, capacity: int = CONNECTORS_PER_PROCESS) -> None:
         self.settings = settings
         self.factory = factory
         self.vault = vault or Vault.from_settings(settings)
-        self._local = threading.local()
+        self.capacity = capacity
+        self._connectors: OrderedDict[int, tuple[str, CalendarConnector]] = OrderedDict()
+        self._lock = threading.Lock()
+        self._building = [threading.Lock() for _ in range(BUILD_STRIPES)]
+        self._google_http = PerThreadHttp(ca_bundle=outgoing_ca_bundle(settings))
+        self._graph_pool: httpx.Client | None = None  # opened with the first Graph connector
         # one app-only token provider per company grant, shared by every thread
         self._app_tokens: dict[int, tuple[str, AppTokenProvider]] = {}
         self._app_lock = threading.Lock()
 
     def for_calendar(self, calendar_id: int) -> CalendarConnector:
         """The connector of the account that owns `calendar_id`."""
-        with self.factory() as session:
+        with read_session(self.factory) as session:
             calendar = session.get(Calendar, calendar_id)
             if calendar is None:
                 raise LookupError(f"calendar {calendar_id} does not exist")
@@ -86,7 +103,7 @@ class AccountConnectors:
 
     def for_account(self, account_id: int) -> CalendarConnector:
         """A connector for the stored account, authenticated with its own grant."""
-        with self.factory() as session:
+        with read_session(self.factory) as session:
             account = session.get(Account, account_id)
             if account is None:
                 raise LookupError(f"account {account_id} does not exist")
@@ -100,31 +117,50 @@ class AccountConnectors:
                                                  credentials["grant"])
         grant = json.dumps({k: v for k, v in credentials.items() if k != "cache"},
                            sort_keys=True)
-        cache: OrderedDict[int, tuple[str, CalendarConnector]] = \
-            self._local.__dict__.setdefault("connectors", OrderedDict())
-        cached = cache.get(account_id)
-        if cached is not None and cached[0] == grant:
-            cache.move_to_end(account_id)
-            return cached[1]
-        connector: CalendarConnector
-        if app_tokens is not None:  # a person of a Microsoft 365 tenant grant, app-only
-            connector = GraphConnector(
-                token_provider=app_tokens, api_url=self.settings.graph_api_url,
-                verify=ca_verify(self.settings), observer=record_call,
-                user=credentials["user_id"], owner_email=email)
-        elif provider == "google":
-            connector = google_connector(self.settings, credentials, recorder=record_call)
-        elif provider == "microsoft":
-            connector = self._microsoft(account_id, email, credentials, record_call)
-        else:
-            raise UnknownProvider(f"account {account_id} has unknown provider {provider!r}")
-        cache[account_id] = (grant, connector)
-        while len(cache) > CONNECTORS_PER_THREAD:  # a Google client holds ~1 MB of API description
-            _, evicted = cache.popitem(last=False)[1]
-            close = getattr(evicted, "close", None)
-            if close is not None:
-                close()
+        held = self._held(account_id, grant)
+        if held is not None:
+            return held
+        with self._building[account_id % BUILD_STRIPES]:  # one build per account at a time
+            held = self._held(account_id, grant)
+            if held is not None:
+                return held
+            connector: CalendarConnector
+            if app_tokens is not None:  # a person of a Microsoft 365 tenant grant, app-only
+                connector = GraphConnector(
+                    token_provider=app_tokens, api_url=self.settings.graph_api_url,
+                    observer=record_call, user=credentials["user_id"], owner_email=email,
+                    http=self._graph_http,
+                    series_uids=StoredSeriesUids(self.factory, account_id))
+            elif provider == "google":
+                connector = google_connector(self.settings, credentials, recorder=record_call,
+                                             http=self._google_http)
+            elif provider == "microsoft":
+                connector = self._microsoft(account_id, email, credentials, record_call)
+            else:
+                raise UnknownProvider(f"account {account_id} has unknown provider {provider!r}")
+            with self._lock:
+                self._connectors[account_id] = (grant, connector)
+                self._connectors.move_to_end(account_id)
+                while len(self._connectors) > self.capacity:
+                    self._connectors.popitem(last=False)
         return connector
+
+    @property
+    def _graph_http(self) -> httpx.Client:
+        """The one httpx pool of every Graph connector of this process."""
+        with self._lock:
+            if self._graph_pool is None:
+                self._graph_pool = graph_http(verify=ca_verify(self.settings))
+            return self._graph_pool
+
+    def _held(self, account_id: int, grant: str) -> CalendarConnector | None:
+        """The account's connector if it was built from this grant (marked recently used)."""
+        with self._lock:
+            held = self._connectors.get(account_id)
+            if held is None or held[0] != grant:
+                return None
+            self._connectors.move_to_end(account_id)
+            return held[1]
 
     def directory_for(self, grant_id: int) -> DirectoryConnector:
         """The directory of a company grant, read with the grant's own credentials."""
@@ -163,21 +199,26 @@ class AccountConnectors:
                    recorder: CallObserver) -> CalendarConnector:
 
         tokens = msal_provider(self.settings, credentials)
+        lock = threading.Lock()
 
         def token() -> str:
-            value = tokens()
-            if tokens.has_state_changed:
-                credentials["cache"] = tokens.serialize()
-                with self.factory.begin() as session:
-                    account = session.get(Account, account_id)
-                    if account is not None:
-                        store_credentials(account, vault=self.vault, credentials=credentials)
-                tokens.cache.has_state_changed = False
-            return value
+            # one thread at a time: MSAL's token cache locks itself, but the application's
+            # requests.Session is not documented thread-safe, and a rotated cache is saved once
+            with lock:
+                value = tokens()
+                if tokens.has_state_changed:
+                    credentials["cache"] = tokens.serialize()
+                    with self.factory.begin() as session:
+                        account = session.get(Account, account_id)
+                        if account is not None:
+                            store_credentials(account, vault=self.vault,
+                                              credentials=credentials)
+                    tokens.cache.has_state_changed = False
+                return value
 
         return GraphConnector(token_provider=token, api_url=self.settings.graph_api_url,
-                              verify=ca_verify(self.settings), observer=recorder,
-                              owner_email=email)
+                              observer=recorder, owner_email=email, http=self._graph_http,
+                              series_uids=StoredSeriesUids(self.factory, account_id))
 
 
 def tenant_token_provider(settings: Settings, *, scope: dict[str, str],
@@ -197,7 +238,8 @@ def ca_verify(settings: Settings) -> str | bool:
 
 
 def google_connector(settings: Settings, credentials: dict[str, Any],
-                     recorder: CallObserver | None = None) -> CalendarConnector:
+                     recorder: CallObserver | None = None,
+                     http: PerThreadHttp | None = None) -> CalendarConnector:
     """A Google connector from an "authorized_user" credentials dict, or, for a person
     reached through a company grant, from the grant's service-account key (``grant``) acting
     as them (``subject``, domain-wide delegation) with the calendar scopes only."""
@@ -212,7 +254,7 @@ def google_connector(settings: Settings, credentials: dict[str, Any],
             credentials["client_secret"],
             credentials.get("token_uri") or settings.google_token_url)
     return GoogleConnector(creds, api_url=settings.google_api_url, observer=recorder,
-                           ca_bundle=outgoing_ca_bundle(settings), max_attempts=3,
+                           http=http, ca_bundle=outgoing_ca_bundle(settings), max_attempts=3,
                            max_sleep=5.0)
 
 

@@ -66,3 +66,18 @@ class QuarantinedItem(Base):
     provider_event_id: Mapped[str] = mapped_column(String(500))
     reason: Mapped[str] = mapped_column(Text)
     at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class GraphSeriesUid(Base):
+    """A Graph series master's iCalUId, read once per mailbox and kept (`series_uids`).
+
+    Graph's calendarView delta carries occurrences with their master's id but not the master,
+    and an occurrence's own iCalUId differs per occurrence; the series' shared iCalUId (what
+    Rapport matches copies across calendars and providers by) is the master's."""
+
+    __tablename__ = "graph_series_uids"
+
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"),
+                                            primary_key=True)
+    master_id: Mapped[str] = mapped_column(String(500), primary_key=True)
+    ical_uid: Mapped[str] = mapped_column(Text)

@@ -118,9 +118,9 @@ def test_people_reached_through_the_grant_are_synced_and_written_as_themselves(
         harness: Harness) -> None:
     _directory_settings(harness)
     grant_id = _connect(harness, _key(harness))
+    harness.google.clear_requests()
     for email in ("maya@acme.test", "sam@acme.test"):
         _reach(harness, grant_id, email)
-    harness.google.clear_requests()
 
     harness.sync()
 
@@ -137,6 +137,8 @@ def test_people_reached_through_the_grant_are_synced_and_written_as_themselves(
     assert lists == {"maya@acme.test", "sam@acme.test"}  # each calendar read as its owner
     grants = [r for r in served if r.path == "/token"]
     assert grants and all(r.status == 200 for r in grants)
+    # one token per person for the process: reaching them and syncing share the connector
+    assert sorted(r.user for r in grants) == ["maya@acme.test", "sam@acme.test"]
     assert {r.user for r in served if r.method == "PATCH"} == {"maya@acme.test"}
 
 
@@ -147,6 +149,9 @@ def test_a_person_the_admin_no_longer_delegates_is_flagged_for_the_admin_not_for
     grant_id = _connect(harness, key)
     maya = _reach(harness, grant_id, "maya@acme.test")
     harness.google.authorise_delegation(key["client_id"], [DIRECTORY_USERS_SCOPE])
+    # the token issued before stays good until it expires; the next one is refused: a new
+    # process (connectors are kept per process) asks for it
+    harness.runtime.connectors = AccountConnectors(harness.settings, harness.runtime.factory)
 
     harness.sync()
 
