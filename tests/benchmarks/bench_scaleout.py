@@ -48,11 +48,10 @@ from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 from cryptography.fernet import Fernet
 from pydantic import SecretStr
-from sqlalchemy import Engine, create_engine, func, select, text, update
+from sqlalchemy import Engine, create_engine, func, select, text
 from sqlalchemy.engine import URL, make_url
 
 from application.context import Started, start
@@ -249,13 +248,10 @@ def calendar_ids(engine: Engine, emails: list[str] | None = None) -> list[int]:
 
 def sync_and_wait(started: Started, sandbox: RemoteSandbox, ids: list[int],
                   timeout: float) -> Phase:
-    """Ask for a sync of `ids` as a push notification or a poll pass would; the requests
-    it cost once every resulting piece of work is done."""
+    """Send a sync of `ids` as a push notification (the webhook) or a poll pass (the
+    reconciler) does; the requests it cost once every resulting piece of work is done."""
     sandbox.call("clear_requests")
     began = time.perf_counter()
-    with started.runtime.factory.begin() as session:  # what a webhook records, then sends
-        session.execute(update(Calendar).where(Calendar.id.in_(ids))
-                        .values(sync_requested_at=datetime.now(UTC)))
     for calendar_id in ids:
         actors.sync_calendar.send(calendar_id)
     idle(started, timeout)
@@ -282,6 +278,7 @@ def run_workers(count: int, args: argparse.Namespace, settings: Settings, server
         workers = [fleet.worker(threads=args.threads) for _ in range(count)]
         wait_for_workers(folder, count)
         scheduler_box: list[int] = []
+        redis = find_pids("redis-server", argument=":6379")
 
         def backends() -> list[int]:
             with pg.connect() as conn:
@@ -294,7 +291,7 @@ def run_workers(count: int, args: argparse.Namespace, settings: Settings, server
             "scheduler": lambda: scheduler_box,
             "sandbox": lambda: [sandbox_pid(sandbox)],
             "postgres (run db)": backends,
-            "redis (shared)": lambda: find_pids("redis-server", argument=":6379"),
+            "redis (shared)": lambda: redis,
             "harness": lambda: [os.getpid()],
         }).start()
         sandbox.call("clear_requests")
