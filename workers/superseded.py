@@ -18,6 +18,7 @@ every worker process), in memory with the in-process broker.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from typing import Any, Protocol
@@ -25,9 +26,12 @@ from typing import Any, Protocol
 import dramatiq
 from dramatiq.middleware import Middleware, SkipMessage
 
+log = logging.getLogger(__name__)
+
 ACTOR = "sync_calendar"
 CLOCK_MARGIN_MS = 1_000
 KEEP_SECONDS = 24 * 3600  # a record older than any message still queued is of no use
+SUPERSEDED = "rapport_superseded"  # option marking a message this middleware skipped
 
 
 class SyncStarts(Protocol):
@@ -88,6 +92,20 @@ def _calendar_of(message: Any) -> int | None:
     return int(value) if value is not None else None
 
 
+class QuietSupersededSkips(logging.Filter):
+    """dramatiq's worker thread logs every skipped message at WARNING ("Message ... was
+    skipped."); a superseded copy is routine, so only its DEBUG line of ours remains."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args if isinstance(record.args, tuple) else ()
+        options = getattr(args[0], "options", None) if args else None
+        return not (isinstance(options, dict) and options.get(SUPERSEDED))
+
+
+_QUIET = QuietSupersededSkips()
+_SKIP_LOGGER = "dramatiq.worker.WorkerThread"  # dramatiq.logging.get_logger's name for it
+
+
 class SupersededSyncs(Middleware):
     """Skips a `sync_calendar` message when a sync of its calendar that began at least
     CLOCK_MARGIN_MS after the message was sent has completed."""
@@ -96,6 +114,9 @@ class SupersededSyncs(Middleware):
         self.starts = starts
         self._began: dict[str, int] = {}  # message id -> when this worker began it (ms)
         self._lock = threading.Lock()
+        skip_log = logging.getLogger(_SKIP_LOGGER)
+        if _QUIET not in skip_log.filters:
+            skip_log.addFilter(_QUIET)
 
     @classmethod
     def for_broker(cls, broker: dramatiq.Broker) -> SupersededSyncs:
@@ -109,6 +130,9 @@ class SupersededSyncs(Middleware):
             return
         started = self.starts.get(calendar_id)
         if started is not None and started >= message.message_timestamp + CLOCK_MARGIN_MS:
+            log.debug("calendar %s was synced after %s was sent; skipped", calendar_id,
+                      message.message_id)
+            message.options[SUPERSEDED] = True
             raise SkipMessage(f"calendar {calendar_id} was synced after this message was sent")
         with self._lock:
             self._began[message.message_id] = int(time.time() * 1000)

@@ -3,9 +3,11 @@ webhooks) cost one sync, not one each; a message sent after a sync began still s
 
 from __future__ import annotations
 
+import logging
 import time
 from datetime import timedelta
 
+import pytest
 from sqlalchemy import select
 
 from service.accounts.models import Account
@@ -40,8 +42,8 @@ def _one_thread(harness: Harness) -> None:
     run_until_idle(harness.broker, threads=1, timeout=120)
 
 
-def test_queued_copies_of_a_sync_cost_one_listing(harness: Harness,
-                                                  case: ProviderCase) -> None:
+def test_queued_copies_of_a_sync_cost_one_listing(harness: Harness, case: ProviderCase,
+                                                  caplog: pytest.LogCaptureFixture) -> None:
     connect_pair(harness, case)
     harness.sync()
     calendar_id = _manager_calendar(harness, case)
@@ -50,9 +52,11 @@ def test_queued_copies_of_a_sync_cost_one_listing(harness: Harness,
     for _ in range(COPIES):  # queued while no worker runs
         actors.sync_calendar.send(calendar_id)
     time.sleep(CLOCK_MARGIN_MS / 1000 + 0.2)  # the first copy then begins after all were sent
+    caplog.set_level(logging.WARNING)
     _one_thread(harness)
 
     assert _listings(harness, case) - before == 1
+    assert [r.getMessage() for r in caplog.records if "skipped" in r.getMessage()] == []
 
 
 def test_a_sync_sent_after_the_last_one_began_still_runs(harness: Harness,
