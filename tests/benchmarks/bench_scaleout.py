@@ -45,6 +45,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -93,6 +94,11 @@ def sandbox_pid(sandbox: RemoteSandbox) -> int:
     pid = sandbox._process.pid  # noqa: SLF001 - bench_sync's helper does not expose it
     assert pid is not None
     return pid
+
+
+def fixed(pids: list[int]) -> Callable[[], list[int]]:
+    """A role whose processes are known (the list may still be filled in later)."""
+    return lambda: pids
 
 
 def served(sandbox: RemoteSandbox, seconds: float) -> Phase:
@@ -288,12 +294,12 @@ def run_workers(count: int, args: argparse.Namespace, settings: Settings, server
                     .scalars())
 
         sampler = Sampler({
-            **{f"worker {n + 1}": (lambda p=w.pid: [p]) for n, w in enumerate(workers)},
-            "scheduler": lambda: scheduler_box,
-            "sandbox": lambda: [sandbox_pid(sandbox)],
+            **{f"worker {n + 1}": fixed([w.pid]) for n, w in enumerate(workers)},
+            "scheduler": fixed(scheduler_box),  # filled once the scheduler starts
+            "sandbox": fixed([sandbox_pid(sandbox)]),
             "postgres (run db)": backends,
-            "redis (shared)": lambda: redis,
-            "harness": lambda: [os.getpid()],
+            "redis (shared)": fixed(redis),
+            "harness": fixed([os.getpid()]),
         }).start()
         sandbox.call("clear_requests")
         began = time.perf_counter()
