@@ -145,3 +145,8 @@ class SupersededSyncs(Middleware):
             started = self._began.pop(message.message_id, None)
         if calendar_id is not None and started is not None and exception is None:
             self.starts.record(calendar_id, started)
+
+    def after_skip_message(self, broker: dramatiq.Broker, message: Any) -> None:
+        """Skipped by a later middleware (an expired message): nothing was synced."""
+        with self._lock:
+            self._began.pop(message.message_id, None)
