@@ -85,6 +85,19 @@ def _tighten_sqlite_files(path: Path) -> None:
             continue
 
 
+# PostgreSQL connections per process: 5 stay pooled, up to 10 more open for a burst of
+# `rapport worker --threads` (a thread may hold a read session inside a write one).
+POOL_SIZE = 5
+POOL_OVERFLOW = 10
+# No `pool_pre_ping`: that "pessimistic" check costs a round trip (SELECT 1) on every
+# checkout, and a sync opens dozens of sessions: 7 % of a worker thread's time in the
+# scale-out benchmark (docs/benchmarks.md). The "optimistic" way instead (SQLAlchemy,
+# "Dealing with Disconnects"): a statement that meets a dropped connection raises, SQLAlchemy
+# then replaces every connection of the pool not checked out (`Pool.recreate`), so after a
+# database restart about one message per thread fails and is retried (actors are idempotent)
+# on fresh connections.
+
+
 def make_engine(url: str) -> Engine:
     """An engine for `url`; SQLite gets WAL, foreign keys and a busy timeout for concurrency,
     and files only our user can read (0600, the folder it creates 0700)."""
@@ -112,7 +125,7 @@ def make_engine(url: str) -> Engine:
             _begin_sqlite(conn, read_only=bool(conn.get_execution_options().get(READ_ONLY)))
 
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10)
+    return create_engine(url, pool_size=POOL_SIZE, max_overflow=POOL_OVERFLOW)
 
 
 READ_ONLY = "rapport_read_only"

@@ -18,6 +18,7 @@ from dramatiq.middleware import AgeLimit, Callbacks, Pipelines, ShutdownNotifica
 from service.settings import Settings
 from workers import actors, context, observability
 from workers.retries import RapportRetries, one_line
+from workers.superseded import SupersededSyncs
 
 log = logging.getLogger(__name__)
 
@@ -30,16 +31,20 @@ def create_broker(settings: Settings) -> dramatiq.Broker:
     if not url:
         broker: dramatiq.Broker = StubBroker(middleware=middleware)
         broker.emit_after("process_boot")
-        return broker
-    if url.startswith(("redis://", "rediss://")):
+    elif url.startswith(("redis://", "rediss://")):
         from dramatiq.brokers.redis import RedisBroker  # the redis extra, loaded only when used
 
-        return RedisBroker(url=url, middleware=middleware)
-    if url.startswith(("amqp://", "amqps://")):
+        broker = RedisBroker(url=url, middleware=middleware)
+    elif url.startswith(("amqp://", "amqps://")):
         from dramatiq.brokers.rabbitmq import RabbitmqBroker  # the rabbitmq extra, likewise
 
-        return RabbitmqBroker(url=url, middleware=middleware)
-    raise ValueError(f"RAPPORT_BROKER_URL must start with redis:// or amqp:// (got {url.split(':', 1)[0]}://...)")
+        broker = RabbitmqBroker(url=url, middleware=middleware)
+    else:
+        scheme = url.split(":", 1)[0]
+        raise ValueError(f"RAPPORT_BROKER_URL must start with redis:// or amqp:// "
+                         f"(got {scheme}://...)")
+    broker.add_middleware(SupersededSyncs.for_broker(broker))
+    return broker
 
 
 def install_broker(broker: dramatiq.Broker) -> dramatiq.Broker:

@@ -1,0 +1,460 @@
+"""Scale-out benchmark: `rapport scheduler` plus 1, 2, 4 `rapport worker` processes on
+PostgreSQL and Redis against a Google sandbox of 2,000 accounts (issue 14 target 6).
+
+    PYTHONPATH=$PWD python tests/benchmarks/bench_scaleout.py [--accounts 2000] [--series 2]
+        [--workers 1,2,4] [--threads 4] [--changes 50]
+        [--database postgresql+psycopg://postgres@127.0.0.1:5432/test_scaleout]
+        [--broker redis://127.0.0.1:6379/9]
+
+Rapport runs as an operator runs it: the real `rapport worker --threads N` and `rapport
+scheduler` commands as subprocesses (`tests.faults.fleet`), configured by RAPPORT_*
+environment only, on a migrated PostgreSQL database and a Redis broker, the real Google
+client over HTTP to a sandbox in a process of its own (`bench_sync.RemoteSandbox`: `--series`
+weekly 1:1s per account that started a year ago; every account's calendar is its own).
+
+The accounts are connected once, through the product's import path, into a template database;
+each worker count starts from a copy of it (`CREATE DATABASE ... TEMPLATE`), an empty Redis
+db and a freshly reset sandbox. The workers start first; the scheduler's first reconcile then
+finds every calendar never synced and enqueues the whole first sync at once. Figures:
+
+- first sync: calendars per second from the first events.list to the moment the last
+  calendar had its first one (Rapport's provider-call log), agenda writes (events.patch)
+  per second over their own first-to-last window, and the wall time until all work was done;
+- provider calls per change: `--changes` accounts each see one upcoming occurrence moved at
+  the sandbox, then a sync of just those calendars is sent (as a push notification does),
+  then another `--changes` moves and a sync of every calendar (as a poll pass does); the
+  sandbox's own request log is counted per changed occurrence and per unchanged calendar;
+- per process: peak RSS (VmHWM) and CPU seconds of every worker, the scheduler, the
+  sandbox, the PostgreSQL backends of the run's database, Redis (shared with the machine)
+  and this harness, all from /proc (`scaleout_probe`), to show what saturates the machine.
+
+Then the Google call budget those figures imply for a 50,000-person company against the
+Calendar API's documented quota (10,000 requests per minute per project, 600 per minute per
+user per project: https://developers.google.com/workspace/calendar/api/guides/quota).
+
+Not collected by pytest (the file name does not match test_*.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import platform
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from cryptography.fernet import Fernet
+from pydantic import SecretStr
+from sqlalchemy import Engine, create_engine, func, select, text
+from sqlalchemy.engine import URL, make_url
+
+from application.context import Started, start
+from sandbox.team import Person
+from service.accounts.crypto import Vault
+from service.accounts.models import Account
+from service.agenda.models import AgendaRecord
+from service.calendars.models import Calendar, ProviderCallLog
+from service.calendars.onboarding import connect_with_refresh_token
+from service.settings import Settings
+from tests.benchmarks.bench_sync import CLIENT_ID, RemoteSandbox, classify, manager_email
+from tests.benchmarks.scaleout_probe import Sampler, Usage, find_pids
+from tests.faults.conftest import process_env
+from tests.faults.fleet import Fleet
+from workers import actors
+from workers.inprocess import wait_until_idle
+
+QUOTA_PER_MINUTE = 10_000  # Calendar API requests per minute per project (Google, above)
+COMPANY = 50_000  # people, one calendar each
+READY_TIMEOUT = 60.0  # seconds a worker has to say it runs
+API_KINDS = ("list", "read", "write")  # what the Calendar API quota counts (not OAuth tokens)
+
+
+@dataclass
+class Phase:
+    """Requests the sandbox served during one phase, by kind, and how long it took."""
+
+    seconds: float
+    kinds: Counter[str]
+    per_user: dict[str | None, Counter[str]]
+
+    @property
+    def api(self) -> int:
+        return sum(self.kinds[k] for k in API_KINDS)
+
+
+def sandbox_pid(sandbox: RemoteSandbox) -> int:
+    """The sandbox's own process, for its CPU figures."""
+    pid = sandbox._process.pid  # noqa: SLF001 - bench_sync's helper does not expose it
+    assert pid is not None
+    return pid
+
+
+def fixed(pids: list[int]) -> Callable[[], list[int]]:
+    """A role whose processes are known (the list may still be filled in later)."""
+    return lambda: pids
+
+
+def served(sandbox: RemoteSandbox, seconds: float) -> Phase:
+    kinds: Counter[str] = Counter()
+    per_user: dict[str | None, Counter[str]] = {}
+    for request in sandbox.call("requests"):
+        kind = classify(request.method, request.path)
+        kinds[kind] += 1
+        per_user.setdefault(request.user, Counter())[kind] += 1
+    return Phase(seconds, kinds, per_user)
+
+
+# -- databases ----------------------------------------------------------------------------
+
+
+def recreate(server: URL, name: str, *, template: str | None = None) -> str:
+    """Drop and create database `name` (a copy of `template`); its URL."""
+    admin = create_engine(server, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            copy = f' TEMPLATE "{template}"' if template else ""
+            conn.execute(text(f'CREATE DATABASE "{name}"{copy}'))
+    finally:
+        admin.dispose()
+    return server.set(database=name).render_as_string(hide_password=False)
+
+
+def connect_accounts(settings: Settings, accounts: int) -> float:
+    """Connect every manager through the product's import path (one calendarList each)."""
+    began = time.perf_counter()
+    started = start(settings)
+    vault = Vault.from_settings(settings)
+    for i in range(accounts):
+        who = Person(manager_email(i), "", "UTC", "google")
+        with started.runtime.factory.begin() as session:
+            connect_with_refresh_token(session, settings=settings, vault=vault,
+                                       provider="google", client_id=CLIENT_ID,
+                                       client_secret="bench-secret",
+                                       refresh_token=who.refresh_token)
+        if (i + 1) % 250 == 0:
+            say(f"connected {i + 1}/{accounts} accounts")
+    close(started)
+    return time.perf_counter() - began
+
+
+def close(started: Started) -> None:
+    started.broker.close()
+    started.runtime.engine.dispose()
+
+
+def say(line: str) -> None:
+    print(f"[{datetime.now(UTC):%H:%M:%S}] {line}", file=sys.stderr, flush=True)
+
+
+# -- one worker count -----------------------------------------------------------------------
+
+
+@dataclass
+class Run:
+    """What one worker count measured."""
+
+    workers: int
+    calendars: int
+    sync_window: float  # first events.list -> the last calendar's first events.list
+    writes: int
+    write_window: float
+    first_wall: float  # scheduler start -> all work done
+    first: Phase
+    push: Phase
+    poll: Phase
+    polled: int
+    changes: int
+    usage: dict[str, Usage]
+    unwritten: int
+    load: str
+
+    @property
+    def calendars_per_s(self) -> float:
+        return self.calendars / self.sync_window if self.sync_window else 0.0
+
+    @property
+    def writes_per_s(self) -> float:
+        return self.writes / self.write_window if self.write_window else 0.0
+
+
+def wait_for_workers(logs: Path, count: int) -> None:
+    """Until `count` worker logs say the worker runs (its consumers are up)."""
+    deadline = time.monotonic() + READY_TIMEOUT
+    while True:
+        ready = [p for p in logs.glob("*-worker.log")
+                 if "Worker running" in p.read_text(errors="replace")]
+        if len(ready) >= count:
+            return
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"only {len(ready)} of {count} workers started")
+        time.sleep(0.2)
+
+
+def wait_for_first_sync(engine: Engine, calendars: int, timeout: float) -> None:
+    """Until every calendar has been synced once."""
+    deadline = time.monotonic() + timeout
+    with engine.connect() as conn:
+        while True:
+            done = conn.scalar(select(func.count()).select_from(Calendar)
+                               .where(Calendar.last_sync_at.is_not(None))) or 0
+            conn.commit()
+            if done >= calendars:
+                return
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{done}/{calendars} calendars synced after {timeout:.0f} s")
+            time.sleep(0.5)
+
+
+def first_sync_windows(engine: Engine) -> tuple[float, int, float]:
+    """(seconds from the first events.list to the last account's first one, successful
+    events.patch calls, seconds from the first of those to the last), from the call log."""
+    with engine.connect() as conn:
+        firsts = conn.execute(select(func.min(ProviderCallLog.at))
+                              .where(ProviderCallLog.operation == "events.list")
+                              .group_by(ProviderCallLog.account_id)).scalars().all()
+        writes = conn.execute(select(func.count(), func.min(ProviderCallLog.at),
+                                     func.max(ProviderCallLog.at))
+                              .where(ProviderCallLog.operation == "events.patch",
+                                     ProviderCallLog.status < 300)).one()
+    sync_window = (max(firsts) - min(firsts)).total_seconds() if firsts else 0.0
+    count, first, last = writes
+    return sync_window, int(count), (last - first).total_seconds() if count > 1 else 0.0
+
+
+def idle(started: Started, timeout: float) -> None:
+    """Until no message of any queue is queued, in flight or delayed into this window."""
+    wait_until_idle(started.broker, deadline=time.monotonic() + timeout)
+
+
+def move_occurrences(sandbox: RemoteSandbox, accounts: list[int], *, nth: int) -> None:
+    """The organizer of each account moves the `nth` upcoming occurrence of its first 1:1
+    by an hour (within the agenda horizon for nth=0)."""
+    now = datetime.now(UTC)
+    for i in accounts:
+        key = f"m{i:04d}-r0"
+        upcoming = [s for s in sandbox.call("occurrence_starts", key,
+                                            until=now + timedelta(weeks=nth + 2)) if s > now]
+        sandbox.call("move_occurrence", key, upcoming[nth], upcoming[nth] + timedelta(hours=1))
+
+
+def calendar_ids(engine: Engine, emails: list[str] | None = None) -> list[int]:
+    query = select(Calendar.id).join(Account, Account.id == Calendar.account_id)
+    if emails is not None:
+        query = query.where(Account.email.in_(emails))
+    with engine.connect() as conn:
+        return list(conn.execute(query).scalars())
+
+
+def sync_and_wait(started: Started, sandbox: RemoteSandbox, ids: list[int],
+                  timeout: float) -> Phase:
+    """Send a sync of `ids` as a push notification (the webhook) or a poll pass (the
+    reconciler) does; the requests it cost once every resulting piece of work is done."""
+    sandbox.call("clear_requests")
+    began = time.perf_counter()
+    for calendar_id in ids:
+        actors.sync_calendar.send(calendar_id)
+    idle(started, timeout)
+    return served(sandbox, time.perf_counter() - began)
+
+
+def run_workers(count: int, args: argparse.Namespace, settings: Settings, server: URL,
+                template: str, sandbox: RemoteSandbox, logs: Path) -> Run:
+    url = recreate(server, f"{template.removesuffix('_tpl')}_w{count}", template=template)
+    run_settings = settings.model_copy(update={"database_url": url})
+    sandbox.call("reset")
+    started = start(run_settings)
+    started.broker.client.flushdb()  # type: ignore[attr-defined]  # queues and rate limits
+    engine = started.runtime.engine
+    database = make_url(url).database
+    dropped = ("RAPPORT_SMTP_URL", "RAPPORT_CA_BUNDLE")  # .eml outbox; Google here is HTTP
+    env = {k: v for k, v in process_env(run_settings).items() if k not in dropped}
+    env["RAPPORT_LOG_LEVEL"] = "WARNING"  # a line per synced calendar is the harness's CPU
+    folder = logs / f"w{count}"
+    folder.mkdir()
+    fleet = Fleet(env, folder)
+    pg = create_engine(server, pool_size=1)
+    try:
+        workers = [fleet.worker(threads=args.threads) for _ in range(count)]
+        wait_for_workers(folder, count)
+        scheduler_box: list[int] = []
+        redis = find_pids("redis-server", argument=":6379")
+
+        def backends() -> list[int]:
+            with pg.connect() as conn:
+                return list(conn.execute(text(
+                    "SELECT pid FROM pg_stat_activity WHERE datname = :d"), {"d": database})
+                    .scalars())
+
+        sampler = Sampler({
+            **{f"worker {n + 1}": fixed([w.pid]) for n, w in enumerate(workers)},
+            "scheduler": fixed(scheduler_box),  # filled once the scheduler starts
+            "sandbox": fixed([sandbox_pid(sandbox)]),
+            "postgres (run db)": backends,
+            "redis (shared)": fixed(redis),
+            "harness": fixed([os.getpid()]),
+        }).start()
+        sandbox.call("clear_requests")
+        began = time.perf_counter()
+        scheduler_box.append(fleet.scheduler().pid)
+        calendars = len(calendar_ids(engine))
+        wait_for_first_sync(engine, calendars, args.timeout)
+        idle(started, args.timeout)
+        first = served(sandbox, time.perf_counter() - began)
+        sync_window, writes, write_window = first_sync_windows(engine)
+        say(f"{count} worker(s): first sync of {calendars} calendars in {first.seconds:.1f} s")
+
+        changed = [i * args.accounts // args.changes for i in range(args.changes)]
+        emails = [manager_email(i) for i in changed]
+        move_occurrences(sandbox, changed, nth=0)
+        push = sync_and_wait(started, sandbox, calendar_ids(engine, emails), args.timeout)
+        move_occurrences(sandbox, changed, nth=1)
+        sample = [manager_email(i) for i in range(args.accounts)
+                  if i in changed or i % max(args.accounts // args.poll_sample, 1) == 1]
+        poll = sync_and_wait(started, sandbox, calendar_ids(engine, sample), args.timeout)
+        usage = sampler.stop()
+        with engine.connect() as conn:
+            unwritten = conn.scalar(select(func.count()).select_from(AgendaRecord).where(
+                AgendaRecord.written_hash.is_distinct_from(AgendaRecord.content_hash))) or 0
+        return Run(count, calendars, sync_window, writes, write_window, first.seconds, first,
+                   push, poll, len(sample), len(changed), usage, unwritten,
+                   " ".join(Path("/proc/loadavg").read_text().split()[:3]))
+    finally:
+        fleet.stop_all()
+        pg.dispose()
+        started.broker.client.flushdb()  # type: ignore[attr-defined]
+        close(started)
+
+
+# -- report -------------------------------------------------------------------------------
+
+
+def report(runs: list[Run], args: argparse.Namespace) -> str:
+    base = runs[0]
+    lines = [
+        f"Rapport scale-out benchmark, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, "
+        f"{os.cpu_count()} CPUs, Python {platform.python_version()}; {args.accounts} Google "
+        f"accounts x {args.series} weekly 1:1s, `rapport worker --threads {args.threads}`, "
+        "PostgreSQL + Redis",
+        "",
+        "| workers | calendars/s (first sync) | x 1 worker | agenda writes/s | first sync "
+        "wall | per worker CPU s (util) | worker peak RSS MB | scheduler CPU s | sandbox "
+        "CPU s (util) | PG CPU s | Redis CPU s | harness CPU s | load avg at end |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for run in runs:
+        workers = [u for name, u in run.usage.items() if name.startswith("worker")]
+        cpu = " / ".join(f"{u.cpu_total:.0f} ({u.cpu_total / run.first_wall:.2f})"
+                         for u in workers)
+        rss = " / ".join(f"{max(u.peak_mb.values(), default=0):.0f}" for u in workers)
+        box = run.usage["sandbox"].cpu_total
+        lines.append(
+            f"| {run.workers} | {run.calendars_per_s:.1f} | "
+            f"{run.calendars_per_s / base.calendars_per_s:.2f} | {run.writes_per_s:.1f} | "
+            f"{run.first_wall:.0f} s | {cpu} | {rss} | "
+            f"{run.usage['scheduler'].cpu_total:.1f} | {box:.0f} ({box / run.first_wall:.2f}) | "
+            f"{run.usage['postgres (run db)'].cpu_total:.0f} | "
+            f"{run.usage['redis (shared)'].cpu_total:.0f} | "
+            f"{run.usage['harness'].cpu_total:.0f} | {run.load} |")
+    lines += ["", "CPU seconds cover the whole run (first sync, the push and the poll pass); "
+              "util = CPU s / first-sync wall s (1.00 = one core).", "",
+              "| workers | first sync: API calls per calendar (list / read / write), tokens | "
+              "push: API calls per changed occurrence | poll pass: API calls per changed "
+              "occurrence / per calendar | unwritten agendas |",
+              "| --- | --- | --- | --- | --- |"]
+    for run in runs:
+        f = run.first.kinds
+        lines.append(
+            f"| {run.workers} | {f['list'] / run.calendars:.2f} / {f['read'] / run.calendars:.2f}"
+            f" / {f['write'] / run.calendars:.2f}, {f['token']} | "
+            f"{run.push.api / run.changes:.2f} ({dict(run.push.kinds)}) | "
+            f"{run.poll.api / run.changes:.1f} / {run.poll.api / run.polled:.3f} "
+            f"({run.polled} calendars) | "
+            f"{run.unwritten} |")
+    lines += ["", *budget(runs[-1], args)]
+    return "\n".join(lines)
+
+
+def budget(run: Run, args: argparse.Namespace) -> list[str]:
+    """What the figures imply for COMPANY people against QUOTA_PER_MINUTE."""
+    per_calendar_first = run.first.api / run.calendars
+    unchanged = run.poll.api - run.push.api  # the poll pass minus what its changes cost
+    per_unchanged = unchanged / max(run.polled - run.changes, 1)
+    per_change = run.push.api / run.changes
+    poll_minutes = args.poll_seconds / 60
+    steady = COMPANY * per_unchanged / poll_minutes
+    floor_minutes = COMPANY * per_calendar_first / QUOTA_PER_MINUTE
+    rate = run.calendars_per_s
+    return [
+        f"Call budget for {COMPANY:,} people (one calendar each) against Google's "
+        f"{QUOTA_PER_MINUTE:,} requests/min/project (tokens are OAuth, not Calendar API):",
+        f"- first sync: {per_calendar_first:.2f} API calls per calendar -> "
+        f"{COMPANY * per_calendar_first:,.0f} calls, at least {floor_minutes:.0f} min at the "
+        f"quota; at the {run.workers}-worker rate here ({rate:.1f} calendars/s = "
+        f"{rate * 60 * per_calendar_first:,.0f} calls/min) it takes "
+        f"{COMPANY / rate / 60 if rate else 0:.0f} min",
+        f"- steady-state polling every {args.poll_seconds} s: {per_unchanged:.2f} calls per "
+        f"unchanged calendar -> {steady:,.0f} calls/min = {100 * steady / QUOTA_PER_MINUTE:.0f}"
+        f" % of the quota; the quota allows polling at most every "
+        f"{COMPANY * per_unchanged / QUOTA_PER_MINUTE:.1f} min, with no room left for changes",
+        f"- each change pushed: {per_change:.2f} calls; what the quota leaves for changes at "
+        f"that poll pace: {max(QUOTA_PER_MINUTE - steady, 0) / per_change:,.0f} changes/min",
+    ]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--accounts", type=int, default=2000)
+    parser.add_argument("--series", type=int, default=2)
+    parser.add_argument("--workers", default="1,2,4",
+                        help="worker process counts to run, one after the other")
+    parser.add_argument("--threads", type=int, default=4, help="`rapport worker --threads`")
+    parser.add_argument("--changes", type=int, default=50)
+    parser.add_argument("--poll-sample", type=int, default=400,
+                        help="calendars the poll pass syncs (the changed ones among them)")
+    parser.add_argument("--poll-seconds", type=int, default=300,
+                        help="the polling interval the budget assumes (the default setting)")
+    parser.add_argument("--timeout", type=float, default=900.0)
+    parser.add_argument("--database", default=os.environ.get(
+        "RAPPORT_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test_scaleout"),
+        help="server and base name: databases <name>_tpl and <name>_w<N> are (re)created")
+    parser.add_argument("--broker", default="redis://127.0.0.1:6379/9")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING)
+    counts = [int(n) for n in args.workers.split(",")]
+    server = make_url(args.database)
+    template = f"{server.database}_tpl"
+
+    say(f"sandbox: seeding {args.accounts} accounts x {args.series} series")
+    sandbox = RemoteSandbox("google", args.accounts, args.series)
+    folder = Path(tempfile.mkdtemp(prefix="rapport-scaleout-"))
+    try:
+        settings = Settings(
+            data_dir=folder, database_url=recreate(server, template), broker_url=args.broker,
+            secret_key=SecretStr(Fernet.generate_key().decode()),
+            google_api_url=sandbox.base_url, google_token_url=sandbox.token_url,
+            graph_api_url="https://unused.invalid/v1.0",
+            microsoft_authority="https://unused.invalid/tenant",
+            smtp_url=SecretStr("smtp://127.0.0.1:1"),  # dropped: the .eml outbox is used
+            poll_interval_seconds=3600,  # no poll during a run: syncs are asked for explicitly
+        )
+        say(f"connected in {connect_accounts(settings, args.accounts):.0f} s; logs in {folder}")
+        logs = folder / "logs"
+        logs.mkdir()
+        runs = [run_workers(count, args, settings, server, template, sandbox, logs)
+                for count in counts]
+        print(report(runs, args))
+    finally:
+        sandbox.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
