@@ -408,6 +408,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rapport", action="append", default=[], metavar="LABEL=PATH",
                         help="also run Rapport's column from another checkout (repeatable)")
     parser.add_argument("--repeat", type=int, default=1, help="rounds of every column")
+    parser.add_argument("--only", choices=tuple(COLUMNS), action="append",
+                        help="run only these columns (repeatable; e.g. to profile one)")
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
     parser.add_argument("--column", choices=tuple(COLUMNS), help=argparse.SUPPRESS)
     parser.add_argument("--base-url", help=argparse.SUPPRESS)
@@ -426,6 +428,7 @@ def main(argv: list[str] | None = None) -> int:
         label, _, path = spec.partition("=")
         columns.append(("rapport", f"rapport:{label}", Path(path).resolve()))
     columns.append(("rapport", "rapport (this checkout)", ROOT))
+    columns = [c for c in columns if not args.only or c[0] in args.only]
     sandbox = RemoteSandbox("google", args.accounts, args.series)
     print(f"sandbox seeded in {sandbox.seed_seconds:.1f} s", file=sys.stderr)
     load = Path("/proc/loadavg").read_text().split()[:3]
