@@ -335,37 +335,49 @@ class CalendarApplier:
         self._copy(occurrence, event, copy, series)
 
     def _series_for(self, event: CalendarEvent) -> Series:
+        """The event's series, found by its source or key, else created already described
+        (one INSERT; it has no stored occurrences to load)."""
         assert event.series_id is not None
         source = self._sources.get(event.series_id)
         series = self._series.get(source.series_id) if source else None
         if source is not None and series is None:
             series = self.session.get(Series, source.series_id)
+        created = False
         if series is None:
             key = event.ical_uid or f"cal{self.calendar.id}:{event.series_id}"
             series = self.session.scalar(select(Series).where(Series.series_key == key))
             if series is None:
                 series = Series(series_key=key, first_seen_at=self.now)
                 self.session.add(series)
-                self.session.flush()
+                created = True
+        organizer_copy = None
+        if event.status != EventStatus.CANCELLED and event.attendees:
+            inputs = _detection_inputs(event)
+            if created or self._described.get(series.id) != inputs:
+                organizer_copy = self._describe(series, event)
+                self._described[series.id] = inputs
+                self._roles.pop(series.id, None)
+        if series.id is None:
+            self.session.flush()
+        if created:
+            self._loaded.add(series.id)
         if source is None:
             source = SeriesSource(series_id=series.id, calendar_id=self.calendar.id,
                                   provider_series_id=event.series_id)
             self.session.add(source)
             self._sources[event.series_id] = source
+        if organizer_copy is not None:
+            source.is_organizer_copy = organizer_copy
         self._series[series.id] = series
-        if event.status != EventStatus.CANCELLED and event.attendees:
-            inputs = _detection_inputs(event)
-            if self._described.get(series.id) != inputs:
-                self._describe(series, event, source)
-                self._described[series.id] = inputs
-                self._roles.pop(series.id, None)
         self.result.series_touched.add(series.id)
         return series
 
-    def _describe(self, series: Series, event: CalendarEvent, source: SeriesSource) -> None:
+    def _describe(self, series: Series, event: CalendarEvent) -> bool:
+        """Detection's verdict onto the series, its pair linked when that changed; True when
+        this calendar's owner organizes it. Its lookups (people, pair) do not autoflush:
+        whatever they read was flushed when it was created."""
         verdict = detect(event)
         owner = (self.calendar.owner_email or "").lower()
-        source.is_organizer_copy = verdict.organizer == owner
         changed = (series.title, series.organizer_email, series.other_email, series.human_count,
                    series.confidence) != (event.title[:500], verdict.organizer, verdict.other,
                                           verdict.human_count, verdict.confidence)
@@ -376,15 +388,17 @@ class CalendarApplier:
         series.confidence = verdict.confidence
         series.detection_reason = verdict.reason
         series.time_zone = event.time_zone or series.time_zone
-        if changed or series.pair_id is None:
-            refresh_pair_link(self.session, series)
-        if series.pair_id is not None and series.id not in self._named:
-            # the names both providers send with attendees (Google displayName, Graph
-            # emailAddress.name): once per series and round, for the pair's two people
-            people = {verdict.organizer, verdict.other}
-            remember_names(self.session, {a.email: a.display_name for a in event.attendees
-                                          if a.email.lower() in people})
-            self._named.add(series.id)
+        with self.session.no_autoflush:
+            if changed or series.pair_id is None:
+                refresh_pair_link(self.session, series)
+            if series.pair_id is not None and series.id not in self._named:
+                # the names both providers send with attendees (Google displayName, Graph
+                # emailAddress.name): once per series and round, for the pair's two people
+                people = {verdict.organizer, verdict.other}
+                remember_names(self.session, {a.email: a.display_name for a in event.attendees
+                                              if a.email.lower() in people})
+                self._named.add(series.id)
+        return verdict.organizer == owner
 
     def _copy_row(self, event_id: str) -> OccurrenceCopy | None:
         """The calendar's stored copy of an event, one inserted by this batch included."""

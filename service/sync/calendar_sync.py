@@ -312,12 +312,14 @@ def settle_series(session: Session, series_ids: Iterable[int], now: datetime) ->
     locked = session.scalars(select(Series).where(Series.id.in_(ids))
                              .order_by(Series.id).with_for_update()
                              .execution_options(populate_existing=True)).all()
+    occurrences: dict[int, list[tuple[datetime, str]]] = {series_id: [] for series_id in ids}
+    for series_id, start, status in session.execute(  # all of them at once, once locked
+            select(Occurrence.series_id, Occurrence.original_start, Occurrence.status)
+            .where(Occurrence.series_id.in_(ids))
+            .order_by(Occurrence.series_id, Occurrence.original_start)):
+        occurrences[series_id].append((start, status))
     for series in locked:
-        series_id = series.id
-        rows = session.execute(
-            select(Occurrence.original_start, Occurrence.status)
-            .where(Occurrence.series_id == series_id).order_by(Occurrence.original_start)
-        ).all()
+        rows = occurrences[series.id]
         starts = [r[0] for r in rows]
         gaps = [round((b - a).total_seconds() / 86400)
                 for a, b in zip(starts, starts[1:], strict=False)]
@@ -328,6 +330,7 @@ def settle_series(session: Session, series_ids: Iterable[int], now: datetime) ->
             if series.status != SeriesStatus.ENDED:
                 series.status, series.ended_at = SeriesStatus.ENDED, now
         elif any(r[1] == OccurrenceStatus.CONFIRMED for r in ahead) \
+                and (series.status, series.ended_at) != (SeriesStatus.ACTIVE, None) \
                 and not has_departed_person(session, series):
             # a series ended because one of its people left the directory stays ended
             series.status, series.ended_at = SeriesStatus.ACTIVE, None

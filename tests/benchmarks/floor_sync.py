@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import cProfile
 import json
 import os
 import platform
@@ -58,6 +59,7 @@ LOOKAHEAD = timedelta(days=120)  # Rapport's default sync_lookahead_days
 PAGE_SIZE = 250  # GoogleConnector's page size
 CLIENT_ID = "rapport-bench"
 CLIENT_SECRET = "bench-secret"
+PROFILE_ENV = "FLOOR_SYNC_PROFILE"  # a file: the timed part of a column is cProfiled into it
 READY = "ready"  # a column's child says it is set up; the parent answers when it may start
 
 
@@ -79,10 +81,18 @@ def _timed(out: dict[str, Any]) -> Iterator[None]:
     parent, told that setup is done, has reset the sandbox's request log."""
     print(READY, flush=True)
     sys.stdin.readline()
+    profile_to = os.environ.get(PROFILE_ENV)
+    profiler = cProfile.Profile() if profile_to else None
     wall, cpu = time.perf_counter(), time.process_time()
+    if profiler:
+        profiler.enable()
     yield
+    if profiler:
+        profiler.disable()
     out["seconds"] = time.perf_counter() - wall
     out["cpu_seconds"] = time.process_time() - cpu
+    if profiler and profile_to:
+        profiler.dump_stats(profile_to)
 
 
 def _row_counts(database_url: str) -> dict[str, int]:
@@ -376,6 +386,8 @@ def _run_column(column: str, label: str, pythonpath: Path, sandbox: Any, classif
                 args: argparse.Namespace, now: datetime) -> dict[str, Any]:
     """One column in a child process; the sandbox counts the requests of its timed part."""
     env = dict(os.environ, PYTHONPATH=str(pythonpath))
+    if args.profile:
+        env[PROFILE_ENV] = str(args.profile / f"{label.replace(' ', '_')}.prof")
     with subprocess.Popen(
             [sys.executable, str(Path(__file__).resolve()), "--column", column,
              "--accounts", str(args.accounts), "--base-url", sandbox.base_url,
@@ -411,6 +423,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", choices=tuple(COLUMNS), action="append",
                         help="run only these columns (repeatable; e.g. to profile one)")
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
+    parser.add_argument("--profile", type=Path, metavar="DIR",
+                        help="cProfile the timed part of every column into DIR/LABEL.prof")
     parser.add_argument("--column", choices=tuple(COLUMNS), help=argparse.SUPPRESS)
     parser.add_argument("--base-url", help=argparse.SUPPRESS)
     parser.add_argument("--token-url", help=argparse.SUPPRESS)
