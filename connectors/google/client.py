@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import socket
 import time
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -154,17 +155,24 @@ class GoogleClient:
             raise Transient(f"google {operation}: the answer's body is not JSON (cut off?)")
         return result
 
+    @cached_property
+    def _events(self) -> Any:
+        """The events collection, built once per client: googleapiclient builds a
+        collection's every method, docstring included (rendered from the discovery schemas),
+        each time `service.events()` is called, which cost more CPU than parsing the page."""
+        return self.service.events()
+
     # -- API methods ------------------------------------------------------------------------
 
     def list_events(self, calendar_id: str, **params: Any) -> Any:
         """events.list: https://developers.google.com/calendar/api/v3/reference/events/list"""
         return self.execute(
-            "events.list", self.service.events().list(calendarId=calendar_id, **params)
+            "events.list", self._events.list(calendarId=calendar_id, **params)
         )
 
     def get_event(self, calendar_id: str, event_id: str) -> Any:
         """events.get: https://developers.google.com/calendar/api/v3/reference/events/get"""
-        request = self.service.events().get(calendarId=calendar_id, eventId=event_id)
+        request = self._events.get(calendarId=calendar_id, eventId=event_id)
         return self.execute("events.get", request)
 
     def patch_event(
@@ -175,7 +183,7 @@ class GoogleClient:
         https://developers.google.com/calendar/api/v3/reference/events/patch and
         https://developers.google.com/calendar/api/guides/version-resources
         """
-        request = self.service.events().patch(
+        request = self._events.patch(
             calendarId=calendar_id, eventId=event_id, body=body, sendUpdates="none"
         )
         if etag:
@@ -188,7 +196,7 @@ class GoogleClient:
 
     def watch(self, calendar_id: str, body: dict[str, Any]) -> Any:
         """events.watch: https://developers.google.com/calendar/api/v3/reference/events/watch"""
-        request = self.service.events().watch(calendarId=calendar_id, body=body)
+        request = self._events.watch(calendarId=calendar_id, body=body)
         return self.execute("events.watch", request)
 
     def stop_channel(self, channel_id: str, resource_id: str | None) -> None:

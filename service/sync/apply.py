@@ -350,15 +350,21 @@ class CalendarApplier:
                 series = Series(series_key=key, first_seen_at=self.now)
                 self.session.add(series)
                 created = True
-        organizer_copy = None
+        organizer_copy, inputs = None, None
         if event.status != EventStatus.CANCELLED and event.attendees:
             inputs = _detection_inputs(event)
             if created or self._described.get(series.id) != inputs:
-                organizer_copy = self._describe(series, event)
-                self._described[series.id] = inputs
-                self._roles.pop(series.id, None)
+                organizer_copy, roles = self._describe(series, event)
+            else:
+                inputs = None
         if series.id is None:
             self.session.flush()
+        if inputs is not None:  # described: the roles as linked (None: ask `roles_of`)
+            self._described[series.id] = inputs
+            if roles is None:
+                self._roles.pop(series.id, None)
+            else:
+                self._roles[series.id] = roles
         if created:
             self._loaded.add(series.id)
         if source is None:
@@ -372,10 +378,12 @@ class CalendarApplier:
         self.result.series_touched.add(series.id)
         return series
 
-    def _describe(self, series: Series, event: CalendarEvent) -> bool:
-        """Detection's verdict onto the series, its pair linked when that changed; True when
-        this calendar's owner organizes it. Its lookups (people, pair) do not autoflush:
-        whatever they read was flushed when it was created."""
+    def _describe(self, series: Series,
+                  event: CalendarEvent) -> tuple[bool, tuple[str | None, str | None] | None]:
+        """Detection's verdict onto the series, its pair linked when that changed. Returns
+        whether this calendar's owner organizes it, and the (manager, report) `roles_of`
+        would give when the pair was linked now (None when it was not looked at). Its
+        lookups (people, pair) do not autoflush: what they read was flushed when created."""
         verdict = detect(event)
         owner = (self.calendar.owner_email or "").lower()
         changed = (series.title, series.organizer_email, series.other_email, series.human_count,
@@ -388,9 +396,11 @@ class CalendarApplier:
         series.confidence = verdict.confidence
         series.detection_reason = verdict.reason
         series.time_zone = event.time_zone or series.time_zone
+        roles: tuple[str | None, str | None] | None = None
         with self.session.no_autoflush:
             if changed or series.pair_id is None:
-                refresh_pair_link(self.session, series)
+                roles = refresh_pair_link(self.session, series) \
+                    or (series.organizer_email, series.other_email)
             if series.pair_id is not None and series.id not in self._named:
                 # the names both providers send with attendees (Google displayName, Graph
                 # emailAddress.name): once per series and round, for the pair's two people
@@ -398,7 +408,7 @@ class CalendarApplier:
                 remember_names(self.session, {a.email: a.display_name for a in event.attendees
                                               if a.email.lower() in people})
                 self._named.add(series.id)
-        return verdict.organizer == owner
+        return verdict.organizer == owner, roles
 
     def _copy_row(self, event_id: str) -> OccurrenceCopy | None:
         """The calendar's stored copy of an event, one inserted by this batch included."""
