@@ -17,9 +17,9 @@ from collections.abc import Sequence
 from copy import copy as shallow_copy
 from dataclasses import dataclass, field, fields
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import insert, inspect, select
+from sqlalchemy import Table, insert, inspect, select
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
@@ -42,6 +42,9 @@ from service.people.service import remember_names
 
 log = logging.getLogger(__name__)
 
+# the tables themselves: Core INSERTs of plain rows, without the ORM's per-row bookkeeping
+_OCCURRENCES = cast(Table, Occurrence.__table__)
+_COPIES = cast(Table, OccurrenceCopy.__table__)
 CONFLICT_RETRIES = 2  # re-applications of a page (an event) after a concurrent insert of a row
 MAX_STORED_DESCRIPTION = 256 * 1024  # larger descriptions are not kept (nor written into)
 
@@ -159,27 +162,28 @@ class CalendarApplier:
         """Insert the batch's new occurrences, then their copies (each knowing its
         occurrence's id now), one multi-row INSERT ... RETURNING id each, and record the ids
         the result names. The series they point at were flushed when they were created."""
-        news = list(self._new_occurrences.values())
-        if news:
-            ids = self.session.scalars(
-                insert(Occurrence).returning(Occurrence.id, sort_by_parameter_order=True),
-                [n.row() for n in news]).all()
-            for new, new_id in zip(news, ids, strict=True):
-                new.id = new_id
-                self._inserted_occurrences[(new.series_id, new.original_start)] = new_id
+        if self._new_occurrences:
+            # the ids come back with each row's natural key: a multi-row INSERT returns its
+            # rows in no promised order (asking for it makes SQLAlchemy insert row by row)
+            c = _OCCURRENCES.c
+            inserted = self.session.execute(
+                insert(_OCCURRENCES).returning(c.id, c.series_id, c.original_start),
+                [n.row() for n in self._new_occurrences.values()])
+            for new_id, series_id, original in inserted:
+                self._new_occurrences[(series_id, original)].id = new_id
+                self._inserted_occurrences[(series_id, original)] = new_id
             self._new_occurrences.clear()
         if self._new_copies:
-            event_ids = list(self._new_copies)
             rows = []
             for row, occurrence in self._new_copies.values():
                 if occurrence is not None:
                     row["occurrence_id"] = occurrence.id
                 rows.append(row)
-            ids = self.session.scalars(
-                insert(OccurrenceCopy).returning(OccurrenceCopy.id,
-                                                 sort_by_parameter_order=True), rows).all()
-            self._inserted_copies.update(zip(event_ids, ids, strict=True))
-            self.result.seen_copy_ids.update(ids)
+            c = _COPIES.c
+            for new_id, event_id in self.session.execute(
+                    insert(_COPIES).returning(c.id, c.provider_event_id), rows):
+                self._inserted_copies[event_id] = new_id
+                self.result.seen_copy_ids.add(new_id)
             self._new_copies.clear()
         for noted, occurrence in self._noted:
             assert occurrence.id is not None

@@ -95,6 +95,26 @@ def _timed(out: dict[str, Any]) -> Iterator[None]:
         profiler.dump_stats(profile_to)
 
 
+def _count_statements(engine: Any, out: dict[str, Any]) -> None:
+    """Count the SQL statements and the commits the column sends (deterministic, unlike
+    the seconds on a shared machine)."""
+    from sqlalchemy import event
+
+    out["statements"] = out["commits"] = 0
+
+    def statement(_conn: Any, _cursor: Any, sql: str, *_args: Any) -> None:
+        out["statements"] += 1
+        if os.environ.get("FLOOR_SYNC_SQL_LOG"):
+            with open(os.environ["FLOOR_SYNC_SQL_LOG"], "a") as log:
+                log.write(" ".join(sql.split())[:150] + "\n")
+
+    def commit(*_args: Any) -> None:
+        out["commits"] += 1
+
+    event.listen(engine, "before_cursor_execute", statement)
+    event.listen(engine, "commit", commit)
+
+
 def _row_counts(database_url: str) -> dict[str, int]:
     from sqlalchemy import create_engine, text
 
@@ -149,6 +169,7 @@ def run_floor(base_url: str, token_url: str, accounts: list[str], now: datetime,
     occurrence_t, copy_t, calendar_t = Occurrence.__table__, OccurrenceCopy.__table__, \
         Calendar.__table__
     out: dict[str, Any] = {}
+    _count_statements(engine, out)
     with _timed(out), httpx.Client(timeout=30) as http:
         for email in accounts:
             token = http.post(token_url, data={
@@ -340,6 +361,7 @@ def run_rapport(base_url: str, token_url: str, accounts: list[str], now: datetim
         calendars = session.execute(select(Calendar.id, Calendar.account_id)
                                     .order_by(Calendar.id)).all()
     out: dict[str, Any] = {}
+    _count_statements(runtime.engine, out)
     with _timed(out):
         for calendar_id, account_id in calendars:
             recorder = CallRecorder(account_id)
@@ -475,6 +497,8 @@ def report(results: list[dict[str, Any]], accounts: int) -> str:
             continue
         ratio = f"{r['seconds'] / floor:.2f}" if floor else "-"
         rows = ", ".join(f"{k} {v}" for k, v in r["rows"].items())
+        if "statements" in r:
+            rows += f"; SQL statements {r['statements']}, commits {r['commits']}"
         lines.append(f"{r['label']:28} {r['seconds']:8.2f} {r['cpu_seconds']:8.2f} "
                      f"{1000 * r['cpu_seconds'] / accounts:12.1f} {ratio:>8} "
                      f"{r['requests']:9d} {r['maxrss_mb']:7.0f} MB  {rows}")
