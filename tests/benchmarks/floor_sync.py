@@ -189,21 +189,24 @@ def run_floor(base_url: str, token_url: str, accounts: list[str], now: datetime,
                 params = {**params, "pageToken": page.get("nextPageToken")}
             calendar_id = calendar_ids[email]
             with engine.begin() as conn:
-                series: dict[str, int] = {}
+                # ids come back with a natural key: RETURNING in parameter order would make
+                # SQLAlchemy insert row by row on SQLite
                 firsts = {i["recurringEventId"]: i for i in items}
-                ids = conn.execute(insert(series_t).returning(
-                    series_t.c.id, sort_by_parameter_order=True), [
+                keys = conn.execute(insert(series_t).returning(
+                    series_t.c.id, series_t.c.series_key), [
                     {"series_key": i["iCalUID"], "title": i.get("summary", ""),
                      "organizer_email": i["organizer"]["email"], "human_count": 2,
                      "confidence": 1.0, "detection_reason": "", "status": "active",
                      "first_seen_at": now, "time_zone": i["start"].get("timeZone")}
-                    for i in firsts.values()]).scalars().all()
-                series = dict(zip(firsts, ids, strict=True))
+                    for i in firsts.values()]).all()
+                by_key = {key: sid for sid, key in keys}
+                series = {rid: by_key[i["iCalUID"]] for rid, i in firsts.items()}
                 conn.execute(insert(source_t), [
                     {"series_id": sid, "calendar_id": calendar_id, "provider_series_id": key,
                      "is_organizer_copy": True} for key, sid in series.items()])
-                occurrence_ids = conn.execute(insert(occurrence_t).returning(
-                    occurrence_t.c.id, sort_by_parameter_order=True), [
+                occurrence_ids = {(sid, start): oid for oid, sid, start in conn.execute(
+                    insert(occurrence_t).returning(occurrence_t.c.id, occurrence_t.c.series_id,
+                                                   occurrence_t.c.original_start), [
                     {"series_id": series[i["recurringEventId"]],
                      "original_start": datetime.fromisoformat(
                          i["originalStartTime"]["dateTime"]),
@@ -211,13 +214,16 @@ def run_floor(base_url: str, token_url: str, accounts: list[str], now: datetime,
                      "scheduled_end": datetime.fromisoformat(i["end"]["dateTime"]),
                      "status": "cancelled" if i.get("status") == "cancelled" else "confirmed",
                      "updated_at": now}
-                    for i in items]).scalars().all()
+                    for i in items])}
                 conn.execute(insert(copy_t), [
-                    {"occurrence_id": oid, "calendar_id": calendar_id,
+                    {"occurrence_id": occurrence_ids[
+                        (series[i["recurringEventId"]],
+                         datetime.fromisoformat(i["originalStartTime"]["dateTime"]))],
+                     "calendar_id": calendar_id,
                      "provider_event_id": i["id"], "is_organizer_copy": True,
                      "etag": i.get("etag"), "description": i.get("description", ""),
                      "description_is_html": False, "removed": i.get("status") == "cancelled",
-                     "seen_at": now} for oid, i in zip(occurrence_ids, items, strict=True)])
+                     "seen_at": now} for i in items])
                 conn.execute(calendar_t.update().where(calendar_t.c.id == calendar_id)
                              .values(cursor=sync_token, last_sync_at=now))
     engine.dispose()
