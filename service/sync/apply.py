@@ -13,7 +13,7 @@ Rows that already exist are ORM objects, changed in place and flushed with the s
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from copy import copy as shallow_copy
 from dataclasses import dataclass, field, fields
 from datetime import datetime
@@ -101,11 +101,12 @@ class CalendarApplier:
             for s in session.scalars(select(SeriesSource).where(
                 SeriesSource.calendar_id == calendar.id))
         }
-        self._copies = self._load_copies()
+        self._copies: dict[str, OccurrenceCopy] = {}  # by event id, read by `_prefetch`
+        self._by_key: dict[str, Series | None] = {}  # series by key, None: not stored
         self._series: dict[int, Series] = {}
         self._occurrences: dict[tuple[int, datetime], Occurrence] = {}
         self._loaded: set[int] = set()  # series whose stored occurrences are all in the cache
-        self._named: set[int] = set()  # series whose people's names were recorded this round
+        self._named: set[str] = set()  # keys of series whose names were recorded this round
         self._described: dict[int, tuple[Any, ...]] = {}  # series -> detection inputs seen
         self._roles: dict[int, tuple[str | None, str | None]] = {}  # series -> (manager, report)
         # rows of the batch, inserted by `_settle`: new occurrences by key, new copies by event
@@ -116,9 +117,28 @@ class CalendarApplier:
         self._inserted_copies: dict[str, int] = {}
         self._noted: list[tuple[set[int], NewOccurrence]] = []
 
-    def _load_copies(self) -> dict[str, OccurrenceCopy]:
-        return {c.provider_event_id: c for c in self.session.scalars(
-            select(OccurrenceCopy).where(OccurrenceCopy.calendar_id == self.calendar.id))}
+    def _prefetch(self, events: Sequence[CalendarEvent]) -> None:
+        """Read what the events will look up, one query per kind: this calendar's copies of
+        them (not every copy the calendar has: an incremental page names a few), and the
+        series their new series keys name."""
+        wanted = [e.id for e in events if e.id not in self._copies]
+        for chunk in _chunks(wanted):
+            for copy in self.session.scalars(select(OccurrenceCopy).where(
+                    OccurrenceCopy.calendar_id == self.calendar.id,
+                    OccurrenceCopy.provider_event_id.in_(chunk))):
+                self._copies[copy.provider_event_id] = copy
+        keys = list({self._series_key(e) for e in events
+                     if e.series_id is not None and e.series_id not in self._sources}
+                    - self._by_key.keys())
+        for chunk in _chunks(keys):
+            found = {s.series_key: s for s in self.session.scalars(
+                select(Series).where(Series.series_key.in_(chunk)))}
+            self._by_key.update({key: found.get(key) for key in chunk})
+
+    def _series_key(self, event: CalendarEvent) -> str:
+        """The key that makes the manager's and the report's copies one series: the iCalendar
+        UID both providers give, else this calendar's own series id."""
+        return event.ical_uid or f"cal{self.calendar.id}:{event.series_id}"
 
     def apply_batch(self, events: Sequence[CalendarEvent]) -> None:
         """Apply a page of events in one savepoint; its new occurrences and copies are
@@ -132,6 +152,7 @@ class CalendarApplier:
             before = self._snapshot()
             try:
                 with self.session.begin_nested():
+                    self._prefetch(events)
                     for event in events:
                         self.result.events += 1
                         self._apply(event)
@@ -209,6 +230,7 @@ class CalendarApplier:
         for attempt in range(1 + CONFLICT_RETRIES):
             try:
                 with self.session.begin_nested():
+                    self._prefetch([event])
                     self._apply(event)
                     self._settle()
                 return
@@ -232,7 +254,8 @@ class CalendarApplier:
         for cache in caches:
             for key in [k for k, row in cache.items() if not inspect(row).persistent]:
                 del cache[key]
-        self._copies = self._load_copies()
+        self._copies.clear()  # read again, with the rows other workers committed since
+        self._by_key.clear()
         self._loaded.clear()  # other workers may have stored occurrences since
         self._named.clear()  # names written in the rolled-back attempt are gone too
         self._described.clear()
@@ -348,11 +371,11 @@ class CalendarApplier:
             series = self.session.get(Series, source.series_id)
         created = False
         if series is None:
-            key = event.ical_uid or f"cal{self.calendar.id}:{event.series_id}"
-            series = self.session.scalar(select(Series).where(Series.series_key == key))
-            if series is None:
-                series = Series(series_key=key, first_seen_at=self.now)
-                self.session.add(series)
+            key = self._series_key(event)
+            series = self._by_key.get(key) if key in self._by_key else \
+                self.session.scalar(select(Series).where(Series.series_key == key))
+            if series is None:  # added once described, so its INSERT carries its pair
+                series = self._by_key[key] = Series(series_key=key, first_seen_at=self.now)
                 created = True
         organizer_copy, inputs = None, None
         if event.status != EventStatus.CANCELLED and event.attendees:
@@ -361,7 +384,8 @@ class CalendarApplier:
                 organizer_copy, roles = self._describe(series, event)
             else:
                 inputs = None
-        if series.id is None:
+        if created:
+            self.session.add(series)
             self.session.flush()
         if inputs is not None:  # described: the roles as linked (None: ask `roles_of`)
             self._described[series.id] = inputs
@@ -405,13 +429,13 @@ class CalendarApplier:
             if changed or series.pair_id is None:
                 roles = refresh_pair_link(self.session, series) \
                     or (series.organizer_email, series.other_email)
-            if series.pair_id is not None and series.id not in self._named:
+            if series.pair_id is not None and series.series_key not in self._named:
                 # the names both providers send with attendees (Google displayName, Graph
                 # emailAddress.name): once per series and round, for the pair's two people
                 people = {verdict.organizer, verdict.other}
                 remember_names(self.session, {a.email: a.display_name for a in event.attendees
                                               if a.email.lower() in people})
-                self._named.add(series.id)
+                self._named.add(series.series_key)
         return verdict.organizer == owner, roles
 
     def _copy_row(self, event_id: str) -> OccurrenceCopy | None:
@@ -578,6 +602,12 @@ class CalendarApplier:
         adhoc.title = event.title[:500]
         adhoc.start, adhoc.end = event.start, event.end or event.start
         adhoc.cancelled = event.status == EventStatus.CANCELLED
+
+
+def _chunks(values: list[str], size: int = 500) -> Iterator[list[str]]:
+    """`values` in pieces small enough for one IN (...) on SQLite and PostgreSQL."""
+    for start in range(0, len(values), size):
+        yield values[start:start + size]
 
 
 def _detection_inputs(event: CalendarEvent) -> tuple[Any, ...]:
