@@ -127,6 +127,7 @@ def sync_calendar(
         _say_running_elsewhere(calendar_id, other)
         outcome.ran = False
         return outcome
+    released = False
     try:
         for _ in range(1 + MAX_EXTRA_ROUNDS):
             _round(factory, lease=lease, connector=connector, settings=settings,
@@ -138,6 +139,9 @@ def sync_calendar(
                     .where(Calendar.id == calendar_id, Calendar.sync_requested_at.is_not(None))
                     .values(sync_requested_at=None)
                 ).rowcount
+                if not again:  # let go in the same transaction: one commit less per sync
+                    _release(session, lease)
+                    released = True
             if not again:
                 break
     except LeaseLost:
@@ -152,7 +156,9 @@ def sync_calendar(
                         wall=lease.clock())
         raise
     finally:
-        _release_lease(factory, lease=lease)
+        if not released:
+            with factory.begin() as session:
+                _release(session, lease)
     return outcome
 
 
@@ -358,10 +364,9 @@ def _acquire_lease(factory: sessionmaker[Session], *, lease: SyncLease,
     return holder or "?"
 
 
-def _release_lease(factory: sessionmaker[Session], *, lease: SyncLease) -> None:
+def _release(session: Session, lease: SyncLease) -> None:
     """Let go, only if the lease is still ours (a taken-over lease is the new holder's)."""
-    with factory.begin() as session:
-        session.execute(update(Calendar)
-                        .where(Calendar.id == lease.calendar_id,
-                               Calendar.sync_lease_holder == lease.holder)
-                        .values(sync_lease_until=None, sync_lease_holder=None))
+    session.execute(update(Calendar)
+                    .where(Calendar.id == lease.calendar_id,
+                           Calendar.sync_lease_holder == lease.holder)
+                    .values(sync_lease_until=None, sync_lease_holder=None))
