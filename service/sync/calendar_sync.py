@@ -76,6 +76,20 @@ class SyncLease:
         if not kept:
             raise LeaseLost(f"calendar {self.calendar_id}: another worker took the sync over")
 
+    def end_round(self, session: Session) -> bool:
+        """In `session`'s transaction (after `renew`): True when a sync was requested while
+        the round ran (the request is taken: another round follows); otherwise the lease is
+        let go in that same transaction. A request made after it commits finds the lease
+        free and syncs itself, so none is lost between the two."""
+        again = session.execute(  # type: ignore[attr-defined]
+            update(Calendar)
+            .where(Calendar.id == self.calendar_id, Calendar.sync_requested_at.is_not(None))
+            .values(sync_requested_at=None)
+        ).rowcount
+        if not again:
+            _release(session, self)
+        return bool(again)
+
 
 _told_lock = threading.Lock()
 _told: dict[int, str] = {}  # calendar id -> the holder we last said was syncing it
@@ -130,19 +144,15 @@ def sync_calendar(
     released = False
     try:
         for _ in range(1 + MAX_EXTRA_ROUNDS):
-            _round(factory, lease=lease, connector=connector, settings=settings,
-                   now=now, outcome=outcome, recorder=recorder)
-            with factory.begin() as session:
-                lease.renew(session)
-                again = session.execute(  # type: ignore[attr-defined]
-                    update(Calendar)
-                    .where(Calendar.id == calendar_id, Calendar.sync_requested_at.is_not(None))
-                    .values(sync_requested_at=None)
-                ).rowcount
-                if not again:  # let go in the same transaction: one commit less per sync
-                    _release(session, lease)
-                    released = True
+            # a round normally ends in the transaction of its last page (`_pages`)
+            again = _round(factory, lease=lease, connector=connector, settings=settings,
+                           now=now, outcome=outcome, recorder=recorder)
+            if again is None:  # no page carried a cursor
+                with factory.begin() as session:
+                    lease.renew(session)
+                    again = lease.end_round(session)
             if not again:
+                released = True
                 break
     except LeaseLost:
         log.warning("calendar %s: lease lost mid-sync (this worker was too slow); stopped "
@@ -186,13 +196,13 @@ def _record_failure(factory: sessionmaker[Session], *, calendar_id: int, reason:
 
 def _round(factory: sessionmaker[Session], *, lease: SyncLease, connector: CalendarConnector,
            settings: Settings, now: datetime, outcome: SyncOutcome,
-           recorder: CallRecorder | None) -> None:
+           recorder: CallRecorder | None) -> bool | None:
+    """One round (a full one again if the cursor is gone); what `_pages` returns."""
     calendar_id = lease.calendar_id
     for attempt in range(2):
         try:
-            _pages(factory, lease=lease, connector=connector, settings=settings,
-                   now=now, outcome=outcome, recorder=recorder)
-            return
+            return _pages(factory, lease=lease, connector=connector, settings=settings,
+                          now=now, outcome=outcome, recorder=recorder)
         except CursorExpired:
             if attempt:
                 raise
@@ -206,12 +216,17 @@ def _round(factory: sessionmaker[Session], *, lease: SyncLease, connector: Calen
                 cal.cursor = None
                 if recorder:
                     recorder.flush_into(session)
+    raise AssertionError("unreachable: the second attempt returns or raises")
 
 
 def _pages(factory: sessionmaker[Session], *, lease: SyncLease, connector: CalendarConnector,
            settings: Settings, now: datetime, outcome: SyncOutcome,
-           recorder: CallRecorder | None) -> None:
+           recorder: CallRecorder | None) -> bool | None:
+    """Apply the round's pages, each in its own transaction. The page with the cursor ends
+    the round in its transaction (`SyncLease.end_round`): whether another round was asked
+    for is returned, None when no page carried a cursor."""
     calendar_id = lease.calendar_id
+    again: bool | None = None
     with factory() as session:
         cal = session.get(Calendar, calendar_id)
         if cal is None:
@@ -257,12 +272,15 @@ def _pages(factory: sessionmaker[Session], *, lease: SyncLease, connector: Calen
                 settle_series(session, result.series_touched, now)
             if recorder:
                 recorder.flush_into(session)
+            if page.cursor is not None:
+                again = lease.end_round(session)
             session.commit()
     outcome.events += result.events
     outcome.skipped += result.skipped
     outcome.series_touched |= result.series_touched
     outcome.occurrences_changed |= result.occurrences_changed
     outcome.occurrences_cancelled |= result.occurrences_cancelled
+    return again
 
 
 def apply_page(session: Session, calendar: Calendar, page: ChangePage, *, result: ApplyResult,
