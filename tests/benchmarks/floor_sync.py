@@ -2,6 +2,7 @@
 
     python tests/benchmarks/floor_sync.py [--accounts 50] [--series 8]
                                           [--rapport LABEL=PATH ...] [--repeat 1]
+                                          [--only COLUMN ...] [--profile DIR] [--json FILE]
 
 One Google sandbox (the population of `bench_sync.py`: N managers x 8 weekly 1:1s that
 started 52 weeks ago) in its own process; each column runs in a fresh process of its own,
@@ -12,8 +13,8 @@ first sync only (setup such as migrations and connecting accounts is not timed):
   events.list pages with Rapport's request shape (``singleEvents=true``,
   ``showDeleted=true``, ``maxResults=250``, ``timeMin`` = now - lookback, no ``timeMax``,
   ``pageToken`` until ``nextSyncToken``), `json` parsing, `datetime.fromisoformat`, and
-  SQLAlchemy Core ``executemany`` inserts (series with RETURNING ids, sources, occurrences
-  with RETURNING ids, copies) into Rapport's own migrated schema in a SQLite file, one
+  SQLAlchemy Core multi-row INSERTs (series, sources, occurrences, copies; ids returned with
+  each row's natural key) into Rapport's own migrated schema in a SQLite file, one
   transaction per calendar. No detection, no pair, no people: what any sync must do at least.
 - **gcal-sync** (the `bench` extra, ``gcal-sync==8.0.0``; skipped with a message when it is
   not installed): its `CalendarEventSyncManager` over its own aiohttp session, with the same
@@ -29,7 +30,10 @@ first sync only (setup such as migrations and connecting accounts is not timed):
   it the column uses this checkout.
 
 Every column stores the same window (now - 28 days to now + 120 days); the row counts are
-printed so a column that stored less is visible. Not collected by pytest.
+printed so a column that stored less is visible, with the SQL statements and commits of the
+database columns. With ``--repeat`` the columns alternate and the best of each is printed.
+``--profile DIR`` cProfiles each column's timed part; ``FLOOR_SYNC_SQL_LOG=FILE`` logs its SQL.
+Not collected by pytest.
 """
 
 from __future__ import annotations
