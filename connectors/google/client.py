@@ -14,8 +14,10 @@ Every provider call goes through `GoogleClient.execute`, which
   googleapiclient's `JsonModel.deserialize` hands such a body back as the raw text instead of
   raising, so it is caught here, before anything reads it as a page.
 
-Thread-safe when built as `connectors.google.provider` builds it: a `PerThreadHttp`
-transport (httplib2 is not thread-safe) and `SerializedRefresh` credentials.
+The API description (`SharedApi`) is one per process, shared by every client; each request
+goes out on its account's own authorized HTTP. httplib2 is not thread-safe, so a client is
+thread-safe when built as `connectors.google.provider` builds it: a `PerThreadHttp`
+transport and `SerializedRefresh` credentials.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import json
 import socket
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -31,8 +34,7 @@ import google_auth_httplib2
 import httplib2
 from google.auth.credentials import Credentials
 from google.auth.exceptions import RefreshError, TransportError
-from googleapiclient import discovery_cache
-from googleapiclient.discovery import build_from_document, fix_method_name
+from googleapiclient.discovery import build
 from googleapiclient.errors import HttpError
 from googleapiclient.http import HttpRequest
 
@@ -54,53 +56,67 @@ _RATE_REASONS = {"rateLimitExceeded", "userRateLimitExceeded", "quotaExceeded"}
 _NETWORK_ERRORS = (httplib2.HttpLib2Error, TransportError, socket.timeout, ConnectionError, OSError)
 
 
+class SharedApi:
+    """One googleapiclient service per API, version and endpoint for the whole process, and
+    its collections (``events()``, ``users()``, ...) built once.
+
+    googleapiclient parses the discovery document on every `build` and builds a collection's
+    every method, docstrings rendered from the schemas included, on every ``events()`` call:
+    per connector and per call, that cost more CPU than reading the pages, and every cached
+    connector held its own parsed copy in memory. The service holds no account: each request
+    it makes is sent with the account's own authorized HTTP (`HttpRequest.execute(http=...)`),
+    so one service serves every account and thread (a request object is built per call)."""
+
+    def __init__(self, api: str, version: str, api_url: str) -> None:
+        self._service = build(api, version, http=httplib2.Http(), static_discovery=True,
+                              cache_discovery=False,
+                              client_options={"api_endpoint": api_url if api_url.endswith("/")
+                                              else api_url + "/"})
+        self._collections: dict[str, Any] = {}
+        self._lock = threading.Lock()
+
+    def collection(self, name: str) -> Any:
+        found = self._collections.get(name)
+        if found is None:
+            with self._lock:
+                found = self._collections.get(name)
+                if found is None:
+                    found = self._collections[name] = getattr(self._service, name)()
+        return found
+
+
+_shared_lock = threading.Lock()
+_shared: dict[tuple[str, str, str], SharedApi] = {}
+
+
+def shared_api(api: str, version: str, api_url: str) -> SharedApi:
+    """The process's `SharedApi` for this API at `api_url` (Google's or a sandbox's)."""
+    key = (api, version, api_url)
+    with _shared_lock:
+        found = _shared.get(key)
+        if found is None:
+            found = _shared[key] = SharedApi(api, version, api_url)
+    return found
+
+
+@dataclass(frozen=True)
+class GoogleService:
+    """What a `GoogleClient` sends with: the shared API description and one account's HTTP."""
+
+    api: SharedApi
+    http: google_auth_httplib2.AuthorizedHttp
+
+
 def build_service(api: str, version: str, credentials: Credentials, *, api_url: str,
                   http: httplib2.Http | None = None, ca_bundle: str | Path | None = None,
-                  timeout: float = 30.0) -> Any:
-    """A googleapiclient service from the packaged (static) discovery document, sending to
-    `api_url` (Google's or a sandbox's) with `credentials` refreshed by google-auth; every
-    service of one API shares one parsed document (`discovery_document`)."""
+                  timeout: float = 30.0) -> GoogleService:
+    """The packaged (static) discovery document's API at `api_url`, sent with `credentials`
+    refreshed by google-auth."""
     if http is None:
         http = httplib2.Http(timeout=timeout,
                              ca_certs=str(ca_bundle) if ca_bundle is not None else None)
-    authorized = google_auth_httplib2.AuthorizedHttp(credentials, http=http)
-    return build_from_document(discovery_document(api, version), http=authorized,
-                               client_options=_endpoint(api_url))
-
-
-def _endpoint(api_url: str) -> dict[str, str]:
-    return {"api_endpoint": api_url if api_url.endswith("/") else api_url + "/"}
-
-
-_documents: dict[tuple[str, str], dict[str, Any]] = {}
-_documents_lock = threading.Lock()
-
-
-def discovery_document(api: str, version: str) -> dict[str, Any]:
-    """The packaged discovery document of `api`, parsed once per process (~350 KB of Python
-    objects and ~2.5 ms per parse, which every connector used to pay for its own copy).
-
-    googleapiclient writes into the document it builds from: the first time a resource is
-    built, each method's ``parameters`` gain the global ones (`discovery._fix_up_parameters`,
-    "SIDE EFFECTS: This updates the parameters dictionary object"). Every resource is built
-    once here, under a lock, before the document is shared, so later builds (in any thread)
-    only rewrite keys that are already there and never change a dict's size under another
-    thread's iteration."""
-    key = (api, version)
-    with _documents_lock:
-        document = _documents.get(key)
-        if document is None:
-            document = json.loads(discovery_cache.get_static_doc(api, version) or "")
-            _build_every_resource(build_from_document(document, http=httplib2.Http(),
-                                                      client_options=_endpoint("http://x/")),
-                                  document)
-            _documents[key] = document
-        return document
-
-
-def _build_every_resource(resource: Any, description: dict[str, Any]) -> None:
-    for name, nested in description.get("resources", {}).items():
-        _build_every_resource(getattr(resource, fix_method_name(name))(), nested)
+    return GoogleService(api=shared_api(api, version, api_url),
+                         http=google_auth_httplib2.AuthorizedHttp(credentials, http=http))
 
 
 def fetch_token(credentials: Credentials, *, ca_bundle: str | Path | None = None,
@@ -158,12 +174,12 @@ class GoogleClient:
 
     def __init__(
         self,
-        service: Any,
+        service: GoogleService,
         *,
         observer: CallObserver | None = None,
         retry: RetryPolicy | None = None,
     ) -> None:
-        self.service = service
+        self._api, self._http = service.api, service.http
         self._calls = CallReporter(PROVIDER, observer)
         self.retry = retry or RetryPolicy()
 
@@ -177,7 +193,7 @@ class GoogleClient:
         """One HTTP exchange, reported and translated."""
         started = time.monotonic()
         try:
-            result = request.execute()
+            result = request.execute(http=self._http)
         except HttpError as err:
             self._calls.report(operation, int(err.resp.status), started)
             raise translate_http_error(err, operation) from err
@@ -197,12 +213,12 @@ class GoogleClient:
     def list_events(self, calendar_id: str, **params: Any) -> Any:
         """events.list: https://developers.google.com/calendar/api/v3/reference/events/list"""
         return self.execute(
-            "events.list", self.service.events().list(calendarId=calendar_id, **params)
+            "events.list", self._api.collection("events").list(calendarId=calendar_id, **params)
         )
 
     def get_event(self, calendar_id: str, event_id: str) -> Any:
         """events.get: https://developers.google.com/calendar/api/v3/reference/events/get"""
-        request = self.service.events().get(calendarId=calendar_id, eventId=event_id)
+        request = self._api.collection("events").get(calendarId=calendar_id, eventId=event_id)
         return self.execute("events.get", request)
 
     def patch_event(
@@ -213,7 +229,7 @@ class GoogleClient:
         https://developers.google.com/calendar/api/v3/reference/events/patch and
         https://developers.google.com/calendar/api/guides/version-resources
         """
-        request = self.service.events().patch(
+        request = self._api.collection("events").patch(
             calendarId=calendar_id, eventId=event_id, body=body, sendUpdates="none"
         )
         if etag:
@@ -222,31 +238,32 @@ class GoogleClient:
 
     def freebusy(self, body: dict[str, Any]) -> Any:
         """freebusy.query: https://developers.google.com/calendar/api/v3/reference/freebusy/query"""
-        return self.execute("freebusy.query", self.service.freebusy().query(body=body))
+        return self.execute("freebusy.query", self._api.collection("freebusy").query(body=body))
 
     def watch(self, calendar_id: str, body: dict[str, Any]) -> Any:
         """events.watch: https://developers.google.com/calendar/api/v3/reference/events/watch"""
-        request = self.service.events().watch(calendarId=calendar_id, body=body)
+        request = self._api.collection("events").watch(calendarId=calendar_id, body=body)
         return self.execute("events.watch", request)
 
     def stop_channel(self, channel_id: str, resource_id: str | None) -> None:
         """channels.stop: https://developers.google.com/calendar/api/v3/reference/channels/stop"""
         body = {"id": channel_id, "resourceId": resource_id}
-        self.execute("channels.stop", self.service.channels().stop(body=body))
+        self.execute("channels.stop", self._api.collection("channels").stop(body=body))
 
     def list_users(self, **params: Any) -> Any:
         """users.list: https://developers.google.com/workspace/admin/directory/reference/rest/v1/users/list"""
-        return self.execute("users.list", self.service.users().list(**params))
+        return self.execute("users.list", self._api.collection("users").list(**params))
 
     def get_user(self, user_key: str) -> Any:
         """users.get: https://developers.google.com/workspace/admin/directory/reference/rest/v1/users/get"""
-        return self.execute("users.get", self.service.users().get(userKey=user_key))
+        return self.execute("users.get", self._api.collection("users").get(userKey=user_key))
 
     def list_members(self, group_key: str, **params: Any) -> Any:
         """members.list: https://developers.google.com/workspace/admin/directory/reference/rest/v1/members/list"""
-        request = self.service.members().list(groupKey=group_key, **params)
+        request = self._api.collection("members").list(groupKey=group_key, **params)
         return self.execute("members.list", request)
 
     def calendar_list(self, **params: Any) -> Any:
         """calendarList.list: https://developers.google.com/calendar/api/v3/reference/calendarList/list"""
-        return self.execute("calendarList.list", self.service.calendarList().list(**params))
+        request = self._api.collection("calendarList").list(**params)
+        return self.execute("calendarList.list", request)

@@ -11,7 +11,14 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from connectors.base import Attendee, CalendarEvent, EventStatus, Response, SkippedItem
+from connectors.base import (
+    Attendee,
+    CalendarEvent,
+    EventStatus,
+    Response,
+    SkippedItem,
+    starts_before,
+)
 from connectors.google.types import Event, EventAttendee, EventDateTime
 from connectors.items import PARSE_ERRORS, skipped_item
 from connectors.text import MAX_DESCRIPTION_CHARS, looks_like_html
@@ -134,14 +141,52 @@ def parse_event(raw: Event, calendar_id: str) -> CalendarEvent:
 
 
 def parse_items(
-    items: list[Event], calendar_id: str
+    items: list[Event], calendar_id: str, *, before: datetime | None = None
 ) -> tuple[list[CalendarEvent], list[SkippedItem]]:
-    """Parse a page; unreadable items become `SkippedItem` with their id."""
+    """Parse a page; unreadable items become `SkippedItem` with their id.
+
+    With `before` (a sync window's end) only the items that belong to the window are kept
+    (`connectors.base.starts_before`). Google lists a full sync without ``timeMax`` (see
+    `connectors.google.provider`), so most items of a first sync lie past the window: their
+    times are read first and they are left out unparsed, not parsed and then dropped."""
     events: list[CalendarEvent] = []
     skipped: list[SkippedItem] = []
     for raw in items:
+        if before is not None and _starts_from(raw, before):
+            continue
         try:
-            events.append(parse_event(raw, calendar_id))
+            event = parse_event(raw, calendar_id)
         except PARSE_ERRORS as err:  # EventParseError too
             skipped.append(skipped_item(raw, err))
+            continue
+        if before is None or starts_before(event, before):
+            events.append(event)
     return events, skipped
+
+
+def _starts_from(raw: Event, end: datetime) -> bool:
+    """True when every time the item gives (``start``, ``originalStartTime``) is at or after
+    `end`; False when it gives none or one cannot be read (the full parse decides then)."""
+    seen = False
+    for when in (raw.get("start"), raw.get("originalStartTime")):
+        if when is None:
+            continue
+        at = _quick_time(when)
+        if at is None or at < end:
+            return False
+        seen = True
+    return seen
+
+
+def _quick_time(when: EventDateTime) -> datetime | None:
+    """The instant of a ``dateTime`` (with its offset) or ``date``; None when unreadable."""
+    try:
+        if "dateTime" in when:
+            at = datetime.fromisoformat(when["dateTime"])
+            return at if at.tzinfo is not None else None
+        if "date" in when:
+            day = date.fromisoformat(when["date"])
+            return datetime(day.year, day.month, day.day, tzinfo=UTC)
+    except (TypeError, ValueError):
+        return None
+    return None

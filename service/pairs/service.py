@@ -102,9 +102,9 @@ def in_directory(person: Person) -> bool:
 
 
 def refresh_pair_link(session: Session, series: Series, *,
-                      keep_history_before: datetime | None = None) -> None:
+                      keep_history_before: datetime | None = None) -> tuple[str, str] | None:
     """Link the series to its pair when it is a managed 1:1 (see `manager_of`), unlink it
-    when it no longer is.
+    when it no longer is; returns the pair's (manager email, report email), None unlinked.
 
     With `keep_history_before` (the org chart changed a manager) a series that leaves a pair
     after meeting under it is split like a "this and following" edit: the part before that
@@ -122,6 +122,7 @@ def refresh_pair_link(session: Session, series: Series, *,
             and pair_id != series.pair_id):
         series = _split_off_history(session, series, before=keep_history_before)
     series.pair_id = pair_id
+    return roles
 
 
 def _split_off_history(session: Session, series: Series, *, before: datetime) -> Series:

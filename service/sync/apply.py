@@ -3,18 +3,23 @@
 Idempotent by construction: every row is found by its natural key (series key, original
 start, calendar + provider id) before it is created, so applying the same page twice, or
 after a crash half-way, leaves the same state.
+
+New occurrences and copies (nearly every event of a first sync) are plain values until the
+batch is settled, then inserted with one multi-row INSERT ... RETURNING per table: an ORM
+object and a unit-of-work flush per event cost more than the rest of the sync together.
+Rows that already exist are ORM objects, changed in place and flushed with the session.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from copy import copy as shallow_copy
 from dataclasses import dataclass, field, fields
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import inspect, select
+from sqlalchemy import Table, insert, inspect, select
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
@@ -37,8 +42,38 @@ from service.people.service import remember_names
 
 log = logging.getLogger(__name__)
 
+# the tables themselves: Core INSERTs of plain rows, without the ORM's per-row bookkeeping
+_OCCURRENCES = cast(Table, Occurrence.__table__)
+_COPIES = cast(Table, OccurrenceCopy.__table__)
 CONFLICT_RETRIES = 2  # re-applications of a page (an event) after a concurrent insert of a row
 MAX_STORED_DESCRIPTION = 256 * 1024  # larger descriptions are not kept (nor written into)
+
+
+@dataclass(slots=True)
+class NewOccurrence:
+    """An occurrence first seen in this batch: the fields `_confirm` / `_cancel` set, kept as
+    plain values until `_settle` inserts it and gives it its `id`."""
+
+    series_id: int
+    original_start: datetime
+    scheduled_start: datetime
+    scheduled_end: datetime
+    status: str = OccurrenceStatus.CONFIRMED
+    manager_response: str | None = None
+    report_response: str | None = None
+    cancelled_at: datetime | None = None
+    dropped_at: datetime | None = None
+    id: int | None = None
+
+    def row(self) -> dict[str, Any]:
+        return {"series_id": self.series_id, "original_start": self.original_start,
+                "scheduled_start": self.scheduled_start, "scheduled_end": self.scheduled_end,
+                "status": self.status, "manager_response": self.manager_response,
+                "report_response": self.report_response, "cancelled_at": self.cancelled_at,
+                "dropped_at": self.dropped_at}
+
+
+AnyOccurrence = Occurrence | NewOccurrence
 
 
 @dataclass
@@ -66,25 +101,48 @@ class CalendarApplier:
             for s in session.scalars(select(SeriesSource).where(
                 SeriesSource.calendar_id == calendar.id))
         }
-        self._copies = {
-            c.provider_event_id: c
-            for c in session.scalars(select(OccurrenceCopy).where(
-                OccurrenceCopy.calendar_id == calendar.id))
-        }
+        self._copies: dict[str, OccurrenceCopy] = {}  # by event id, read by `_prefetch`
+        self._by_key: dict[str, Series | None] = {}  # series by key, None: not stored
         self._series: dict[int, Series] = {}
         self._occurrences: dict[tuple[int, datetime], Occurrence] = {}
         self._loaded: set[int] = set()  # series whose stored occurrences are all in the cache
-        self._named: set[int] = set()  # series whose people's names were recorded this round
+        self._named: set[str] = set()  # keys of series whose names were recorded this round
         self._described: dict[int, tuple[Any, ...]] = {}  # series -> detection inputs seen
         self._roles: dict[int, tuple[str | None, str | None]] = {}  # series -> (manager, report)
-        # rows that wait for the ids of occurrences inserted with the batch (`_settle`)
-        self._unplaced: list[tuple[OccurrenceCopy, Occurrence]] = []
-        self._seen: list[OccurrenceCopy] = []
-        self._noted: list[tuple[set[int], Occurrence]] = []
+        # rows of the batch, inserted by `_settle`: new occurrences by key, new copies by event
+        # id (with the new occurrence whose id they wait for); then the ids they were given
+        self._new_occurrences: dict[tuple[int, datetime], NewOccurrence] = {}
+        self._new_copies: dict[str, tuple[dict[str, Any], NewOccurrence | None]] = {}
+        self._inserted_occurrences: dict[tuple[int, datetime], int] = {}
+        self._inserted_copies: dict[str, int] = {}
+        self._noted: list[tuple[set[int], NewOccurrence]] = []
+
+    def _prefetch(self, events: Sequence[CalendarEvent]) -> None:
+        """Read what the events will look up, one query per kind: this calendar's copies of
+        them (not every copy the calendar has: an incremental page names a few), and the
+        series their new series keys name."""
+        wanted = [e.id for e in events if e.id not in self._copies]
+        for chunk in _chunks(wanted):
+            for copy in self.session.scalars(select(OccurrenceCopy).where(
+                    OccurrenceCopy.calendar_id == self.calendar.id,
+                    OccurrenceCopy.provider_event_id.in_(chunk))):
+                self._copies[copy.provider_event_id] = copy
+        keys = list({self._series_key(e) for e in events
+                     if e.series_id is not None and e.series_id not in self._sources}
+                    - self._by_key.keys())
+        for chunk in _chunks(keys):
+            found = {s.series_key: s for s in self.session.scalars(
+                select(Series).where(Series.series_key.in_(chunk)))}
+            self._by_key.update({key: found.get(key) for key in chunk})
+
+    def _series_key(self, event: CalendarEvent) -> str:
+        """The key that makes the manager's and the report's copies one series: the iCalendar
+        UID both providers give, else this calendar's own series id."""
+        return event.ical_uid or f"cal{self.calendar.id}:{event.series_id}"
 
     def apply_batch(self, events: Sequence[CalendarEvent]) -> None:
-        """Apply a page of events in one savepoint and with one flush at its end (new
-        occurrences and copies are inserted together, their ids read back from the batch).
+        """Apply a page of events in one savepoint; its new occurrences and copies are
+        inserted together at its end (`_settle`), their ids read back from the INSERTs.
 
         A concurrent sync inserting the same rows (IntegrityError / OperationalError) rolls
         the page back and it is applied again, finding the rows the other worker committed.
@@ -94,6 +152,7 @@ class CalendarApplier:
             before = self._snapshot()
             try:
                 with self.session.begin_nested():
+                    self._prefetch(events)
                     for event in events:
                         self.result.events += 1
                         self._apply(event)
@@ -121,27 +180,43 @@ class CalendarApplier:
             setattr(self.result, name, value)
 
     def _settle(self) -> None:
-        """Flush what the events so far added, then give copies their new occurrences' ids
-        and record the ids the result names; no flush when nothing waits for an id."""
-        if self._unplaced or any(o.id is None for _, o in self._noted) \
-                or any(c.id is None for c in self._seen):
-            self.session.flush()
-            for row, occurrence in self._unplaced:
-                row.occurrence_id = occurrence.id
-                self.session.add(row)
-            self._unplaced.clear()
-            self.session.flush()
-        for ids, occurrence in self._noted:
-            ids.add(occurrence.id)
+        """Insert the batch's new occurrences, then their copies (each knowing its
+        occurrence's id now), one multi-row INSERT ... RETURNING id each, and record the ids
+        the result names. The series they point at were flushed when they were created."""
+        if self._new_occurrences:
+            # the ids come back with each row's natural key: a multi-row INSERT returns its
+            # rows in no promised order (asking for it makes SQLAlchemy insert row by row)
+            c = _OCCURRENCES.c
+            inserted = self.session.execute(
+                insert(_OCCURRENCES).returning(c.id, c.series_id, c.original_start),
+                [n.row() for n in self._new_occurrences.values()])
+            for new_id, series_id, original in inserted:
+                self._new_occurrences[(series_id, original)].id = new_id
+                self._inserted_occurrences[(series_id, original)] = new_id
+            self._new_occurrences.clear()
+        if self._new_copies:
+            rows = []
+            for row, occurrence in self._new_copies.values():
+                if occurrence is not None:
+                    row["occurrence_id"] = occurrence.id
+                rows.append(row)
+            c = _COPIES.c
+            for new_id, event_id in self.session.execute(
+                    insert(_COPIES).returning(c.id, c.provider_event_id), rows):
+                self._inserted_copies[event_id] = new_id
+                self.result.seen_copy_ids.add(new_id)
+            self._new_copies.clear()
+        for noted, occurrence in self._noted:
+            assert occurrence.id is not None
+            noted.add(occurrence.id)
         self._noted.clear()
-        self.result.seen_copy_ids.update(c.id for c in self._seen)
-        self._seen.clear()
 
-    def _note(self, ids: set[int], occurrence: Occurrence) -> None:
+    def _note(self, ids: set[int], occurrence: AnyOccurrence) -> None:
         """Add the occurrence's id to one of the result's sets, once it has one."""
-        if occurrence.id is None:
+        if isinstance(occurrence, NewOccurrence) and occurrence.id is None:
             self._noted.append((ids, occurrence))
         else:
+            assert occurrence.id is not None
             ids.add(occurrence.id)
 
     def apply(self, event: CalendarEvent) -> None:
@@ -155,6 +230,7 @@ class CalendarApplier:
         for attempt in range(1 + CONFLICT_RETRIES):
             try:
                 with self.session.begin_nested():
+                    self._prefetch([event])
                     self._apply(event)
                     self._settle()
                 return
@@ -172,18 +248,22 @@ class CalendarApplier:
         self.quarantine(event.id, f"{failure.__class__.__name__}: {failure}"[:500])
 
     def _forget_unsaved(self) -> None:
-        """Drop cached rows that a rolled-back attempt created; they are looked up again."""
-        caches: tuple[dict[Any, Any], ...] = (self._sources, self._copies, self._series,
-                                               self._occurrences)
+        """Drop cached rows that a rolled-back attempt created; they are looked up again
+        (the copies and occurrences from the database, which holds those that were kept)."""
+        caches: tuple[dict[Any, Any], ...] = (self._sources, self._series, self._occurrences)
         for cache in caches:
             for key in [k for k, row in cache.items() if not inspect(row).persistent]:
                 del cache[key]
+        self._copies.clear()  # read again, with the rows other workers committed since
+        self._by_key.clear()
         self._loaded.clear()  # other workers may have stored occurrences since
         self._named.clear()  # names written in the rolled-back attempt are gone too
         self._described.clear()
         self._roles.clear()
-        self._unplaced.clear()
-        self._seen.clear()
+        self._new_occurrences.clear()
+        self._new_copies.clear()
+        self._inserted_occurrences.clear()
+        self._inserted_copies.clear()
         self._noted.clear()
 
     def quarantine(self, event_id: str | None, reason: str) -> None:
@@ -203,7 +283,7 @@ class CalendarApplier:
     # -- the cases -----------------------------------------------------------------
 
     def _apply(self, event: CalendarEvent) -> None:
-        copy = self._copies.get(event.id)
+        copy = self._copy_row(event.id)
         if event.status == EventStatus.CANCELLED and event.start is None and \
                 (event.series_id is None or event.original_start is None):
             self._tombstone(event, copy)
@@ -282,37 +362,58 @@ class CalendarApplier:
         self._copy(occurrence, event, copy, series)
 
     def _series_for(self, event: CalendarEvent) -> Series:
+        """The event's series, found by its source or key, else created already described
+        (one INSERT; it has no stored occurrences to load)."""
         assert event.series_id is not None
         source = self._sources.get(event.series_id)
         series = self._series.get(source.series_id) if source else None
         if source is not None and series is None:
             series = self.session.get(Series, source.series_id)
+        created = False
         if series is None:
-            key = event.ical_uid or f"cal{self.calendar.id}:{event.series_id}"
-            series = self.session.scalar(select(Series).where(Series.series_key == key))
-            if series is None:
-                series = Series(series_key=key, first_seen_at=self.now)
-                self.session.add(series)
-                self.session.flush()
+            key = self._series_key(event)
+            series = self._by_key.get(key) if key in self._by_key else \
+                self.session.scalar(select(Series).where(Series.series_key == key))
+            if series is None:  # added once described, so its INSERT carries its pair
+                series = self._by_key[key] = Series(series_key=key, first_seen_at=self.now)
+                created = True
+        organizer_copy, inputs = None, None
+        if event.status != EventStatus.CANCELLED and event.attendees:
+            inputs = _detection_inputs(event)
+            if created or self._described.get(series.id) != inputs:
+                organizer_copy, roles = self._describe(series, event)
+            else:
+                inputs = None
+        if created:
+            self.session.add(series)
+            self.session.flush()
+        if inputs is not None:  # described: the roles as linked (None: ask `roles_of`)
+            self._described[series.id] = inputs
+            if roles is None:
+                self._roles.pop(series.id, None)
+            else:
+                self._roles[series.id] = roles
+        if created:
+            self._loaded.add(series.id)
         if source is None:
             source = SeriesSource(series_id=series.id, calendar_id=self.calendar.id,
                                   provider_series_id=event.series_id)
             self.session.add(source)
             self._sources[event.series_id] = source
+        if organizer_copy is not None:
+            source.is_organizer_copy = organizer_copy
         self._series[series.id] = series
-        if event.status != EventStatus.CANCELLED and event.attendees:
-            inputs = _detection_inputs(event)
-            if self._described.get(series.id) != inputs:
-                self._describe(series, event, source)
-                self._described[series.id] = inputs
-                self._roles.pop(series.id, None)
         self.result.series_touched.add(series.id)
         return series
 
-    def _describe(self, series: Series, event: CalendarEvent, source: SeriesSource) -> None:
+    def _describe(self, series: Series,
+                  event: CalendarEvent) -> tuple[bool, tuple[str | None, str | None] | None]:
+        """Detection's verdict onto the series, its pair linked when that changed. Returns
+        whether this calendar's owner organizes it, and the (manager, report) `roles_of`
+        would give when the pair was linked now (None when it was not looked at). Its
+        lookups (people, pair) do not autoflush: what they read was flushed when created."""
         verdict = detect(event)
         owner = (self.calendar.owner_email or "").lower()
-        source.is_organizer_copy = verdict.organizer == owner
         changed = (series.title, series.organizer_email, series.other_email, series.human_count,
                    series.confidence) != (event.title[:500], verdict.organizer, verdict.other,
                                           verdict.human_count, verdict.confidence)
@@ -323,32 +424,53 @@ class CalendarApplier:
         series.confidence = verdict.confidence
         series.detection_reason = verdict.reason
         series.time_zone = event.time_zone or series.time_zone
-        if changed or series.pair_id is None:
-            refresh_pair_link(self.session, series)
-        if series.pair_id is not None and series.id not in self._named:
-            # the names both providers send with attendees (Google displayName, Graph
-            # emailAddress.name): once per series and round, for the pair's two people
-            people = {verdict.organizer, verdict.other}
-            remember_names(self.session, {a.email: a.display_name for a in event.attendees
-                                          if a.email.lower() in people})
-            self._named.add(series.id)
+        roles: tuple[str | None, str | None] | None = None
+        with self.session.no_autoflush:
+            if changed or series.pair_id is None:
+                roles = refresh_pair_link(self.session, series) \
+                    or (series.organizer_email, series.other_email)
+            if series.pair_id is not None and series.series_key not in self._named:
+                # the names both providers send with attendees (Google displayName, Graph
+                # emailAddress.name): once per series and round, for the pair's two people
+                people = {verdict.organizer, verdict.other}
+                remember_names(self.session, {a.email: a.display_name for a in event.attendees
+                                              if a.email.lower() in people})
+                self._named.add(series.series_key)
+        return verdict.organizer == owner, roles
+
+    def _copy_row(self, event_id: str) -> OccurrenceCopy | None:
+        """The calendar's stored copy of an event, one inserted by this batch included."""
+        if event_id in self._new_copies:  # an event listed twice in one batch: rare
+            self._settle()
+        copy = self._copies.get(event_id)
+        if copy is None and event_id in self._inserted_copies:
+            copy = self.session.get(OccurrenceCopy, self._inserted_copies[event_id])
+            if copy is not None:
+                self._copies[event_id] = copy
+        return copy
 
     def _occurrence_row(self, series: Series, original: datetime,
-                        event: CalendarEvent) -> Occurrence:
+                        event: CalendarEvent) -> AnyOccurrence:
+        """The stored occurrence of the series at `original`, or a new one for the batch."""
         key = (series.id, original)
+        new = self._new_occurrences.get(key)
+        if new is not None:
+            return new
         if key not in self._occurrences and series.id not in self._loaded:
             self._load_occurrences(series.id)
         occurrence = self._occurrences.get(key)
-        if occurrence is None:
-            start = event.start or original
-            end = event.end or start
-            occurrence = Occurrence(series_id=series.id, original_start=original,
-                                    scheduled_start=start, scheduled_end=end,
-                                    status=OccurrenceStatus.CONFIRMED)
-            self.session.add(occurrence)  # inserted with the batch (`_settle`)
-            self._note(self.result.occurrences_changed, occurrence)
-        self._occurrences[key] = occurrence
-        return occurrence
+        if occurrence is None and key in self._inserted_occurrences:
+            occurrence = self.session.get(Occurrence, self._inserted_occurrences[key])
+            if occurrence is not None:
+                self._occurrences[key] = occurrence
+        if occurrence is not None:
+            return occurrence
+        start = event.start or original
+        new = self._new_occurrences[key] = NewOccurrence(
+            series_id=series.id, original_start=original, scheduled_start=start,
+            scheduled_end=event.end or start)
+        self._note(self.result.occurrences_changed, new)
+        return new
 
     def _roles_of(self, series: Series) -> tuple[str | None, str | None]:
         """`roles_of` once per series and page (its lookups autoflushed for every event);
@@ -366,7 +488,8 @@ class CalendarApplier:
             self._occurrences.setdefault((series_id, occurrence.original_start), occurrence)
         self._loaded.add(series_id)
 
-    def _confirm(self, occurrence: Occurrence, event: CalendarEvent, series: Series) -> None:
+    def _confirm(self, occurrence: AnyOccurrence, event: CalendarEvent,
+                 series: Series) -> None:
         assert event.start is not None
         end = event.end or event.start
         responses = {a.email.lower(): a.response for a in event.attendees}
@@ -396,7 +519,7 @@ class CalendarApplier:
         if before != after:
             self._note(self.result.occurrences_changed, occurrence)
 
-    def _cancel(self, occurrence: Occurrence, *, at: datetime | None = None) -> None:
+    def _cancel(self, occurrence: AnyOccurrence, *, at: datetime | None = None) -> None:
         """Cancel the shared occurrence; `at` is the provider's time of the change, if known."""
         if occurrence.status != OccurrenceStatus.CANCELLED:
             occurrence.status = OccurrenceStatus.CANCELLED
@@ -405,49 +528,57 @@ class CalendarApplier:
             self._note(self.result.occurrences_cancelled, occurrence)
             self._note(self.result.occurrences_changed, occurrence)
 
-    def _copy(self, occurrence: Occurrence, event: CalendarEvent, copy: OccurrenceCopy | None,
-              series: Series) -> None:
-        if copy is None:
-            copy = OccurrenceCopy(calendar_id=self.calendar.id, provider_event_id=event.id)
-            self._copies[event.id] = copy
-            if occurrence.id is not None:
-                self.session.add(copy)
-        if occurrence.id is None:  # a new occurrence: the copy joins the session with its id
-            self._unplaced.append((copy, occurrence))
+    def _copy(self, occurrence: AnyOccurrence, event: CalendarEvent,
+              copy: OccurrenceCopy | None, series: Series) -> None:
+        values = self._copy_values(event)
+        if copy is None:  # inserted with the batch, once its occurrence has an id
+            row = dict(values, calendar_id=self.calendar.id, provider_event_id=event.id,
+                       occurrence_id=occurrence.id)
+            waits = occurrence if isinstance(occurrence, NewOccurrence) else None
+            self._new_copies[event.id] = (row, waits)
+            previous = None
         else:
-            copy.occurrence_id = occurrence.id
-        owner = (self.calendar.owner_email or "").lower()
-        copy.is_organizer_copy = (event.organizer or "").lower() == owner != ""
-        copy.etag = event.etag
-        copy.removed = event.status == EventStatus.CANCELLED
-        copy.seen_at = self.now
-        if len(event.description) <= MAX_STORED_DESCRIPTION:
+            if occurrence.id is None:  # a stored copy moving to a new occurrence: rare
+                self._settle()
+            copy.occurrence_id = occurrence.id  # type: ignore[assignment]
             previous = copy.block_hash
-            copy.description = event.description
-            copy.description_is_html = event.description_is_html
-            copy.block_hash = block_hash_in(event.description)
-            if copy.is_organizer_copy and copy.block_hash not in (None, previous):
-                self._read_people_edits(occurrence, event, copy.block_hash)
+            for name, value in values.items():
+                setattr(copy, name, value)
+            self.result.seen_copy_ids.add(copy.id)
+        block_hash = values.get("block_hash")
+        if values["is_organizer_copy"] and block_hash not in (None, previous) \
+                and occurrence.id is not None:
+            self._read_people_edits(occurrence.id, event, block_hash)
+
+    def _copy_values(self, event: CalendarEvent) -> dict[str, Any]:
+        """A copy's columns as this event gives them (a description too large to carry an
+        agenda is not kept, and the event is quarantined)."""
+        owner = (self.calendar.owner_email or "").lower()
+        values: dict[str, Any] = {
+            "is_organizer_copy": (event.organizer or "").lower() == owner != "",
+            "etag": event.etag, "removed": event.status == EventStatus.CANCELLED,
+            "seen_at": self.now}
+        if len(event.description) <= MAX_STORED_DESCRIPTION:
+            values.update(description=event.description,
+                          description_is_html=event.description_is_html,
+                          block_hash=block_hash_in(event.description))
         else:
-            copy.description = None
-            copy.block_hash = None
+            values.update(description=None, description_is_html=False, block_hash=None)
             self.quarantine(event.id, f"description of {len(event.description)} characters "
                                       "is too large to carry an agenda")
-        self._seen.append(copy)
+        return values
 
-    def _read_people_edits(self, occurrence: Occurrence, event: CalendarEvent,
+    def _read_people_edits(self, occurrence_id: int, event: CalendarEvent,
                            block_hash: str) -> None:
         """The block in the organizer's copy changed and is not our own write echoing back:
         a person edited it. Read it now, even if the meeting has started (people tick items
         during the meeting), so ticks and added lines become the pair's state. Attendee
         copies only mirror the organizer's (Google shares the description; Outlook sends the
         organizer's updates), and a stale one would read as deletions, so they are not read."""
-        if occurrence.id is None:
-            return  # a new occurrence has no agenda record yet
         self._settle()
         self.session.flush()
         record = self.session.scalar(select(AgendaRecord).where(
-            AgendaRecord.occurrence_id == occurrence.id))
+            AgendaRecord.occurrence_id == occurrence_id))
         if record is not None and record.written_hash != block_hash:
             absorb_invite_edits(self.session, record=record, description=event.description,
                                 at=event.updated or self.now)
@@ -471,6 +602,12 @@ class CalendarApplier:
         adhoc.title = event.title[:500]
         adhoc.start, adhoc.end = event.start, event.end or event.start
         adhoc.cancelled = event.status == EventStatus.CANCELLED
+
+
+def _chunks(values: list[str], size: int = 500) -> Iterator[list[str]]:
+    """`values` in pieces small enough for one IN (...) on SQLite and PostgreSQL."""
+    for start in range(0, len(values), size):
+        yield values[start:start + size]
 
 
 def _detection_inputs(event: CalendarEvent) -> tuple[Any, ...]:

@@ -76,6 +76,20 @@ class SyncLease:
         if not kept:
             raise LeaseLost(f"calendar {self.calendar_id}: another worker took the sync over")
 
+    def end_round(self, session: Session) -> bool:
+        """In `session`'s transaction (after `renew`): True when a sync was requested while
+        the round ran (the request is taken: another round follows); otherwise the lease is
+        let go in that same transaction. A request made after it commits finds the lease
+        free and syncs itself, so none is lost between the two."""
+        again = session.execute(  # type: ignore[attr-defined]
+            update(Calendar)
+            .where(Calendar.id == self.calendar_id, Calendar.sync_requested_at.is_not(None))
+            .values(sync_requested_at=None)
+        ).rowcount
+        if not again:
+            _release(session, self)
+        return bool(again)
+
 
 _told_lock = threading.Lock()
 _told: dict[int, str] = {}  # calendar id -> the holder we last said was syncing it
@@ -127,18 +141,18 @@ def sync_calendar(
         _say_running_elsewhere(calendar_id, other)
         outcome.ran = False
         return outcome
+    released = False
     try:
         for _ in range(1 + MAX_EXTRA_ROUNDS):
-            _round(factory, lease=lease, connector=connector, settings=settings,
-                   now=now, outcome=outcome, recorder=recorder)
-            with factory.begin() as session:
-                lease.renew(session)
-                again = session.execute(  # type: ignore[attr-defined]
-                    update(Calendar)
-                    .where(Calendar.id == calendar_id, Calendar.sync_requested_at.is_not(None))
-                    .values(sync_requested_at=None)
-                ).rowcount
+            # a round normally ends in the transaction of its last page (`_pages`)
+            again = _round(factory, lease=lease, connector=connector, settings=settings,
+                           now=now, outcome=outcome, recorder=recorder)
+            if again is None:  # no page carried a cursor
+                with factory.begin() as session:
+                    lease.renew(session)
+                    again = lease.end_round(session)
             if not again:
+                released = True
                 break
     except LeaseLost:
         log.warning("calendar %s: lease lost mid-sync (this worker was too slow); stopped "
@@ -152,7 +166,9 @@ def sync_calendar(
                         wall=lease.clock())
         raise
     finally:
-        _release_lease(factory, lease=lease)
+        if not released:
+            with factory.begin() as session:
+                _release(session, lease)
     return outcome
 
 
@@ -180,13 +196,13 @@ def _record_failure(factory: sessionmaker[Session], *, calendar_id: int, reason:
 
 def _round(factory: sessionmaker[Session], *, lease: SyncLease, connector: CalendarConnector,
            settings: Settings, now: datetime, outcome: SyncOutcome,
-           recorder: CallRecorder | None) -> None:
+           recorder: CallRecorder | None) -> bool | None:
+    """One round (a full one again if the cursor is gone); what `_pages` returns."""
     calendar_id = lease.calendar_id
     for attempt in range(2):
         try:
-            _pages(factory, lease=lease, connector=connector, settings=settings,
-                   now=now, outcome=outcome, recorder=recorder)
-            return
+            return _pages(factory, lease=lease, connector=connector, settings=settings,
+                          now=now, outcome=outcome, recorder=recorder)
         except CursorExpired:
             if attempt:
                 raise
@@ -200,12 +216,17 @@ def _round(factory: sessionmaker[Session], *, lease: SyncLease, connector: Calen
                 cal.cursor = None
                 if recorder:
                     recorder.flush_into(session)
+    raise AssertionError("unreachable: the second attempt returns or raises")
 
 
 def _pages(factory: sessionmaker[Session], *, lease: SyncLease, connector: CalendarConnector,
            settings: Settings, now: datetime, outcome: SyncOutcome,
-           recorder: CallRecorder | None) -> None:
+           recorder: CallRecorder | None) -> bool | None:
+    """Apply the round's pages, each in its own transaction. The page with the cursor ends
+    the round in its transaction (`SyncLease.end_round`): whether another round was asked
+    for is returned, None when no page carried a cursor."""
     calendar_id = lease.calendar_id
+    again: bool | None = None
     with factory() as session:
         cal = session.get(Calendar, calendar_id)
         if cal is None:
@@ -251,12 +272,15 @@ def _pages(factory: sessionmaker[Session], *, lease: SyncLease, connector: Calen
                 settle_series(session, result.series_touched, now)
             if recorder:
                 recorder.flush_into(session)
+            if page.cursor is not None:
+                again = lease.end_round(session)
             session.commit()
     outcome.events += result.events
     outcome.skipped += result.skipped
     outcome.series_touched |= result.series_touched
     outcome.occurrences_changed |= result.occurrences_changed
     outcome.occurrences_cancelled |= result.occurrences_cancelled
+    return again
 
 
 def apply_page(session: Session, calendar: Calendar, page: ChangePage, *, result: ApplyResult,
@@ -312,12 +336,14 @@ def settle_series(session: Session, series_ids: Iterable[int], now: datetime) ->
     locked = session.scalars(select(Series).where(Series.id.in_(ids))
                              .order_by(Series.id).with_for_update()
                              .execution_options(populate_existing=True)).all()
+    occurrences: dict[int, list[tuple[datetime, str]]] = {series_id: [] for series_id in ids}
+    for series_id, start, status in session.execute(  # all of them at once, once locked
+            select(Occurrence.series_id, Occurrence.original_start, Occurrence.status)
+            .where(Occurrence.series_id.in_(ids))
+            .order_by(Occurrence.series_id, Occurrence.original_start)):
+        occurrences[series_id].append((start, status))
     for series in locked:
-        series_id = series.id
-        rows = session.execute(
-            select(Occurrence.original_start, Occurrence.status)
-            .where(Occurrence.series_id == series_id).order_by(Occurrence.original_start)
-        ).all()
+        rows = occurrences[series.id]
         starts = [r[0] for r in rows]
         gaps = [round((b - a).total_seconds() / 86400)
                 for a, b in zip(starts, starts[1:], strict=False)]
@@ -328,6 +354,7 @@ def settle_series(session: Session, series_ids: Iterable[int], now: datetime) ->
             if series.status != SeriesStatus.ENDED:
                 series.status, series.ended_at = SeriesStatus.ENDED, now
         elif any(r[1] == OccurrenceStatus.CONFIRMED for r in ahead) \
+                and (series.status, series.ended_at) != (SeriesStatus.ACTIVE, None) \
                 and not has_departed_person(session, series):
             # a series ended because one of its people left the directory stays ended
             series.status, series.ended_at = SeriesStatus.ACTIVE, None
@@ -355,10 +382,9 @@ def _acquire_lease(factory: sessionmaker[Session], *, lease: SyncLease,
     return holder or "?"
 
 
-def _release_lease(factory: sessionmaker[Session], *, lease: SyncLease) -> None:
+def _release(session: Session, lease: SyncLease) -> None:
     """Let go, only if the lease is still ours (a taken-over lease is the new holder's)."""
-    with factory.begin() as session:
-        session.execute(update(Calendar)
-                        .where(Calendar.id == lease.calendar_id,
-                               Calendar.sync_lease_holder == lease.holder)
-                        .values(sync_lease_until=None, sync_lease_holder=None))
+    session.execute(update(Calendar)
+                    .where(Calendar.id == lease.calendar_id,
+                           Calendar.sync_lease_holder == lease.holder)
+                    .values(sync_lease_until=None, sync_lease_holder=None))

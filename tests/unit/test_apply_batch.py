@@ -12,10 +12,11 @@ from sqlalchemy import event, func, insert, select
 from sqlalchemy.engine import Engine
 
 from service.calendars.models import Calendar, QuarantinedItem
-from service.pairs.models import Occurrence, OccurrenceCopy, OccurrenceStatus, Series
+from service.pairs.models import Occurrence, OccurrenceCopy, OccurrenceStatus, Pair, Series
+from service.people.models import Person
 from service.sync.apply import ApplyResult, CalendarApplier
 from service.sync.calendar_sync import apply_page
-from tests.unit.test_apply_with_fake import pages_of
+from tests.unit.test_apply_with_fake import apply, pages_of
 
 
 def test_a_page_takes_one_savepoint_and_flushes_per_series_not_per_event(
@@ -55,10 +56,14 @@ def test_a_page_takes_one_savepoint_and_flushes_per_series_not_per_event(
 
 def test_a_conflicting_insert_applies_the_page_again(
         office: Office, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
-    """Another sync commits an occurrence of the same series after ours loaded the series'
-    occurrences: our insert of it fails on the unique key, and the page is applied again."""
+    """Another sync commits an occurrence of a series it stored (the report's calendar)
+    after ours loaded the series' occurrences: our insert of it fails on the unique key, and
+    the page is applied again."""
     office.connect(MAYA)
     pages = pages_of(office, MAYA)
+    with office.factory.begin() as session:
+        for key in {e.ical_uid for p in pages for e in p.events if e.series_id and e.ical_uid}:
+            session.add(Series(series_key=key, first_seen_at=office.now))
     real_load = CalendarApplier._load_occurrences
     raced: list[int] = []
 
@@ -92,3 +97,19 @@ def test_a_conflicting_insert_applies_the_page_again(
     assert quarantined == 0
     assert stored == copies == len(result.seen_copy_ids) == listed
     assert result.events == sum(len(p.events) for p in pages)
+
+
+def test_every_new_series_of_a_page_records_its_two_peoples_names(office: Office) -> None:
+    """New series are described before they have an id: each still records the names the
+    provider sends for its pair's two people, not only the first series of the page."""
+    office.connect(MAYA)
+    pages = pages_of(office, MAYA)
+    apply(office, MAYA, pages)
+    sent = {a.email: a.display_name for p in pages for e in p.events for a in e.attendees
+            if a.display_name}
+    with office.factory() as session:
+        names = {p.id: (p.email, p.display_name) for p in session.scalars(select(Person))}
+        pairs = session.scalars(select(Pair)).all()
+    paired = dict(names[i] for pair in pairs for i in (pair.manager_id, pair.report_id))
+    assert len(pairs) >= 3
+    assert paired == {email: sent[email] for email in paired}

@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 
 import pytest
 from office import MAYA, Office
-from sqlalchemy import func, select, update
+from sqlalchemy import event, func, select, update
 
 from connectors.base import ChangePage
 from sandbox.memory import MemoryConnector
@@ -162,3 +162,48 @@ def test_a_failing_calendar_backs_off_exponentially_and_clears_on_success(
 
     row = calendar(office)
     assert (row.failures, row.retry_not_before, row.last_error) == (0, None, None)
+
+
+def test_a_sync_asked_for_mid_round_runs_another_round_then_lets_go(office: Office) -> None:
+    """Another worker asks for a sync while ours holds the lease (between two pages): ours
+    runs a second round before it lets go, and the request is taken."""
+    office.connect(MAYA)
+    rounds: list[int] = []
+
+    def ask(number: int) -> None:
+        if number == 0:
+            rounds.append(1)
+        if number == 1 and len(rounds) == 1:  # the first round only
+            with office.factory.begin() as session:
+                session.execute(update(Calendar).where(Calendar.id == office.calendars[MAYA])
+                                .values(sync_requested_at=office.now))
+
+    outcome = office.sync(MAYA, BetweenPages(office, MAYA, ask))
+
+    assert outcome.ran and len(rounds) == 2
+    row = calendar(office)
+    assert row.sync_requested_at is None and row.cursor is not None
+    assert row.sync_lease_holder is None and row.sync_lease_until is None
+
+
+def test_a_round_ends_in_the_transaction_of_its_last_page(office: Office) -> None:
+    """Taking the lease, reading the calendar and one transaction per page: the check for a
+    further request and letting go of the lease commit with the last page (each commit is
+    an fsync on SQLite), and the lease is free afterwards."""
+    office.connect(MAYA)
+    pages: list[int] = []
+    commits: list[int] = []
+
+    def count(_conn: object) -> None:
+        commits.append(1)
+
+    engine = office.factory.kw["bind"]
+    event.listen(engine, "commit", count)
+    try:
+        office.sync(MAYA, BetweenPages(office, MAYA, pages.append))
+    finally:
+        event.remove(engine, "commit", count)
+    assert len(pages) > 2
+    assert len(commits) == len(pages) + 2
+    row = calendar(office)
+    assert row.sync_lease_holder is None and row.sync_lease_until is None
