@@ -1,7 +1,13 @@
 """Every table, imported in one place so Alembic and `create_all` see the whole schema."""
 
 from service.accounts.models import Account, AccountStatus, DirectoryGrant
-from service.agenda.models import ActionItem, AgendaRecord, PairTopic
+from service.agenda.models import (
+    ActionItem,
+    AgendaRecord,
+    PairTopic,
+    PlanningWatermark,
+    PlanWanted,
+)
 from service.calendars.models import Calendar, ProviderCallLog, QuarantinedItem
 from service.db import Base
 from service.email.models import OutboxMessage, OutboxStatus
@@ -23,6 +29,7 @@ __all__ = [
     "Account", "AccountStatus", "ActionItem", "AdHocMeeting", "AgendaRecord", "Base",
     "Calendar", "DirectoryGrant", "MetricSnapshot", "Occurrence", "OccurrenceCopy",
     "OccurrenceStatus",
-    "OutboxMessage", "OutboxStatus", "Override", "Pair", "PairTopic", "Person", "ProviderCallLog",
+    "OutboxMessage", "OutboxStatus", "Override", "Pair", "PairTopic", "Person", "PlanningWatermark",
+    "PlanWanted", "ProviderCallLog",
     "QuarantinedItem", "Series", "SeriesSource", "SeriesStatus",
 ]
