@@ -231,6 +231,7 @@ def _plan_series(session: Session, *, settings: Settings, now: datetime,
     copies = _target_copies(session, occurrence_ids)
     records = {r.occurrence_id: r for r in session.scalars(
         select(AgendaRecord).where(AgendaRecord.occurrence_id.in_(occurrence_ids)))}
+    held = _pairs_and_people(session, {series.pair_id for _, series in upcoming})
     follow_ups: dict[int, list[FollowUp]] = {}
     planned: list[int] = []
     for occurrence, series in upcoming:
@@ -246,7 +247,18 @@ def _plan_series(session: Session, *, settings: Settings, now: datetime,
             and copy.block_hash != result.content_hash
         planned.append(result.record.id)
     session.flush()
+    del held
     return planned
+
+
+def _pairs_and_people(session: Session, pair_ids: set[int | None]) -> list[object]:
+    """Load a batch's pairs and their people in two queries, and hold them: the session's
+    identity map keeps objects only while referenced, so `session.get` during the batch
+    finds them there instead of querying once per agenda."""
+    pairs = list(session.scalars(select(Pair).where(Pair.id.in_(pair_ids))))
+    people = session.scalars(select(Person).where(Person.id.in_(
+        {p.manager_id for p in pairs} | {p.report_id for p in pairs}))).all()
+    return [*pairs, *people]
 
 
 def _target_copies(session: Session, occurrence_ids: list[int]) -> dict[int, OccurrenceCopy]:
