@@ -119,14 +119,16 @@ def mark_time_driven(session: Session, *, settings: Settings, now: datetime) -> 
 
 def _pairs_moved_in_time(mark: PlanningWatermark, current: Window) -> CompoundSelect:
     """Pairs of active series with an occurrence that entered the horizon, started, or got
-    its outcome since the last pass (each an indexed range on `occurrences`)."""
+    its outcome since the last pass (each an indexed range on `occurrences`). Ranges are
+    half-open, [last pass, now): an outcome the last pass decided after planning (at its
+    `now`) counts in this pass, once."""
     confirmed = Occurrence.status == OccurrenceStatus.CONFIRMED
     entered = and_(confirmed, Occurrence.scheduled_start >= mark.planned_until,
                    Occurrence.scheduled_start < current.until)
     started = and_(confirmed, Occurrence.scheduled_start >= mark.passed_at,
                    Occurrence.scheduled_start < current.now)
     settled = and_(Occurrence.outcome_decided_at >= mark.passed_at,
-                   Occurrence.outcome_decided_at <= current.now)
+                   Occurrence.outcome_decided_at < current.now)
     pairs = select(Series.pair_id).join(Occurrence, Occurrence.series_id == Series.id) \
         .where(Series.pair_id.is_not(None), Series.status == SeriesStatus.ACTIVE)
     return union(*(pairs.where(condition) for condition in (entered, started, settled)))

@@ -92,7 +92,8 @@ def _chunk(indexes: range, *, weeks_past: int, weeks_ahead: int,
             email = f"m{manager}@bench.test"
             out[Person].append({"id": manager_id, "email": email,
                                 "display_name": f"Manager {manager}",
-                                "time_zone": ZONES[manager % len(ZONES)], "opted_out": False})
+                                "time_zone": ZONES[manager % len(ZONES)], "opted_out": False,
+                                "manager_id": None})
             out[Account].append({"id": manager + 1, "provider": "google", "email": email,
                                  "person_id": manager_id, "credentials_encrypted": b"x",
                                  "status": "active", "created_at": start,
