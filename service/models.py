@@ -1,5 +1,6 @@
 """Every table, imported in one place so Alembic and `create_all` see the whole schema."""
 
+import service.agenda.wanted  # noqa: F401  (its flush hook marks pairs a lower layer relinks)
 from service.accounts.models import Account, AccountStatus, DirectoryGrant
 from service.agenda.models import (
     ActionItem,

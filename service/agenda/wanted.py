@@ -18,13 +18,14 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import CompoundSelect, and_, delete, literal, select, union
+from sqlalchemy import CompoundSelect, and_, delete, event, inspect, literal, or_, select, union
 from sqlalchemy.orm import Session
 
 from service.accounts.signing import link_key, public_base
 from service.agenda.models import PlanningWatermark, PlanWanted
 from service.db import dialect_insert
-from service.pairs.models import Occurrence, OccurrenceStatus, Series, SeriesStatus
+from service.pairs.models import Occurrence, OccurrenceStatus, Pair, Series, SeriesStatus
+from service.people.models import Person
 from service.settings import Settings
 
 WATERMARK_ID = 1
@@ -50,6 +51,32 @@ def want_every_pair(session: Session) -> None:
         select(Series.pair_id, literal(uuid.uuid4().hex)).where(
             Series.pair_id.is_not(None), Series.status == SeriesStatus.ACTIVE)
         .group_by(Series.pair_id)).on_conflict_do_nothing(index_elements=[PlanWanted.pair_id]))
+
+
+@event.listens_for(Session, "before_flush")
+def _mark_relinked_and_renamed(session: Session, _context: object, _instances: object) -> None:
+    """Mark the pairs a lower layer changed: a series linked to another pair (a sync, an
+    override, the org chart: `pairs.service.refresh_pair_link`), a person renamed or whose
+    links were revoked (`accounts.signing.revoke_links`), both of which the invite shows.
+    Those layers sit below the agenda and cannot call `want_plan`; a flush hook sees every
+    such change, whoever makes it. Everything in the agenda layer marks explicitly."""
+    pair_ids: set[int] = set()
+    people: set[int] = set()
+    for row in session.dirty:
+        if isinstance(row, Series):
+            history = inspect(row).attrs.pair_id.history
+            pair_ids.update(p for p in (*history.added, *history.deleted) if p is not None)
+        elif isinstance(row, Person) and any(
+                inspect(row).attrs[name].history.has_changes()
+                for name in ("links_version", "display_name")):
+            people.add(row.id)
+    if not pair_ids and not people:
+        return
+    with session.no_autoflush:
+        if people:
+            pair_ids.update(session.scalars(select(Pair.id).where(
+                or_(Pair.manager_id.in_(people), Pair.report_id.in_(people)))))
+        want_plan(session, pair_ids)
 
 
 Marks = dict[int, str]  # pair id -> the token read

@@ -22,11 +22,13 @@ from sqlalchemy.orm import Session, sessionmaker
 
 import service.models  # noqa: F401  (every table)
 from service.accounts.models import Account
+from service.accounts.signing import revoke_links
 from service.agenda.items import add_topic
 from service.agenda.models import AgendaRecord, PlanWanted
 from service.agenda.planner import plan_due_agendas, plan_occurrence
 from service.db import make_engine, migrate, session_factory, utcnow
 from service.pairs.models import Occurrence, Series
+from service.pairs.service import set_manager_override
 from service.settings import Settings
 from tests.benchmarks.seed_series import NOW, seed, settle_writes
 
@@ -186,3 +188,28 @@ def test_planning_an_occurrence_reads_a_bounded_history(make_db: Any) -> None:
         event.remove(AgendaRecord, "load", on_load)
     assert planned.content_hash == digest  # the same plan as before
     assert len(loaded) <= 1  # its own record at most, never the 40 before it
+
+
+def _series_of_due(db: Db, due: list[int]) -> set[int]:
+    with db.factory() as session:
+        return set(session.scalars(
+            select(Occurrence.series_id).join(AgendaRecord,
+                                              AgendaRecord.occurrence_id == Occurrence.id)
+            .where(AgendaRecord.id.in_(due))))
+
+
+def test_revoked_links_and_a_relinked_series_replan_their_pairs(make_db: Any) -> None:
+    """Changes made below the agenda layer (people's links, a series' pair) are seen too."""
+    db = make_db(10)
+    with db.factory.begin() as session:
+        assert revoke_links(session, email="r2@bench.test") == 1  # series 3: its links change
+        set_manager_override(session, series_id=6, email="r5@bench.test")  # a new pair
+    due, _ = db.reconcile(NOW + INTERVAL)
+    assert _series_of_due(db, due) == {3, 6}
+    with db.factory() as session:
+        series = session.get(Series, 6)
+        record = session.scalars(select(AgendaRecord).join(
+            Occurrence, Occurrence.id == AgendaRecord.occurrence_id)
+            .where(AgendaRecord.id.in_(due), Occurrence.series_id == 6)).one()
+        assert series is not None
+        assert record.pair_id == series.pair_id  # the agenda follows the series to its pair
