@@ -3,6 +3,11 @@
 Planning is deterministic for the same history (the generator is seeded by series and date),
 so re-planning changes nothing and an unchanged agenda costs no write. Agendas of meetings
 that have started are frozen: they are the pair's record of what was asked.
+
+A pair is planned when one of its inputs changed (`wanted`: marks and the time-driven ranges),
+in batches that read a set of series' occurrences, copies and records in one query each;
+the writes still owed are one indexed query (`AgendaRecord.needs_write`), so a reconcile pass
+with nothing due costs the same few statements whatever the number of series.
 """
 
 from __future__ import annotations
@@ -164,7 +169,7 @@ def is_abandoned(record: AgendaRecord | None, copy: OccurrenceCopy | None) -> bo
     return copy is None or record.abandoned_etag == (copy.etag or "")
 
 
-PAIRS_PER_PASS = 2_000  # a pass after a settings change plans the rest in the next ones
+PAIRS_PER_PASS = 1_000  # after a settings change or the upgrade, later passes plan the rest
 SERIES_PER_BATCH = 500  # series planned per batch of reads (bound parameters stay few)
 
 
