@@ -1,7 +1,14 @@
 """Every table, imported in one place so Alembic and `create_all` see the whole schema."""
 
+import service.agenda.wanted  # noqa: F401  (its flush hook marks pairs a lower layer relinks)
 from service.accounts.models import Account, AccountStatus, DirectoryGrant
-from service.agenda.models import ActionItem, AgendaRecord, PairTopic
+from service.agenda.models import (
+    ActionItem,
+    AgendaRecord,
+    PairTopic,
+    PlanningWatermark,
+    PlanWanted,
+)
 from service.calendars.models import (
     Calendar,
     GraphSeriesUid,
@@ -29,6 +36,7 @@ __all__ = [
     "Calendar", "DirectoryGrant", "GraphSeriesUid", "MetricSnapshot", "Occurrence",
     "OccurrenceCopy",
     "OccurrenceStatus",
-    "OutboxMessage", "OutboxStatus", "Override", "Pair", "PairTopic", "Person", "ProviderCallLog",
+    "OutboxMessage", "OutboxStatus", "Override", "Pair", "PairTopic", "Person", "PlanningWatermark",
+    "PlanWanted", "ProviderCallLog",
     "QuarantinedItem", "Series", "SeriesSource", "SeriesStatus",
 ]

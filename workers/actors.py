@@ -20,7 +20,7 @@ from service.accounts.crypto import Vault
 from service.accounts.models import Account, AccountStatus, DirectoryGrant
 from service.accounts.pace import account_pace
 from service.accounts.service import mark_grant_needs_reconsent
-from service.agenda.planner import plan_due_agendas
+from service.agenda.planner import plan_due_agendas, plan_touched_pairs
 from service.agenda.writer import write_agenda as write_agenda_into_invite
 from service.agenda.writer import writing_account
 from service.calendars.push import calendars_needing_channels, calendars_of_stopped_accounts
@@ -106,9 +106,8 @@ def sync_calendar(calendar_id: int) -> None:
         return
     log.info("calendar %s synced: %d events, %d skipped, full=%s", calendar_id,
              outcome.events, outcome.skipped, outcome.full_sync)
-    with rt.factory.begin() as session:
-        due = plan_due_agendas(session, settings=rt.settings, now=rt.clock(),
-                               series_ids=outcome.series_touched)
+    due = plan_touched_pairs(rt.factory, series_ids=outcome.series_touched,
+                             settings=rt.settings, now=rt.clock())
     for agenda_id in due:
         write_agenda.send(agenda_id)
     follow_up_drops(outcome.occurrences_changed)

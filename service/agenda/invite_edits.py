@@ -44,6 +44,7 @@ from service.agenda.block import (
 from service.agenda.items import MAX_TEXT
 from service.agenda.models import ActionItem, AgendaRecord, PairTopic
 from service.agenda.questions import KIND_SECTIONS
+from service.agenda.wanted import want_plan
 
 log = logging.getLogger(__name__)
 
@@ -142,6 +143,7 @@ def absorb_invite_edits(session: Session, *, record: AgendaRecord, description: 
     _remove_topics(session, record, edits.removed_topics)
     if edits.dismissed:
         record.dismissed = sorted(set(record.dismissed or ()) | edits.dismissed)
+    want_plan(session, [record.pair_id])  # the pair's other agendas carry these changes too
     log.info("agenda %s: read from the invite: %d topics added, %d items ticked, %d removed, "
              "%d topics removed, %d lines dismissed", record.id, len(edits.added),
              len(edits.ticked), len(edits.removed_items), len(edits.removed_topics),

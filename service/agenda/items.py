@@ -5,6 +5,8 @@ meeting took place (held, or held at another time). When the occurrence is dropp
 (cancelled, its series split or deleted, declined, or over without our knowing that it took
 place), the topic is free again and goes to the pair's next occurrence, whatever series that
 is in. Action items are not tied to an occurrence: they are followed up until closed.
+Every change here marks the pair (`wanted.want_plan`) in the same transaction, so its agendas
+are planned again at the next pass, and only then.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from sqlalchemy import ColumnElement, and_, or_, select, update
 from sqlalchemy.orm import Session
 
 from service.agenda.models import ActionItem, PairTopic
+from service.agenda.wanted import want_plan
 from service.pairs.models import Occurrence, OccurrenceStatus, Outcome, Pair
 
 MAX_TEXT = 500
@@ -53,6 +56,7 @@ def add_topic(session: Session, *, pair_id: int, text: str, added_by: str = "rep
     topic = PairTopic(pair_id=pair_id, text=_clean(text), added_by=added_by, private=private)
     session.add(topic)
     session.flush()
+    want_plan(session, [pair_id])
     return topic
 
 
@@ -65,6 +69,7 @@ def add_action_item(session: Session, *, pair_id: int, text: str,
     item = ActionItem(pair_id=pair_id, text=_clean(text), owner=owner)
     session.add(item)
     session.flush()
+    want_plan(session, [pair_id])
     return item
 
 
@@ -76,6 +81,7 @@ def close_action_item(session: Session, *, item_id: int, now: datetime,
         raise ItemError(f"no action item with id {item_id}")
     if item.closed_at is None:
         item.closed_at, item.closed_by = now, closed_by
+        want_plan(session, [item.pair_id])
     return item
 
 
@@ -128,8 +134,9 @@ def release_topics(session: Session, *, occurrence_id: int) -> None:
     Used when the provider shows the occurrence cancelled or gone before our sync has: the
     topics go back to the queue for the pair's next occurrence.
     """
-    session.execute(update(PairTopic).where(PairTopic.used_in_occurrence_id == occurrence_id)
-                    .values(used_in_occurrence_id=None))
+    freed = update(PairTopic).where(PairTopic.used_in_occurrence_id == occurrence_id) \
+        .values(used_in_occurrence_id=None).returning(PairTopic.pair_id)
+    want_plan(session, session.scalars(freed).all())
 
 
 def list_topics(session: Session, *,
@@ -154,4 +161,5 @@ def remove_topic(session: Session, *, topic_id: int) -> PairTopic:
         raise ItemError(f"no topic with id {topic_id} (see `rapport topic list`)")
     session.delete(topic)
     session.flush()
+    want_plan(session, [topic.pair_id])
     return topic

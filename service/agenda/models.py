@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, Boolean, ForeignKey, String, Text
+from sqlalchemy import JSON, Boolean, ForeignKey, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from service.db import Base, UTCDateTime, utcnow
@@ -13,8 +13,9 @@ from service.db import Base, UTCDateTime, utcnow
 class AgendaRecord(Base):
     """The agenda planned for one occurrence; `written_hash` is what the invite holds now.
 
-    Due work is visible here: a row whose `content_hash` differs from `written_hash` still
-    needs a write, and the reconciler enqueues it again. `abandoned_etag` says we came to
+    Due work is visible here: `needs_write` says the invite's block differs from the plan
+    (set when planning, cleared when written), so the reconciler finds the writes still owed
+    with one indexed query and enqueues them again. `abandoned_etag` says we came to
     write and the provider showed the occurrence cancelled or gone: it holds the etag of the
     copy as we knew it, so nothing is tried again until a sync brings news of that copy.
     """
@@ -41,6 +42,8 @@ class AgendaRecord(Base):
     written_text: Mapped[str | None] = mapped_column(Text)
     # keys (`block.line_key`) of lines people deleted from this invite: not put back
     dismissed: Mapped[list[str]] = mapped_column(JSON, default=list, server_default="[]")
+    needs_write: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0",
+                                              index=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     written_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
@@ -85,3 +88,30 @@ class PairTopic(Base):
         ForeignKey("occurrences.id", ondelete="SET NULL")
     )
     private: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
+
+
+class PlanWanted(Base):
+    """A pair whose agendas must be planned again: one of their inputs changed (a topic, an
+    action item, a line deleted in the invite, a sync of one of its series).
+
+    `token` is new at every marking, so a planner that read a mark deletes only that one and
+    a change made while it planned stays marked for the next pass."""
+
+    __tablename__ = "plan_wanted"
+
+    pair_id: Mapped[int] = mapped_column(ForeignKey("pairs.id", ondelete="CASCADE"),
+                                         primary_key=True)
+    token: Mapped[str] = mapped_column(String(32))
+
+
+class PlanningWatermark(Base):
+    """Where the last planning pass stood (one row): the horizon end it planned up to and its
+    time, so the next pass reads only the occurrences that entered the horizon, started or
+    got their outcome since; `settings_key` says which settings it planned with."""
+
+    __tablename__ = "planning_watermark"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    passed_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    planned_until: Mapped[datetime] = mapped_column(UTCDateTime)
+    settings_key: Mapped[str] = mapped_column(String(64))

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from service.agenda.generator import Source
 from service.agenda.items import ItemError, add_topic, close_action_item, queued_topics
 from service.agenda.models import ActionItem
-from service.agenda.planner import plan_due_agendas, plan_occurrence
+from service.agenda.planner import plan_occurrence, plan_pairs
 from service.agenda.questions import KIND_SECTIONS
 from service.pairs.models import Occurrence, OccurrenceStatus, Pair, Series, SeriesStatus
 from service.people.models import Person
@@ -205,12 +205,6 @@ def past_meetings(session: Session, *, pair_id: int, now: datetime,
     return tuple(meetings)
 
 
-def pair_series_ids(session: Session, *, pair_id: int) -> set[int]:
-    """The pair's active series: what a change on the page re-plans."""
-    return set(session.scalars(select(Series.id).where(Series.pair_id == pair_id,
-                                                       Series.status == SeriesStatus.ACTIVE)))
-
-
 def add_page_topic(session: Session, *, settings: Settings, pair_id: int, person_id: int,
                    text: str, private: bool, now: datetime) -> list[int]:
     """A topic typed on the page, by the link's person; the agendas whose invite now lacks
@@ -220,8 +214,7 @@ def add_page_topic(session: Session, *, settings: Settings, pair_id: int, person
         raise ItemError("this link is not for this pair")
     add_topic(session, pair_id=pair_id, text=text, added_by=role,
               private=private and role == "manager")
-    return plan_due_agendas(session, settings=settings, now=now,
-                            series_ids=pair_series_ids(session, pair_id=pair_id))
+    return plan_pairs(session, settings=settings, now=now, pair_ids={pair_id})
 
 
 def close_page_items(session: Session, *, settings: Settings, pair_id: int, person_id: int,
@@ -235,8 +228,7 @@ def close_page_items(session: Session, *, settings: Settings, pair_id: int, pers
                                                        ActionItem.id.in_(item_ids))).all()
     for item_id in mine:
         close_action_item(session, item_id=item_id, now=now, closed_by=role)
-    return plan_due_agendas(session, settings=settings, now=now,
-                            series_ids=pair_series_ids(session, pair_id=pair_id))
+    return plan_pairs(session, settings=settings, now=now, pair_ids={pair_id})
 
 
 @dataclass(frozen=True)

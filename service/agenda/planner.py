@@ -3,17 +3,24 @@
 Planning is deterministic for the same history (the generator is seeded by series and date),
 so re-planning changes nothing and an unchanged agenda costs no write. Agendas of meetings
 that have started are frozen: they are the pair's record of what was asked.
+
+A pair is planned when one of its inputs changed (`wanted`: marks and the time-driven ranges),
+in batches that read a set of series' occurrences, copies and records in one query each;
+the writes still owed are one indexed query (`AgendaRecord.needs_write`), so a reconcile pass
+with nothing due costs the same few statements whatever the number of series.
 """
 
 from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from datetime import datetime
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy import and_, case, func, select
+from sqlalchemy.orm import Session, sessionmaker
 
+from service.accounts.models import Account
+from service.accounts.pace import ready_accounts
 from service.agenda.block import content_hash
 from service.agenda.generator import Agenda, FollowUp, compose_agenda, kind_for
 from service.agenda.items import queued_topics
@@ -21,7 +28,15 @@ from service.agenda.links import invite_links
 from service.agenda.models import ActionItem, AgendaRecord
 from service.agenda.questions import Area
 from service.agenda.rows import agenda_row
-from service.calendars.queries import ready_calendar_ids
+from service.agenda.wanted import (
+    Marks,
+    clear_marks,
+    mark_time_driven,
+    want_plan,
+    wanted_marks,
+    window,
+)
+from service.calendars.models import Calendar
 from service.pairs.models import (
     Occurrence,
     OccurrenceCopy,
@@ -54,36 +69,51 @@ def plan_occurrence(session: Session, *, occurrence: Occurrence, series: Series,
     The manager's private topics are planned into the occurrence too (so they leave the
     queue when it took place) but never into the agenda the invite carries."""
     assert series.pair_id is not None
+    found = session.scalar(select(AgendaRecord).where(
+        AgendaRecord.occurrence_id == occurrence.id))
+    return _plan(session, occurrence=occurrence, series=series, settings=settings, found=found,
+                 follow_ups=_follow_ups(session, session.get(Pair, series.pair_id)))
+
+
+def _plan(session: Session, *, occurrence: Occurrence, series: Series, settings: Settings,
+          found: AgendaRecord | None, follow_ups: list[FollowUp]) -> PlannedAgenda:
+    """`plan_occurrence` with the occurrence's record and the pair's open items given (a
+    batch reads them once). The pair's history is read bounded: the last meetings that the
+    balance and the repeats look at, and one count for the rotation of kinds."""
+    assert series.pair_id is not None
     pair_id = series.pair_id
-    rows = session.execute(
-        select(AgendaRecord, Occurrence.series_id)
-        .join(Occurrence, Occurrence.id == AgendaRecord.occurrence_id)
-        .where(AgendaRecord.pair_id == pair_id,
+    earlier = (AgendaRecord.pair_id == pair_id,
                Occurrence.original_start < occurrence.original_start)
-        .order_by(Occurrence.original_start.desc())
+    recent = session.execute(
+        select(AgendaRecord.areas, AgendaRecord.question_ids)
+        .join(Occurrence, Occurrence.id == AgendaRecord.occurrence_id).where(*earlier)
+        .order_by(Occurrence.original_start.desc()).limit(RECENT_MEETINGS_FOR_REPEATS)
     ).all()
-    earlier = [record for record, _ in rows]
+    count, in_this_series = session.execute(
+        select(func.count(), func.coalesce(func.max(case(
+            (Occurrence.series_id == series.id, 1), else_=0)), 0))
+        .select_from(AgendaRecord)
+        .join(Occurrence, Occurrence.id == AgendaRecord.occurrence_id).where(*earlier)
+    ).one()
     areas: Counter[Area] = Counter({area: 0 for area in Area})
-    for record in earlier[:RECENT_MEETINGS_FOR_BALANCE]:
-        areas.update(Area(a) for a in record.areas)
+    for record_areas, _ in recent[:RECENT_MEETINGS_FOR_BALANCE]:
+        areas.update(Area(a) for a in record_areas)
     # most recent first, so an exhausted pool brings back the question asked longest ago
-    recently_asked = [q for r in earlier[:RECENT_MEETINGS_FOR_REPEATS] for q in r.question_ids]
+    recently_asked = [q for _, question_ids in recent for q in question_ids]
     topics = queued_topics(session, pair_id=pair_id, for_occurrence_id=occurrence.id)
     for topic in topics:
         topic.used_in_occurrence_id = occurrence.id
-    found = session.scalar(select(AgendaRecord).where(
-        AgendaRecord.occurrence_id == occurrence.id))
     agenda = compose_agenda(
         series_key=f"pair-{pair_id}",
         occurrence_date=occurrence.original_start.date(),
-        kind=kind_for(cadence=settings.kinds, occurrence_index=len(earlier)),
+        kind=kind_for(cadence=settings.kinds, occurrence_index=count),
         report_topics=[t.text for t in topics if t.added_by == "report" and not t.private],
         manager_topics=[t.text for t in topics if t.added_by == "manager" and not t.private],
         invite_topics=[t.text for t in topics if t.added_by not in ("report", "manager")],
-        open_action_items=_follow_ups(session, session.get(Pair, pair_id)),
+        open_action_items=follow_ups,
         recent_area_counts=dict(areas),
         recently_asked=recently_asked,
-        first_of_series=all(series_id != series.id for _, series_id in rows),
+        first_of_series=not in_this_series,
         dismissed=found.dismissed if found is not None else (),
     )
     agenda = replace(agenda, links=invite_links(session, settings, pair_id=pair_id,
@@ -139,36 +169,152 @@ def is_abandoned(record: AgendaRecord | None, copy: OccurrenceCopy | None) -> bo
     return copy is None or record.abandoned_etag == (copy.etag or "")
 
 
-def plan_due_agendas(session: Session, *, settings: Settings, now: datetime,
-                     series_ids: set[int] | None = None) -> list[int]:
-    """Plan every upcoming 1:1 occurrence in the horizon; ids of agendas the invite lacks
-    whose writing account may call its provider now (active, not asked to wait: an account
-    that needs re-consent or is throttled gets its writes once it can take them)."""
-    query = select(Series).where(Series.pair_id.is_not(None),
-                                 Series.status == SeriesStatus.ACTIVE)
-    if series_ids is not None:
-        if not series_ids:
-            return []
-        query = query.where(Series.id.in_(series_ids))
-    due: list[int] = []
-    ready = ready_calendar_ids(session)
-    horizon = now + timedelta(days=settings.agenda_horizon_days)
-    for series in session.scalars(query.order_by(Series.id)).all():
-        upcoming = session.scalars(
-            select(Occurrence).where(Occurrence.series_id == series.id,
-                                     Occurrence.status == OccurrenceStatus.CONFIRMED,
-                                     Occurrence.scheduled_start >= now,
-                                     Occurrence.scheduled_start < horizon)
-            .order_by(Occurrence.scheduled_start).limit(settings.agenda_occurrences)
-        ).all()
-        for occurrence in upcoming:
-            copy = target_copy(session, occurrence.id)
-            if is_abandoned(session.scalar(select(AgendaRecord).where(
-                    AgendaRecord.occurrence_id == occurrence.id)), copy):
-                continue  # cancelled at the provider; its topics went back to the queue
-            planned = plan_occurrence(session, occurrence=occurrence, series=series,
-                                      settings=settings)
-            if copy is not None and copy.description is not None and \
-                    copy.block_hash != planned.content_hash and copy.calendar_id in ready:
-                due.append(planned.record.id)
-    return due
+PAIRS_PER_PASS = 1_000  # after a settings change or the upgrade, later passes plan the rest
+SERIES_PER_BATCH = 500  # series planned per batch of reads (bound parameters stay few)
+
+
+def plan_due_agendas(session: Session, *, settings: Settings, now: datetime) -> list[int]:
+    """The reconciler's planning: plan the pairs whose inputs changed (marked, or moved in
+    time since the last pass: `wanted`), then return every write still owed. Nothing due
+    costs the same few statements whatever the number of series."""
+    mark_time_driven(session, settings=settings, now=now)
+    marks = wanted_marks(session, limit=PAIRS_PER_PASS)
+    if marks:
+        _plan_marked(session, settings=settings, now=now, marks=marks)
+    return owed_writes(session, settings=settings, now=now)
+
+
+def plan_pairs(session: Session, *, settings: Settings, now: datetime,
+               pair_ids: set[int]) -> list[int]:
+    """Plan these pairs now (a sync touched their series, a page changed their topics); the
+    ids of their agendas whose write is owed and may be sent now."""
+    if not pair_ids:
+        return []
+    marks = wanted_marks(session, pair_ids=pair_ids)
+    planned = _plan_marked(session, settings=settings, now=now,
+                           marks={**dict.fromkeys(pair_ids, ""), **marks})
+    return owed_writes(session, settings=settings, now=now, among=planned) if planned else []
+
+
+def _plan_marked(session: Session, *, settings: Settings, now: datetime,
+                 marks: Marks) -> list[int]:
+    """Plan every active series of the marked pairs, then clear the marks read."""
+    series_ids = list(session.scalars(
+        select(Series.id).where(Series.pair_id.in_(marks), Series.status == SeriesStatus.ACTIVE)
+        .order_by(Series.id)))
+    planned: list[int] = []
+    for start in range(0, len(series_ids), SERIES_PER_BATCH):
+        planned += _plan_series(session, settings=settings, now=now,
+                                series_ids=series_ids[start:start + SERIES_PER_BATCH])
+    clear_marks(session, {pair: token for pair, token in marks.items() if token})
+    return planned
+
+
+def _plan_series(session: Session, *, settings: Settings, now: datetime,
+                 series_ids: list[int]) -> list[int]:
+    """Plan the upcoming occurrences (the first `agenda_occurrences` in the horizon) of a
+    batch of series, reading their occurrences, copies and records in one query each; the
+    ids of the records planned. `needs_write` records whether the invite lacks the plan."""
+    span = window(settings, now)
+    rank = func.row_number().over(partition_by=Occurrence.series_id,
+                                  order_by=(Occurrence.scheduled_start, Occurrence.id))
+    ranked = select(Occurrence.id, rank.label("rank")).join(
+        Series, Series.id == Occurrence.series_id).where(
+        Series.id.in_(series_ids), Series.pair_id.is_not(None),
+        Series.status == SeriesStatus.ACTIVE,
+        Occurrence.status == OccurrenceStatus.CONFIRMED,
+        Occurrence.scheduled_start >= span.now, Occurrence.scheduled_start < span.until
+    ).subquery()
+    upcoming = session.execute(
+        select(Occurrence, Series).join(ranked, ranked.c.id == Occurrence.id)
+        .join(Series, Series.id == Occurrence.series_id)
+        .where(ranked.c.rank <= settings.agenda_occurrences)
+        .order_by(Series.id, Occurrence.scheduled_start, Occurrence.id)).all()
+    if not upcoming:
+        return []
+    occurrence_ids = [occurrence.id for occurrence, _ in upcoming]
+    copies = _target_copies(session, occurrence_ids)
+    records = {r.occurrence_id: r for r in session.scalars(
+        select(AgendaRecord).where(AgendaRecord.occurrence_id.in_(occurrence_ids)))}
+    held = _pairs_and_people(session, {series.pair_id for _, series in upcoming})
+    follow_ups: dict[int, list[FollowUp]] = {}
+    planned: list[int] = []
+    for occurrence, series in upcoming:
+        copy, found = copies.get(occurrence.id), records.get(occurrence.id)
+        if is_abandoned(found, copy):
+            continue  # cancelled at the provider; its topics went back to the queue
+        assert series.pair_id is not None
+        if series.pair_id not in follow_ups:
+            follow_ups[series.pair_id] = _follow_ups(session, session.get(Pair, series.pair_id))
+        result = _plan(session, occurrence=occurrence, series=series, settings=settings,
+                       found=found, follow_ups=follow_ups[series.pair_id])
+        result.record.needs_write = copy is not None and copy.description is not None \
+            and copy.block_hash != result.content_hash
+        planned.append(result.record.id)
+    session.flush()
+    del held
+    return planned
+
+
+def _pairs_and_people(session: Session, pair_ids: set[int | None]) -> list[object]:
+    """Load a batch's pairs and their people in two queries, and hold them: the session's
+    identity map keeps objects only while referenced, so `session.get` during the batch
+    finds them there instead of querying once per agenda."""
+    pairs = list(session.scalars(select(Pair).where(Pair.id.in_(pair_ids))))
+    people = session.scalars(select(Person).where(Person.id.in_(
+        {p.manager_id for p in pairs} | {p.report_id for p in pairs}))).all()
+    return [*pairs, *people]
+
+
+def _target_copies(session: Session, occurrence_ids: list[int]) -> dict[int, OccurrenceCopy]:
+    """`target_copy` of each occurrence, in one query."""
+    copies: dict[int, OccurrenceCopy] = {}
+    for copy in session.scalars(
+            select(OccurrenceCopy).where(OccurrenceCopy.occurrence_id.in_(occurrence_ids),
+                                         OccurrenceCopy.removed.is_(False),
+                                         OccurrenceCopy.is_organizer_copy.is_(True))
+            .order_by(OccurrenceCopy.id.desc())):
+        copies[copy.occurrence_id] = copy  # the lowest id wins, as in `target_copy`
+    return copies
+
+
+def owed_writes(session: Session, *, settings: Settings, now: datetime,
+                among: list[int] | None = None) -> list[int]:
+    """Agendas planned but not yet in the invite (`needs_write`, an indexed flag) of upcoming
+    occurrences in the horizon, whose writing account may call its provider now (active, not
+    asked to wait: an account that needs re-consent or is throttled gets its writes once it
+    can take them)."""
+    span = window(settings, now)
+    query = (
+        select(AgendaRecord.id)
+        .join(Occurrence, Occurrence.id == AgendaRecord.occurrence_id)
+        .join(OccurrenceCopy, and_(OccurrenceCopy.occurrence_id == Occurrence.id,
+                                   OccurrenceCopy.removed.is_(False),
+                                   OccurrenceCopy.is_organizer_copy.is_(True)))
+        .join(Calendar, Calendar.id == OccurrenceCopy.calendar_id)
+        .join(Account, Account.id == Calendar.account_id)
+        .where(AgendaRecord.needs_write.is_(True), ready_accounts(),
+               Occurrence.status == OccurrenceStatus.CONFIRMED,
+               Occurrence.scheduled_start >= span.now, Occurrence.scheduled_start < span.until)
+        .distinct().order_by(AgendaRecord.id))
+    if among is not None:
+        query = query.where(AgendaRecord.id.in_(among))
+    return list(session.scalars(query))
+
+
+def plan_touched_pairs(factory: sessionmaker[Session], *, series_ids: set[int],
+                       settings: Settings, now: datetime) -> list[int]:
+    """After a sync: plan the pairs of the series it touched; the writes to send now.
+
+    The pairs are marked first, in a transaction of their own, so a crash before the plan
+    commits leaves them marked and the next reconcile pass plans them."""
+    if not series_ids:
+        return []
+    with factory.begin() as session:
+        pair_ids = {pair_id for pair_id in session.scalars(select(Series.pair_id).where(
+            Series.id.in_(series_ids))) if pair_id is not None}
+        want_plan(session, pair_ids)
+    if not pair_ids:
+        return []
+    with factory.begin() as session:
+        return plan_pairs(session, settings=settings, now=now, pair_ids=pair_ids)

@@ -169,7 +169,8 @@ def write_agenda(factory: sessionmaker[Session], *, agenda_id: int, connector_fo
         record = session.get(AgendaRecord, agenda_id)
         if copy is None or record is None:
             return WriteOutcome.SKIPPED
-        if event is None:
+        if event is None:  # the description cannot take a block: owed no more until a sync
+            record.needs_write = False  # brings a new description (which plans it again)
             return WriteOutcome.SKIPPED
         copy.etag = event.etag
         copy.description = event.description
@@ -249,6 +250,7 @@ def _abandon(session: Session, *, agenda_id: int, occurrence_id: int,
     if record is not None:
         record.abandoned_etag = held_etag or ""
         record.last_error = ABANDONED_NOTE
+        record.needs_write = False
     release_topics(session, occurrence_id=occurrence_id)
 
 
@@ -287,3 +289,4 @@ def _mark_written(record: AgendaRecord, copy: OccurrenceCopy, agenda: Agenda,
     record.provider_etag = copy.etag
     record.last_error = None
     record.abandoned_etag = None
+    record.needs_write = False

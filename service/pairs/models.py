@@ -143,7 +143,8 @@ class Occurrence(Base):
     # that change when it says, else when we noticed; a reschedule is booked after this
     dropped_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     outcome: Mapped[str | None] = mapped_column(String(30))  # an `Outcome` value
-    outcome_decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # indexed: the agenda planner reads the occurrences settled since its last pass
+    outcome_decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
     check_due_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
     # the prep nudges (`service.prep.nudge`): when both were queued (or the meeting began),
     # the earliest send time of the two and the start it was worked out for

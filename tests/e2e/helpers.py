@@ -16,7 +16,8 @@ from sandbox.admin import RecordedRequest, SandboxAdmin
 from service.accounts.models import Account
 from service.agenda.block import START_MARKER, extract_block
 from service.agenda.htmltext import visible_text
-from service.agenda.models import AgendaRecord, PairTopic
+from service.agenda.items import add_topic as queue_topic
+from service.agenda.models import AgendaRecord
 from service.calendars.models import Calendar, QuarantinedItem
 from service.pairs.models import (
     Occurrence,
@@ -107,11 +108,12 @@ def agenda_of(harness: Harness, occurrence_id: int) -> AgendaRecord | None:
 
 
 def add_topic(harness: Harness, case: ProviderCase, text: str) -> None:
-    """The report queues a topic for the pair's next 1:1 (changes the planned agenda)."""
+    """The report queues a topic for the pair's next 1:1 (changes the planned agenda), the way
+    the CLI and the page do: the pair is marked for planning."""
     pair_id = case_series(harness, case).pair_id
     assert pair_id is not None
     with harness.runtime.factory.begin() as session:
-        session.add(PairTopic(pair_id=pair_id, text=text, added_by="report"))
+        queue_topic(session, pair_id=pair_id, text=text, added_by="report")
 
 
 COUNTED = (Account, Calendar, Pair, Series, SeriesSource, Occurrence, OccurrenceCopy,

@@ -1,0 +1,215 @@
+"""The reconciler's planning pass is driven by what changed: nothing due costs the same few
+statements at any size; a topic, time bringing an occurrence into the horizon, a settings
+change and an account ready again each lead to exactly the plans and writes they should.
+
+Databases are seeded straight (`tests/benchmarks/seed_series.py`) and migrated like
+production; the pass is the real `plan_due_agendas` on a real SQLite file.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cryptography.fernet import Fernet
+from pydantic import SecretStr
+from sqlalchemy import Engine, event, select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+import service.models  # noqa: F401  (every table)
+from service.accounts.models import Account
+from service.accounts.signing import revoke_links
+from service.agenda.items import add_topic
+from service.agenda.models import AgendaRecord, PlanWanted
+from service.agenda.planner import plan_due_agendas, plan_occurrence
+from service.db import make_engine, migrate, session_factory, utcnow
+from service.pairs.models import Occurrence, Series
+from service.pairs.service import set_manager_override
+from service.settings import Settings
+from tests.benchmarks.seed_series import NOW, seed, settle_writes
+
+INTERVAL = timedelta(seconds=60)  # one reconcile interval
+MAX_STATEMENTS = 6
+
+
+@dataclass
+class Db:
+    engine: Engine
+    factory: sessionmaker[Session]
+    settings: Settings
+    statements: int = 0
+
+    def count(self, *_args: Any) -> None:
+        self.statements += 1
+
+    def reconcile(self, now: datetime, settings: Settings | None = None) -> tuple[list[int], int]:
+        """One planning pass: the agendas to write and the statements it sent."""
+        before = self.statements
+        with self.factory.begin() as session:
+            due = plan_due_agendas(session, settings=settings or self.settings, now=now)
+        return due, self.statements - before  # BEGIN IMMEDIATE included
+
+
+@pytest.fixture
+def make_db(tmp_path: Path) -> Iterator[Any]:
+    engines: list[Engine] = []
+
+    def make(series: int, weeks_past: int = 6) -> Db:
+        folder = tmp_path / f"db{len(engines)}"
+        folder.mkdir()
+        engine = make_engine(f"sqlite:///{folder / 'rapport.db'}")
+        engines.append(engine)
+        migrate(engine)
+        seed(engine, series=series, weeks_past=weeks_past, weeks_ahead=3)
+        settings = Settings(data_dir=folder,
+                            secret_key=SecretStr(Fernet.generate_key().decode()))
+        db = Db(engine, session_factory(engine), settings)
+        db.reconcile(NOW)  # the first pass plans every pair
+        settle_writes(engine)  # and the writes put every agenda into its invite
+        event.listen(engine, "before_cursor_execute", db.count)
+        return db
+
+    yield make
+    for engine in engines:
+        engine.dispose()
+
+
+def test_a_pass_with_nothing_due_costs_the_same_few_statements_at_10_and_200_series(
+        make_db: Any) -> None:
+    costs = {}
+    for size in (10, 200):
+        db = make_db(size)
+        due, statements = db.reconcile(NOW + INTERVAL)
+        assert due == []
+        again, statements_again = db.reconcile(NOW + 2 * INTERVAL)
+        assert again == [] and statements_again == statements
+        costs[size] = statements
+    assert costs[10] == costs[200] <= MAX_STATEMENTS, costs
+
+
+def _upcoming_agendas(db: Db, now: datetime) -> dict[int, int]:
+    """occurrence id -> agenda id of the next occurrence of every series."""
+    with db.factory() as session:
+        rows = session.execute(
+            select(Occurrence.id, AgendaRecord.id)
+            .join(AgendaRecord, AgendaRecord.occurrence_id == Occurrence.id)
+            .where(Occurrence.scheduled_start >= now,
+                   Occurrence.scheduled_start < now + timedelta(days=7))).all()
+    return {occurrence_id: agenda_id for occurrence_id, agenda_id in rows}
+
+
+def test_occurrences_entering_the_horizon_are_planned_and_owed_at_the_next_pass(
+        make_db: Any) -> None:
+    db = make_db(20)
+    later = NOW + timedelta(days=1)
+    horizon = db.settings.agenda_horizon_days
+    with db.factory() as session:
+        entering = set(session.scalars(select(Occurrence.id).where(
+            Occurrence.scheduled_start >= NOW + timedelta(days=horizon),
+            Occurrence.scheduled_start < later + timedelta(days=horizon))))
+    assert entering  # the seeded week has meetings on every weekday
+    due, _ = db.reconcile(later)
+    planned = _upcoming_agendas(db, later)
+    assert entering <= set(planned)
+    assert sorted(due) == sorted(planned[o] for o in entering)  # their invites lack them
+    again, statements = db.reconcile(later + INTERVAL)
+    assert again == due and statements <= MAX_STATEMENTS  # still owed, nothing re-planned
+
+
+def test_a_topic_replans_only_its_pair_and_its_write_is_owed(make_db: Any) -> None:
+    db = make_db(30)
+    with db.factory.begin() as session:
+        pair_id = session.scalar(select(Series.pair_id).where(Series.id == 7))
+        assert pair_id is not None
+        add_topic(session, pair_id=pair_id, text="The conference budget")
+    planned = {o: a for o, a in _upcoming_agendas(db, NOW).items()}
+    due, statements = db.reconcile(NOW + INTERVAL)
+    with db.factory() as session:
+        record = session.scalars(select(AgendaRecord).where(AgendaRecord.id.in_(due))).one()
+        series_id = session.scalar(select(Occurrence.series_id).where(
+            Occurrence.id == record.occurrence_id))
+        assert session.scalar(select(PlanWanted.pair_id)) is None  # the mark is gone
+    assert series_id == 7 and record.id in planned.values() and record.needs_write
+    assert statements < 40  # one pair planned, not thirty
+    assert db.reconcile(NOW + 2 * INTERVAL)[0] == [record.id]  # owed until written
+
+
+def test_a_settings_change_replans_every_pair(make_db: Any) -> None:
+    db = make_db(12)
+    rotated = db.settings.model_copy(update={"kind_cadence": "core"})
+    due, _ = db.reconcile(NOW + INTERVAL, settings=rotated)
+    with db.factory() as session:
+        kinds = set(session.scalars(select(AgendaRecord.kind).where(
+            AgendaRecord.id.in_(_upcoming_agendas(db, NOW).values()))))
+    assert kinds == {"core"}
+    assert len(due) == 12  # every invite now lacks its new agenda
+    assert db.reconcile(NOW + 2 * INTERVAL, settings=rotated)[0] == due  # owed, not replanned
+
+
+def test_a_write_owed_by_a_throttled_account_is_found_once_it_is_ready(make_db: Any) -> None:
+    db = make_db(16)
+    with db.factory.begin() as session:
+        pair_id = session.scalar(select(Series.pair_id).where(Series.id == 3))
+        assert pair_id is not None
+        add_topic(session, pair_id=pair_id, text="Hiring plan")
+        session.execute(update(Account).values(not_before=utcnow() + timedelta(hours=1)))
+    assert db.reconcile(NOW + INTERVAL)[0] == []  # planned, but the account must wait
+    with db.factory.begin() as session:
+        session.execute(update(Account).values(not_before=None))
+    due, statements = db.reconcile(NOW + 2 * INTERVAL)
+    assert len(due) == 1 and statements <= MAX_STATEMENTS  # found by the index, not a re-plan
+
+
+def test_planning_an_occurrence_reads_a_bounded_history(make_db: Any) -> None:
+    db = make_db(1, weeks_past=40)
+    loaded: list[object] = []
+
+    def on_load(target: object, _context: object) -> None:
+        loaded.append(target)
+
+    event.listen(AgendaRecord, "load", on_load)
+    try:
+        with db.factory.begin() as session:
+            occurrence = session.scalars(select(Occurrence).where(
+                Occurrence.scheduled_start >= NOW).order_by(Occurrence.scheduled_start)
+                .limit(1)).one()
+            series = session.get(Series, occurrence.series_id)
+            assert series is not None
+            digest = session.scalar(select(AgendaRecord.content_hash).where(
+                AgendaRecord.occurrence_id == occurrence.id))  # planned by the first pass
+            loaded.clear()
+            planned = plan_occurrence(session, occurrence=occurrence, series=series,
+                                      settings=db.settings)
+    finally:
+        event.remove(AgendaRecord, "load", on_load)
+    assert planned.content_hash == digest  # the same plan as before
+    assert len(loaded) <= 1  # its own record at most, never the 40 before it
+
+
+def _series_of_due(db: Db, due: list[int]) -> set[int]:
+    with db.factory() as session:
+        return set(session.scalars(
+            select(Occurrence.series_id).join(AgendaRecord,
+                                              AgendaRecord.occurrence_id == Occurrence.id)
+            .where(AgendaRecord.id.in_(due))))
+
+
+def test_revoked_links_and_a_relinked_series_replan_their_pairs(make_db: Any) -> None:
+    """Changes made below the agenda layer (people's links, a series' pair) are seen too."""
+    db = make_db(10)
+    with db.factory.begin() as session:
+        assert revoke_links(session, email="r2@bench.test") == 1  # series 3: its links change
+        set_manager_override(session, series_id=6, email="r5@bench.test")  # a new pair
+    due, _ = db.reconcile(NOW + INTERVAL)
+    assert _series_of_due(db, due) == {3, 6}
+    with db.factory() as session:
+        series = session.get(Series, 6)
+        record = session.scalars(select(AgendaRecord).join(
+            Occurrence, Occurrence.id == AgendaRecord.occurrence_id)
+            .where(AgendaRecord.id.in_(due), Occurrence.series_id == 6)).one()
+        assert series is not None
+        assert record.pair_id == series.pair_id  # the agenda follows the series to its pair

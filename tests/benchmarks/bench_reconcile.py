@@ -1,0 +1,196 @@
+"""Reconcile benchmark: one pass of the reconciler with nothing due, part by part, before
+(main's planner: every upcoming agenda re-planned each pass) and after (change-driven).
+
+    python tests/benchmarks/bench_reconcile.py [--sizes 1600,50000] [--database-url URL]
+                                               [--before-max 1600] [--keep DIR]
+
+Not collected by pytest. Per size: a migrated SQLite file (or `--database-url`, emptied
+first), seeded straight with `seed_series.seed` (N series, a year of weekly history, 8 weeks
+ahead, copies, agendas, topics, items; Core bulk inserts); then
+
+1. warm-up: the first planning of every pair (batched, timed on its own), one full reconcile
+   body (prep nudges queued), then every invite is made to hold its agenda (`settle_writes`)
+   and the queued email sent: the steady state, polling (no RAPPORT_PUBLIC_URL);
+2. before: the same body with main's `plan_due_agendas` (its source read from the `main`
+   branch with git, run against this schema; sizes up to `--before-max`), one reconcile
+   interval later;
+3. after: the body with this branch's planner, one and two intervals later.
+
+Each part is what `workers.actors.reconcile` runs (its service calls, in its transactions),
+with its time and SQL statement count (a `before_cursor_execute` listener). "writes due" is
+what the pass would enqueue: 0 both times shows the two planners agree on every agenda.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import tempfile
+import time
+import types
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from cryptography.fernet import Fernet
+from pydantic import SecretStr
+from sqlalchemy import Engine, event, func, select, text
+
+import service.models  # noqa: F401  (every table)
+from service.agenda import planner
+from service.agenda.models import PlanWanted
+from service.calendars.push import calendars_needing_channels, calendars_of_stopped_accounts
+from service.calendars.queries import accounts_without_calendars, calendars_due_for_sync
+from service.db import make_engine, migrate, read_session, session_factory
+from service.email.outbox import due_messages
+from service.email.reconsent import queue_reconsent_emails
+from service.metrics.digest import digest_due
+from service.outcomes import service as outcomes
+from service.prep.nudge import queue_prep_nudges
+from service.settings import Settings
+
+sys.path.insert(0, str(Path(__file__).parent))
+from seed_series import NOW, seed, settle_writes  # noqa: E402
+
+Planner = Callable[..., list[int]]
+
+
+class Counter:
+    """SQL statements sent on an engine."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.statements = 0
+        event.listen(engine, "before_cursor_execute", self._count)
+
+    def _count(self, *_args: Any) -> None:
+        self.statements += 1
+
+
+def main_planner(repo: Path) -> Planner:
+    """main's `plan_due_agendas`, loaded from `git show main:...` as its own module."""
+    source = subprocess.run(["git", "-C", str(repo), "show", "main:service/agenda/planner.py"],
+                            check=True, capture_output=True, text=True).stdout
+    module = types.ModuleType("main_planner")
+    sys.modules[module.__name__] = module  # dataclasses look their module up
+    exec(compile(source, "main:service/agenda/planner.py", "exec"), module.__dict__)  # noqa: S102
+    return module.plan_due_agendas  # type: ignore[no-any-return]
+
+
+def reconcile_body(factory: Any, counter: Counter, settings: Settings, now: datetime,
+                   plan: Planner) -> list[tuple[str, float, int, int]]:
+    """`workers.actors.reconcile`'s service calls in its transactions: (part, seconds,
+    statements, items due) each."""
+    parts: list[tuple[str, float, int, int]] = []
+
+    def part(name: str, call: Callable[[], Any]) -> None:
+        before, t0 = counter.statements, time.perf_counter()
+        result = call()
+        due = len(result) if isinstance(result, list | set | tuple) else int(bool(result))
+        parts.append((name, time.perf_counter() - t0, counter.statements - before, due))
+
+    poll = timedelta(seconds=settings.poll_interval_seconds)
+    with factory.begin() as session:
+        part("calendars_due_for_sync",
+             lambda: calendars_due_for_sync(session, now=now, poll_interval=poll, wall_now=now))
+        part("accounts_without_calendars", lambda: accounts_without_calendars(session))
+        part("plan_due_agendas (writes due)", lambda: plan(session, settings=settings, now=now))
+        if settings.public_url:
+            part("calendars_needing_channels",
+                 lambda: calendars_needing_channels(session, now=now))
+        part("calendars_of_stopped_accounts", lambda: calendars_of_stopped_accounts(session))
+    with factory.begin() as session:
+        part("outcomes.arm_checks", lambda: outcomes.arm_checks(session, settings=settings,
+                                                                now=now))
+        part("outcomes.settle_ended", lambda: outcomes.settle_ended(session, settings=settings,
+                                                                    now=now))
+        part("outcomes.revisit_drops", lambda: outcomes.revisit_drops(
+            session, settings=settings, now=now))
+        part("outcomes.due_checks", lambda: outcomes.due_checks(session, now=now))
+        part("queue_reconsent_emails", lambda: queue_reconsent_emails(
+            session, settings=settings, now=now))
+        part("due_messages", lambda: due_messages(session, now=now))
+    with read_session(factory) as session:
+        part("digest_due", lambda: digest_due(session, settings=settings, now=now))
+    with factory.begin() as session:
+        part("queue_prep_nudges", lambda: queue_prep_nudges(session, settings=settings,
+                                                            now=now))
+    return parts
+
+
+def print_parts(title: str, parts: list[tuple[str, float, int, int]]) -> None:
+    total_s = sum(p[1] for p in parts)
+    total_n = sum(p[2] for p in parts)
+    print(f"  {title}: total {total_s * 1000:9.1f} ms, {total_n:6d} statements")
+    for name, seconds, statements, due in parts:
+        print(f"    {name:<32} {seconds * 1000:9.1f} ms {statements:6d} stmts  due {due}")
+
+
+def first_planning(factory: Any, counter: Counter, settings: Settings, now: datetime) -> None:
+    """Plan every pair (the first pass after the migration, or after the first syncs)."""
+    before, t0, passes = counter.statements, time.perf_counter(), 0
+    while True:
+        with factory.begin() as session:
+            planner.plan_due_agendas(session, settings=settings, now=now)
+            left = session.scalar(select(func.count()).select_from(PlanWanted))
+        passes += 1
+        if not left:
+            break
+    print(f"  first planning of every pair: {time.perf_counter() - t0:.1f} s, "
+          f"{counter.statements - before} statements, {passes} passes")
+
+
+def run_size(size: int, url: str, repo: Path, before_max: int) -> None:
+    folder = Path(tempfile.mkdtemp(prefix="bench-reconcile-"))
+    settings = Settings(data_dir=folder, secret_key=SecretStr(Fernet.generate_key().decode()),
+                        digest_weekday=(NOW.weekday() + 2) % 7)  # no digest due this pass
+    engine = make_engine(url)
+    if engine.dialect.name == "postgresql":
+        with engine.begin() as conn:
+            conn.execute(text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
+    migrate(engine)
+    t0 = time.perf_counter()
+    seeded = seed(engine, series=size)
+    print(f"\n== {size} series: {seeded.occurrences} occurrences, {seeded.rows} rows seeded in "
+          f"{time.perf_counter() - t0:.1f} s ({engine.dialect.name})")
+    factory = session_factory(engine)
+    counter = Counter(engine)
+    first_planning(factory, counter, settings, NOW)
+    reconcile_body(factory, counter, settings, NOW, planner.plan_due_agendas)  # warm-up
+    settle_writes(engine)
+    with engine.begin() as conn:  # the warm-up's prep nudges were delivered meanwhile
+        conn.execute(text("UPDATE outbox SET status = 'sent'"))
+    with factory.begin() as session:  # the warm-up's plan is the state the writes leave
+        planner.plan_due_agendas(session, settings=settings, now=NOW)
+    interval = timedelta(seconds=settings.reconcile_interval_seconds)
+    if size <= before_max:
+        print_parts("before (main's planner)", reconcile_body(
+            factory, counter, settings, NOW + interval, main_planner(repo)))
+    for k in (2, 3):
+        print_parts(f"after (pass {k - 1})", reconcile_body(
+            factory, counter, settings, NOW + k * interval, planner.plan_due_agendas))
+    engine.dispose()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="1600,50000")
+    parser.add_argument("--database-url", default=None,
+                        help="PostgreSQL URL (emptied!); default a SQLite file per size")
+    parser.add_argument("--before-max", type=int, default=1600,
+                        help="run main's planner only up to this many series")
+    args = parser.parse_args()
+    repo = Path(__file__).resolve().parents[2]
+    with open("/proc/loadavg") as f:
+        print(f"load average at start: {f.read().split()[:3]}")
+    for size in (int(s) for s in args.sizes.split(",")):
+        url = args.database_url or \
+            f"sqlite:///{Path(tempfile.mkdtemp(prefix='bench-db-')) / 'rapport.db'}"
+        run_size(size, url, repo, args.before_max)
+    with open("/proc/loadavg") as f:
+        print(f"load average at end: {f.read().split()[:3]}")
+
+
+if __name__ == "__main__":
+    main()
