@@ -1,18 +1,21 @@
 """Reconcile benchmark: one pass of the reconciler with nothing due, part by part, before
-(main's planner: every upcoming agenda re-planned each pass) and after (change-driven).
+(the planner before issue 14: every upcoming agenda re-planned each pass) and after
+(change-driven).
 
     python tests/benchmarks/bench_reconcile.py [--sizes 1600,50000] [--database-url URL]
-                                               [--before-max 1600] [--keep DIR]
+                                               [--before-max 1600] [--before-ref REF]
 
 Not collected by pytest. Per size: a migrated SQLite file (or `--database-url`, emptied
 first), seeded straight with `seed_series.seed` (N series, a year of weekly history, 8 weeks
 ahead, copies, agendas, topics, items; Core bulk inserts); then
 
 1. warm-up: the first planning of every pair (batched, timed on its own), one full reconcile
-   body (prep nudges queued), then every invite is made to hold its agenda (`settle_writes`)
-   and the queued email sent: the steady state, polling (no RAPPORT_PUBLIC_URL);
-2. before: the same body with main's `plan_due_agendas` (its source read from the `main`
-   branch with git, run against this schema; sizes up to `--before-max`), one reconcile
+   body (prep nudges queued), then every invite is made to hold its agenda (`settle_writes`),
+   the queued email sent and the weekly snapshots of the seeded history written: the steady
+   state, polling (no RAPPORT_PUBLIC_URL);
+2. before: the same body with the old `plan_due_agendas` (its source read with git from
+   `--before-ref`, default 038fefd, the last commit before change-driven planning, run
+   against this schema; sizes up to `--before-max`), one reconcile
    interval later;
 3. after: the body with this branch's planner, one and two intervals later.
 
@@ -47,6 +50,7 @@ from service.db import make_engine, migrate, read_session, session_factory
 from service.email.outbox import due_messages
 from service.email.reconsent import queue_reconsent_emails
 from service.metrics.digest import digest_due
+from service.metrics.snapshots import refresh_snapshots
 from service.outcomes import service as outcomes
 from service.prep.nudge import queue_prep_nudges
 from service.settings import Settings
@@ -68,13 +72,17 @@ class Counter:
         self.statements += 1
 
 
-def main_planner(repo: Path) -> Planner:
-    """main's `plan_due_agendas`, loaded from `git show main:...` as its own module."""
-    source = subprocess.run(["git", "-C", str(repo), "show", "main:service/agenda/planner.py"],
+BEFORE_REF = "038fefd"  # main before change-driven planning
+
+
+def main_planner(repo: Path, ref: str = BEFORE_REF) -> Planner:
+    """The old `plan_due_agendas`, loaded from `git show REF:...` as its own module."""
+    source = subprocess.run(["git", "-C", str(repo), "show", f"{ref}:service/agenda/planner.py"],
                             check=True, capture_output=True, text=True).stdout
     module = types.ModuleType("main_planner")
     sys.modules[module.__name__] = module  # dataclasses look their module up
-    exec(compile(source, "main:service/agenda/planner.py", "exec"), module.__dict__)  # noqa: S102
+    exec(compile(source, f"{ref}:service/agenda/planner.py", "exec"),  # noqa: S102
+         module.__dict__)
     return module.plan_due_agendas  # type: ignore[no-any-return]
 
 
@@ -113,6 +121,7 @@ def reconcile_body(factory: Any, counter: Counter, settings: Settings, now: date
         part("due_messages", lambda: due_messages(session, now=now))
     with read_session(factory) as session:
         part("digest_due", lambda: digest_due(session, settings=settings, now=now))
+    part("refresh_snapshots", lambda: refresh_snapshots(factory, now=now))
     with factory.begin() as session:
         part("queue_prep_nudges", lambda: queue_prep_nudges(session, settings=settings,
                                                             now=now))
@@ -141,7 +150,7 @@ def first_planning(factory: Any, counter: Counter, settings: Settings, now: date
           f"{counter.statements - before} statements, {passes} passes")
 
 
-def run_size(size: int, url: str, repo: Path, before_max: int) -> None:
+def run_size(size: int, url: str, repo: Path, before_max: int, before_ref: str) -> None:
     folder = Path(tempfile.mkdtemp(prefix="bench-reconcile-"))
     settings = Settings(data_dir=folder, secret_key=SecretStr(Fernet.generate_key().decode()),
                         digest_weekday=(NOW.weekday() + 2) % 7)  # no digest due this pass
@@ -163,10 +172,15 @@ def run_size(size: int, url: str, repo: Path, before_max: int) -> None:
         conn.execute(text("UPDATE outbox SET status = 'sent'"))
     with factory.begin() as session:  # the warm-up's plan is the state the writes leave
         planner.plan_due_agendas(session, settings=settings, now=NOW)
+    t0, rows = time.perf_counter(), 0
+    while written := refresh_snapshots(factory, now=NOW, max_rows=50_000):  # seeding's log
+        rows += written
+    print(f"  weekly snapshots of the seeded history: {rows} rows in "
+          f"{time.perf_counter() - t0:.1f} s")
     interval = timedelta(seconds=settings.reconcile_interval_seconds)
     if size <= before_max:
-        print_parts("before (main's planner)", reconcile_body(
-            factory, counter, settings, NOW + interval, main_planner(repo)))
+        print_parts(f"before (the planner at {before_ref})", reconcile_body(
+            factory, counter, settings, NOW + interval, main_planner(repo, before_ref)))
     for k in (2, 3):
         print_parts(f"after (pass {k - 1})", reconcile_body(
             factory, counter, settings, NOW + k * interval, planner.plan_due_agendas))
@@ -179,7 +193,9 @@ def main() -> None:
     parser.add_argument("--database-url", default=None,
                         help="PostgreSQL URL (emptied!); default a SQLite file per size")
     parser.add_argument("--before-max", type=int, default=1600,
-                        help="run main's planner only up to this many series")
+                        help="run the old planner only up to this many series")
+    parser.add_argument("--before-ref", default=BEFORE_REF,
+                        help="the git commit whose planner is 'before'")
     args = parser.parse_args()
     repo = Path(__file__).resolve().parents[2]
     with open("/proc/loadavg") as f:
@@ -187,7 +203,7 @@ def main() -> None:
     for size in (int(s) for s in args.sizes.split(",")):
         url = args.database_url or \
             f"sqlite:///{Path(tempfile.mkdtemp(prefix='bench-db-')) / 'rapport.db'}"
-        run_size(size, url, repo, args.before_max)
+        run_size(size, url, repo, args.before_max, args.before_ref)
     with open("/proc/loadavg") as f:
         print(f"load average at end: {f.read().split()[:3]}")
 
