@@ -1,5 +1,7 @@
 """Copies of a calendar's sync message (a reconcile that sent the backlog again, a burst of
-webhooks) cost one sync, not one each; a message sent after a sync began still syncs."""
+webhooks) cost one sync, not one each; a message sent after a sync began still syncs. Copies
+of an owed agenda write (the reconciler sends it every interval until it is done) cost one
+write."""
 
 from __future__ import annotations
 
@@ -17,7 +19,7 @@ from workers.inprocess import run_until_idle
 from workers.superseded import CLOCK_MARGIN_MS
 
 from .conftest import Harness, ProviderCase
-from .helpers import case_series, connect_pair, occurrence_at, upcoming
+from .helpers import add_topic, agenda_for_next, case_series, connect_pair, occurrence_at, upcoming
 
 COPIES = 3
 
@@ -79,3 +81,28 @@ def test_a_sync_sent_after_the_last_one_began_still_runs(harness: Harness,
 
     assert _listings(harness, case) - before == 1
     assert occurrence_at(harness, series.id, start).scheduled_start == start + timedelta(hours=1)
+
+
+def test_queued_copies_of_an_agenda_write_cost_one_write(
+        harness: Harness, case: ProviderCase, monkeypatch: pytest.MonkeyPatch) -> None:
+    connect_pair(harness, case)
+    harness.sync()
+    agenda_id, start = agenda_for_next(harness, case)
+    add_topic(harness, case, "Plans for the hackathon")  # a write is owed
+    runs: list[int] = []
+    write = actors.write_agenda_into_invite
+
+    def counted(*args: object, **kwargs: object) -> object:
+        runs.append(agenda_id)
+        return write(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(actors, "write_agenda_into_invite", counted)
+    for _ in range(COPIES):  # the reconciler's copies, queued while no worker runs
+        actors.write_agenda.send(agenda_id)
+    time.sleep(CLOCK_MARGIN_MS / 1000 + 0.2)
+    _one_thread(harness)
+
+    assert runs == [agenda_id]
+    description = harness.sandbox(case.provider).description_of(case.manager, case.series_key,
+                                                                start)
+    assert "Plans for the hackathon" in description
