@@ -316,8 +316,9 @@ def run_workers(count: int, args: argparse.Namespace, settings: Settings, server
         move_occurrences(sandbox, changed, nth=0)
         push = sync_and_wait(started, sandbox, calendar_ids(engine, emails), args.timeout)
         move_occurrences(sandbox, changed, nth=1)
+        step = max(args.accounts // args.poll_sample, 1)  # every step-th calendar, 1: all
         sample = [manager_email(i) for i in range(args.accounts)
-                  if i in changed or i % max(args.accounts // args.poll_sample, 1) == 1]
+                  if i in changed or i % step == 1 % step]
         poll = sync_and_wait(started, sandbox, calendar_ids(engine, sample), args.timeout)
         usage = sampler.stop()
         with engine.connect() as conn:
