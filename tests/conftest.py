@@ -5,11 +5,23 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from sandbox.google import GoogleSandbox
 from sandbox.microsoft import GraphSandbox
+from service.db import make_engine, migrate
+
+
+@pytest.fixture(scope="session")
+def migrated_database(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A SQLite file migrated like production, once per session: each test gets a copy."""
+    path = tmp_path_factory.mktemp("schema") / "rapport.db"
+    engine = make_engine(f"sqlite:///{path}")
+    migrate(engine)
+    engine.dispose()
+    return path
 
 
 @pytest.fixture(scope="session")

@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from service.calendars.models import Calendar
 from service.calendars.push import calendars_needing_channels, calendars_of_stopped_accounts
 from service.calendars.queries import accounts_without_calendars, calendars_due_for_sync
-from service.db import make_engine, migrate, session_factory
+from service.db import make_engine, session_factory
 from service.email.outbox import due_messages
 from service.email.reconsent import queue_reconsent_emails
 from service.metrics import digest
@@ -57,15 +57,6 @@ PARTS: dict[str, Part] = {
 }
 
 
-@pytest.fixture(scope="module")
-def schema(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("schema") / "rapport.db"
-    engine = make_engine(f"sqlite:///{path}")
-    migrate(engine)
-    engine.dispose()
-    return path
-
-
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
     return Settings(data_dir=tmp_path, secret_key=SecretStr(Fernet.generate_key().decode()),
@@ -73,13 +64,14 @@ def settings(tmp_path: Path) -> Settings:
 
 
 @pytest.fixture
-def company(tmp_path: Path, schema: Path) -> Iterator[Callable[[int], sessionmaker[Session]]]:
+def company(tmp_path: Path,
+            migrated_database: Path) -> Iterator[Callable[[int], sessionmaker[Session]]]:
     """Seeds a fresh copy of the schema with `pairs` 1:1s; returns its session factory."""
     engines: list[Engine] = []
 
     def seeded(pairs: int) -> sessionmaker[Session]:
         path = tmp_path / f"{pairs}.db"
-        shutil.copyfile(schema, path)
+        shutil.copyfile(migrated_database, path)
         engines.append(make_engine(f"sqlite:///{path}"))
         factory = session_factory(engines[-1])
         with factory.begin() as session:

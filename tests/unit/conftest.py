@@ -15,18 +15,8 @@ from pydantic import SecretStr
 from sqlalchemy.orm import Session, sessionmaker
 
 from sandbox.memory import MemoryWorld
-from service.db import make_engine, migrate, session_factory
+from service.db import make_engine, session_factory
 from service.settings import Settings
-
-
-@pytest.fixture(scope="session")
-def migrated_database(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A SQLite file migrated like production, once per session: each test gets a copy."""
-    path = tmp_path_factory.mktemp("schema") / "rapport.db"
-    engine = make_engine(f"sqlite:///{path}")
-    migrate(engine)
-    engine.dispose()
-    return path
 
 
 @pytest.fixture
