@@ -34,26 +34,20 @@ import time
 from datetime import timedelta
 from pathlib import Path
 
-from cryptography.fernet import Fernet
 from dramatiq import Worker
-from pydantic import SecretStr
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from application.context import start
 from sandbox.google import GoogleSandbox
 from sandbox.microsoft import GraphSandbox
 from sandbox.team import person
-from service.accounts.crypto import Vault
 from service.accounts.models import Account
 from service.agenda.models import PairTopic
 from service.calendars.models import Calendar
-from service.calendars.onboarding import connect_with_refresh_token
 from service.db import utcnow
 from service.pairs.models import Series
-from service.settings import Settings
+from tests.benchmarks.seeded_team import connect_and_sync, start_on
 from workers import actors
-from workers.inprocess import run_until_idle
 
 FAILING = {"google": "sam@acme.test", "microsoft": "lee@acme.test"}  # the reports
 REVOKED = {"google": "maya@acme.test", "microsoft": "dana@acme.test"}  # organizers: writes due
@@ -83,26 +77,10 @@ def main() -> None:
 
 def run(folder: Path, sandboxes: dict[str, GoogleSandbox | GraphSandbox],
         args: argparse.Namespace) -> None:
-    google, graph = sandboxes["google"], sandboxes["microsoft"]
-    settings = Settings(
-        data_dir=folder, secret_key=SecretStr(Fernet.generate_key().decode()),
-        google_api_url=google.base_url, google_token_url=google.token_url,
-        graph_api_url=graph.base_url, microsoft_authority=graph.token_url,
-        ca_bundle=Path(graph.ca_file), poll_interval_seconds=args.poll_every)
-    started = start(settings)
+    started, vault = start_on(folder, sandboxes, poll_every=args.poll_every)
     runtime, broker = started.runtime, started.broker
-    vault = Vault.from_settings(settings)
-    for emails in (FAILING, REVOKED, HEALTHY):
-        for email in emails.values():
-            who = person(email)
-            with runtime.factory.begin() as session:
-                connect_with_refresh_token(
-                    session, settings=settings, vault=vault, provider=who.provider,
-                    client_id="bench", client_secret="bench", refresh_token=who.refresh_token)
-    actors.sync_all_accounts()
-    run_until_idle(broker, threads=2, timeout=300)
-    actors.reconcile.send()
-    run_until_idle(broker, threads=2, timeout=300)
+    connect_and_sync(started, vault, (person(email) for emails in (FAILING, REVOKED, HEALTHY)
+                                      for email in emails.values()))
 
     with runtime.factory.begin() as session:  # a new write is due for every pair
         for pair_id in set(session.scalars(select(Series.pair_id)

@@ -28,23 +28,18 @@ from datetime import timedelta
 from pathlib import Path
 
 import uvicorn
-from cryptography.fernet import Fernet
 from fastapi import FastAPI
-from pydantic import SecretStr
 from sqlalchemy import func, select, update
 
-from application.context import start
 from application.web.webhooks import webhook_router
 from sandbox.google import GoogleSandbox
 from sandbox.microsoft import GraphSandbox
 from sandbox.team import PEOPLE
-from service.accounts.crypto import Vault
 from service.accounts.models import Account
 from service.calendars.models import Calendar
-from service.calendars.onboarding import connect_with_refresh_token
 from service.calendars.push import CHANNEL_TTL, RENEW_BEFORE
 from service.db import utcnow
-from service.settings import Settings
+from tests.benchmarks.seeded_team import connect_and_sync, start_on
 from workers import actors
 from workers.inprocess import run_until_idle
 
@@ -82,30 +77,15 @@ def main() -> None:
 
 def run(folder: Path, sandboxes: dict[str, GoogleSandbox | GraphSandbox],
         args: argparse.Namespace) -> None:
-    google, graph = sandboxes["google"], sandboxes["microsoft"]
-    settings = Settings(
-        data_dir=folder, secret_key=SecretStr(Fernet.generate_key().decode()),
-        google_api_url=google.base_url, google_token_url=google.token_url,
-        graph_api_url=graph.base_url, microsoft_authority=graph.token_url,
-        ca_bundle=Path(graph.ca_file), poll_interval_seconds=args.poll_every)
-    started = start(settings)
+    started, vault = start_on(folder, sandboxes, poll_every=args.poll_every)
     runtime, broker = started.runtime, started.broker
-    vault = Vault.from_settings(settings)
     app = FastAPI()
     app.include_router(webhook_router(factory=runtime.factory, vault=vault,
                                       enqueue_sync=actors.sync_calendar.send,
                                       enqueue_renew=actors.renew_channel.send))
     url, server = _serve(app)
-    runtime.settings = settings.model_copy(update={"public_url": url})
-    for who in (p for p in PEOPLE if not p.is_room):
-        with runtime.factory.begin() as session:
-            connect_with_refresh_token(session, settings=settings, vault=vault,
-                                       provider=who.provider, client_id="bench",
-                                       client_secret="bench", refresh_token=who.refresh_token)
-    actors.sync_all_accounts()
-    run_until_idle(broker, threads=2, timeout=300)
-    actors.reconcile.send()  # opens every channel
-    run_until_idle(broker, threads=2, timeout=300)
+    settings = runtime.settings = runtime.settings.model_copy(update={"public_url": url})
+    connect_and_sync(started, vault, (p for p in PEOPLE if not p.is_room))  # opens channels
     with runtime.factory() as session:
         rows = session.execute(
             select(Account.provider, func.count()).join(Calendar, Calendar.account_id == Account.id)
