@@ -40,9 +40,12 @@ class ListQuery:
     @classmethod
     def parse(cls, params: Mapping[str, str]) -> ListQuery:
         """The options of a request's query string; `QueryError` when one is not supported."""
-        return cls(kinds=_kinds(params.get("$filter")), select=selection(params.get("$select")),
-                   top=_count(params.get("$top"), DEFAULT_TOP, low=1, high=MAX_TOP),
-                   skip=_count(params.get("$skip"), 0, low=0, high=None))
+        return cls(
+            kinds=_kinds(params.get("$filter")),
+            select=selection(params.get("$select")),
+            top=_count(params.get("$top"), DEFAULT_TOP, low=1, high=MAX_TOP),
+            skip=_count(params.get("$skip"), 0, low=0, high=None),
+        )
 
     def next_link(self, url: str, params: Mapping[str, str]) -> str:
         """The link to the page after this one: the same query, ``$skip`` moved on."""

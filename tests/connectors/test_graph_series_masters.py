@@ -24,9 +24,11 @@ MASTERS = "type eq 'seriesMaster'"
 
 
 def _graph(sandbox: GraphSandbox, token: str) -> httpx.Client:
-    return httpx.Client(base_url=sandbox.base_url,
-                        verify=ssl.create_default_context(cafile=sandbox.ca_file),
-                        headers={"Authorization": f"Bearer {token}"})
+    return httpx.Client(
+        base_url=sandbox.base_url,
+        verify=ssl.create_default_context(cafile=sandbox.ca_file),
+        headers={"Authorization": f"Bearer {token}"},
+    )
 
 
 def _listed(client: httpx.Client, path: str, **params: str) -> list[dict[str, object]]:
@@ -42,8 +44,11 @@ def _listed(client: httpx.Client, path: str, **params: str) -> list[dict[str, ob
 
 def _full_sync(connector: GraphConnector) -> list[CalendarEvent]:
     start, end = sync_window()
-    return [e for page in connector.list_changes("primary", None, window_start=start,
-                                                 window_end=end) for e in page.events]
+    return [
+        e
+        for page in connector.list_changes("primary", None, window_start=start, window_end=end)
+        for e in page.events
+    ]
 
 
 def _master_lists(requests: list[RecordedRequest]) -> list[RecordedRequest]:
@@ -51,8 +56,11 @@ def _master_lists(requests: list[RecordedRequest]) -> list[RecordedRequest]:
 
 
 def _master_reads(requests: list[RecordedRequest]) -> list[RecordedRequest]:
-    return [r for r in requests if r.method == "GET" and "/events/" in r.path
-            and r.query.get("$select") == "iCalUId"]
+    return [
+        r
+        for r in requests
+        if r.method == "GET" and "/events/" in r.path and r.query.get("$select") == "iCalUId"
+    ]
 
 
 def _series_uids(events: list[CalendarEvent]) -> set[str | None]:
@@ -68,15 +76,21 @@ def dana_token(graph_token_provider_for: Callable[[str], Callable[[], str]]) -> 
 
 
 def test_the_events_list_filtered_on_type_holds_the_masters_with_only_the_selected_uid(
-        graph_sandbox: GraphSandbox, dana_token: str) -> None:
+    graph_sandbox: GraphSandbox, dana_token: str
+) -> None:
     with _graph(graph_sandbox, dana_token) as graph:
-        first = graph.get("me/events", params={"$filter": MASTERS, "$select": "iCalUId",
-                                               "$top": "2"}).raise_for_status().json()
-        masters = _listed(graph, "me/events", **{"$filter": MASTERS, "$select": "iCalUId",
-                                                 "$top": "2"})
+        first = (
+            graph.get("me/events", params={"$filter": MASTERS, "$select": "iCalUId", "$top": "2"})
+            .raise_for_status()
+            .json()
+        )
+        masters = _listed(
+            graph, "me/events", **{"$filter": MASTERS, "$select": "iCalUId", "$top": "2"}
+        )
         everything = _listed(graph, "me/events", **{"$select": "type,seriesMasterId"})
-        in_calendar = _listed(graph, f"me/calendars/{graph_sandbox.calendar_id(DANA)}/events",
-                              **{"$filter": MASTERS})
+        in_calendar = _listed(
+            graph, f"me/calendars/{graph_sandbox.calendar_id(DANA)}/events", **{"$filter": MASTERS}
+        )
 
     assert len(first["value"]) == 2 and "$skip=2" in first["@odata.nextLink"]
     assert all(set(m) == {"@odata.etag", "id", "iCalUId"} for m in masters)
@@ -84,24 +98,30 @@ def test_the_events_list_filtered_on_type_holds_the_masters_with_only_the_select
     assert len({m["id"] for m in masters}) == len(masters) == 3
     # no filter: single instances and masters, never an occurrence (Graph's list events)
     assert {e["type"] for e in everything} <= {"singleInstance", "seriesMaster"}
-    assert {e["id"] for e in everything if e["type"] == "seriesMaster"} == \
-        {m["id"] for m in masters}
+    assert {e["id"] for e in everything if e["type"] == "seriesMaster"} == {
+        m["id"] for m in masters
+    }
     assert [m["id"] for m in in_calendar] == [m["id"] for m in masters]
 
 
 def test_the_masters_listed_are_the_ones_the_calendar_view_points_at(
-        graph_sandbox: GraphSandbox, dana_token: str) -> None:
+    graph_sandbox: GraphSandbox, dana_token: str
+) -> None:
     start, end = sync_window()
     with _graph(graph_sandbox, dana_token) as graph:
-        view = _listed(graph, "me/calendarView/delta",
-                       startDateTime=start.strftime("%Y-%m-%dT%H:%M:%SZ"),
-                       endDateTime=end.strftime("%Y-%m-%dT%H:%M:%SZ"))
+        view = _listed(
+            graph,
+            "me/calendarView/delta",
+            startDateTime=start.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            endDateTime=end.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        )
         masters = _listed(graph, "me/events", **{"$filter": MASTERS, "$select": "iCalUId"})
     assert {e.get("seriesMasterId") for e in view} - {None} == {m["id"] for m in masters}
 
 
 def test_a_filter_the_sandbox_cannot_evaluate_is_refused_as_bad_request(
-        graph_sandbox: GraphSandbox, dana_token: str) -> None:
+    graph_sandbox: GraphSandbox, dana_token: str
+) -> None:
     with _graph(graph_sandbox, dana_token) as graph:
         answer = graph.get("me/events", params={"$filter": "subject eq 'Design review'"})
         occurrences = graph.get("me/events", params={"$filter": "type eq 'occurrence'"})
@@ -113,11 +133,16 @@ def test_a_filter_the_sandbox_cannot_evaluate_is_refused_as_bad_request(
 
 
 def test_a_first_sync_lists_the_calendars_masters_once_and_reads_none_alone(
-        graph_sandbox: GraphSandbox, graph_connector_for: Callable[..., GraphConnector]) -> None:
+    graph_sandbox: GraphSandbox, graph_connector_for: Callable[..., GraphConnector]
+) -> None:
     now = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
     for hour in (1, 2, 3):  # more series than the seeded ones
-        graph_sandbox.create_series(organizer=DANA, attendees=[LEE], title=f"Extra {hour}",
-                                    first_start=now - timedelta(days=30, hours=hour))
+        graph_sandbox.create_series(
+            organizer=DANA,
+            attendees=[LEE],
+            title=f"Extra {hour}",
+            first_start=now - timedelta(days=30, hours=hour),
+        )
     graph_sandbox.clear_requests()
 
     events = _full_sync(graph_connector_for(DANA, page_size=10))
@@ -131,8 +156,10 @@ def test_a_first_sync_lists_the_calendars_masters_once_and_reads_none_alone(
 
 
 def test_a_throttled_master_list_waits_its_retry_after_and_is_asked_again(
-        graph_sandbox: GraphSandbox, graph_connector_for: Callable[..., GraphConnector],
-        graph_sleeps: RecordingSleep) -> None:
+    graph_sandbox: GraphSandbox,
+    graph_connector_for: Callable[..., GraphConnector],
+    graph_sleeps: RecordingSleep,
+) -> None:
     dana = graph_connector_for(DANA)
     graph_sandbox.clear_requests()
     graph_sandbox.fail_event_lists(429, retry_after=2)
@@ -147,7 +174,8 @@ def test_a_throttled_master_list_waits_its_retry_after_and_is_asked_again(
 
 
 def test_masters_a_failing_list_page_left_out_are_read_one_by_one(
-        graph_sandbox: GraphSandbox, graph_connector_for: Callable[..., GraphConnector]) -> None:
+    graph_sandbox: GraphSandbox, graph_connector_for: Callable[..., GraphConnector]
+) -> None:
     dana = graph_connector_for(DANA, page_size=2, attempts=2)
     graph_sandbox.clear_requests()
     graph_sandbox.fail_event_lists(None, 500, 500)  # page 1 answered, page 2 fails twice
@@ -161,7 +189,8 @@ def test_masters_a_failing_list_page_left_out_are_read_one_by_one(
 
 
 def test_a_list_refused_as_bad_request_falls_back_to_reading_each_master(
-        graph_sandbox: GraphSandbox, graph_connector_for: Callable[..., GraphConnector]) -> None:
+    graph_sandbox: GraphSandbox, graph_connector_for: Callable[..., GraphConnector]
+) -> None:
     dana = graph_connector_for(DANA)
     graph_sandbox.clear_requests()
     graph_sandbox.fail_event_lists(400)
