@@ -201,3 +201,28 @@ def test_a_list_refused_as_bad_request_falls_back_to_reading_each_master(
     assert [r.status for r in _master_lists(requests)] == [400]
     assert len(_master_reads(requests)) == 3
     assert _series_uids(events) == {f"{key}@rapport-sandbox" for key in DANAS_SERIES}
+
+
+def test_a_series_created_after_the_list_costs_one_read_of_its_master(
+    graph_sandbox: GraphSandbox, graph_connector_for: Callable[..., GraphConnector]
+) -> None:
+    dana = graph_connector_for(DANA)
+    start, end = sync_window()
+    pages = list(dana.list_changes("primary", None, window_start=start, window_end=end))
+    key = graph_sandbox.create_series(
+        organizer=DANA, attendees=[LEE], title="New weekly", first_start=start + timedelta(days=1)
+    )
+    graph_sandbox.clear_requests()
+
+    changes = [
+        e
+        for page in dana.list_changes(
+            "primary", pages[-1].cursor, window_start=start, window_end=end
+        )
+        for e in page.events
+    ]
+
+    requests = graph_sandbox.requests()
+    assert _master_lists(requests) == []  # the calendar was listed once already
+    assert len(_master_reads(requests)) == 1
+    assert _series_uids(changes) == {f"{key}@rapport-sandbox"}
