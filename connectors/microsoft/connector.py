@@ -233,9 +233,10 @@ class GraphConnector:
         (https://learn.microsoft.com/en-us/graph/api/calendar-list-events), ``$filter`` on
         the event's ``type`` keeps the masters, ``$select`` only their iCalUId, pages follow
         ``@odata.nextLink`` (https://learn.microsoft.com/en-us/graph/paging). One request per
-        calendar instead of one per series. Throttling is the client's (waited or raised as
-        `RateLimited`, like any call); any other failure keeps what the pages before it gave
-        and the rest are read one by one."""
+        calendar instead of one per series. The page documents OData query parameters but
+        lists no filterable properties, so a refused filter (400) is not fatal: throttling
+        is the client's (waited or raised as `RateLimited`, like any call); any other
+        failure keeps what the pages before it gave and the rest are read one by one."""
         found: dict[str, str] = {}
         url: str | None = f"{self._calendar_path(calendar_id)}/events"
         params: dict[str, str] | None = {"$filter": "type eq 'seriesMaster'",
