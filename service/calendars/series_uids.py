@@ -2,10 +2,11 @@
 
 Graph's calendarView delta lists occurrences with their master's id, never the master, and
 an occurrence's own iCalUId is not the series'; the connector lists a calendar's masters
-once, or reads one, to learn it (`connectors.microsoft.connector`). Kept here, per account (master ids are the mailbox's
-event ids), no process reads a master again once any process has: a restarted worker, a
-second worker and a full resync all find it. The connector never sees the database; it gets
-this store (its `SeriesUidStore`) from `AccountConnectors`.
+once, or reads one, to learn it (`connectors.microsoft.connector`). Kept here, per account
+(master ids are the mailbox's event ids), no process lists or reads a master again once any
+process has: a restarted worker, a second worker and a full resync all find it. The
+connector never sees the database; it gets this store (its `SeriesUidStore`) from
+`AccountConnectors`.
 """
 
 from __future__ import annotations
