@@ -20,8 +20,9 @@ KINDS = (LIST, WRITE)
 
 def request_kind(method: str, path: str) -> str | None:
     """Which faultable kind an API request is (None: neither)."""
-    if method == "GET" and (path.endswith("/events") or path.endswith("/calendarView/delta")):
-        return LIST
+    google_list = path.startswith("/calendar/v3/") and path.endswith("/events")
+    if method == "GET" and (google_list or path.endswith("/calendarView/delta")):
+        return LIST  # not Graph's GET .../events, the series masters' list
     if method == "PATCH" and "/events/" in path:
         return WRITE
     return None

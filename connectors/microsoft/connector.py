@@ -30,7 +30,7 @@ from connectors.base import (
     SkippedItem,
     Subscription,
 )
-from connectors.errors import NotFound
+from connectors.errors import AuthRevoked, ConnectorError, NotFound, RateLimited
 from connectors.items import read_event
 from connectors.microsoft.client import GraphClient
 from connectors.microsoft.mailbox import mailbox_time_zone
@@ -104,6 +104,7 @@ class GraphConnector:
         self._owner = (owner_email or user or "").lower() or None
         self.page_size = page_size
         self._series_uids: dict[str, str | None] = {}
+        self._listed: set[str] = set()  # calendars whose series masters were listed
         self._store = series_uids
 
     def close(self) -> None:
@@ -187,7 +188,7 @@ class GraphConnector:
         owner = self.owner_email() if any("@removed" not in i for i in items) else self._owner
         masters = [raw.get("seriesMasterId") if isinstance(raw, dict) and "@removed" not in raw
                    else None for raw in items]
-        self._learn_series_uids(m for m in masters if m)
+        self._learn_series_uids(calendar_id, (m for m in masters if m))
         for raw, master in zip(items, masters, strict=True):
             uid = self._series_uids.get(master) if master else None
             parsed = parse_item(raw, calendar_id=calendar_id, owner=owner, series_uid=uid)
@@ -197,19 +198,27 @@ class GraphConnector:
                 events.append(parsed)
         return events, skipped
 
-    def _learn_series_uids(self, master_ids: Iterable[str]) -> None:
+    def _learn_series_uids(self, calendar_id: str, master_ids: Iterable[str]) -> None:
         """Know the iCalUId of each series master (an occurrence's own iCalUId differs per
         occurrence, https://learn.microsoft.com/en-us/graph/api/resources/event: "This ID is
         different for each occurrence in a recurring series"): from memory, else from the
-        store, else read once. calendarView delta lists "single instances or occurrences and
+        store, else from Graph. calendarView delta lists "single instances or occurrences and
         exceptions of a recurring series", never the master
-        (https://learn.microsoft.com/en-us/graph/delta-query-events), so a master this
-        mailbox never showed before costs one read; what is read is saved to the store."""
+        (https://learn.microsoft.com/en-us/graph/delta-query-events), so masters this mailbox
+        never showed before are listed, the calendar's all at once (`_list_series_uids`),
+        the first time this connector meets an unknown one there; any still unknown later
+        (a series created since, a master left out of the list) costs one read each. What is
+        learnt is saved to the store."""
         missing = {m for m in master_ids if m not in self._series_uids}
         if missing and self._store is not None:
             self._series_uids.update(self._store.load(missing))
             missing.difference_update(self._series_uids)
         found: dict[str, str] = {}
+        if missing and calendar_id not in self._listed:
+            found.update(self._list_series_uids(calendar_id))  # throttled: listed next time
+            self._listed.add(calendar_id)
+            self._series_uids.update(found)
+            missing.difference_update(found)
         for master_id in sorted(missing):
             uid = self._read_series_uid(master_id)
             self._series_uids[master_id] = uid
@@ -217,6 +226,34 @@ class GraphConnector:
                 found[master_id] = uid
         if found and self._store is not None:
             self._store.save(found)
+
+    def _list_series_uids(self, calendar_id: str) -> dict[str, str]:
+        """Every series master of the calendar with its iCalUId, in pages of `page_size`:
+        GET .../events lists "single instance meetings and series masters"
+        (https://learn.microsoft.com/en-us/graph/api/calendar-list-events), ``$filter`` on
+        the event's ``type`` keeps the masters, ``$select`` only their iCalUId, pages follow
+        ``@odata.nextLink`` (https://learn.microsoft.com/en-us/graph/paging). One request per
+        calendar instead of one per series. The page documents OData query parameters but
+        lists no filterable properties, so a refused filter (400) is not fatal: throttling
+        is the client's (waited or raised as `RateLimited`, like any call); any other
+        failure keeps what the pages before it gave and the rest are read one by one."""
+        found: dict[str, str] = {}
+        url: str | None = f"{self._calendar_path(calendar_id)}/events"
+        params: dict[str, str] | None = {"$filter": "type eq 'seriesMaster'",
+                                         "$select": "iCalUId", "$top": str(self.page_size)}
+        try:
+            while url is not None:
+                page = self.client.json("GET", url, operation="events.list", params=params)
+                found.update((str(raw["id"]), str(raw["iCalUId"]))
+                             for raw in page.get("value", [])
+                             if isinstance(raw, dict) and raw.get("id") and raw.get("iCalUId"))
+                url, params = page.get("@odata.nextLink"), None  # a next link carries its query
+        except (RateLimited, AuthRevoked):
+            raise
+        except ConnectorError as err:
+            log.info("series masters not listed (%s); reading them one by one",
+                     type(err).__name__)
+        return found
 
     def _read_series_uid(self, master_id: str) -> str | None:
         """GET the master's iCalUId alone; None when the master is gone."""
@@ -239,7 +276,7 @@ class GraphConnector:
         def parse() -> CalendarEvent:
             master = raw.get("seriesMasterId")
             if master:
-                self._learn_series_uids([master])
+                self._learn_series_uids(calendar_id, [master])
             uid = self._series_uids.get(master) if master else None
             return parse_event(raw, calendar_id=calendar_id, owner=self.owner_email(),
                                series_uid=uid)

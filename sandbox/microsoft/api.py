@@ -34,6 +34,7 @@ from sandbox.microsoft.authority import (
 from sandbox.microsoft.consent import code_grant, consent_router
 from sandbox.microsoft.delta import DeltaEngine
 from sandbox.microsoft.directory import authorize_app, directory_router, render_user
+from sandbox.microsoft.listing import ListQuery, QueryError, selected, selection
 from sandbox.microsoft.render import (
     graph_error,
     iana_zone,
@@ -64,6 +65,8 @@ class Faults:
     schedule_retry_after: float | None = None  # every getSchedule answers 429 while set
     malformed_reads: set[str] = field(default_factory=set)  # event ids GET/PATCH break
     batched_throttle: int = 0  # the next batched requests that answer 429 on their own
+    event_lists: list[int | None] = field(default_factory=list)  # the next events lists'
+    # statuses, in order (None: served); 429 carries `retry_after`
     edge: EdgeFaults = field(default_factory=EdgeFaults)  # delays and refused writes
     requests: list[RecordedRequest] = field(default_factory=list)
 
@@ -404,11 +407,44 @@ def create_app(state: GraphState) -> FastAPI:
             )
         zone_name, zone = preferred_zone(request.headers.get("prefer"))
         data = _maybe_malformed(render_event(item, zone_name, zone, state.base_url))
-        select = request.query_params.get("$select")
-        if select:
-            keep = {s.strip() for s in select.split(",")} | {"id", "@odata.etag"}
-            data = {k: v for k, v in data.items() if k in keep}
-        return JSONResponse(data)
+        return JSONResponse(selected(data, selection(request.query_params.get("$select"))))
+
+    def list_events(request: Request, uid: str | None = None, cid: str | None = None) -> Any:
+        """GET /me/events, /me/calendars/{id}/events: the calendar's single instances and
+        series masters (`sandbox.microsoft.listing`), `$top` a page, ordered by start."""
+        email = owner(request, uid)
+        if email is None or (cid is not None and cid != state.store.calendar_id(email)):
+            return _error(
+                404, "ErrorItemNotFound", "The specified object was not found in the store."
+            )
+        with state.faults.lock:
+            failure = state.faults.event_lists.pop(0) if state.faults.event_lists else None
+        if failure == 429:
+            return _error(429, "TooManyRequests",
+                          "Please retry after the time given in Retry-After.",
+                          {"Retry-After": f"{state.faults.retry_after:g}"})
+        if failure is not None:
+            return _error(failure, "generalException", "An unspecified error has occurred.")
+        params = dict(request.query_params)
+        try:
+            query = ListQuery.parse(params)
+        except QueryError as err:
+            return _error(400, "BadRequest", str(err))
+        zone_name, zone = preferred_zone(request.headers.get("prefer"))
+        with state.store.lock:
+            items = sorted((i for i in state.store.mailboxes.get(email, {}).values()
+                            if i.kind in query.kinds and not i.removed),
+                           key=lambda i: (i.start, i.id))
+            values = [selected(render_event(i, zone_name, zone, state.base_url), query.select)
+                      for i in items[query.skip:query.skip + query.top]]
+        body: dict[str, Any] = {
+            "@odata.context": f"{state.base_url}/$metadata#users('{email}')/events",
+            "value": values,
+        }
+        if query.skip + query.top < len(items):
+            body["@odata.nextLink"] = query.next_link(
+                f"{state.base_url}{request.url.path.removeprefix('/v1.0')}", params)
+        return JSONResponse(body)
 
     async def patch_event(request: Request, event_id: str, uid: str | None = None) -> Any:
         email = owner(request, uid)
@@ -605,6 +641,9 @@ def create_app(state: GraphState) -> FastAPI:
             methods=["GET"],
             response_model=None,
         )
+        app.add_api_route(prefix + "/events", list_events, methods=["GET"], response_model=None)
+        app.add_api_route(prefix + "/calendars/{cid}/events", list_events, methods=["GET"],
+                          response_model=None)
         app.add_api_route(
             prefix + "/events/{event_id}", get_event, methods=["GET"], response_model=None
         )

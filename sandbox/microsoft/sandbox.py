@@ -112,6 +112,7 @@ class GraphSandbox:
             self.faults.schedule_retry_after = None
             self.faults.malformed_reads.clear()
             self.faults.batched_throttle = 0
+            self.faults.event_lists.clear()
             self.faults.edge.reset()
             self.faults.requests.clear()
 
@@ -313,6 +314,13 @@ class GraphSandbox:
         """The next `count` requests inside JSON batches answer 429 on their own."""
         with self.faults.lock:
             self.faults.batched_throttle = count
+
+    def fail_event_lists(self, *statuses: int | None, retry_after: float = 1.0) -> None:
+        """The next events lists (GET .../events) answer `statuses` in order (None: served;
+        429 with Retry-After: `retry_after`)."""
+        with self.faults.lock:
+            self.faults.event_lists[:] = statuses
+            self.faults.retry_after = retry_after
 
     def throttle_free_busy(self, retry_after: float | None = 1.0) -> None:
         """Every getSchedule answers 429 TooManyRequests with Retry-After until reset

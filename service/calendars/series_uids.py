@@ -1,11 +1,12 @@
 """Graph series masters' iCalUIds kept in the database, for the Graph connector.
 
 Graph's calendarView delta lists occurrences with their master's id, never the master, and
-an occurrence's own iCalUId is not the series'; the connector reads a master once to learn
-it (`connectors.microsoft.connector`). Kept here, per account (master ids are the mailbox's
-event ids), no process reads a master again once any process has: a restarted worker, a
-second worker and a full resync all find it. The connector never sees the database; it gets
-this store (its `SeriesUidStore`) from `AccountConnectors`.
+an occurrence's own iCalUId is not the series'; the connector lists a calendar's masters
+once, or reads one, to learn it (`connectors.microsoft.connector`). Kept here, per account
+(master ids are the mailbox's event ids), no process lists or reads a master again once any
+process has: a restarted worker, a second worker and a full resync all find it. The
+connector never sees the database; it gets this store (its `SeriesUidStore`) from
+`AccountConnectors`.
 """
 
 from __future__ import annotations
@@ -46,7 +47,8 @@ class StoredSeriesUids:
         return found
 
     def save(self, uids: Mapping[str, str]) -> None:
-        """Keep newly read iCalUIds; one another worker saved first stays (same fact)."""
+        """Keep newly learnt iCalUIds (on a first sync, every master the calendar's list
+        gave); one another worker saved first stays (same fact)."""
         if not uids:
             return
         with self.factory.begin() as session:

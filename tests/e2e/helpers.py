@@ -168,9 +168,11 @@ class Calls:
 
     @property
     def lists(self) -> list[RecordedRequest]:
-        """events.list (Google) / calendarView delta (Graph): one per calendar per round."""
+        """events.list (Google) / calendarView delta (Graph): one per calendar per round
+        (Graph's list of series masters, GET /v1.0/.../events, is not one of them)."""
         return [r for r in self.api if r.method == "GET" and (
-            r.path.endswith("/events") or "delta" in r.path)]
+            (r.path.startswith("/calendar/v3/") and r.path.endswith("/events"))
+            or "delta" in r.path)]
 
     @property
     def writes(self) -> list[RecordedRequest]:

@@ -1,5 +1,6 @@
 """One connector, one token per account per process, shared by every worker thread; a Graph
-series master is read once, by any process, ever. Counted at the sandboxes, real clients."""
+calendar's series masters are listed once (one request, not one per series), by any process,
+ever. Counted at the sandboxes, real clients."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 from sqlalchemy import func, select
@@ -43,9 +44,15 @@ def _metadata_reads(sandbox: SandboxAdmin) -> list[RecordedRequest]:
 
 
 def _master_reads(sandbox: SandboxAdmin) -> list[RecordedRequest]:
-    """GET events/{series master}?$select=iCalUId: the Graph connector learning a series uid."""
+    """GET events/{series master}?$select=iCalUId: the Graph connector reading one series uid."""
     return [r for r in calls(sandbox).api if r.method == "GET" and "/events/" in r.path
             and r.query.get("$select") == "iCalUId"]
+
+
+def _master_lists(sandbox: SandboxAdmin) -> list[RecordedRequest]:
+    """GET .../events?$filter=type eq 'seriesMaster': a calendar's series masters listed."""
+    return [r for r in calls(sandbox).api if r.method == "GET" and r.path.endswith("/events")
+            and r.query.get("$filter") == "type eq 'seriesMaster'"]
 
 
 def _at_once(work: Callable[[], T], threads: int = THREADS) -> list[T]:
@@ -108,18 +115,27 @@ def test_two_runs_of_four_threads_cost_one_token_per_google_account_and_one_meta
                               .where(Calendar.cursor.is_(None))) == 0
 
 
-def test_a_new_process_reads_no_series_master_any_process_read_before(harness: Harness) -> None:
+def test_a_first_sync_lists_the_series_masters_once_per_calendar_and_a_new_process_none(
+        harness: Harness) -> None:
     account_id = harness.connect(CASES["microsoft"].manager)
-    harness.sandbox("microsoft").clear_requests()
+    graph = harness.sandbox("microsoft")
+    start = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(days=20)
+    for hour in (1, 2, 3, 4, 5):  # several series beyond the seeded ones
+        graph.create_series(organizer=CASES["microsoft"].manager,
+                            attendees=[CASES["microsoft"].report], title=f"Weekly {hour}",
+                            first_start=start + timedelta(hours=hour))
+    graph.clear_requests()
     harness.sync()
-    first = _master_reads(harness.sandbox("microsoft"))
-    assert first, "a first sync learns each series' iCalUId from its master"
-    assert len({r.path for r in first}) == len(first), "each master is read once"
+
     with harness.session() as session:
+        calendars = session.scalar(select(func.count()).select_from(Calendar)
+                                   .where(Calendar.account_id == account_id))
         kept = session.scalar(select(func.count()).select_from(GraphSeriesUid)
                               .where(GraphSeriesUid.account_id == account_id))
         series = sorted(session.scalars(select(Series.series_key)).all())
-    assert kept == len(first)
+    assert [r.status for r in _master_lists(graph)] == [200] * calendars == [200]
+    assert _master_reads(graph) == [], "no series master is read on its own"
+    assert kept == 3 + 5, "the seeded series and the new ones, kept for the next process"
 
     # another process (a new connector factory, nothing in memory), and a full resync
     harness.runtime.connectors = AccountConnectors(harness.settings, harness.runtime.factory)
@@ -127,11 +143,11 @@ def test_a_new_process_reads_no_series_master_any_process_read_before(harness: H
         for calendar in session.scalars(select(Calendar)
                                         .where(Calendar.account_id == account_id)):
             calendar.cursor = None
-    harness.sandbox("microsoft").clear_requests()
+    graph.clear_requests()
     harness.sync()
 
-    assert calls(harness.sandbox("microsoft")).lists, "the full round read every page again"
-    assert _master_reads(harness.sandbox("microsoft")) == []
+    assert calls(graph).lists, "the full round read every page again"
+    assert _master_lists(graph) == [] and _master_reads(graph) == []
     with harness.session() as session:
         assert sorted(session.scalars(select(Series.series_key)).all()) == series
 
