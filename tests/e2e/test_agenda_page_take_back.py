@@ -149,6 +149,9 @@ def test_a_forged_or_cross_pair_take_back_changes_nothing(
     evil = client.post(f"{path}/topics/remove", data={"sig": sig, "csrf": csrf, "topic": ours},
                        headers={"Origin": "https://evil.example"})
     assert evil.status_code == 403
+    too_large = client.post(f"{path}/drop", headers={"Origin": ORIGIN},
+                            data={"sig": sig, "csrf": csrf, "done": [their_item] * 2000})
+    assert too_large.status_code == 400  # beyond the form size limit
     with harness.session() as session:
         assert sorted(session.scalars(select(PairTopic.text))) == [
             "Another pair's topic", "Our topic"]
