@@ -1,6 +1,7 @@
 """Every table, imported in one place so Alembic and `create_all` see the whole schema."""
 
 import service.agenda.wanted  # noqa: F401  (its flush hook marks pairs a lower layer relinks)
+import service.prep.send_times  # noqa: F401  (its flush hook follows people's zone changes)
 from service.accounts.models import Account, AccountStatus, DirectoryGrant
 from service.agenda.models import (
     ActionItem,

@@ -1,4 +1,5 @@
-"""A pair's agenda page behind a signed link: see the next agenda, add a topic, tick items.
+"""A pair's agenda page behind a signed link: see the next agenda, add a topic or take back
+one's own, tick items done or drop those recorded by mistake.
 
 Two scopes (see `service.accounts.signing`): `/agenda/{pair}/{person}` is the shared page
 (its link is in the invite, which both people see), `/prep/{pair}/{person}` is the
@@ -16,7 +17,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import datetime, tzinfo
 from urllib.parse import parse_qs, quote, urlsplit
 
@@ -37,7 +38,14 @@ from service.accounts.signing import (
     verify_agenda,
 )
 from service.agenda.items import MAX_TEXT, ItemError
-from service.agenda.page import add_page_topic, build_page, close_page_items, role_in
+from service.agenda.page import (
+    add_page_topic,
+    build_page,
+    close_page_items,
+    drop_page_items,
+    remove_page_topic,
+    role_in,
+)
 from service.people.zones import zone_name, zone_of
 from service.settings import Settings
 
@@ -121,16 +129,23 @@ def agenda_router(settings: Settings, factory: sessionmaker[Session], *, env: En
              form: dict[str, list[str]]) -> list[int]:
         """Store the change in one transaction; the agendas whose write is now due."""
         now = clock()
+        private = scope == AGENDA_PRIVATE
         with factory.begin() as session:
             if what == "topic":
                 return add_page_topic(session, settings=settings, pair_id=pair_id,
                                       person_id=person_id, text=_one(form, "text") or "",
-                                      private=scope == AGENDA_PRIVATE
-                                      and _one(form, "private") == "yes", now=now)
-            ticked = [int(v) for v in form.get("done", [])[:MAX_TICKED]
-                      if v.isascii() and v.isdigit() and len(v) <= 10 and 0 < int(v) <= MAX_ID]
-            return close_page_items(session, settings=settings, pair_id=pair_id,
-                                    person_id=person_id, item_ids=ticked, now=now)
+                                      private=private and _one(form, "private") == "yes",
+                                      now=now)
+            if what == "removed":
+                topic_ids = _ids(form, "topic")[:1]
+                if not topic_ids:
+                    raise ItemError("no topic was chosen")
+                return remove_page_topic(session, settings=settings, pair_id=pair_id,
+                                         person_id=person_id, topic_id=topic_ids[0],
+                                         private=private, now=now)
+            change_items = close_page_items if what == "items" else drop_page_items
+            return change_items(session, settings=settings, pair_id=pair_id,
+                                person_id=person_id, item_ids=_ids(form, "done"), now=now)
 
     async def change(request: Request, scope: str, pair_id: int, person_id: int,
                      what: str) -> Response:
@@ -165,28 +180,31 @@ def agenda_router(settings: Settings, factory: sessionmaker[Session], *, env: En
         return RedirectResponse(page_url(scope, pair_id, person_id, sig) + f"&done={what}",
                                 status_code=303, headers=headers)
 
+    def post_of(scope: str, what: str) -> Callable[..., Awaitable[Response]]:
+        """The POST route of one change (no defaults: FastAPI would read them from the URL)."""
+        async def post(request: Request, pair_id: int, person_id: int) -> Response:
+            return await change(request, scope, pair_id, person_id, what)
+        return post
+
     for scope in (AGENDA_SHARED, AGENDA_PRIVATE):
         path = f"/{AGENDA_PATHS[scope]}/{{pair_id}}/{{person_id}}"
 
         def get(request: Request, pair_id: int, person_id: int, scope: str = scope) -> Response:
             return show(request, scope, pair_id, person_id)
 
-        async def post_topic(request: Request, pair_id: int, person_id: int,
-                             scope: str = scope) -> Response:
-            return await change(request, scope, pair_id, person_id, "topic")
-
-        async def post_done(request: Request, pair_id: int, person_id: int,
-                            scope: str = scope) -> Response:
-            return await change(request, scope, pair_id, person_id, "items")
-
         router.add_api_route(path, get, methods=["GET"], response_class=HTMLResponse)
-        router.add_api_route(f"{path}/topics", post_topic, methods=["POST"])
-        router.add_api_route(f"{path}/done", post_done, methods=["POST"])
+        for suffix, what in _CHANGES.items():
+            router.add_api_route(f"{path}/{suffix}", post_of(scope, what), methods=["POST"])
     return router
 
 
+# the form actions under a page's path, and the change each one makes (its `done` notice)
+_CHANGES = {"topics": "topic", "topics/remove": "removed", "done": "items", "drop": "dropped"}
 _NOTICES = {"topic": "Your topic is on the agenda; the invite follows within a minute.",
-            "items": "Saved; the invite follows within a minute."}
+            "items": "Saved; the invite follows within a minute.",
+            "removed": "Your topic is off the agenda; the invite follows within a minute.",
+            "dropped": "Dropped: those items are off the agenda and do not count as done. "
+                       "The invite follows within a minute."}
 
 
 def _day(moment: datetime, tz: tzinfo) -> str:
@@ -225,6 +243,12 @@ async def _read_form(request: Request) -> dict[str, list[str]] | None:
         return parse_qs(body.decode("utf-8"), keep_blank_values=True, max_num_fields=200)
     except (UnicodeDecodeError, ValueError):
         return None
+
+
+def _ids(form: dict[str, list[str]], name: str) -> list[int]:
+    """The form's ids under `name` (at most MAX_TICKED); anything not an id is left out."""
+    return [int(v) for v in form.get(name, [])[:MAX_TICKED]
+            if v.isascii() and v.isdigit() and len(v) <= 10 and 0 < int(v) <= MAX_ID]
 
 
 def _one(form: dict[str, list[str]], name: str) -> str | None:

@@ -85,6 +85,19 @@ def close_action_item(session: Session, *, item_id: int, now: datetime,
     return item
 
 
+def drop_action_item(session: Session, *, item_id: int) -> ActionItem | None:
+    """Take an open action item away: it should not have been recorded. Unlike closing, it
+    leaves no row, so no metric counts it as done and no agenda follows it up; an item
+    already done (or gone) stays as it is, and None says so."""
+    item = session.get(ActionItem, item_id)
+    if item is None or item.closed_at is not None:
+        return None
+    session.delete(item)
+    session.flush()
+    want_plan(session, [item.pair_id])
+    return item
+
+
 def open_action_items(session: Session, *, pair_id: int | None = None) -> list[ActionItem]:
     """Open action items, oldest first, of one pair or all."""
     query = select(ActionItem).where(ActionItem.closed_at.is_(None))

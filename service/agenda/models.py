@@ -105,9 +105,10 @@ class PlanWanted(Base):
 
 
 class PlanningWatermark(Base):
-    """Where the last planning pass stood (one row): the horizon end it planned up to and its
+    """Where the last planning pass stood (row 1): the horizon end it planned up to and its
     time, so the next pass reads only the occurrences that entered the horizon, started or
-    got their outcome since; `settings_key` says which settings it planned with."""
+    got their outcome since; `settings_key` says which settings it planned with. Row 2 is the
+    prep nudges' (`prep.send_times`): only its `settings_key` matters."""
 
     __tablename__ = "planning_watermark"
 

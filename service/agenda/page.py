@@ -16,8 +16,15 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from service.agenda.generator import Source
-from service.agenda.items import ItemError, add_topic, close_action_item, queued_topics
-from service.agenda.models import ActionItem
+from service.agenda.items import (
+    ItemError,
+    add_topic,
+    close_action_item,
+    drop_action_item,
+    queued_topics,
+    remove_topic,
+)
+from service.agenda.models import ActionItem, PairTopic
 from service.agenda.planner import plan_occurrence, plan_pairs
 from service.agenda.questions import KIND_SECTIONS
 from service.pairs.models import Occurrence, OccurrenceStatus, Pair, Series, SeriesStatus
@@ -43,6 +50,15 @@ class OpenItem:
     id: int
     text: str
     owner: str  # the owner's name (or address)
+
+
+@dataclass(frozen=True)
+class OwnTopic:
+    """A topic the viewer added that is still waiting to be discussed: they may remove it."""
+
+    id: int
+    text: str
+    private: bool
 
 
 @dataclass(frozen=True)
@@ -88,6 +104,7 @@ class PageView:
     # questions worth asking in person that read badly in a shared invite (`Question.private`):
     # like private topics, only on the manager's private link
     private_prompts: tuple[str, ...] = ()
+    own_topics: tuple[OwnTopic, ...] = ()  # the viewer's queued topics (private: own link)
 
 
 def role_in(session: Session, *, pair_id: int, person_id: int) -> str | None:
@@ -156,8 +173,8 @@ def build_page(session: Session, *, settings: Settings, pair_id: int, person_id:
             sections.append(Section(SECTION_TITLES[Source.FOLLOW_UP],
                                     items=tuple(_open(i, names) for i in open_items)))
     mine = private and role == "manager"
-    private_topics = tuple(t.text for t in queued_topics(session, pair_id=pair_id)
-                           if t.private) if mine else ()
+    queued = queued_topics(session, pair_id=pair_id)
+    private_topics = tuple(t.text for t in queued if t.private) if mine else ()
     viewer = report if role == "report" else manager
     return PageView(
         pair_id=pair_id, role=role, viewer=names[role],
@@ -165,7 +182,14 @@ def build_page(session: Session, *, settings: Settings, pair_id: int, person_id:
         time_zone=viewer.time_zone, meeting_start=upcoming[0].scheduled_start if upcoming else None,
         kind=kind, check_in=check_in, sections=tuple(sections), private_topics=private_topics,
         history=past_meetings(session, pair_id=pair_id, now=now, names=names),
-        private_prompts=prompts if mine else ())
+        private_prompts=prompts if mine else (),
+        own_topics=tuple(OwnTopic(t.id, t.text, t.private)
+                         for t in _own_topics(queued, role=role, private=mine)))
+
+
+def _own_topics(queued: list[PairTopic], *, role: str, private: bool) -> list[PairTopic]:
+    """The queued topics this person added; private ones only on the manager's own link."""
+    return [t for t in queued if t.added_by == role and (private or not t.private)]
 
 
 def _in_order(open_items: list[ActionItem], texts: list[str]) -> list[ActionItem]:
@@ -209,11 +233,23 @@ def add_page_topic(session: Session, *, settings: Settings, pair_id: int, person
                    text: str, private: bool, now: datetime) -> list[int]:
     """A topic typed on the page, by the link's person; the agendas whose invite now lacks
     it (to write). Raises ItemError (the message says why) for empty or too long text."""
-    role = role_in(session, pair_id=pair_id, person_id=person_id)
-    if role is None:
-        raise ItemError("this link is not for this pair")
+    role = _role(session, pair_id=pair_id, person_id=person_id)
     add_topic(session, pair_id=pair_id, text=text, added_by=role,
               private=private and role == "manager")
+    return plan_pairs(session, settings=settings, now=now, pair_ids={pair_id})
+
+
+def remove_page_topic(session: Session, *, settings: Settings, pair_id: int, person_id: int,
+                      topic_id: int, private: bool, now: datetime) -> list[int]:
+    """Take back a topic the link's person added, while it still waits to be discussed; the
+    agendas to write. Anyone else's topic, one of another pair, one already discussed in a
+    meeting that took place, and a private one from the shared link raise ItemError."""
+    role = _role(session, pair_id=pair_id, person_id=person_id)
+    own = _own_topics(queued_topics(session, pair_id=pair_id), role=role,
+                      private=private and role == "manager")
+    if topic_id not in {t.id for t in own}:
+        raise ItemError("that topic is not one of yours still waiting to be discussed")
+    remove_topic(session, topic_id=topic_id)
     return plan_pairs(session, settings=settings, now=now, pair_ids={pair_id})
 
 
@@ -221,14 +257,34 @@ def close_page_items(session: Session, *, settings: Settings, pair_id: int, pers
                      item_ids: list[int], now: datetime) -> list[int]:
     """Close the ticked action items of this pair (ids of other pairs are ignored), noting who
     ticked them; the agendas to write."""
+    role = _role(session, pair_id=pair_id, person_id=person_id)
+    for item_id in _pair_items(session, pair_id=pair_id, item_ids=item_ids):
+        close_action_item(session, item_id=item_id, now=now, closed_by=role)
+    return plan_pairs(session, settings=settings, now=now, pair_ids={pair_id})
+
+
+def drop_page_items(session: Session, *, settings: Settings, pair_id: int, person_id: int,
+                    item_ids: list[int], now: datetime) -> list[int]:
+    """Drop the ticked open action items of this pair (recorded by mistake: not done, and
+    not followed up); ids of other pairs and items already done are ignored. Either of the
+    two may drop any of the pair's items, as either may tick one done."""
+    _role(session, pair_id=pair_id, person_id=person_id)
+    for item_id in _pair_items(session, pair_id=pair_id, item_ids=item_ids):
+        drop_action_item(session, item_id=item_id)
+    return plan_pairs(session, settings=settings, now=now, pair_ids={pair_id})
+
+
+def _role(session: Session, *, pair_id: int, person_id: int) -> str:
     role = role_in(session, pair_id=pair_id, person_id=person_id)
     if role is None:
         raise ItemError("this link is not for this pair")
-    mine = session.scalars(select(ActionItem.id).where(ActionItem.pair_id == pair_id,
-                                                       ActionItem.id.in_(item_ids))).all()
-    for item_id in mine:
-        close_action_item(session, item_id=item_id, now=now, closed_by=role)
-    return plan_pairs(session, settings=settings, now=now, pair_ids={pair_id})
+    return role
+
+
+def _pair_items(session: Session, *, pair_id: int, item_ids: list[int]) -> list[int]:
+    """Those of the ids that name one of this pair's action items."""
+    return list(session.scalars(select(ActionItem.id).where(ActionItem.pair_id == pair_id,
+                                                            ActionItem.id.in_(item_ids))))
 
 
 @dataclass(frozen=True)

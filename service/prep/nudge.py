@@ -31,6 +31,7 @@ from service.pairs.models import Occurrence, OccurrenceStatus, Pair, Series, Ser
 from service.people.models import Person
 from service.people.names import greeting, name_or_address
 from service.people.zones import person_zone, zone_name, zone_of
+from service.prep.send_times import follow_settings
 from service.settings import Settings
 
 KIND = "prep"
@@ -119,11 +120,12 @@ def queue_prep_nudges(session: Session, *, settings: Settings, now: datetime) ->
     moves: `prep_due_for` is the start it was worked out for) and kept in `prep_due_at`;
     after that a pass reads only meetings whose time has come and that are not marked
     `prep_nudged_at` (both nudges queued, or the meeting began). With nothing due a pass is
-    two index reads, however many meetings lie ahead. A send time kept is not worked out
-    again when someone's time zone or the settings change, only when the meeting moves
-    (the nudge still goes once, at the time worked out before)."""
+    two index reads and one primary-key read, however many meetings lie ahead. A kept send
+    time is forgotten, to be worked out again here, when someone's time zone or the
+    settings change (`send_times`)."""
     if not settings.prep_nudge_hours:
         return []
+    follow_settings(session, settings=settings, now=now)
     lead, hours = timedelta(hours=settings.prep_nudge_hours), settings.working_hours
     entering = select(Occurrence.id).where(  # read from ix_occurrences_prep_window alone
         Occurrence.scheduled_start > now,
@@ -160,7 +162,8 @@ def queue_prep_nudges(session: Session, *, settings: Settings, now: datetime) ->
             or {dedupe_key(a.occurrence_id, p) for p, _, _ in a.people} <= used]
     for i in range(0, len(done), KEY_BATCH):
         session.execute(update(Occurrence).where(Occurrence.id.in_(done[i:i + KEY_BATCH]))
-                        .values(prep_nudged_at=now).execution_options(synchronize_session=False))
+                        .values(prep_nudged_at=now, prep_due_at=None, prep_due_for=None)
+                        .execution_options(synchronize_session=False))
     return queued
 
 

@@ -22,11 +22,13 @@ import pytest
 import uvicorn
 from cryptography.fernet import Fernet
 from fastapi import FastAPI
+from fastapi.testclient import TestClient
 from pydantic import SecretStr
 from sqlalchemy import create_engine, func, select, text
 from sqlalchemy.orm import Session
 
 from application.context import start
+from application.web.app import create_app
 from application.web.webhooks import webhook_router
 from sandbox.admin import SandboxAdmin
 from sandbox.google import GoogleSandbox
@@ -178,6 +180,19 @@ CASES = {
 def case(request: pytest.FixtureRequest) -> ProviderCase:
     """Each behaviour test runs once per provider."""
     return CASES[request.param]
+
+
+# the default public base of the links: the agenda page's test client is served from it
+ORIGIN = "http://127.0.0.1:8000"
+
+
+@pytest.fixture
+def client(harness: Harness) -> Iterator[TestClient]:
+    """The web app (agenda pages and the rest) in process, its writes sent to the broker."""
+    app = create_app(harness.settings, harness.runtime.factory, clock=harness.clock,
+                     enqueue_write=actors.write_agenda.send)
+    with TestClient(app, base_url=ORIGIN, follow_redirects=False) as test_client:
+        yield test_client
 
 
 @pytest.fixture

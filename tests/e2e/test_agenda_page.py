@@ -7,13 +7,13 @@ from __future__ import annotations
 
 import html
 import re
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from application.web.app import create_app
 from service.accounts.signing import manager_url, revoke_links
@@ -28,10 +28,9 @@ from tests.browser import ARTIFACTS, launch, require_chromium
 from tests.web.serving import serve
 from workers import actors
 
-from .conftest import CASES, Harness, ProviderCase
+from .conftest import CASES, ORIGIN, Harness, ProviderCase
 from .helpers import calls, case_series, connect_pair, occurrence_at, upcoming, visible
 
-ORIGIN = "http://127.0.0.1:8000"  # the default public base of the links
 _URL = re.compile(r"https?://[^\s\"<>]+/agenda/(\d+)/(\d+)\?sig=[A-Za-z0-9._%-]+")
 _CSRF = re.compile(r'name="csrf" value="([0-9a-f]{64})"')
 IMG = "<img src=x onerror=alert(1)>"
@@ -44,14 +43,6 @@ class Pair2:
     pair_id: int
     report_id: int
     manager_id: int
-
-
-@pytest.fixture
-def client(harness: Harness) -> Iterator[TestClient]:
-    app = create_app(harness.settings, harness.runtime.factory, clock=harness.clock,
-                     enqueue_write=actors.write_agenda.send)
-    with TestClient(app, base_url=ORIGIN, follow_redirects=False) as test_client:
-        yield test_client
 
 
 def _block(harness: Harness, case: ProviderCase) -> str:
@@ -73,6 +64,17 @@ def _ready(harness: Harness, case: ProviderCase) -> Pair2:
         pair = session.get(Pair, pair_id)
         assert pair is not None
         return Pair2(pair_id, pair.report_id, pair.manager_id)
+
+
+def other_pair_of(session: Session, pair: Pair2) -> int:
+    """A second pair of the same manager, with someone outside the case."""
+    other = Person(email="outsider@elsewhere.test", display_name="Other Person")
+    session.add(other)
+    session.flush()
+    theirs = Pair(manager_id=pair.manager_id, report_id=other.id)
+    session.add(theirs)
+    session.flush()
+    return theirs.id
 
 
 def _invite_link(harness: Harness, case: ProviderCase, person_id: int) -> str:
@@ -187,14 +189,8 @@ def test_one_pairs_link_never_opens_or_changes_another_pair(
         harness: Harness, case: ProviderCase, client: TestClient) -> None:
     pair = _ready(harness, case)
     with harness.runtime.factory.begin() as session:
-        other = Person(email="outsider@elsewhere.test", display_name="Other Person")
-        session.add(other)
-        session.flush()
-        theirs = Pair(manager_id=pair.manager_id, report_id=other.id)
-        session.add(theirs)
-        session.flush()
-        item_id = add_action_item(session, pair_id=theirs.id, text="Secret of another pair").id
-        other_pair = theirs.id
+        other_pair = other_pair_of(session, pair)
+        item_id = add_action_item(session, pair_id=other_pair, text="Secret of another pair").id
     link = _invite_link(harness, case, pair.report_id)
     path, sig, csrf = _form(client, link)
 

@@ -17,6 +17,7 @@ from service.agenda.items import add_topic
 from service.agenda.questions import BY_AREA
 from service.email.models import OutboxMessage, OutboxStatus
 from service.people.models import Person
+from service.people.zones import zone_of
 from service.prep.nudge import send_time
 from workers import actors
 
@@ -26,6 +27,9 @@ from .helpers import case_series, connect_pair, occurrence_at, upcoming
 IMG = "<img src=x onerror=alert(1)>"
 HOURS = (time(9, 0), time(17, 0))
 BERLIN = ZoneInfo("Europe/Berlin")
+# zones far apart: the same meeting's send time differs between some of them
+ZONES = ("UTC", "Pacific/Kiritimati", "Asia/Tokyo", "Europe/Berlin", "America/New_York",
+         "Pacific/Honolulu")
 
 
 def _reconcile(harness: Harness) -> None:
@@ -157,3 +161,65 @@ def test_the_send_time_moves_into_the_recipients_working_hours() -> None:
     tokyo = ZoneInfo("Asia/Tokyo")
     assert send_time(_at(2026, 12, 2, 10), lead=lead, hours=HOURS, tz=tokyo) \
         == datetime(2026, 12, 2, 9, tzinfo=tokyo).astimezone(UTC)
+
+
+def _people(harness: Harness, case: ProviderCase) -> dict[str, Person]:
+    with harness.session() as session:
+        rows = {p.email: p for p in session.scalars(select(Person).where(
+            Person.email.in_([case.report, case.manager])))}
+        session.expunge_all()
+        return rows
+
+
+def _send_at(harness: Harness, start: datetime, zone: str | None) -> datetime:
+    return send_time(start, lead=timedelta(hours=harness.settings.prep_nudge_hours),
+                     hours=harness.settings.working_hours, tz=zone_of(zone))
+
+
+def _set_zone(harness: Harness, person_ids: list[int], zone: str) -> None:
+    with harness.runtime.factory.begin() as session:  # as the directory or calendar sync do
+        for person_id in person_ids:
+            session.get_one(Person, person_id).time_zone = zone
+
+
+def test_a_zone_change_before_the_nudge_is_due_moves_it_to_the_new_local_time(
+        harness: Harness, case: ProviderCase) -> None:
+    """Both people are in the zone where the meeting's eve falls latest in the working day
+    when its send time is kept; then the report moves to the zone where it falls earliest:
+    the report's nudge goes at the new zone's time, not at the one kept for the old zone."""
+    _, start = _ready(harness, case)
+    people = _people(harness, case)
+    by_time = sorted(ZONES, key=lambda z: _send_at(harness, start, z))
+    old, new = by_time[-1], by_time[0]
+    before, moved = _send_at(harness, start, old), _send_at(harness, start, new)
+    assert moved < before
+    _set_zone(harness, [p.id for p in people.values()], old)
+    harness.clock.now = start - timedelta(days=5)
+    _reconcile(harness)  # the meeting enters the window: its send time is kept
+    assert _nudges(harness, case, start) == []
+    _set_zone(harness, [people[case.report].id], new)
+
+    harness.clock.now = moved - timedelta(minutes=1)
+    _reconcile(harness)
+    assert _nudges(harness, case, start) == []
+    harness.clock.now = moved
+    _reconcile(harness)
+    assert [n.recipient for n in _nudges(harness, case, start)] == [case.report]
+
+
+def test_a_longer_lead_in_the_settings_applies_to_the_meetings_already_kept(
+        harness: Harness, case: ProviderCase) -> None:
+    """The lead grows from 24 to 72 hours after the meeting's send time was kept: both
+    nudges go out at the new lead, three days before, not one."""
+    _, start = _ready(harness, case)
+    harness.clock.now = start - timedelta(days=5)
+    _reconcile(harness)
+    assert _nudges(harness, case, start) == []
+    harness.settings.prep_nudge_hours = 72
+    people = _people(harness, case)
+    earliest = min(_send_at(harness, start, p.time_zone) for p in people.values())
+    assert earliest < start - timedelta(hours=24)
+
+    harness.clock.now = earliest
+    _reconcile(harness)
+    assert _nudges(harness, case, start) != []
