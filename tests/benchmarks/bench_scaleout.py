@@ -2,7 +2,7 @@
 PostgreSQL and Redis against a Google sandbox of 2,000 accounts (issue 14 target 6).
 
     PYTHONPATH=$PWD python tests/benchmarks/bench_scaleout.py [--accounts 2000] [--series 2]
-        [--workers 1,2,4] [--threads 4] [--changes 50]
+        [--workers 1,2,4] [--threads 4] [--changes 50] [--latency-ms 0]
         [--database postgresql+psycopg://postgres@127.0.0.1:5432/test_scaleout]
         [--broker redis://127.0.0.1:6379/9]
 
@@ -27,6 +27,13 @@ finds every calendar never synced and enqueues the whole first sync at once. Fig
 - per process: peak RSS (VmHWM) and CPU seconds of every worker, the scheduler, the
   sandbox, the PostgreSQL backends of the run's database, Redis (shared with the machine)
   and this harness, all from /proc (`scaleout_probe`), to show what saturates the machine.
+
+`--latency-ms L` makes every sandbox request (token refreshes included) wait L ms first
+(`slow_down("any", ...)`, an asyncio sleep, so the sandbox keeps serving meanwhile): the real
+Calendar API is remote, tens to hundreds of ms per request, while the sandbox answers in about
+1 ms on the same cores, so without it the benchmark measures a CPU-bound box, with it a
+worker's threads wait on the network as they would in production. The latency is printed
+with the figures; the accounts are connected before it is set.
 
 Then the Google call budget those figures imply for a 50,000-person company against the
 Calendar API's documented quota (10,000 requests per minute per project, 600 per minute per
@@ -270,6 +277,8 @@ def run_workers(count: int, args: argparse.Namespace, settings: Settings, server
     url = recreate(server, f"{template.removesuffix('_tpl')}_w{count}", template=template)
     run_settings = settings.model_copy(update={"database_url": url})
     sandbox.call("reset")
+    if args.latency_ms:
+        sandbox.call("slow_down", "any", args.latency_ms / 1000)
     started = start(run_settings)
     started.broker.client.flushdb()  # type: ignore[attr-defined]  # queues and rate limits
     engine = started.runtime.engine
@@ -343,7 +352,8 @@ def report(runs: list[Run], args: argparse.Namespace) -> str:
         f"Rapport scale-out benchmark, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, "
         f"{os.cpu_count()} CPUs, Python {platform.python_version()}; {args.accounts} Google "
         f"accounts x {args.series} weekly 1:1s, `rapport worker --threads {args.threads}`, "
-        "PostgreSQL + Redis",
+        f"PostgreSQL + Redis; provider latency {args.latency_ms:g} ms per request "
+        "(sandbox `slow_down(\"any\")`; 0: the sandbox's own ~1 ms on these cores)",
         "",
         "| workers | calendars/s (first sync) | x 1 worker | agenda writes/s | first sync "
         "wall | per worker CPU s (util) | worker peak RSS MB | scheduler CPU s | sandbox "
@@ -423,6 +433,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--poll-seconds", type=int, default=300,
                         help="the polling interval the budget assumes (the default setting)")
     parser.add_argument("--timeout", type=float, default=900.0)
+    parser.add_argument("--latency-ms", type=float, default=0.0,
+                        help="every sandbox request waits this long first (a remote API)")
     parser.add_argument("--database", default=os.environ.get(
         "RAPPORT_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test_scaleout"),
         help="server and base name: databases <name>_tpl and <name>_w<N> are (re)created")
