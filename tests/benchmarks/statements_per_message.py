@@ -55,6 +55,7 @@ class ActorOf(dramatiq.Middleware):
 
     def before_process_message(self, broker: dramatiq.Broker, message: Any) -> None:
         _current.actor = message.actor_name
+        _current.message_id = message.message_id
 
     def after_process_message(self, broker: dramatiq.Broker, message: Any, *,
                               result: Any = None, exception: BaseException | None = None) -> None:
@@ -76,12 +77,14 @@ class Statements:
     def __init__(self) -> None:
         self.count: Counter[tuple[str, str]] = Counter()
         self.seconds: defaultdict[tuple[str, str], float] = defaultdict(float)
+        self.traces: dict[str, tuple[str, list[str]]] = {}  # actor -> (message id, sequence)
         self.lock = threading.Lock()
 
     def clear(self) -> None:
         with self.lock:
             self.count.clear()
             self.seconds.clear()
+            self.traces.clear()
 
     def listen(self, engine: Any) -> None:
         @event.listens_for(engine, "before_cursor_execute")
@@ -92,9 +95,13 @@ class Statements:
         def after(conn: Any, cursor: Any, statement: str, *_: Any) -> None:
             key = (getattr(_current, "actor", None) or "(harness)", shape(statement))
             spent = time.perf_counter() - conn.info.pop("began", time.perf_counter())
+            message = getattr(_current, "message_id", None)
             with self.lock:
                 self.count[key] += 1
                 self.seconds[key] += spent
+                trace = self.traces.setdefault(key[0], (message or "", []))
+                if trace[0] == message:  # the first message of each actor, in order
+                    trace[1].append(key[1])
 
 
 class Processed(dramatiq.Middleware):
@@ -124,6 +131,12 @@ def report(title: str, stats: Statements, processed: Counter[str], top: int) -> 
         m = processed.get(actor, 0)
         print(f"| {actor} | {m} | {n} | {n / m if m else 0:.1f} | "
               f"{seconds[actor] / m if m else 0:.4f} |")
+    for actor, (_, sequence) in stats.traces.items():
+        if actor == "(harness)":
+            continue
+        print(f"\nOne {actor} message, statement by statement ({len(sequence)}):\n")
+        for n, sql in enumerate(sequence, 1):
+            print(f"{n:3}. {sql[:110]}")
     print(f"\nTop {top} statements by count:\n")
     print("| actor | count | per message | client ms total | statement |")
     print("| --- | ---: | ---: | ---: | --- |")
