@@ -109,7 +109,8 @@ class SandboxAdmin(Protocol):
 
     def slow_down(self, kind: str, delay: float | None) -> None:
         """Every change listing (kind "list") or event write ("write") waits `delay` seconds
-        before it is served, so a test can act while one is in flight (None: heal)."""
+        before it is served, so a test can act while one is in flight; kind "any": every
+        request, token endpoint included (a remote provider's latency). None: heal."""
 
     def serving(self, kind: str, owner: str | None = None) -> int:
         """How many listings ("list") or writes ("write") of `owner`'s calendar (or anyone's)

@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 
 LIST = "list"  # Google events.list, Graph calendarView delta: one calendar's changes
 WRITE = "write"  # Google events.patch, Graph PATCH event: an agenda written into an invite
-KINDS = (LIST, WRITE)
+ANY = "any"  # every request at the edge, token refreshes included: a remote provider's latency
+KINDS = (LIST, WRITE, ANY)
 
 
 def request_kind(method: str, path: str) -> str | None:
@@ -93,11 +94,10 @@ class EdgeFaults:
                        if k == kind and (owner is None or user == owner.lower()))
 
     async def wait(self, kind: str | None) -> None:
-        """Sleep the injected delay for `kind` (without holding any lock)."""
-        if kind is None:
-            return
+        """Sleep the injected delay for `kind` plus the one for every request (without
+        holding any lock; asyncio.sleep, so other requests are served meanwhile)."""
         with self.lock:
-            delay = self.delays.get(kind, 0.0)
+            delay = self.delays.get(ANY, 0.0) + (self.delays.get(kind, 0.0) if kind else 0.0)
         if delay > 0:
             await asyncio.sleep(delay)
 

@@ -276,6 +276,7 @@ class SandboxApp:
         https://developers.google.com/identity/protocols/oauth2/web-server#offline and
         https://developers.google.com/identity/protocols/oauth2/service-account#httprest
         """
+        await self.rt.edge.wait(None)  # a remote endpoint: the all-requests latency applies
         form = {k: v[0] for k, v in parse_qs((await request.body()).decode()).items()}
         grant = form.get("grant_type")
         refresh_token: str | None = None

@@ -360,7 +360,8 @@ class GoogleSandbox:
         return event_id
 
     def slow_down(self, kind: str, delay: float | None) -> None:
-        """Listings ("list") or event writes ("write") wait `delay` s first (None: heal)."""
+        """Listings ("list"), event writes ("write") or every request ("any") wait `delay` s
+        first (None: heal)."""
         self.runtime.edge.slow_down(kind, delay)
 
     def serving(self, kind: str, owner: str | None = None) -> int:

@@ -155,7 +155,8 @@ def create_app(state: GraphState) -> FastAPI:
         path = request.url.path
         user: str | None = None
         response: Response
-        if not path.startswith("/v1.0"):
+        if not path.startswith("/v1.0"):  # the authority: remote too, so the latency applies
+            await state.faults.edge.wait(None)
             response = await call_next(request)
         else:
             header = request.headers.get("authorization", "")

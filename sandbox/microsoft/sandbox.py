@@ -347,7 +347,8 @@ class GraphSandbox:
         return event_id
 
     def slow_down(self, kind: str, delay: float | None) -> None:
-        """Delta listings ("list") or event writes ("write") wait `delay` s first (None: heal)."""
+        """Delta listings ("list"), event writes ("write") or every request ("any") wait
+        `delay` s first (None: heal)."""
         self.faults.edge.slow_down(kind, delay)
 
     def serving(self, kind: str, owner: str | None = None) -> int:

@@ -63,16 +63,23 @@ class PlannedAgenda:
 
 
 def plan_occurrence(session: Session, *, occurrence: Occurrence, series: Series,
-                    settings: Settings) -> PlannedAgenda:
-    """Compose (or recompose) the agenda of one occurrence and store what it covers.
+                    settings: Settings, record: AgendaRecord | None = None) -> PlannedAgenda:
+    """Compose (or recompose) the agenda of one occurrence and store what it covers;
+    `record`, the occurrence's agenda row when the caller holds it (not read again).
 
     The manager's private topics are planned into the occurrence too (so they leave the
     queue when it took place) but never into the agenda the invite carries."""
     assert series.pair_id is not None
-    found = session.scalar(select(AgendaRecord).where(
+    found = record if record is not None else session.scalar(select(AgendaRecord).where(
         AgendaRecord.occurrence_id == occurrence.id))
-    return _plan(session, occurrence=occurrence, series=series, settings=settings, found=found,
-                 follow_ups=_follow_ups(session, session.get(Pair, series.pair_id)))
+    pair = session.get(Pair, series.pair_id)
+    # referenced until planned, so the links find the pair and its people in the session's
+    # identity map (it holds objects only while referenced) instead of reading them again
+    people = [session.get(Person, i) for i in (pair.report_id, pair.manager_id)] if pair else []
+    planned = _plan(session, occurrence=occurrence, series=series, settings=settings,
+                    found=found, follow_ups=_follow_ups(session, pair))
+    del people
+    return planned
 
 
 def _plan(session: Session, *, occurrence: Occurrence, series: Series, settings: Settings,

@@ -110,7 +110,7 @@ def write_agenda(factory: sessionmaker[Session], *, agenda_id: int, connector_fo
                 and copy.block_hash != record.written_hash:
             absorb_invite_edits(session, record=record, description=copy.description, at=now)
         planned = plan_occurrence(session, occurrence=occurrence, series=series,
-                                  settings=settings)
+                                  settings=settings, record=record)
         if copy is None or copy.description is None:
             session.commit()
             return WriteOutcome.SKIPPED
@@ -138,7 +138,7 @@ def write_agenda(factory: sessionmaker[Session], *, agenda_id: int, connector_fo
             absorb_invite_edits(session, record=record, description=fresh.description,
                                 at=fresh.updated or now)
             return plan_occurrence(session, occurrence=occurrence, series=current,
-                                   settings=settings).agenda
+                                   settings=settings, record=record).agenda
 
     try:
         event, agenda = _patch_with_merge(connector_for(target.calendar_id), target,

@@ -2,7 +2,7 @@
 PostgreSQL and Redis against a Google sandbox of 2,000 accounts (issue 14 target 6).
 
     PYTHONPATH=$PWD python tests/benchmarks/bench_scaleout.py [--accounts 2000] [--series 2]
-        [--workers 1,2,4] [--threads 4] [--changes 50]
+        [--workers 1,2,4] [--threads 4] [--changes 50] [--latency-ms 0]
         [--database postgresql+psycopg://postgres@127.0.0.1:5432/test_scaleout]
         [--broker redis://127.0.0.1:6379/9]
 
@@ -28,6 +28,23 @@ finds every calendar never synced and enqueues the whole first sync at once. Fig
   sandbox, the PostgreSQL backends of the run's database, Redis (shared with the machine)
   and this harness, all from /proc (`scaleout_probe`), to show what saturates the machine.
 
+`--latency-ms L` makes every sandbox request (token refreshes included) wait L ms first
+(`slow_down("any", ...)`, an asyncio sleep, so the sandbox keeps serving meanwhile): the real
+Calendar API is remote, tens to hundreds of ms per request, while the sandbox answers in about
+1 ms on the same cores, so without it the benchmark measures a CPU-bound box, with it a
+worker's threads wait on the network as they would in production. The latency is printed
+with the figures; the accounts are connected before it is set.
+
+Table statistics: this machine's PostgreSQL runs with `autovacuum = off` (a shared test
+server), so tables filled during the run would never be analyzed and the planner would keep
+planning for the empty tables of the template (a 200-account first sync then spent ~58 ms of
+PostgreSQL per `owed_writes` statement walking every calendar's copies; 0.16 ms analyzed). A
+production server has autovacuum on (the default): it analyzes a table once 50 + 10 % of its
+rows changed, looking every `autovacuum_naptime` (1 min). `--analyze-every S` (default 60)
+stands in for it: the harness runs ANALYZE on the run's database every S seconds (its CPU is
+counted with PostgreSQL's) and once on the template after connecting; 0 turns it off.
+https://www.postgresql.org/docs/15/routine-vacuuming.html#AUTOVACUUM
+
 Then the Google call budget those figures imply for a 50,000-person company against the
 Calendar API's documented quota (10,000 requests per minute per project, 600 per minute per
 user per project: https://developers.google.com/workspace/calendar/api/guides/quota).
@@ -43,6 +60,7 @@ import os
 import platform
 import sys
 import tempfile
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -185,6 +203,39 @@ class Run:
         return self.writes / self.write_window if self.write_window else 0.0
 
 
+class Autoanalyze:
+    """ANALYZE of one database every `every` seconds in a thread, in place of the
+    autovacuum daemon this server runs without (see the module docstring)."""
+
+    def __init__(self, url: str, every: float) -> None:
+        self.engine = create_engine(url, pool_size=1, isolation_level="AUTOCOMMIT")
+        self.every = every
+        self.runs = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="autoanalyze", daemon=True)
+
+    def start(self) -> Autoanalyze:
+        if self.every > 0:
+            self._thread.start()
+        return self
+
+    def analyze(self) -> None:
+        with self.engine.connect() as conn:
+            conn.execute(text("ANALYZE"))
+        self.runs += 1
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.every):
+            self.analyze()
+
+    def stop(self) -> int:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join()
+        self.engine.dispose()
+        return self.runs
+
+
 def wait_for_workers(logs: Path, count: int) -> None:
     """Until `count` worker logs say the worker runs (its consumers are up)."""
     deadline = time.monotonic() + READY_TIMEOUT
@@ -270,6 +321,8 @@ def run_workers(count: int, args: argparse.Namespace, settings: Settings, server
     url = recreate(server, f"{template.removesuffix('_tpl')}_w{count}", template=template)
     run_settings = settings.model_copy(update={"database_url": url})
     sandbox.call("reset")
+    if args.latency_ms:
+        sandbox.call("slow_down", "any", args.latency_ms / 1000)
     started = start(run_settings)
     started.broker.client.flushdb()  # type: ignore[attr-defined]  # queues and rate limits
     engine = started.runtime.engine
@@ -281,6 +334,7 @@ def run_workers(count: int, args: argparse.Namespace, settings: Settings, server
     folder.mkdir()
     fleet = Fleet(env, folder)
     pg = create_engine(server, pool_size=1)
+    analyzer = Autoanalyze(url, args.analyze_every)
     try:
         workers = [fleet.worker(threads=args.threads) for _ in range(count)]
         wait_for_workers(folder, count)
@@ -302,6 +356,7 @@ def run_workers(count: int, args: argparse.Namespace, settings: Settings, server
             "harness": fixed([os.getpid()]),
         }).start()
         sandbox.call("clear_requests")
+        analyzer.start()
         began = time.perf_counter()
         scheduler_box.append(fleet.scheduler().pid)
         calendars = len(calendar_ids(engine))
@@ -328,6 +383,7 @@ def run_workers(count: int, args: argparse.Namespace, settings: Settings, server
                    push, poll, len(sample), len(changed), usage, unwritten,
                    " ".join(Path("/proc/loadavg").read_text().split()[:3]))
     finally:
+        say(f"{count} worker(s): ANALYZE ran {analyzer.stop()} times")
         fleet.stop_all()
         pg.dispose()
         started.broker.client.flushdb()  # type: ignore[attr-defined]
@@ -343,7 +399,10 @@ def report(runs: list[Run], args: argparse.Namespace) -> str:
         f"Rapport scale-out benchmark, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, "
         f"{os.cpu_count()} CPUs, Python {platform.python_version()}; {args.accounts} Google "
         f"accounts x {args.series} weekly 1:1s, `rapport worker --threads {args.threads}`, "
-        "PostgreSQL + Redis",
+        f"PostgreSQL + Redis; provider latency {args.latency_ms:g} ms per request "
+        "(sandbox `slow_down(\"any\")`; 0: the sandbox's own ~1 ms on these cores); "
+        f"ANALYZE every {args.analyze_every:g} s (0: never; the server's autovacuum is "
+        f"{autovacuum(args)})",
         "",
         "| workers | calendars/s (first sync) | x 1 worker | agenda writes/s | first sync "
         "wall | per worker CPU s (util) | worker peak RSS MB | scheduler CPU s | sandbox "
@@ -381,6 +440,16 @@ def report(runs: list[Run], args: argparse.Namespace) -> str:
             f"{run.unwritten} |")
     lines += ["", *budget(runs[-1], args)]
     return "\n".join(lines)
+
+
+def autovacuum(args: argparse.Namespace) -> str:
+    """The server's `autovacuum` setting (whether it analyzes tables on its own)."""
+    engine = create_engine(make_url(args.database))
+    try:
+        with engine.connect() as conn:
+            return str(conn.scalar(text("SHOW autovacuum")))
+    finally:
+        engine.dispose()
 
 
 def budget(run: Run, args: argparse.Namespace) -> list[str]:
@@ -423,10 +492,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--poll-seconds", type=int, default=300,
                         help="the polling interval the budget assumes (the default setting)")
     parser.add_argument("--timeout", type=float, default=900.0)
+    parser.add_argument("--latency-ms", type=float, default=0.0,
+                        help="every sandbox request waits this long first (a remote API)")
     parser.add_argument("--database", default=os.environ.get(
         "RAPPORT_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test_scaleout"),
         help="server and base name: databases <name>_tpl and <name>_w<N> are (re)created")
     parser.add_argument("--broker", default="redis://127.0.0.1:6379/9")
+    parser.add_argument("--analyze-every", type=float, default=60.0,
+                        help="ANALYZE the run database every S s (autovacuum's stand-in); 0: no")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     counts = [int(n) for n in args.workers.split(",")]
@@ -447,6 +520,10 @@ def main(argv: list[str] | None = None) -> int:
             poll_interval_seconds=3600,  # no poll during a run: syncs are asked for explicitly
         )
         say(f"connected in {connect_accounts(settings, args.accounts):.0f} s; logs in {folder}")
+        if args.analyze_every > 0:
+            once = Autoanalyze(settings.database_url or "", 0)  # the template's statistics
+            once.analyze()
+            once.stop()  # no connection may stay open to a template
         logs = folder / "logs"
         logs.mkdir()
         runs = [run_workers(count, args, settings, server, template, sandbox, logs)

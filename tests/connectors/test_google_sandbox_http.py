@@ -96,3 +96,26 @@ def test_edge_faults_slow_refuse_and_truncate_then_heal(google_sandbox: GoogleSa
     google_sandbox.truncate_listing(MAYA, truncated=False)
     assert httpx.patch(event_url, headers=headers, json={"description": "x"}).status_code == 200
     assert "items" in httpx.get(url, headers=headers).json()
+
+
+def test_a_latency_on_every_request_holds_listings_in_flight_together(
+    google_sandbox: GoogleSandbox,
+) -> None:
+    """bench_scaleout's remote-provider model: kind "any" delays requests no kind delay
+    covers (a listing here), and the wait does not block the server, so two listings are in
+    flight at once; healed, none is."""
+    url = f"{google_sandbox.base_url}calendars/{MAYA}/events"
+    headers = bearer(google_sandbox, MAYA)
+    google_sandbox.slow_down("any", 1.0)
+    slow = [threading.Thread(target=lambda: httpx.get(url, headers=headers, timeout=10))
+            for _ in range(2)]
+    for thread in slow:
+        thread.start()
+    seen = 0
+    while any(t.is_alive() for t in slow) and seen < 2:
+        seen = max(seen, google_sandbox.serving("list", MAYA))
+    for thread in slow:
+        thread.join()
+    google_sandbox.slow_down("any", None)
+
+    assert seen == 2 and google_sandbox.serving("list") == 0
