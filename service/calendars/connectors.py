@@ -55,7 +55,13 @@ class UnknownProvider(ValueError):
     """An account row names a provider this build does not know."""
 
 
-CONNECTORS_PER_PROCESS = 1024  # a Google one ~10 KB (shared API description), MSAL's more
+# Accounts whose connector (and so access token) a process keeps. A worker serves every
+# account, so fewer than the accounts means a new token per sync: 1,024 cost 3,608 token
+# requests for 2,000 accounts in the scale-out run (docs/benchmarks.md). Measured with
+# tracemalloc: a Google connector ~3 KB (the API description is shared), a Graph one ~16 KB
+# (MSAL's application and cache; its idle authority connection is closed), so 10,000 stay
+# under ~160 MB.
+CONNECTORS_PER_PROCESS = 10_000
 BUILD_STRIPES = 64  # locks that keep two threads from building one account's connector
 
 

@@ -68,3 +68,20 @@ def test_unknown_refresh_token_is_refused_with_a_clear_error(graph_sandbox):
 def test_only_microsoft_hosts_keep_authority_validation():
     assert is_microsoft_authority("https://login.microsoftonline.com/organizations")
     assert not is_microsoft_authority("https://127.0.0.1:8443/rapport-sandbox")
+
+
+def _open_connections(provider: MsalTokenProvider) -> int:
+    return sum(len(adapter.poolmanager.pools) for adapter in provider._session.adapters.values())
+
+
+def test_msal_keeps_no_authority_connection_open_between_token_requests(graph_sandbox):
+    """A process keeps thousands of these providers and each asks the authority about once
+    an hour: an idle TLS connection apiece held ~280 KB (docs/benchmarks.md)."""
+    provider = MsalTokenProvider(
+        client_id=CLIENT_ID, authority=graph_sandbox.token_url, ca_file=graph_sandbox.ca_file
+    )
+    assert _open_connections(provider) == 0  # the authority's metadata was read at build time
+    provider.import_refresh_token(f"sandbox-refresh-{DANA}")
+    assert _open_connections(provider) == 0
+    assert provider.access_token(force_refresh=True).startswith("sandbox-at-")  # reopened
+    assert _open_connections(provider) == 0
