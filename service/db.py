@@ -230,4 +230,7 @@ def _forget_rolled_back_inserts(session: Session, previous: SessionTransaction) 
 
 @event.listens_for(Session, "after_commit")
 def _committed_inserts_stay(session: Session) -> None:
-    session.info.pop(_INSERTED, None)
+    """The outermost commit keeps them all (a released savepoint also fires `after_commit`,
+    inside the transaction that may still roll back)."""
+    if not session.in_transaction():
+        session.info.pop(_INSERTED, None)
