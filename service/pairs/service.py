@@ -45,13 +45,14 @@ def ensure_pair(session: Session, *, manager_email: str, report_email: str) -> P
 
 
 def ensure_pairs(session: Session, roles: Iterable[tuple[str, str]], *,
-                 names: Mapping[str, str | None] | None = None) -> dict[tuple[str, str], Pair]:
+                 names: Mapping[str, str | None] | None = None,
+                 known: Mapping[str, Person] | None = None) -> dict[tuple[str, str], Pair]:
     """The pairs for these (manager email, report email), set-wise: their people ensured
-    (`ensure_people`, with the names given), one SELECT of the known pairs, one multi-row
-    INSERT of the missing."""
+    (`ensure_people`, with the names given; `known`: people the caller just read), one
+    SELECT of the known pairs, one multi-row INSERT of the missing."""
     wanted = sorted(set(roles))
     emails = {email for pair in wanted for email in pair}
-    people = ensure_people(session, {e: (names or {}).get(e) for e in emails})
+    people = ensure_people(session, {e: (names or {}).get(e) for e in emails}, known=known)
     ids = {(m, r): (people[m].id, people[r].id) for m, r in wanted}
     managers = sorted({m for m, _ in ids.values()})
     found: dict[tuple[int, int], Pair] = {}
@@ -168,7 +169,8 @@ def _pair_links(session: Session, series: Sequence[Series], *,
         if roles.get(id(one)) is not None:
             for email, name in sent.items():
                 named[email.lower()] = better_name(named.get(email.lower()), name)
-    pairs = ensure_pairs(session, [r for r in roles.values() if r is not None], names=named)
+    pairs = ensure_pairs(session, [r for r in roles.values() if r is not None], names=named,
+                         known=people)
     links: list[tuple[tuple[str, str] | None, int | None]] = []
     for one in series:
         found = roles.get(id(one))

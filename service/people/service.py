@@ -22,14 +22,16 @@ def ensure_person(session: Session, *, email: str, display_name: str | None = No
     return person
 
 
-def ensure_people(session: Session, names: Mapping[str, str | None]) -> dict[str, Person]:
-    """The people with these emails (by lower-cased email), set-wise: one SELECT of the
-    known, one multi-row INSERT of the missing, created with the name given; a known
-    person's missing name is filled in (see `better_name`)."""
+def ensure_people(session: Session, names: Mapping[str, str | None], *,
+                  known: Mapping[str, Person] | None = None) -> dict[str, Person]:
+    """The people with these emails (by lower-cased email), set-wise: one SELECT of those
+    not in `known` (people the caller just read), one multi-row INSERT of the missing,
+    created with the name given; a known person's missing name is filled in (`better_name`)."""
     wanted: dict[str, str | None] = {}
     for email, name in names.items():
         wanted[email.lower()] = better_name(wanted.get(email.lower()), name)
-    people = people_by_email(session, wanted)
+    people = {e: known[e] for e in wanted if known and e in known}
+    people.update(people_by_email(session, wanted.keys() - people.keys()))
     for email, person in people.items():
         name = better_name(person.display_name, wanted[email])
         if name != person.display_name:
