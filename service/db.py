@@ -9,14 +9,14 @@ import logging
 import os
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from weakref import WeakKeyDictionary
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import DateTime, Engine, MetaData, create_engine, event
+from sqlalchemy import DateTime, Engine, MetaData, create_engine, event, insert
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
+from sqlalchemy.orm import DeclarativeBase, Session, SessionTransaction, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
 from service.files import PRIVATE_FILE, create_private_file
@@ -183,3 +183,54 @@ def dialect_insert(session: Session, table: type[Base]) -> postgresql.Insert | s
     if dialect == "sqlite":
         return sqlite.insert(table)
     raise NotImplementedError(f"Rapport needs SQLite or PostgreSQL, not {dialect}")
+
+
+Row = TypeVar("Row", bound=Base)
+_INSERTED = "rapport.inserted_returning"  # session.info: [(transaction, objects)] not committed
+
+
+def insert_returning(session: Session, model: type[Row], rows: list[dict[str, Any]]) -> list[Row]:
+    """New rows as ORM objects from one multi-row INSERT ... RETURNING: the unit of work
+    sends one INSERT per object on SQLite (it needs the rows back in order, which a multi-row
+    RETURNING does not promise). The objects come back in no promised order either: callers
+    match them by a natural key. ("ORM Bulk INSERT with RETURNING", SQLAlchemy 2 ORM DML.)
+
+    The ORM forgets on rollback only the objects it flushed itself; these are expunged by
+    `_forget_rolled_back_inserts` when their transaction (or savepoint) rolls back."""
+    if not rows:
+        return []
+    made = list(session.scalars(insert(model).returning(model), rows))
+    transaction = session.get_nested_transaction() or session.get_transaction()
+    session.info.setdefault(_INSERTED, []).append((transaction, made))
+    return made
+
+
+def _inside(transaction: SessionTransaction | None, outer: SessionTransaction) -> bool:
+    while transaction is not None:
+        if transaction is outer:
+            return True
+        transaction = transaction.parent
+    return False
+
+
+@event.listens_for(Session, "after_soft_rollback")
+def _forget_rolled_back_inserts(session: Session, previous: SessionTransaction) -> None:
+    """Expunge what `insert_returning` inserted in the transaction just rolled back (or in a
+    savepoint inside it), so no cache or identity map keeps rows that no longer exist."""
+    kept = []
+    for transaction, made in session.info.get(_INSERTED, ()):
+        if not _inside(transaction, previous):
+            kept.append((transaction, made))
+            continue
+        for row in made:
+            if row in session:
+                session.expunge(row)
+    session.info[_INSERTED] = kept
+
+
+@event.listens_for(Session, "after_commit")
+def _committed_inserts_stay(session: Session) -> None:
+    """The outermost commit keeps them all (a released savepoint also fires `after_commit`,
+    inside the transaction that may still roll back)."""
+    if not session.in_transaction():
+        session.info.pop(_INSERTED, None)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -9,6 +10,7 @@ from typing import Any
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, aliased
 
+from service.db import insert_returning
 from service.pairs.detection import is_one_on_one
 from service.pairs.models import (
     Occurrence,
@@ -20,7 +22,8 @@ from service.pairs.models import (
     SeriesStatus,
 )
 from service.people.models import Person
-from service.people.service import ensure_person
+from service.people.names import better_name
+from service.people.service import ensure_people, people_by_email
 
 
 class SeriesNotFound(LookupError):
@@ -37,20 +40,43 @@ class PairNotFound(LookupError):
 
 def ensure_pair(session: Session, *, manager_email: str, report_email: str) -> Pair:
     """The pair for (manager, report); one pair outlives every series between them."""
-    manager = ensure_person(session, email=manager_email)
-    report = ensure_person(session, email=report_email)
-    pair = session.scalar(
-        select(Pair).where(Pair.manager_id == manager.id, Pair.report_id == report.id)
-    )
-    if pair is None:
-        pair = Pair(manager_id=manager.id, report_id=report.id)
-        session.add(pair)
-        session.flush()
-    return pair
+    roles = (manager_email.lower(), report_email.lower())
+    return ensure_pairs(session, [roles])[roles]
+
+
+def ensure_pairs(session: Session, roles: Iterable[tuple[str, str]], *,
+                 names: Mapping[str, str | None] | None = None,
+                 known: Mapping[str, Person] | None = None) -> dict[tuple[str, str], Pair]:
+    """The pairs for these (manager email, report email), set-wise: their people ensured
+    (`ensure_people`, with the names given; `known`: people the caller just read), one
+    SELECT of the known pairs, one multi-row INSERT of the missing."""
+    wanted = sorted(set(roles))
+    emails = {email for pair in wanted for email in pair}
+    people = ensure_people(session, {e: (names or {}).get(e) for e in emails}, known=known)
+    ids = {(m, r): (people[m].id, people[r].id) for m, r in wanted}
+    managers = sorted({m for m, _ in ids.values()})
+    found: dict[tuple[int, int], Pair] = {}
+    for start in range(0, len(managers), 500):
+        for pair in session.scalars(select(Pair).where(
+                Pair.manager_id.in_(managers[start:start + 500]))):
+            found[(pair.manager_id, pair.report_id)] = pair
+    missing = [{"manager_id": m, "report_id": r} for m, r in dict.fromkeys(ids.values())
+               if (m, r) not in found]
+    found.update(((p.manager_id, p.report_id), p)
+                 for p in insert_returning(session, Pair, missing))
+    return {key: found[ids[key]] for key in wanted}
 
 
 def manager_of(session: Session, series: Series) -> tuple[str, str] | None:
-    """(manager email, report email) of a two-person series, or None when it is no managed 1:1.
+    """(manager email, report email) of a two-person series, or None when it is no managed 1:1
+    (see `_manager_among`)."""
+    emails = [e for e in (series.organizer_email, series.other_email) if e]
+    return _manager_among(series, people_by_email(session, emails))
+
+
+def _manager_among(series: Series, people: Mapping[str, Person]) -> tuple[str, str] | None:
+    """(manager email, report email) of a two-person series, or None when it is no managed 1:1;
+    `people` holds whom of the two Rapport knows.
 
     In order: `series.manager_override` (`rapport series manager`); then the org chart (one
     of the two is the other's manager in a company directory); two people the directory
@@ -63,8 +89,6 @@ def manager_of(session: Session, series: Series) -> tuple[str, str] | None:
     override = (series.manager_override or "").lower()
     if override in (organizer, other):
         return (organizer, other) if override == organizer else (other, organizer)
-    people = {p.email: p for p in session.scalars(
-        select(Person).where(Person.email.in_([organizer, other])))}
     first, second = people.get(organizer), people.get(other)
     if first is not None and second is not None:
         if second.manager_id == first.id:
@@ -111,18 +135,47 @@ def refresh_pair_link(session: Session, series: Series, *,
     instant stays with the old pair as an ended series (its occurrences, metrics and items are
     that pair's history), the rest continues under the new pair, which starts fresh.
     """
-    roles = None
-    if is_one_on_one(confidence=series.confidence, human_count=series.human_count,
-                     override=series.override):
-        roles = manager_of(session, series)
-    pair_id = None
-    if roles is not None:
-        pair_id = ensure_pair(session, manager_email=roles[0], report_email=roles[1]).id
+    roles, pair_id = _pair_links(session, [series])[0]
     if (keep_history_before is not None and series.pair_id is not None
             and pair_id != series.pair_id):
         series = _split_off_history(session, series, before=keep_history_before)
     series.pair_id = pair_id
     return roles
+
+
+def link_pairs(session: Session, series: Sequence[Series], *,
+               names: Sequence[Mapping[str, str | None]]) -> list[tuple[str, str] | None]:
+    """`refresh_pair_link` for many series at once (a sync page's new series), set-wise: one
+    query per kind for all of them (`ensure_pairs`). `names[i]` holds the names a provider
+    sent for series i's people; those of linked series name the pair's people, first real
+    name first (as `remember_names` would, series by series)."""
+    links = _pair_links(session, series, names=names)
+    for one, (_roles, pair_id) in zip(series, links, strict=True):
+        one.pair_id = pair_id
+    return [roles for roles, _pair_id in links]
+
+
+def _pair_links(session: Session, series: Sequence[Series], *,
+                names: Sequence[Mapping[str, str | None]] | None = None,
+                ) -> list[tuple[tuple[str, str] | None, int | None]]:
+    """(roles, pair id) for each series: a managed 1:1's pair (created if new), else None."""
+    candidates = [s for s in series if is_one_on_one(
+        confidence=s.confidence, human_count=s.human_count, override=s.override)]
+    people = people_by_email(session, {e for s in candidates
+                                       for e in (s.organizer_email, s.other_email) if e})
+    roles = {id(s): _manager_among(s, people) for s in candidates}
+    named: dict[str, str | None] = {}
+    for one, sent in zip(series, names or [{}] * len(series), strict=True):
+        if roles.get(id(one)) is not None:
+            for email, name in sent.items():
+                named[email.lower()] = better_name(named.get(email.lower()), name)
+    pairs = ensure_pairs(session, [r for r in roles.values() if r is not None], names=named,
+                         known=people)
+    links: list[tuple[tuple[str, str] | None, int | None]] = []
+    for one in series:
+        found = roles.get(id(one))
+        links.append((found, pairs[found].id if found is not None else None))
+    return links
 
 
 def _split_off_history(session: Session, series: Series, *, before: datetime) -> Series:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from service.db import insert_returning
 from service.people.models import Person
 from service.people.names import better_name, clean_name
 
@@ -15,19 +16,40 @@ def ensure_person(session: Session, *, email: str, display_name: str | None = No
                   time_zone: str | None = None) -> Person:
     """The person with this email, created on first sight; fills in missing details."""
     email = email.lower()
-    person = session.scalar(select(Person).where(Person.email == email))
-    if person is None:
-        person = Person(email=email, display_name=clean_name(display_name),
-                        time_zone=time_zone)
-        session.add(person)
-        session.flush()
-    else:
-        name = better_name(person.display_name, display_name)
+    person = ensure_people(session, {email: display_name})[email]
+    if time_zone and not person.time_zone:
+        person.time_zone = time_zone
+    return person
+
+
+def ensure_people(session: Session, names: Mapping[str, str | None], *,
+                  known: Mapping[str, Person] | None = None) -> dict[str, Person]:
+    """The people with these emails (by lower-cased email), set-wise: one SELECT of those
+    not in `known` (people the caller just read), one multi-row INSERT of the missing,
+    created with the name given; a known person's missing name is filled in (`better_name`)."""
+    wanted: dict[str, str | None] = {}
+    for email, name in names.items():
+        wanted[email.lower()] = better_name(wanted.get(email.lower()), name)
+    people = {e: known[e] for e in wanted if known and e in known}
+    people.update(people_by_email(session, wanted.keys() - people.keys()))
+    for email, person in people.items():
+        name = better_name(person.display_name, wanted[email])
         if name != person.display_name:
             person.display_name = name
-        if time_zone and not person.time_zone:
-            person.time_zone = time_zone
-    return person
+    missing = [{"email": email, "display_name": clean_name(name)}
+               for email, name in wanted.items() if email not in people]
+    people.update((p.email, p) for p in insert_returning(session, Person, missing))
+    return people
+
+
+def people_by_email(session: Session, emails: Iterable[str]) -> dict[str, Person]:
+    """The known people among these (lower-cased) emails, one query per 500."""
+    wanted = sorted(set(emails))
+    people: dict[str, Person] = {}
+    for start in range(0, len(wanted), 500):
+        people.update((p.email, p) for p in session.scalars(
+            select(Person).where(Person.email.in_(wanted[start:start + 500]))))
+    return people
 
 
 def remember_names(session: Session, names: Mapping[str, str | None]) -> None:

@@ -300,15 +300,20 @@ def apply_page(session: Session, calendar: Calendar, page: ChangePage, *, result
 
 def _sweep_unseen(session: Session, cal: Calendar, result: ApplyResult, start: datetime,
                   end: datetime, now: datetime) -> None:
-    """After a full round, copies in the window the provider no longer lists are gone."""
-    stale = session.scalars(
-        select(OccurrenceCopy).join(Occurrence, Occurrence.id == OccurrenceCopy.occurrence_id)
+    """After a full round, copies in the window the provider no longer lists are gone.
+
+    Their ids are read first and only the unseen ones loaded: after a first sync every
+    copy in the window was just seen, and an ORM object per copy cost more than the query."""
+    in_window = session.scalars(
+        select(OccurrenceCopy.id).join(Occurrence, Occurrence.id == OccurrenceCopy.occurrence_id)
         .where(OccurrenceCopy.calendar_id == cal.id, OccurrenceCopy.removed.is_(False),
-               Occurrence.scheduled_start >= start, Occurrence.scheduled_start < end)
-    ).all()
+               Occurrence.scheduled_start >= start, Occurrence.scheduled_start < end))
+    unseen = sorted(set(in_window) - result.seen_copy_ids)
+    stale = [copy for start_at in range(0, len(unseen), 500)
+             for copy in session.scalars(select(OccurrenceCopy).where(
+                 OccurrenceCopy.id.in_(unseen[start_at:start_at + 500]))
+                 .order_by(OccurrenceCopy.id))]
     for copy in stale:
-        if copy.id in result.seen_copy_ids:
-            continue
         copy.removed = True
         live = session.scalar(select(OccurrenceCopy.id).where(
             OccurrenceCopy.occurrence_id == copy.occurrence_id,

@@ -113,3 +113,32 @@ def test_every_new_series_of_a_page_records_its_two_peoples_names(office: Office
     paired = dict(names[i] for pair in pairs for i in (pair.manager_id, pair.report_id))
     assert len(pairs) >= 3
     assert paired == {email: sent[email] for email in paired}
+
+
+def test_a_pages_new_series_people_and_pairs_take_one_insert_per_table(
+        office: Office) -> None:
+    """A first sync creates a series, its source, its people and its pair for every 1:1:
+    set-wise per page (one INSERT per table), not a handful of statements per series."""
+    office.connect(MAYA)
+    pages = pages_of(office, MAYA)
+    engine: Engine = office.factory.kw["bind"]
+    inserts: dict[str, int] = {}
+
+    def count(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        if statement.startswith("INSERT INTO"):
+            table = statement.split()[2]
+            inserts[table] = inserts.get(table, 0) + 1
+
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        apply(office, MAYA, pages)
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+    with office.factory() as session:
+        series = session.scalar(select(func.count()).select_from(Series)) or 0
+        pairs = session.scalar(select(func.count()).select_from(Pair)) or 0
+    assert series > len(pages) and pairs > len(pages)
+    for table in ("series_sources", "people", "pairs"):
+        assert 1 <= inserts.get(table, 0) <= len(pages), (table, inserts)
+    # series: one INSERT per row shape and page (described, or first seen cancelled)
+    assert 1 <= inserts.get("series", 0) <= 2 * len(pages), inserts
