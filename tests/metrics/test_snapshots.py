@@ -4,11 +4,9 @@ recompute gives, on a varied history and after late changes to past weeks."""
 from __future__ import annotations
 
 import importlib
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import datetime, timedelta
 
-from sqlalchemy import event, func, select, text, update
+from sqlalchemy import func, select, text, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from service.agenda.models import ActionItem, AgendaRecord
@@ -20,6 +18,7 @@ from service.pairs.models import Occurrence, Series
 from service.people.models import Person
 from service.people.zones import zone_of
 from tests.metrics.conftest import History, utc
+from tests.statements import statements
 
 # Thursday after both DST ends (Berlin 25 Oct, New York 1 Nov): the windows span them
 NOW = utc(2026, 11, 5, 15)
@@ -87,20 +86,6 @@ def _catch_up(factory: sessionmaker[Session], *, now: datetime) -> int:
                 if session.scalar(select(func.count()).select_from(MetricChange)) == 0:
                     return written
     raise AssertionError("the change log never drained")
-
-
-@contextmanager
-def _statements(factory: sessionmaker[Session]) -> Iterator[list[str]]:
-    engine = factory.kw["bind"]
-    seen: list[str] = []
-
-    def record(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
-        seen.append(statement)
-    event.listen(engine, "before_cursor_execute", record)
-    try:
-        yield seen
-    finally:
-        event.remove(engine, "before_cursor_execute", record)
 
 
 def test_every_trigger_is_in_place_at_head(factory: sessionmaker[Session]) -> None:
@@ -175,11 +160,11 @@ def test_digest_window_reads_no_occurrence_rows_once_snapshots_exist(
     ids = _seed(history)
     _catch_up(factory, now=NOW)
     last_week = d.shift_week(d.iso_week_of(NOW, zone_of("UTC")), -1)
-    with factory() as session, _statements(factory) as seen:
+    with factory() as session, statements(factory) as seen:
         compute_manager(session, manager_id=ids["utc"], now=NOW, last_week=last_week)
-    assert seen and not [s for s in seen if "FROM agendas" in s or "FROM action_items" in s]
+    assert seen and not [s for s in seen if "FROM agendas" in s.sql or "FROM action_items" in s.sql]
     # the one statement that reads occurrences is the last meeting before the window
-    assert len([s for s in seen if "occurrences" in s]) == 1
+    assert len([s for s in seen if "occurrences" in s.sql]) == 1
 
 
 def test_a_pass_with_nothing_changed_reads_two_rows_whatever_the_size(
@@ -189,9 +174,9 @@ def test_a_pass_with_nothing_changed_reads_two_rows_whatever_the_size(
         for _ in range(size):
             _seed_one(history, f"m{len(counts)}-{_}")
         _catch_up(factory, now=NOW)
-        with _statements(factory) as seen:
+        with statements(factory) as seen:
             assert refresh_snapshots(factory, now=NOW + timedelta(minutes=1)) == 0
-        counts.append([s for s in seen if not s.startswith(("BEGIN", "PRAGMA"))])
+        counts.append([s.sql for s in seen if not s.sql.startswith(("BEGIN", "PRAGMA"))])
     assert len(counts[0]) == len(counts[1]) == 2
     assert all(s.lstrip().startswith("SELECT") for s in counts[1])
 
