@@ -335,7 +335,7 @@ def reconcile_snapshots() -> None:
     """The reconciler's share for weekly snapshots: the rows whose inputs changed, the weeks
     that ended (two reads when nothing did)."""
     rt = current()
-    written = refresh_snapshots(rt.factory, now=rt.clock())
+    written = refresh_snapshots(rt.factory, now=rt.clock()).rows
     if written:
         log.info("reconcile: %d weekly snapshots recomputed", written)
 

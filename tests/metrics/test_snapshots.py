@@ -13,7 +13,7 @@ from service.agenda.models import ActionItem, AgendaRecord
 from service.metrics import definitions as d
 from service.metrics.models import MetricChange, MetricSnapshot
 from service.metrics.reports import ManagerReport, compute_manager
-from service.metrics.snapshots import HORIZON_WEEKS, refresh_snapshots
+from service.metrics.snapshots import HORIZON_WEEKS, Refreshed, refresh_snapshots
 from service.pairs.models import Occurrence, Series
 from service.people.models import Person
 from service.people.zones import zone_of
@@ -77,14 +77,15 @@ def _figures(report: ManagerReport) -> object:
 
 
 def _catch_up(factory: sessionmaker[Session], *, now: datetime) -> int:
+    """Reconciler passes until one finds the change log empty; rows written."""
     written = 0
     for _ in range(20):
         step = refresh_snapshots(factory, now=now)
-        written += step
-        if step == 0:
+        written += step.rows
+        if step.changes == 0:
             with factory() as session:
-                if session.scalar(select(func.count()).select_from(MetricChange)) == 0:
-                    return written
+                assert session.scalar(select(func.count()).select_from(MetricChange)) == 0
+            return written
     raise AssertionError("the change log never drained")
 
 
@@ -175,14 +176,56 @@ def test_a_pass_with_nothing_changed_reads_two_rows_whatever_the_size(
             _seed_one(history, f"m{len(counts)}-{_}")
         _catch_up(factory, now=NOW)
         with statements(factory) as seen:
-            assert refresh_snapshots(factory, now=NOW + timedelta(minutes=1)) == 0
+            assert refresh_snapshots(factory, now=NOW + timedelta(minutes=1)) == Refreshed(0, 0)
         counts.append([s.sql for s in seen if not s.sql.startswith(("BEGIN", "PRAGMA"))])
     assert len(counts[0]) == len(counts[1]) == 2
     assert all(s.lstrip().startswith("SELECT") for s in counts[1])
 
 
-def _seed_one(history: History, name: str) -> None:
+def _seed_one(history: History, name: str) -> int:
+    """A Berlin pair with 13 weeks of held meetings; its series id."""
     manager = history.person(f"{name}@acme.test", tz="Europe/Berlin")
     pair = history.pair(manager, history.person(f"{name}-r@acme.test"))
     series = history.series(pair, key=name)
     history.occurrences(series, NOW - timedelta(weeks=13), ["held"] * 13)
+    return series
+
+
+def _logged(factory: sessionmaker[Session]) -> int:
+    with factory() as session:
+        return session.scalar(select(func.count()).select_from(MetricChange)) or 0
+
+
+def test_changes_naming_no_ended_week_are_consumed_by_the_pass_that_reads_them(
+        factory: sessionmaker[Session], history: History) -> None:
+    """Most of the log names weeks that have no row to recompute (upcoming meetings synced,
+    agendas planned ahead): the pass that reads them consumes them, even after its budget of
+    rows went on an earlier change, so none is read twice and a drain ends at an empty log
+    (before: they stayed behind the budget, and a drain stopped at the first pass that wrote
+    no row, leaving them for every later pass)."""
+    series = _seed_one(history, "ahead")
+    _catch_up(factory, now=NOW)
+    with factory.begin() as session:  # every week of the pair is stale (old and new row)
+        session.execute(update(Series).where(Series.id == series).values(cadence_days=14))
+    history.occurrences(series, NOW + timedelta(days=1), [None] * 8)  # eight weeks ahead
+    assert _logged(factory) == 10
+    step = refresh_snapshots(factory, now=NOW, max_rows=HORIZON_WEEKS)
+    assert _logged(factory) == 0
+    assert step == Refreshed(rows=HORIZON_WEEKS, changes=10)
+    assert refresh_snapshots(factory, now=NOW + timedelta(minutes=1)) == Refreshed(0, 0)
+
+
+def test_changes_to_upcoming_weeks_cost_no_lookup_whatever_their_number(
+        factory: sessionmaker[Session], history: History) -> None:
+    """A change whose instant is still to come names a week that has not ended (when it
+    ends, the pass logs every pair anyway): consuming it reads neither pairs nor rows."""
+    seen_by_size = []
+    for size in (1, 8):
+        series = _seed_one(history, f"s{size}")
+        _catch_up(factory, now=NOW)
+        history.occurrences(series, NOW + timedelta(days=1), [None] * size)
+        with statements(factory) as seen:
+            assert refresh_snapshots(factory, now=NOW) == Refreshed(0, size)
+        seen_by_size.append([s.sql for s in seen if not s.sql.startswith(("BEGIN", "PRAGMA"))])
+    assert len(seen_by_size[0]) == len(seen_by_size[1])
+    assert not [s for s in seen_by_size[1] if "pairs" in s or "metric_snapshots" in s]
