@@ -323,8 +323,7 @@ def reconcile_prep() -> None:
 def reconcile_digests() -> None:
     """The reconciler's share for digests: every manager whose local send time has come."""
     rt = current()
-    with read_session(rt.factory) as session:
-        due = digest_due(session, settings=rt.settings, now=rt.clock())
+    due = digest_due(rt.factory, settings=rt.settings, now=rt.clock())
     for item in due:
         send_digest.send(item.manager_id, item.iso_week)
     if due:

@@ -46,7 +46,7 @@ from service.agenda import planner
 from service.agenda.models import PlanWanted
 from service.calendars.push import calendars_needing_channels, calendars_of_stopped_accounts
 from service.calendars.queries import accounts_without_calendars, calendars_due_for_sync
-from service.db import make_engine, migrate, read_session, session_factory
+from service.db import make_engine, migrate, session_factory
 from service.email.outbox import due_messages
 from service.email.reconsent import queue_reconsent_emails
 from service.metrics.digest import digest_due
@@ -113,8 +113,7 @@ def reconcile_body(factory: Any, settings: Settings, now: datetime,
         part("queue_reconsent_emails", lambda: queue_reconsent_emails(
             session, settings=settings, now=now))
         part("due_messages", lambda: due_messages(session, now=now))
-    with read_session(factory) as session:
-        part("digest_due", lambda: digest_due(session, settings=settings, now=now))
+    part("digest_due", lambda: digest_due(factory, settings=settings, now=now))
     part("refresh_snapshots", lambda: refresh_snapshots(factory, now=now))
     with factory.begin() as session:
         part("queue_prep_nudges", lambda: queue_prep_nudges(session, settings=settings,
