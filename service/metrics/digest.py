@@ -159,7 +159,7 @@ def _record(factory: sessionmaker[Session], *, zones: set[str] | None,
     with factory.begin() as session:
         stmt = dialect_insert(session, DigestZone)
         if zones is not None:
-            session.execute(delete(DigestZone).where(DigestZone.zone.not_in(zones)))
+            session.execute(delete(DigestZone).where(DigestZone.zone.not_in(sorted(zones))))
             for key in zones:
                 session.execute(stmt.values(zone=key, seen_at=now).on_conflict_do_update(
                     index_elements=[DigestZone.zone], set_={"seen_at": now}))
