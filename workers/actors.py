@@ -323,8 +323,7 @@ def reconcile_prep() -> None:
 def reconcile_digests() -> None:
     """The reconciler's share for digests: every manager whose local send time has come."""
     rt = current()
-    with read_session(rt.factory) as session:
-        due = digest_due(session, settings=rt.settings, now=rt.clock())
+    due = digest_due(rt.factory, settings=rt.settings, now=rt.clock())
     for item in due:
         send_digest.send(item.manager_id, item.iso_week)
     if due:
@@ -335,7 +334,7 @@ def reconcile_snapshots() -> None:
     """The reconciler's share for weekly snapshots: the rows whose inputs changed, the weeks
     that ended (two reads when nothing did)."""
     rt = current()
-    written = refresh_snapshots(rt.factory, now=rt.clock())
+    written = refresh_snapshots(rt.factory, now=rt.clock()).rows
     if written:
         log.info("reconcile: %d weekly snapshots recomputed", written)
 

@@ -24,10 +24,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any
 
-from sqlalchemy import ColumnElement, String, and_, cast, exists, literal, or_, select
+from sqlalchemy import ColumnElement, String, and_, cast, delete, exists, literal, or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from service.accounts.signing import manager_url
+from service.db import dialect_insert, read_session
 from service.email.models import OutboxMessage, OutboxStatus
 from service.email.outbox import LEASE, DeliveryResult, deliver, enqueue
 from service.email.render import RenderedEmail, render_email
@@ -41,6 +42,7 @@ from service.metrics.coverage import (
     remember_mentions,
     rhythm,
 )
+from service.metrics.models import DigestZone
 from service.metrics.reports import DEFAULT_WEEKS, ManagerReport, PairReport, compute_manager
 from service.pairs.models import Pair
 from service.people.models import Person
@@ -109,11 +111,65 @@ class DueDigest:
     iso_week: str
 
 
-def _in_zone(name: str | None) -> ColumnElement[bool]:
-    return Person.time_zone.is_(None) if name is None else Person.time_zone == name
+RECHECK = timedelta(hours=1)  # how long a zone's "week done" mark and the zone list hold
+_ACTIVE = (Person.opted_out.is_(False), Person.suspended.is_(False), Person.left_at.is_(None))
 
 
-def digest_due(session: Session, *, settings: Settings, now: datetime,
+def _zone_key(raw: str | None) -> str:
+    """The `DigestZone.zone` of a `people.time_zone` value ("" when unset)."""
+    return raw or ""
+
+
+def _in_zone(key: str) -> ColumnElement[bool]:
+    if key:
+        return Person.time_zone == key
+    return or_(Person.time_zone.is_(None), Person.time_zone == "")
+
+
+def _managers_zones(session: Session) -> set[str]:
+    """The zones of the active managers (one read of every person: at most once per
+    `RECHECK`)."""
+    return {_zone_key(raw) for raw in session.scalars(select(Person.time_zone).distinct().where(
+        *_ACTIVE, exists().where(Pair.manager_id == Person.id)))}
+
+
+def _zones_to_walk(keys: set[str], marks: dict[str, DigestZone], *, settings: Settings,
+                   now: datetime) -> dict[str, str]:
+    """zone -> this local week, for the zones whose send window is open and whose week is
+    not marked done within `RECHECK`."""
+    walk = {}
+    for key in keys:
+        tz = zone_of(key or None)
+        week = d.iso_week_of(now, tz)
+        due_at = send_at(week, tz, settings)
+        if not due_at <= now < due_at + CATCH_UP:
+            continue
+        mark = marks.get(key)
+        if (mark is not None and mark.iso_week == week and mark.done_at is not None
+                and mark.done_at > now - RECHECK):
+            continue
+        walk[key] = week
+    return walk
+
+
+def _record(factory: sessionmaker[Session], *, zones: set[str] | None,
+            done: dict[str, str], now: datetime) -> None:
+    """Store the zone list read (`zones`, None: not read this pass) and the weeks found
+    done; an upsert, so two reconcilers at once agree."""
+    with factory.begin() as session:
+        stmt = dialect_insert(session, DigestZone)
+        if zones is not None:
+            session.execute(delete(DigestZone).where(DigestZone.zone.not_in(sorted(zones))))
+            for key in zones:
+                session.execute(stmt.values(zone=key, seen_at=now).on_conflict_do_update(
+                    index_elements=[DigestZone.zone], set_={"seen_at": now}))
+        for key, week in done.items():
+            session.execute(stmt.values(zone=key, iso_week=week, done_at=now, seen_at=now)
+                            .on_conflict_do_update(index_elements=[DigestZone.zone],
+                                                   set_={"iso_week": week, "done_at": now}))
+
+
+def digest_due(factory: sessionmaker[Session], *, settings: Settings, now: datetime,
                lease: timedelta = LEASE) -> list[DueDigest]:
     """Digests due now: the manager's send time this local week has passed and no outbox row
     exists yet, plus digest rows still waiting for delivery (due retry or expired lease).
@@ -122,37 +178,43 @@ def digest_due(session: Session, *, settings: Settings, now: datetime,
     for the whole of the week before: earlier, it would be twelve empty weeks. A digest not
     queued within `CATCH_UP` of its send time (the service was down) is skipped.
 
-    The send time depends only on the time zone, so it is worked out once per zone: one
-    query for the managers' zones, one (only while some zone's send time has come) for the
-    managers of those zones without this week's row, one for stuck rows. The reconciler
-    calls this every minute; nothing here grows with the number of managers in Python.
+    The cost follows what is due, not the number of managers: the send time depends only
+    on the zone, and the pass reads the few `DigestZone` rows; it walks the managers of a
+    zone (one indexed query for those without this week's row) only while its send window
+    is open and the week is not marked done, and marks it done when that walk finds nobody.
+    A mark (and the zone list) is trusted for `RECHECK`: a manager who becomes due later in
+    the window (back from suspension, opted in again, moved zone) is found within that.
+    Reads in a read-only session; writes only when a mark or the zone list changes.
     """
-    active = (Person.opted_out.is_(False), Person.suspended.is_(False), Person.left_at.is_(None))
-    zones = session.scalars(select(Person.time_zone).distinct().where(
-        *active, exists().where(Pair.manager_id == Person.id))).all()
-    open_zones = []
-    for name in zones:
-        tz = zone_of(name)
-        week = d.iso_week_of(now, tz)
-        due_at = send_at(week, tz, settings)
-        if due_at <= now < due_at + CATCH_UP:
-            watched_from, _ = d.week_bounds(d.shift_week(week, -1), tz)
-            week_key = literal(f"{KIND}:") + cast(Person.id, String) + literal(f":{week}")
-            open_zones.append(and_(
-                _in_zone(name),
-                exists().where(Pair.manager_id == Person.id, Pair.created_at <= watched_from),
-                ~exists().where(OutboxMessage.dedupe_key == week_key)))
-    due = []
-    if open_zones:
-        due = [DueDigest(manager_id, d.iso_week_of(now, zone_of(name)))
-               for manager_id, name in session.execute(
-                   select(Person.id, Person.time_zone).where(*active, or_(*open_zones)))]
-    stuck = session.scalars(select(OutboxMessage.dedupe_key).where(
-        OutboxMessage.kind == KIND,
-        or_((OutboxMessage.status == OutboxStatus.PENDING.value)
-            & or_(OutboxMessage.not_before.is_(None), OutboxMessage.not_before <= now),
-            (OutboxMessage.status == OutboxStatus.SENDING.value)
-            & (OutboxMessage.sending_since <= now - lease))))
+    with read_session(factory) as session:
+        marks = {m.zone: m for m in session.scalars(select(DigestZone))}
+        stale = not marks or min(m.seen_at for m in marks.values()) <= now - RECHECK
+        zones = _managers_zones(session) if stale else set(marks)
+        walk = _zones_to_walk(zones, marks, settings=settings, now=now)
+        due, busy = [], set()
+        if walk:
+            open_zones = []
+            for key, week in walk.items():
+                watched_from, _ = d.week_bounds(d.shift_week(week, -1), zone_of(key or None))
+                week_key = literal(f"{KIND}:") + cast(Person.id, String) + literal(f":{week}")
+                open_zones.append(and_(
+                    _in_zone(key),
+                    exists().where(Pair.manager_id == Person.id,
+                                   Pair.created_at <= watched_from),
+                    ~exists().where(OutboxMessage.dedupe_key == week_key)))
+            for manager_id, raw in session.execute(
+                    select(Person.id, Person.time_zone).where(*_ACTIVE, or_(*open_zones))):
+                busy.add(_zone_key(raw))
+                due.append(DueDigest(manager_id, walk[_zone_key(raw)]))
+        stuck = session.scalars(select(OutboxMessage.dedupe_key).where(
+            OutboxMessage.kind == KIND,
+            or_((OutboxMessage.status == OutboxStatus.PENDING.value)
+                & or_(OutboxMessage.not_before.is_(None), OutboxMessage.not_before <= now),
+                (OutboxMessage.status == OutboxStatus.SENDING.value)
+                & (OutboxMessage.sending_since <= now - lease)))).all()
+    done = {key: week for key, week in walk.items() if key not in busy}
+    if done or (stale and (zones or marks)):  # nobody manages yet: nothing to keep
+        _record(factory, zones=zones if stale else None, done=done, now=now)
     for key in stuck:
         parsed = parse_dedupe_key(key)
         if parsed:

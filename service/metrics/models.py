@@ -88,3 +88,22 @@ class CoverageMention(Base):
     manager_id: Mapped[int] = mapped_column(ForeignKey("people.id", ondelete="CASCADE"))
     report_id: Mapped[int] = mapped_column(ForeignKey("people.id", ondelete="CASCADE"))
     mentioned_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class DigestZone(Base):
+    """One time zone of the managers, as `people.time_zone` spells it ("" when unset), and
+    the ISO week whose digests were all queued when a pass last walked its managers.
+
+    Why: the send time depends only on the zone, so the reconciler's `digest_due` reads
+    these few rows each minute instead of every manager; it walks a zone's managers only
+    while its send window is open and the week is not marked done (or the mark is older
+    than `service.metrics.digest.RECHECK`), and reads the zones of the managers again at
+    the same pace.
+    """
+
+    __tablename__ = "digest_zones"
+
+    zone: Mapped[str] = mapped_column(String(64), primary_key=True)
+    iso_week: Mapped[str | None] = mapped_column(String(8))
+    done_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    seen_at: Mapped[datetime] = mapped_column(UTCDateTime)

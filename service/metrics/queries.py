@@ -64,13 +64,16 @@ def load_last_meetings(session: Session, *, pair_ids: Sequence[int],
     running into a window starts (one grouped query and one lookup, whatever the history)."""
     if not pair_ids:
         return {}
-    took_place = sorted(d.TOOK_PLACE)
+    # The outcome is tested through an expression so that no index on it can drive the
+    # query: with `ix_occurrences_outcome_start` (0021) SQLite read every meeting that took
+    # place, of every pair, to find these few ("Disqualifying WHERE clause terms",
+    # sqlite.org/optoverview.html); now it goes pairs -> series -> (series, start).
+    took_place = func.coalesce(Occurrence.outcome, "").in_(sorted(d.TOOK_PLACE))
     latest = (
         select(Series.pair_id.label("pair_id"),
                func.max(Occurrence.original_start).label("original_start"))
         .join(Series, Series.id == Occurrence.series_id)
-        .where(Series.pair_id.in_(pair_ids), Occurrence.original_start < before,
-               Occurrence.outcome.in_(took_place))
+        .where(Series.pair_id.in_(pair_ids), Occurrence.original_start < before, took_place)
         .group_by(Series.pair_id).subquery())
     rows = session.execute(
         select(Series.pair_id, Occurrence.series_id, Occurrence.original_start,
@@ -78,7 +81,7 @@ def load_last_meetings(session: Session, *, pair_ids: Sequence[int],
         .join(Series, Series.id == Occurrence.series_id)
         .join(latest, (latest.c.pair_id == Series.pair_id)
               & (latest.c.original_start == Occurrence.original_start))
-        .where(Occurrence.outcome.in_(took_place)))
+        .where(took_place))
     out: dict[int, d.OccurrenceFact] = {}
     for pair_id, series_id, original, scheduled, outcome, cadence in rows:
         assert pair_id is not None  # joined by pair

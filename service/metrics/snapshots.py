@@ -221,14 +221,32 @@ def _queue_ended_weeks(session: Session, *, now: datetime) -> None:
         state.weeks_through, state.next_check = now, next_check
 
 
-def _apply_changes(session: Session, *, now: datetime, max_rows: int) -> int:
+@dataclass(frozen=True)
+class Refreshed:
+    """What one pass did: snapshot rows written, change-log rows consumed (0: the log was
+    empty, so a caller draining it stops there, not at a pass that wrote no row)."""
+
+    rows: int
+    changes: int
+
+
+def _apply_changes(session: Session, *, now: datetime, max_rows: int) -> Refreshed:
     """Recompute the rows the oldest logged changes name (at most about `max_rows`), then
-    delete exactly the change rows read: one committed later waits for the next pass."""
+    delete exactly the change rows used: one committed later waits for the next pass.
+
+    Every change read that names no week to recompute is consumed in this pass, even once
+    the budget is spent: an instant after `now` (an upcoming meeting synced, an agenda
+    planned; most of the log) without any lookup, since its week has not ended and
+    `_queue_ended_weeks` logs every pair when it does; an instant in a running week or
+    outside the horizon, or weeks already planned here, after the pair's zone is read. Only
+    changes that would add weeks beyond the budget stay for the next pass, so rows that
+    yield nothing are never read twice.
+    """
     changes = session.execute(select(MetricChange.id, MetricChange.pair_id, MetricChange.at)
                               .order_by(MetricChange.id).limit(max_rows)).all()
     if not changes:
-        return 0
-    pair_ids = sorted({c.pair_id for c in changes})
+        return Refreshed(0, 0)
+    pair_ids = sorted({c.pair_id for c in changes if c.at is None or c.at <= now})
     zones: dict[int, str | None] = {}
     existing: dict[int, set[str]] = defaultdict(set)
     for i in range(0, len(pair_ids), 500):
@@ -245,11 +263,9 @@ def _apply_changes(session: Session, *, now: datetime, max_rows: int) -> int:
     consumed: list[int] = []
     planned = 0
     for change_id, pair_id, at in changes:
-        if planned >= max_rows:
-            break
-        consumed.append(change_id)
-        if pair_id not in zones:
-            continue  # the pair is gone (its rows went with it)
+        if pair_id not in zones:  # a future instant, or the pair is gone (its rows with it)
+            consumed.append(change_id)
+            continue
         tz = zone_of(zones[pair_id])
         name = zone_name(tz)
         if name not in horizons:
@@ -258,25 +274,25 @@ def _apply_changes(session: Session, *, now: datetime, max_rows: int) -> int:
             weeks = horizons[name] | existing[pair_id]
         else:
             week = d.iso_week_of(at, tz)
-            ended = d.week_bounds(week, tz)[1] <= now
             # a week still running is read live; once it ends, `_queue_ended_weeks` logs it
-            weeks = {week} if ended and (week in horizons[name]
-                                         or week in existing[pair_id]) else set()
-        weeks = {w for w in weeks if d.week_bounds(w, tz)[1] <= now}
-        before = len(targets[name][pair_id])
-        targets[name][pair_id] |= weeks
-        planned += len(targets[name][pair_id]) - before
+            weeks = {week} if week in horizons[name] or week in existing[pair_id] else set()
+        new = {w for w in weeks if d.week_bounds(w, tz)[1] <= now} - targets[name][pair_id]
+        if new and planned >= max_rows:
+            continue  # over budget: the next pass
+        consumed.append(change_id)
+        targets[name][pair_id] |= new
+        planned += len(new)
     written = sum(write_weeks(session, tz=zone_of(name), targets=dict(t), now=now)
                   for name, t in targets.items())
     for i in range(0, len(consumed), 500):
         session.execute(delete(MetricChange).where(MetricChange.id.in_(consumed[i:i + 500])))
-    return written
+    return Refreshed(written, len(consumed))
 
 
 def refresh_snapshots(factory: sessionmaker[Session], *, now: datetime,
-                      max_rows: int = ROWS_PER_PASS) -> int:
+                      max_rows: int = ROWS_PER_PASS) -> Refreshed:
     """The reconciler's pass: recompute the snapshot rows whose inputs changed and those of
-    weeks that just ended; returns rows written.
+    weeks that just ended.
 
     Nothing to do costs two reads in a read-only session (the state row, one change row)
     and never takes the write lock; work is bounded by `max_rows`, the rest waits a pass.
@@ -286,7 +302,7 @@ def refresh_snapshots(factory: sessionmaker[Session], *, now: datetime,
         weeks_due = state is None or now >= state.next_check
         changed = session.scalar(select(MetricChange.id).limit(1)) is not None
     if not weeks_due and not changed:
-        return 0
+        return Refreshed(0, 0)
     with factory.begin() as session:
         if weeks_due:
             _queue_ended_weeks(session, now=now)

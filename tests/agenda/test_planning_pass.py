@@ -31,6 +31,7 @@ from service.pairs.models import Occurrence, Series
 from service.pairs.service import set_manager_override
 from service.settings import Settings
 from tests.benchmarks.seed_series import NOW, seed, settle_writes
+from tests.statements import statements
 
 INTERVAL = timedelta(seconds=60)  # one reconcile interval
 MAX_STATEMENTS = 6
@@ -41,17 +42,12 @@ class Db:
     engine: Engine
     factory: sessionmaker[Session]
     settings: Settings
-    statements: int = 0
-
-    def count(self, *_args: Any) -> None:
-        self.statements += 1
 
     def reconcile(self, now: datetime, settings: Settings | None = None) -> tuple[list[int], int]:
         """One planning pass: the agendas to write and the statements it sent."""
-        before = self.statements
-        with self.factory.begin() as session:
+        with statements(self.engine) as seen, self.factory.begin() as session:
             due = plan_due_agendas(session, settings=settings or self.settings, now=now)
-        return due, self.statements - before  # BEGIN IMMEDIATE included
+        return due, len(seen)  # BEGIN IMMEDIATE included
 
 
 @pytest.fixture
@@ -70,7 +66,6 @@ def make_db(tmp_path: Path) -> Iterator[Any]:
         db = Db(engine, session_factory(engine), settings)
         db.reconcile(NOW)  # the first pass plans every pair
         settle_writes(engine)  # and the writes put every agenda into its invite
-        event.listen(engine, "before_cursor_execute", db.count)
         return db
 
     yield make

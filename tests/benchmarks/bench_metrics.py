@@ -106,16 +106,6 @@ def seed(url: str, managers: int, reports: int, weeks: int) -> int:
     return occ_id
 
 
-def _statements(engine: Any) -> list[str]:
-    """Every SQL statement the engine runs from now on (for the O(1) check)."""
-    from sqlalchemy import event
-
-    seen: list[str] = []
-    event.listen(engine, "before_cursor_execute",
-                 lambda _c, _cur, statement, *_a: seen.append(statement))
-    return seen
-
-
 def _change_some(factory: Any, managers: int, reports: int, share: float) -> int:
     """Late changes in past weeks for `share` of the pairs: an outcome turned into a
     reschedule and an action item closed; returns pairs changed."""
@@ -147,8 +137,8 @@ def _drain(factory: Any, now: datetime) -> tuple[float, int, int]:
     while True:
         passes += 1
         step = refresh_snapshots(factory, now=now)
-        rows += step
-        if step == 0:
+        rows += step.rows
+        if step.changes == 0:
             return time.perf_counter() - t0, rows, passes
 
 
@@ -165,6 +155,7 @@ def run_size(managers: int, reports: int, weeks: int, use_tracemalloc: bool,
     from service.metrics.reports import compute_manager
     from service.metrics.snapshots import STATE_ID, recompute_snapshots, refresh_snapshots
     from service.settings import Settings
+    from tests.statements import statements
 
     def pages(snapshots: bool) -> float:
         t0 = time.perf_counter()
@@ -213,19 +204,18 @@ def run_size(managers: int, reports: int, weeks: int, use_tracemalloc: bool,
         r["full_s"] = time.perf_counter() - t0
         r["page_after_s"] = pages(snapshots=True)
         r["digest_after_s"], _ = digests()
-        seen = _statements(engine)
-        t0 = time.perf_counter()
-        refresh_snapshots(factory, now=NOW + timedelta(minutes=1))
-        r["idle_ms"] = 1000 * (time.perf_counter() - t0)
-        r["idle_sql"] = len([s for s in seen if s.lstrip().upper().startswith(
+        with statements(engine) as seen:
+            t0 = time.perf_counter()
+            refresh_snapshots(factory, now=NOW + timedelta(minutes=1))
+            r["idle_ms"] = 1000 * (time.perf_counter() - t0)
+        r["idle_sql"] = len([s for s in seen if s.sql.lstrip().upper().startswith(
             ("SELECT", "INSERT", "UPDATE", "DELETE"))])
         r["changed_pairs"] = _change_some(factory, managers, reports, 0.01)
         r["changed_s"], r["changed_rows"], r["changed_passes"] = _drain(
             factory, NOW + timedelta(minutes=2))
         r["week_s"], r["week_rows"], r["week_passes"] = _drain(factory, NOW + timedelta(days=7))
         t0 = time.perf_counter()
-        with factory() as session:
-            r["due"] = len(digest_due(session, settings=settings, now=NOW))
+        r["due"] = len(digest_due(factory, settings=settings, now=NOW))
         r["due_s"] = time.perf_counter() - t0
         engine.dispose()
         r.update(rss_mb=_rss_mb() - rss_before, traced_mb=traced,

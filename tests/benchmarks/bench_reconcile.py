@@ -20,7 +20,7 @@ ahead, copies, agendas, topics, items; Core bulk inserts); then
 3. after: the body with this branch's planner, one and two intervals later.
 
 Each part is what `workers.actors.reconcile` runs (its service calls, in its transactions),
-with its time and SQL statement count (a `before_cursor_execute` listener). "writes due" is
+with its time and SQL statement count (`tests.statements`). "writes due" is
 what the pass would enqueue: 0 both times shows the two planners agree on every agenda.
 """
 
@@ -39,37 +39,27 @@ from typing import Any
 
 from cryptography.fernet import Fernet
 from pydantic import SecretStr
-from sqlalchemy import Engine, event, func, select, text
+from sqlalchemy import func, select, text
 
 import service.models  # noqa: F401  (every table)
 from service.agenda import planner
 from service.agenda.models import PlanWanted
 from service.calendars.push import calendars_needing_channels, calendars_of_stopped_accounts
 from service.calendars.queries import accounts_without_calendars, calendars_due_for_sync
-from service.db import make_engine, migrate, read_session, session_factory
+from service.db import make_engine, migrate, session_factory
 from service.email.outbox import due_messages
 from service.email.reconsent import queue_reconsent_emails
 from service.metrics.digest import digest_due
-from service.metrics.snapshots import refresh_snapshots
+from service.metrics.snapshots import Refreshed, refresh_snapshots
 from service.outcomes import service as outcomes
 from service.prep.nudge import queue_prep_nudges
 from service.settings import Settings
 
-sys.path.insert(0, str(Path(__file__).parent))
-from seed_series import NOW, seed, settle_writes  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repository: `tests.`
+from tests.benchmarks.seed_series import NOW, seed, settle_writes  # noqa: E402
+from tests.statements import statements  # noqa: E402
 
 Planner = Callable[..., list[int]]
-
-
-class Counter:
-    """SQL statements sent on an engine."""
-
-    def __init__(self, engine: Engine) -> None:
-        self.statements = 0
-        event.listen(engine, "before_cursor_execute", self._count)
-
-    def _count(self, *_args: Any) -> None:
-        self.statements += 1
 
 
 BEFORE_REF = "038fefd"  # main before change-driven planning
@@ -86,17 +76,21 @@ def main_planner(repo: Path, ref: str = BEFORE_REF) -> Planner:
     return module.plan_due_agendas  # type: ignore[no-any-return]
 
 
-def reconcile_body(factory: Any, counter: Counter, settings: Settings, now: datetime,
+def reconcile_body(factory: Any, settings: Settings, now: datetime,
                    plan: Planner) -> list[tuple[str, float, int, int]]:
     """`workers.actors.reconcile`'s service calls in its transactions: (part, seconds,
     statements, items due) each."""
     parts: list[tuple[str, float, int, int]] = []
 
     def part(name: str, call: Callable[[], Any]) -> None:
-        before, t0 = counter.statements, time.perf_counter()
-        result = call()
+        with statements(factory) as seen:
+            t0 = time.perf_counter()
+            result = call()
+            seconds = time.perf_counter() - t0
+        if isinstance(result, Refreshed):
+            result = result.rows
         due = len(result) if isinstance(result, list | set | tuple) else int(bool(result))
-        parts.append((name, time.perf_counter() - t0, counter.statements - before, due))
+        parts.append((name, seconds, len(seen), due))
 
     poll = timedelta(seconds=settings.poll_interval_seconds)
     with factory.begin() as session:
@@ -119,8 +113,7 @@ def reconcile_body(factory: Any, counter: Counter, settings: Settings, now: date
         part("queue_reconsent_emails", lambda: queue_reconsent_emails(
             session, settings=settings, now=now))
         part("due_messages", lambda: due_messages(session, now=now))
-    with read_session(factory) as session:
-        part("digest_due", lambda: digest_due(session, settings=settings, now=now))
+    part("digest_due", lambda: digest_due(factory, settings=settings, now=now))
     part("refresh_snapshots", lambda: refresh_snapshots(factory, now=now))
     with factory.begin() as session:
         part("queue_prep_nudges", lambda: queue_prep_nudges(session, settings=settings,
@@ -132,22 +125,23 @@ def print_parts(title: str, parts: list[tuple[str, float, int, int]]) -> None:
     total_s = sum(p[1] for p in parts)
     total_n = sum(p[2] for p in parts)
     print(f"  {title}: total {total_s * 1000:9.1f} ms, {total_n:6d} statements")
-    for name, seconds, statements, due in parts:
-        print(f"    {name:<32} {seconds * 1000:9.1f} ms {statements:6d} stmts  due {due}")
+    for name, seconds, sent, due in parts:
+        print(f"    {name:<32} {seconds * 1000:9.1f} ms {sent:6d} stmts  due {due}")
 
 
-def first_planning(factory: Any, counter: Counter, settings: Settings, now: datetime) -> None:
+def first_planning(factory: Any, settings: Settings, now: datetime) -> None:
     """Plan every pair (the first pass after the migration, or after the first syncs)."""
-    before, t0, passes = counter.statements, time.perf_counter(), 0
-    while True:
-        with factory.begin() as session:
-            planner.plan_due_agendas(session, settings=settings, now=now)
-            left = session.scalar(select(func.count()).select_from(PlanWanted))
-        passes += 1
-        if not left:
-            break
+    t0, passes = time.perf_counter(), 0
+    with statements(factory) as seen:
+        while True:
+            with factory.begin() as session:
+                planner.plan_due_agendas(session, settings=settings, now=now)
+                left = session.scalar(select(func.count()).select_from(PlanWanted))
+            passes += 1
+            if not left:
+                break
     print(f"  first planning of every pair: {time.perf_counter() - t0:.1f} s, "
-          f"{counter.statements - before} statements, {passes} passes")
+          f"{len(seen)} statements, {passes} passes")
 
 
 def run_size(size: int, url: str, repo: Path, before_max: int, before_ref: str) -> None:
@@ -164,26 +158,25 @@ def run_size(size: int, url: str, repo: Path, before_max: int, before_ref: str) 
     print(f"\n== {size} series: {seeded.occurrences} occurrences, {seeded.rows} rows seeded in "
           f"{time.perf_counter() - t0:.1f} s ({engine.dialect.name})")
     factory = session_factory(engine)
-    counter = Counter(engine)
-    first_planning(factory, counter, settings, NOW)
-    reconcile_body(factory, counter, settings, NOW, planner.plan_due_agendas)  # warm-up
+    first_planning(factory, settings, NOW)
+    reconcile_body(factory, settings, NOW, planner.plan_due_agendas)  # warm-up
     settle_writes(engine)
     with engine.begin() as conn:  # the warm-up's prep nudges were delivered meanwhile
         conn.execute(text("UPDATE outbox SET status = 'sent'"))
     with factory.begin() as session:  # the warm-up's plan is the state the writes leave
         planner.plan_due_agendas(session, settings=settings, now=NOW)
-    t0, rows = time.perf_counter(), 0
-    while written := refresh_snapshots(factory, now=NOW, max_rows=50_000):  # seeding's log
-        rows += written
-    print(f"  weekly snapshots of the seeded history: {rows} rows in "
-          f"{time.perf_counter() - t0:.1f} s")
+    t0, rows, changes = time.perf_counter(), 0, 0
+    while (step := refresh_snapshots(factory, now=NOW, max_rows=50_000)).changes:  # the seed's
+        rows, changes = rows + step.rows, changes + step.changes
+    print(f"  weekly snapshots of the seeded history: {rows} rows from {changes} logged changes"
+          f" in {time.perf_counter() - t0:.1f} s")
     interval = timedelta(seconds=settings.reconcile_interval_seconds)
     if size <= before_max:
         print_parts(f"before (the planner at {before_ref})", reconcile_body(
-            factory, counter, settings, NOW + interval, main_planner(repo, before_ref)))
+            factory, settings, NOW + interval, main_planner(repo, before_ref)))
     for k in (2, 3):
         print_parts(f"after (pass {k - 1})", reconcile_body(
-            factory, counter, settings, NOW + k * interval, planner.plan_due_agendas))
+            factory, settings, NOW + k * interval, planner.plan_due_agendas))
     engine.dispose()
 
 

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import time_machine
 from aiosmtpd.controller import Controller
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from service.email.models import OutboxMessage, OutboxStatus
@@ -47,12 +47,12 @@ def smtp() -> Iterator[tuple[Inbox, str]]:
         controller.stop()
 
 
-def _manager_with_history(history: History, *, tz: str) -> int:
-    manager = history.person(f"boss-{tz.replace('/', '-').lower()}@example.com", tz=tz,
-                             name="Ana Silva")
-    report = history.person(f"r-{tz.replace('/', '-').lower()}@example.com", name="Kai Weber")
+def _manager_with_history(history: History, *, tz: str, who: str = "boss") -> int:
+    place = tz.replace("/", "-").lower()
+    manager = history.person(f"{who}-{place}@example.com", tz=tz, name="Ana Silva")
+    report = history.person(f"r-{who}-{place}@example.com", name="Kai Weber")
     pair = history.pair(manager, report)
-    series = history.series(pair, key=f"s-{tz}")
+    series = history.series(pair, key=f"s-{who}-{tz}")
     history.occurrences(series, utc(2026, 9, 1, 20), ["held"] * 6 + ["rescheduled", "held",
                                                      "cancelled_no_reschedule", "held",
                                                      "cancelled_no_reschedule",
@@ -71,10 +71,9 @@ def test_digest_is_due_at_the_managers_own_monday_morning(
         factory: sessionmaker[Session], history: History, settings: Settings, tz: str,
         due_utc: datetime) -> None:
     manager = _manager_with_history(history, tz=tz)
-    with factory() as session:
-        before = digest.digest_due(session, settings=settings,
-                                   now=due_utc - timedelta(minutes=1))
-        at = digest.digest_due(session, settings=settings, now=due_utc)
+    before = digest.digest_due(factory, settings=settings,
+                               now=due_utc - timedelta(minutes=1))
+    at = digest.digest_due(factory, settings=settings, now=due_utc)
     assert all(x.manager_id != manager or x.iso_week != "2026-W48" for x in before)
     assert digest.DueDigest(manager, "2026-W48") in at
 
@@ -114,8 +113,7 @@ def test_digest_is_sent_once_and_reads_back_from_a_real_smtp_server(
     assert "HHHHHHRHXHXX" in text  # the twelve weeks, oldest first
     assert html.count('bgcolor="#dc2626"') == 3  # three dropped weeks in the strip
     assert "<img" not in html and "http" not in html.split("<body", 1)[1].split("Rapport")[0]
-    with factory() as session:
-        assert digest.digest_due(session, settings=settings, now=now) == []
+    assert digest.digest_due(factory, settings=settings, now=now) == []
 
 
 class Killed(BaseException):
@@ -147,12 +145,12 @@ def test_a_worker_killed_mid_send_leaves_exactly_one_digest(
     with factory() as session:
         row = session.scalars(select(OutboxMessage)).one()
         assert row.status == OutboxStatus.SENDING.value
-        # the reconciler sees nothing to do while the lease runs ...
-        assert digest.digest_due(session, settings=settings, now=now) == []
-        # ... and sees the stuck digest once it has run out.
-        later = now + LEASE + timedelta(seconds=1)
-        assert digest.digest_due(session, settings=settings, now=later) == [
-            digest.DueDigest(manager, "2026-W48")]
+    # the reconciler sees nothing to do while the lease runs ...
+    assert digest.digest_due(factory, settings=settings, now=now) == []
+    # ... and sees the stuck digest once it has run out.
+    later = now + LEASE + timedelta(seconds=1)
+    assert digest.digest_due(factory, settings=settings, now=later) == [
+        digest.DueDigest(manager, "2026-W48")]
     again = digest.send_digest(factory, settings=settings, manager_id=manager,
                                iso_week="2026-W48", now=now + timedelta(minutes=1),
                                transport=transport)
@@ -165,7 +163,7 @@ def test_a_worker_killed_mid_send_leaves_exactly_one_digest(
     assert len(inbox.messages) == 1
     with factory() as session:
         assert session.scalars(select(OutboxMessage)).one().status == OutboxStatus.SENT.value
-        assert digest.digest_due(session, settings=settings, now=later) == []
+    assert digest.digest_due(factory, settings=settings, now=later) == []
 
 
 def test_the_next_week_is_a_new_digest(factory: sessionmaker[Session], history: History,
@@ -191,8 +189,7 @@ def test_an_opted_out_manager_gets_no_digest(factory: sessionmaker[Session], his
         person = session.get(Person, manager)
         assert person is not None
         person.opted_out = True
-    with factory() as session:
-        assert digest.digest_due(session, settings=settings, now=utc(2026, 11, 23, 9)) == []
+    assert digest.digest_due(factory, settings=settings, now=utc(2026, 11, 23, 9)) == []
 
 
 def test_the_first_digest_waits_for_a_whole_week_of_watching(
@@ -200,16 +197,75 @@ def test_the_first_digest_waits_for_a_whole_week_of_watching(
     manager = history.person("new@example.com", tz="UTC")
     report = history.person("r@example.com")
     history.pair(manager, report, created_at=utc(2026, 11, 18, 12))  # Wednesday of W47
-    with factory() as session:
-        assert digest.digest_due(session, settings=settings, now=utc(2026, 11, 23, 9)) == []
-        assert digest.digest_due(session, settings=settings, now=utc(2026, 11, 30, 9)) == [
-            digest.DueDigest(manager, "2026-W49")]
+    assert digest.digest_due(factory, settings=settings, now=utc(2026, 11, 23, 9)) == []
+    assert digest.digest_due(factory, settings=settings, now=utc(2026, 11, 30, 9)) == [
+        digest.DueDigest(manager, "2026-W49")]
 
 
 def test_a_digest_more_than_three_days_late_is_skipped(
         factory: sessionmaker[Session], history: History, settings: Settings) -> None:
     manager = _manager_with_history(history, tz="Europe/London")
-    with factory() as session:
-        assert digest.digest_due(session, settings=settings, now=utc(2026, 11, 26, 7)) == [
-            digest.DueDigest(manager, "2026-W48")]
-        assert digest.digest_due(session, settings=settings, now=utc(2026, 11, 26, 9)) == []
+    assert digest.digest_due(factory, settings=settings, now=utc(2026, 11, 26, 7)) == [
+        digest.DueDigest(manager, "2026-W48")]
+    assert digest.digest_due(factory, settings=settings, now=utc(2026, 11, 26, 9)) == []
+
+
+def _set_opted_out(factory: sessionmaker[Session], person_id: int, value: bool) -> None:
+    from service.people.models import Person
+
+    with factory.begin() as session:
+        person = session.get(Person, person_id)
+        assert person is not None
+        person.opted_out = value
+
+
+def _mark_sent(factory: sessionmaker[Session]) -> None:
+    """Every queued email delivered (what the outbox's own actor does)."""
+    with factory.begin() as session:
+        session.execute(update(OutboxMessage).values(status=OutboxStatus.SENT.value))
+
+
+def test_a_zone_whose_digests_are_all_queued_is_not_walked_again_within_the_recheck(
+        factory: sessionmaker[Session], history: History, settings: Settings) -> None:
+    """Once a pass finds nobody due in an open zone, later passes read the zone rows only
+    (no person); a manager who becomes due meanwhile (opted in again) is found when the mark
+    is `RECHECK` old, still within the catch-up, and gets exactly one digest."""
+    from tests.statements import statements
+
+    monday = utc(2026, 11, 23, 9)  # London's send window of W48 is open
+    sent = _manager_with_history(history, tz="Europe/London", who="sent")
+    with time_machine.travel(monday, tick=False):
+        digest.enqueue_digest(factory, settings=settings, manager_id=sent,
+                              iso_week="2026-W48", now=monday)
+    _mark_sent(factory)
+    manager = _manager_with_history(history, tz="Europe/London")
+    _set_opted_out(factory, manager, True)
+    assert digest.digest_due(factory, settings=settings, now=monday) == []  # marks W48 done
+    with statements(factory) as seen:
+        assert digest.digest_due(factory, settings=settings,
+                                 now=monday + timedelta(minutes=1)) == []
+    assert seen and not [s for s in seen if "FROM people" in s.sql]
+    _set_opted_out(factory, manager, False)
+    assert digest.digest_due(factory, settings=settings,
+                             now=monday + timedelta(minutes=2)) == []  # the mark holds
+    later = monday + digest.RECHECK + timedelta(minutes=1)
+    assert digest.digest_due(factory, settings=settings, now=later) == [
+        digest.DueDigest(manager, "2026-W48")]
+    with time_machine.travel(later, tick=False):
+        digest.enqueue_digest(factory, settings=settings, manager_id=manager,
+                              iso_week="2026-W48", now=later)
+    _mark_sent(factory)
+    assert digest.digest_due(factory, settings=settings, now=later) == []
+    assert digest.digest_due(factory, settings=settings, now=later + 2 * digest.RECHECK) == []
+
+
+def test_a_new_zone_of_managers_is_read_within_the_recheck(
+        factory: sessionmaker[Session], history: History, settings: Settings) -> None:
+    london = _manager_with_history(history, tz="Europe/London")
+    sunday = utc(2026, 11, 22, 19, 30)  # Auckland's W48 window is open, London's is not
+    assert digest.digest_due(factory, settings=settings, now=sunday) == []  # zones read
+    auckland = _manager_with_history(history, tz="Pacific/Auckland")
+    assert digest.digest_due(factory, settings=settings, now=sunday + timedelta(minutes=1)) == []
+    assert digest.digest_due(factory, settings=settings, now=sunday + digest.RECHECK) == [
+        digest.DueDigest(auckland, "2026-W48")]
+    assert london != auckland

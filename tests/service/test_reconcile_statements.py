@@ -1,14 +1,13 @@
 """The reconciler's pass beside the agendas costs the same few indexed statements with
-nothing due, however many 1:1s there are (issue 14, target 5): counted with SQLAlchemy's
-`before_cursor_execute` on a real SQLite file of the production schema, seeded with 10 and
-with 200 pairs (`reconcile_seed`), after one pass that did what was due."""
+nothing due, however many 1:1s there are (issue 14, target 5): counted (`tests.statements`)
+on a real SQLite file of the production schema, seeded with 10 and with 200 pairs
+(`reconcile_seed`), after one pass that did what was due."""
 
 from __future__ import annotations
 
 import math
 import shutil
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -16,7 +15,7 @@ from typing import Any
 import pytest
 from cryptography.fernet import Fernet
 from pydantic import SecretStr
-from sqlalchemy import Engine, event, func, select, update
+from sqlalchemy import Engine, func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from service.calendars.models import Calendar
@@ -31,6 +30,7 @@ from service.pairs.models import Occurrence
 from service.prep.nudge import queue_prep_nudges
 from service.settings import Settings
 from tests.service.reconcile_seed import HOUR, NOW, ZONES, seed
+from tests.statements import Statement, statements
 
 Part = Callable[[Session, Settings], Any]
 
@@ -52,7 +52,9 @@ PARTS: dict[str, Part] = {
     "due_checks": lambda s, st: outcomes.due_checks(s, now=NOW),
     "reconsent_emails": lambda s, st: queue_reconsent_emails(s, settings=st, now=NOW),
     "due_messages": lambda s, st: due_messages(s, now=NOW),
-    "digest_due": lambda s, st: digest.digest_due(s, settings=st, now=NOW),
+    # reads and writes in sessions of its own, on the same engine
+    "digest_due": lambda s, st: digest.digest_due(session_factory(s.get_bind()), settings=st,
+                                                  now=NOW),
     "prep_nudges": lambda s, st: queue_prep_nudges(s, settings=st, now=NOW),
 }
 
@@ -83,24 +85,8 @@ def company(tmp_path: Path,
         engine.dispose()
 
 
-@contextmanager
-def statements(factory: sessionmaker[Session]) -> Iterator[list[tuple[str, Any]]]:
-    """Every SQL statement (and its parameters) sent on the factory's engine meanwhile."""
-    engine: Engine = factory.kw["bind"]
-    seen: list[tuple[str, Any]] = []
-
-    def record(_conn: Any, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
-        seen.append((statement, parameters))
-
-    event.listen(engine, "before_cursor_execute", record)
-    try:
-        yield seen
-    finally:
-        event.remove(engine, "before_cursor_execute", record)
-
-
 def _second_pass(factory: sessionmaker[Session], settings: Settings,
-                 part: Part) -> tuple[Any, list[tuple[str, Any]]]:
+                 part: Part) -> tuple[Any, list[Statement]]:
     with factory.begin() as session:  # the pass that does what was due (marks old nudges)
         part(session, settings)
     with statements(factory) as seen, factory.begin() as session:
@@ -123,7 +109,7 @@ def test_a_pass_with_nothing_due_costs_the_same_statements_at_10_and_200_pairs(
     assert counts[10] == counts[200] <= 6, counts
 
 
-def _plans(factory: sessionmaker[Session], seen: list[tuple[str, Any]]) -> list[str]:
+def _plans(factory: sessionmaker[Session], seen: list[Statement]) -> list[str]:
     """SQLite's query plan of each statement seen, with the parameters it ran with."""
     plans = []
     with factory() as session:
@@ -220,8 +206,7 @@ def test_digest_due_works_out_send_times_per_time_zone_not_per_manager(
         return real(iso_week, tz, settings)
 
     monkeypatch.setattr(digest, "send_at", counted)
-    with factory() as session:
-        assert digest.digest_due(session, settings=settings, now=NOW) == []
+    assert digest.digest_due(factory, settings=settings, now=NOW) == []
     assert len(calls) == len(ZONES)  # 200 managers in three zones (one unset: UTC)
 
 

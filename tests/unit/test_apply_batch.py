@@ -4,18 +4,17 @@ per event; a conflict with a concurrent sync applies the page again."""
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 import pytest
 from office import MAYA, Office
 from sqlalchemy import event, func, insert, select
-from sqlalchemy.engine import Engine
 
 from service.calendars.models import Calendar, QuarantinedItem
 from service.pairs.models import Occurrence, OccurrenceCopy, OccurrenceStatus, Pair, Series
 from service.people.models import Person
 from service.sync.apply import ApplyResult, CalendarApplier
 from service.sync.calendar_sync import apply_page
+from tests.statements import statements
 from tests.unit.test_apply_with_fake import apply, pages_of
 
 
@@ -24,25 +23,15 @@ def test_a_page_takes_one_savepoint_and_flushes_per_series_not_per_event(
     office.connect(MAYA)
     pages = pages_of(office, MAYA)
     events = sum(len(p.events) for p in pages)
-    engine: Engine = office.factory.kw["bind"]
-    savepoints: list[str] = []
-
-    def count(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
-        if statement.startswith("SAVEPOINT"):
-            savepoints.append(statement)
-
-    event.listen(engine, "before_cursor_execute", count)
     flushes: list[int] = []
     result = ApplyResult()
-    try:
-        with office.factory.begin() as session:
-            event.listen(session, "after_flush", lambda *_: flushes.append(1))
-            calendar = session.get(Calendar, office.calendars[MAYA])
-            assert calendar is not None
-            for page in pages:
-                apply_page(session, calendar, page, result=result, now=office.now)
-    finally:
-        event.remove(engine, "before_cursor_execute", count)
+    with statements(office.factory, startswith="SAVEPOINT") as savepoints, \
+            office.factory.begin() as session:
+        event.listen(session, "after_flush", lambda *_: flushes.append(1))
+        calendar = session.get(Calendar, office.calendars[MAYA])
+        assert calendar is not None
+        for page in pages:
+            apply_page(session, calendar, page, result=result, now=office.now)
     with office.factory() as session:
         series = session.scalar(select(func.count()).select_from(Series))
         copies = session.scalar(select(func.count()).select_from(OccurrenceCopy))
