@@ -217,11 +217,6 @@ def test_planning_one_held_agenda_reads_its_pair_and_people_once_and_not_its_row
     identity map) and the agenda row not at all (issue 14 target 6: 27 -> 23 statements per
     write)."""
     db = make_db(3)
-    sent: list[str] = []
-
-    def record(_conn: object, _cursor: object, statement: str, *_rest: object) -> None:
-        sent.append(" ".join(statement.split()))
-
     with db.factory.begin() as session:
         occurrence = session.scalars(select(Occurrence).where(
             Occurrence.scheduled_start >= NOW).order_by(Occurrence.scheduled_start)
@@ -231,13 +226,10 @@ def test_planning_one_held_agenda_reads_its_pair_and_people_once_and_not_its_row
             AgendaRecord.occurrence_id == occurrence.id)).one()
         assert series is not None
         digest = row.content_hash
-        event.listen(db.engine, "before_cursor_execute", record)
-        try:
+        with statements(db.engine, startswith="SELECT") as seen:
             planned = plan_occurrence(session, occurrence=occurrence, series=series,
                                       settings=db.settings, record=row)
-        finally:
-            event.remove(db.engine, "before_cursor_execute", record)
-    reads = [s for s in sent if s.startswith("SELECT")]
+    reads = [" ".join(s.sql.split()) for s in seen]
     assert planned.content_hash == digest and planned.record is row
     assert sum(" FROM pairs " in s for s in reads) == 1, reads
     assert sum(" FROM people " in s for s in reads) == 2, reads

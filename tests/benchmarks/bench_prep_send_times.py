@@ -15,11 +15,10 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
 
 from cryptography.fernet import Fernet
 from pydantic import SecretStr
-from sqlalchemy import event, select
+from sqlalchemy import select
 
 import service.models  # noqa: F401  (every table, and the flush hooks)
 from service.db import make_engine, migrate, session_factory
@@ -27,6 +26,7 @@ from service.people.models import Person
 from service.prep.nudge import queue_prep_nudges
 from service.settings import Settings
 from tests.service.reconcile_seed import NOW, seed
+from tests.statements import statements
 
 ZONE_UPDATE = (
     "UPDATE occurrences SET prep_due_for=NULL, prep_due_at=NULL WHERE prep_due_for IS NOT NULL"
@@ -45,27 +45,22 @@ def run(pairs: int, *, plan: bool) -> None:
         seed(session, pairs=pairs)
     with factory.begin() as session:  # the pass that does what was due
         queue_prep_nudges(session, settings=settings, now=NOW)
-    seen: list[str] = []
-
-    def record(*args: Any) -> None:
-        seen.append(args[2])
-
-    event.listen(engine, "before_cursor_execute", record)
-    started = time.process_time()
-    with factory.begin() as session:
-        queue_prep_nudges(session, settings=settings, now=NOW)
-    idle, idle_ms = len(seen), (time.process_time() - started) * 1000
-    seen.clear()
-    started = time.process_time()
-    with factory.begin() as session:
-        person = session.scalars(select(Person).order_by(Person.id).limit(1)).one()
-        person.time_zone = "UTC" if person.time_zone == "Pacific/Kiritimati" \
-            else "Pacific/Kiritimati"
-    flush, flush_ms = len(seen), (time.process_time() - started) * 1000
-    seen.clear()
-    started = time.process_time()
-    with factory.begin() as session:
-        queue_prep_nudges(session, settings=settings, now=NOW)
+    with statements(engine) as seen:
+        started = time.process_time()
+        with factory.begin() as session:
+            queue_prep_nudges(session, settings=settings, now=NOW)
+        idle, idle_ms = len(seen), (time.process_time() - started) * 1000
+        seen.clear()
+        started = time.process_time()
+        with factory.begin() as session:
+            person = session.scalars(select(Person).order_by(Person.id).limit(1)).one()
+            person.time_zone = "UTC" if person.time_zone == "Pacific/Kiritimati" \
+                else "Pacific/Kiritimati"
+        flush, flush_ms = len(seen), (time.process_time() - started) * 1000
+        seen.clear()
+        started = time.process_time()
+        with factory.begin() as session:
+            queue_prep_nudges(session, settings=settings, now=NOW)
     print(f"{pairs:>6} pairs: nothing due {idle} statements ({idle_ms:.1f} ms CPU); zone change:"
           f" flush {flush} statements ({flush_ms:.1f} ms CPU), next pass {len(seen)} statements"
           f" ({(time.process_time() - started) * 1000:.1f} ms CPU)")

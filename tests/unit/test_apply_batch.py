@@ -4,6 +4,7 @@ per event; a conflict with a concurrent sync applies the page again."""
 from __future__ import annotations
 
 import logging
+from collections import Counter
 
 import pytest
 from office import MAYA, Office
@@ -110,19 +111,9 @@ def test_a_pages_new_series_people_and_pairs_take_one_insert_per_table(
     set-wise per page (one INSERT per table), not a handful of statements per series."""
     office.connect(MAYA)
     pages = pages_of(office, MAYA)
-    engine: Engine = office.factory.kw["bind"]
-    inserts: dict[str, int] = {}
-
-    def count(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
-        if statement.startswith("INSERT INTO"):
-            table = statement.split()[2]
-            inserts[table] = inserts.get(table, 0) + 1
-
-    event.listen(engine, "before_cursor_execute", count)
-    try:
+    with statements(office.factory, startswith="INSERT INTO") as seen:
         apply(office, MAYA, pages)
-    finally:
-        event.remove(engine, "before_cursor_execute", count)
+    inserts = Counter(s.sql.split()[2] for s in seen)
     with office.factory() as session:
         series = session.scalar(select(func.count()).select_from(Series)) or 0
         pairs = session.scalar(select(func.count()).select_from(Pair)) or 0

@@ -3,29 +3,17 @@ left in the session when their savepoint or transaction rolls back."""
 
 from __future__ import annotations
 
-from typing import Any
-
-from sqlalchemy import event, func, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from service.db import insert_returning
 from service.people.models import Person
+from tests.statements import statements
 
 
 def test_rows_come_back_as_objects_from_one_insert(factory: sessionmaker[Session]) -> None:
-    inserts: list[str] = []
-
-    def count(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
-        if statement.startswith("INSERT"):
-            inserts.append(statement)
-
-    with factory.begin() as session:
-        engine = session.get_bind()
-        event.listen(engine, "before_cursor_execute", count)
-        try:
-            made = insert_returning(session, Person, [{"email": f"p{i}@x.test"} for i in range(5)])
-        finally:
-            event.remove(engine, "before_cursor_execute", count)
+    with factory.begin() as session, statements(factory, startswith="INSERT") as inserts:
+        made = insert_returning(session, Person, [{"email": f"p{i}@x.test"} for i in range(5)])
         assert len(inserts) == 1
         assert sorted(p.email for p in made) == [f"p{i}@x.test" for i in range(5)]
         assert all(session.get(Person, p.id) is p for p in made)
