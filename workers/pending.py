@@ -109,15 +109,28 @@ class RedisPendingMarks:
 
 class PendingSends(Middleware):
     """Clears a subject's mark when any message of it begins. It comes before `AgeLimit` and
-    `SupersededSyncs`, so a message they skip clears it too (it is no longer queued)."""
+    `SupersededSyncs`, so a message they skip clears it too (it is no longer queued).
 
-    def __init__(self, marks: PendingMarks) -> None:
+    With Redis it also clears every mark when a worker process boots: a worker killed with
+    messages prefetched but not begun leaves them unacked, and dramatiq's Redis broker gives
+    them back only after its heartbeat timeout (60 s) at a random maintenance (1,000 commands
+    in a million), so their marks would hold back the reconciler's re-send for the whole
+    bound; the worker started in its place lets the next pass send what is still due."""
+
+    def __init__(self, marks: PendingMarks, *, clear_on_boot: bool) -> None:
         self.marks = marks
+        self.clear_on_boot = clear_on_boot
 
     @classmethod
     def for_broker(cls, broker: dramatiq.Broker) -> PendingSends:
         client = getattr(broker, "client", None)  # RedisBroker's connection
-        return cls(RedisPendingMarks(client) if client is not None else MemoryPendingMarks())
+        if client is None:  # in-process: the marks die with the process and its messages
+            return cls(MemoryPendingMarks(), clear_on_boot=False)
+        return cls(RedisPendingMarks(client), clear_on_boot=True)
+
+    def after_worker_boot(self, broker: dramatiq.Broker, worker: Any) -> None:
+        if self.clear_on_boot:
+            self.marks.clear()
 
     @classmethod
     def install(cls, broker: dramatiq.Broker) -> None:

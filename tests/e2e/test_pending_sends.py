@@ -140,3 +140,20 @@ def test_a_copy_skipped_before_it_ran_is_sent_again(
     _reconcile()
 
     assert _queued(harness, actors.write_agenda, agenda_id) == 1
+
+
+def test_a_worker_boot_lets_the_next_pass_resend_copies_lost_with_a_killed_worker(
+        harness: Harness, case: ProviderCase) -> None:
+    """Redis: a killed worker's prefetched copy is unacked, not queued, until dramatiq gives it
+    back; the worker started in its place clears the marks (in-process, they die with it)."""
+    if isinstance(harness.broker, StubBroker):
+        pytest.skip("the in-process broker's marks and messages live and die in one process")
+    agenda_id = _owed_write(harness, case)
+    _reconcile()
+    harness.broker.flush_all()  # stands in for the copy held by the killed worker
+    assert _queued(harness, actors.write_agenda, agenda_id) == 0
+
+    run_until_idle(harness.broker, threads=1, timeout=120)  # a worker boots, nothing to do
+    _reconcile()
+
+    assert _queued(harness, actors.write_agenda, agenda_id) == 1
