@@ -49,6 +49,7 @@ from service.outcomes import service as outcomes
 from service.prep.nudge import queue_prep_nudges
 from service.sync.calendar_sync import sync_calendar as sync_one_calendar
 from workers.context import message_context
+from workers.pending import send_unless_pending
 from workers.provider import BackedOff, Refused, placeholder_broker, provider_actor
 from workers.runtime import current
 
@@ -164,13 +165,12 @@ def reconcile() -> None:
         stop_channel.send(calendar_id)
     for account_id in new_accounts:
         sync_account.send(account_id)
-    for calendar_id in stale:
-        sync_calendar.send(calendar_id)
-    for agenda_id in due:
-        write_agenda.send(agenda_id)
+    syncs = send_unless_pending(sync_calendar, stale)  # a copy still queued is not sent
+    writes = send_unless_pending(write_agenda, due)
     if stale or due or new_accounts:
-        log.info("reconcile: %d calendars to sync, %d agendas to write, %d new accounts",
-                 len(stale), len(due), len(new_accounts))
+        log.info("reconcile: %d calendars to sync, %d agendas to write (%d, %d already "
+                 "queued), %d new accounts", len(stale), len(due), len(stale) - syncs,
+                 len(due) - writes, len(new_accounts))
     reconcile_outcomes()
     reconcile_digests()
     reconcile_snapshots()

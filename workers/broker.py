@@ -17,6 +17,7 @@ from dramatiq.middleware import AgeLimit, Callbacks, Pipelines, ShutdownNotifica
 
 from service.settings import Settings
 from workers import actors, context, observability
+from workers.pending import PendingSends
 from workers.retries import RapportRetries, one_line
 from workers.superseded import SupersededSyncs
 
@@ -44,6 +45,7 @@ def create_broker(settings: Settings) -> dramatiq.Broker:
         raise ValueError(f"RAPPORT_BROKER_URL must start with redis:// or amqp:// "
                          f"(got {scheme}://...)")
     broker.add_middleware(SupersededSyncs.for_broker(broker))
+    PendingSends.install(broker)
     return broker
 
 

@@ -89,7 +89,7 @@ class RedisSyncStarts:
         self._record(keys=[self._key(subject)], args=[started_ms, KEEP_SECONDS])
 
 
-def _subject_of(message: Any) -> str | None:
+def subject_of(message: Any) -> str | None:
     """"sync_calendar:12" / "write_agenda:7" for a message this middleware covers."""
     parameter = COVERED.get(message.actor_name)
     if parameter is None:
@@ -132,7 +132,7 @@ class SupersededSyncs(Middleware):
 
     def before_process_message(self, broker: dramatiq.Broker,
                                message: Any) -> None:
-        subject = _subject_of(message)
+        subject = subject_of(message)
         if subject is None:
             return
         started = self.starts.get(subject)
@@ -146,7 +146,7 @@ class SupersededSyncs(Middleware):
     def after_process_message(self, broker: dramatiq.Broker, message: Any,
                               *, result: Any = None,
                               exception: BaseException | None = None) -> None:
-        subject = _subject_of(message)
+        subject = subject_of(message)
         with self._lock:
             started = self._began.pop(message.message_id, None)
         if subject is not None and started is not None and exception is None:

@@ -37,6 +37,7 @@ from service.db import make_engine, migrate
 from service.pairs.models import Occurrence, OccurrenceStatus, Pair, Series
 from service.people.models import Person
 from service.settings import Settings
+from workers.pending import forget_pending
 
 from .fleet import Fleet, free_port
 from .stack import ACCOUNTS, Inbox, Stack, expect_digests, wait_for_recovery
@@ -243,6 +244,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory, google_sandbox_server: Googl
     )
     started = start(settings)  # migrates, so the processes never race to do it
     started.broker.flush_all()
+    forget_pending(started.broker)  # the marks of the copies just purged
     logs = data_dir / "logs"
     logs.mkdir()
     fleet = Fleet(process_env(settings), logs)
