@@ -19,7 +19,8 @@ messages went with it). Webhook and other direct sends are not marked: they stay
 and `workers.superseded` still absorbs their copies.
 
 The marks live where `workers.superseded` keeps its records: in the broker's Redis (shared
-by every worker and the scheduler), in memory with the in-process broker.
+by every worker and the scheduler), in memory with the in-process broker; with RabbitMQ,
+which offers no shared store, the reconciler sends as before.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from collections.abc import Iterable
 from typing import Any, Protocol
 
 import dramatiq
+from dramatiq.brokers.stub import StubBroker
 from dramatiq.middleware import AgeLimit, Middleware
 
 from workers.superseded import COVERED, subject_of
@@ -122,11 +124,17 @@ class PendingSends(Middleware):
         self.clear_on_boot = clear_on_boot
 
     @classmethod
-    def for_broker(cls, broker: dramatiq.Broker) -> PendingSends:
+    def for_broker(cls, broker: dramatiq.Broker) -> PendingSends | None:
+        """Marks every process sees: in Redis with the Redis broker, in memory in-process.
+        None with RabbitMQ: the reconcile message and the messages it sends may run in
+        different worker processes, and marks kept in one would hold back the re-send of a
+        failed or unfinished run for the whole bound, so nothing is deduplicated there."""
         client = getattr(broker, "client", None)  # RedisBroker's connection
-        if client is None:  # in-process: the marks die with the process and its messages
+        if client is not None:
+            return cls(RedisPendingMarks(client), clear_on_boot=True)
+        if isinstance(broker, StubBroker):  # the marks die with the process and its messages
             return cls(MemoryPendingMarks(), clear_on_boot=False)
-        return cls(RedisPendingMarks(client), clear_on_boot=True)
+        return None
 
     def after_worker_boot(self, broker: dramatiq.Broker, worker: Any) -> None:
         if self.clear_on_boot:
@@ -134,7 +142,9 @@ class PendingSends(Middleware):
 
     @classmethod
     def install(cls, broker: dramatiq.Broker) -> None:
-        broker.add_middleware(cls.for_broker(broker), before=AgeLimit)
+        pending = cls.for_broker(broker)
+        if pending is not None:
+            broker.add_middleware(pending, before=AgeLimit)
 
     def before_process_message(self, broker: dramatiq.Broker, message: Any) -> None:
         subject = subject_of(message)
