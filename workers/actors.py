@@ -109,8 +109,7 @@ def sync_calendar(calendar_id: int) -> None:
              outcome.events, outcome.skipped, outcome.full_sync)
     due = plan_touched_pairs(rt.factory, series_ids=outcome.series_touched,
                              settings=rt.settings, now=rt.clock())
-    for agenda_id in due:
-        write_agenda.send(agenda_id)
+    send_unless_pending(write_agenda, due)  # a reconcile pass sends no second copy
     follow_up_drops(outcome.occurrences_changed)
 
 

@@ -7,7 +7,8 @@ accounts that queued 20,854 writes for 4,000 agendas and 2,494 syncs for 2,000 c
 come up, but they still fill the queue, real work waits behind them, and each costs a Redis
 read and a message round trip.
 
-So the reconciler marks each subject ("write_agenda:7") it sends, and a message of that
+So the reconciler marks each subject ("write_agenda:7") it sends (and a sync the agenda
+writes it sends: the next pass would otherwise add a copy of each), and a message of that
 subject that begins (whatever then becomes of it: done, failed, skipped as superseded) clears
 the mark: a marked subject has a copy queued and not yet begun, and the reconciler sends it
 no other. A failed run is thus re-sent when the database's backoff makes it due again; a
@@ -15,8 +16,10 @@ run that left the work owed is re-sent on the next pass. The mark and its cleari
 Redis writes, ordered by Redis, so the hosts' clocks do not matter. Every mark expires
 after PENDING_SECONDS: a message lost anyway (a worker killed for good, a queue purged, an
 expired message) is re-sent after it, and a mark outlives no data (Redis flushed: the
-messages went with it). Webhook and other direct sends are not marked: they stay simple,
-and `workers.superseded` still absorbs their copies.
+messages went with it). A sync's writes are marked as well: a write sent while a copy is
+queued and not begun is covered by it (that copy plans from the database as it stands when
+it runs). Webhook and page sends are not marked: they stay simple, and `workers.superseded`
+still absorbs their copies.
 
 The marks live where `workers.superseded` keeps its records: in the broker's Redis (shared
 by every worker and the scheduler), in memory with the in-process broker; with RabbitMQ,

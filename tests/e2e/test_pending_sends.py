@@ -1,6 +1,7 @@
 """The reconciler sends an owed agenda write (a due calendar sync) once while a copy is
 queued and not yet begun, not once per pass; once a run of it began, or the mark expired, it
-sends it again when the database says it is still due. Direct sends are not deduplicated."""
+sends it again when the database says it is still due. A sync's writes count as sent by it;
+webhook and page sends are not deduplicated."""
 
 from __future__ import annotations
 
@@ -148,5 +149,27 @@ def test_a_worker_boot_lets_the_next_pass_resend_copies_lost_with_a_killed_worke
 
     run_until_idle(harness.broker, threads=1, timeout=120)  # a worker boots, nothing to do
     _reconcile()
+
+    assert _queued(harness, actors.write_agenda, agenda_id) == 1
+
+
+def test_syncs_and_passes_before_a_write_runs_queue_one_copy_of_it(
+        harness: Harness, case: ProviderCase) -> None:
+    """A sync sends the writes it planned; the other person's calendar syncs too and plans
+    the same agenda, and a reconcile pass before the write runs finds it owed: without the
+    sync's marks each of them queued another copy (2 after the syncs)."""
+    connect_pair(harness, case)
+    actors.sync_all_accounts()
+    syncs_only = dramatiq.Worker(harness.broker, queues={"sync"}, worker_threads=1)
+    syncs_only.start()
+    try:
+        harness.broker.join("sync")  # type: ignore[attr-defined]
+        syncs_only.join()
+    finally:
+        syncs_only.stop()
+    agenda_id, _ = agenda_for_next(harness, case)
+    assert _queued(harness, actors.write_agenda, agenda_id) == 1  # the sync's own
+
+    _reconcile(PASSES)
 
     assert _queued(harness, actors.write_agenda, agenda_id) == 1
