@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -186,6 +187,15 @@ def dialect_insert(session: Session, table: type[Base]) -> postgresql.Insert | s
 
 
 Row = TypeVar("Row", bound=Base)
+Item = TypeVar("Item")
+IN_CHUNK = 500  # values per IN (...): well under SQLite's bound-parameter limit
+
+
+def chunks(values: Sequence[Item], size: int = IN_CHUNK) -> Iterator[Sequence[Item]]:
+    """`values` in pieces small enough for one IN (...) on SQLite and PostgreSQL."""
+    for start in range(0, len(values), size):
+        yield values[start:start + size]
+
 _INSERTED = "rapport.inserted_returning"  # session.info: [(transaction, objects)] not committed
 
 

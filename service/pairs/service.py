@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, aliased
 
-from service.db import insert_returning
+from service.db import chunks, insert_returning
 from service.pairs.detection import is_one_on_one
 from service.pairs.models import (
     Occurrence,
@@ -56,9 +56,8 @@ def ensure_pairs(session: Session, roles: Iterable[tuple[str, str]], *,
     ids = {(m, r): (people[m].id, people[r].id) for m, r in wanted}
     managers = sorted({m for m, _ in ids.values()})
     found: dict[tuple[int, int], Pair] = {}
-    for start in range(0, len(managers), 500):
-        for pair in session.scalars(select(Pair).where(
-                Pair.manager_id.in_(managers[start:start + 500]))):
+    for chunk in chunks(managers):
+        for pair in session.scalars(select(Pair).where(Pair.manager_id.in_(chunk))):
             found[(pair.manager_id, pair.report_id)] = pair
     missing = [{"manager_id": m, "report_id": r} for m, r in dict.fromkeys(ids.values())
                if (m, r) not in found]

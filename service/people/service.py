@@ -7,7 +7,7 @@ from collections.abc import Iterable, Mapping
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from service.db import insert_returning
+from service.db import chunks, insert_returning
 from service.people.models import Person
 from service.people.names import better_name, clean_name
 
@@ -46,9 +46,9 @@ def people_by_email(session: Session, emails: Iterable[str]) -> dict[str, Person
     """The known people among these (lower-cased) emails, one query per 500."""
     wanted = sorted(set(emails))
     people: dict[str, Person] = {}
-    for start in range(0, len(wanted), 500):
+    for chunk in chunks(wanted):
         people.update((p.email, p) for p in session.scalars(
-            select(Person).where(Person.email.in_(wanted[start:start + 500]))))
+            select(Person).where(Person.email.in_(chunk))))
     return people
 
 

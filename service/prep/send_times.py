@@ -19,6 +19,7 @@ from sqlalchemy import event, inspect, select, union, update
 from sqlalchemy.orm import Session
 
 from service.agenda.models import PlanningWatermark
+from service.db import chunks
 from service.pairs.models import Occurrence, Pair, Series
 from service.people.models import Person
 from service.settings import Settings
@@ -26,7 +27,6 @@ from service.settings import Settings
 # The row of `planning_watermark` that says which settings the kept send times were worked
 # out with (row 1 is the agenda planner's, `agenda.wanted.WATERMARK_ID`).
 PREP_WATERMARK_ID = 2
-PEOPLE_BATCH = 500  # people per UPDATE (bound parameters stay few)
 
 
 def settings_key(settings: Settings) -> str:
@@ -79,5 +79,5 @@ def _forget_on_zone_change(session: Session, _context: object, _instances: objec
     moved = [row.id for row in session.dirty if isinstance(row, Person)
              and row.id is not None and inspect(row).attrs.time_zone.history.has_changes()]
     with session.no_autoflush:
-        for i in range(0, len(moved), PEOPLE_BATCH):  # a directory sync may move thousands
-            forget_send_times(session, people=moved[i:i + PEOPLE_BATCH])
+        for chunk in chunks(moved):  # a directory sync may move thousands
+            forget_send_times(session, people=chunk)

@@ -13,7 +13,7 @@ Rows that already exist are ORM objects, changed in place and flushed with the s
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from copy import copy as shallow_copy
 from dataclasses import dataclass, field, fields
 from datetime import datetime
@@ -28,7 +28,7 @@ from service.agenda.block import block_hash_in
 from service.agenda.invite_edits import absorb_invite_edits
 from service.agenda.models import AgendaRecord
 from service.calendars.models import Calendar, QuarantinedItem
-from service.db import insert_returning
+from service.db import chunks, insert_returning
 from service.pairs.detection import detect, humans_of
 from service.pairs.models import (
     AdHocMeeting,
@@ -124,7 +124,7 @@ class CalendarApplier:
         them (not every copy the calendar has: an incremental page names a few), and the
         series their new series keys name."""
         wanted = [e.id for e in events if e.id not in self._copies]
-        for chunk in _chunks(wanted):
+        for chunk in chunks(wanted):
             for copy in self.session.scalars(select(OccurrenceCopy).where(
                     OccurrenceCopy.calendar_id == self.calendar.id,
                     OccurrenceCopy.provider_event_id.in_(chunk))):
@@ -132,7 +132,7 @@ class CalendarApplier:
         keys = list({self._series_key(e) for e in events
                      if e.series_id is not None and e.series_id not in self._sources}
                     - self._by_key.keys())
-        for chunk in _chunks(keys):
+        for chunk in chunks(keys):
             found = {s.series_key: s for s in self.session.scalars(
                 select(Series).where(Series.series_key.in_(chunk)))}
             self._by_key.update({key: found.get(key) for key in chunk})
@@ -649,12 +649,6 @@ class CalendarApplier:
         adhoc.title = event.title[:500]
         adhoc.start, adhoc.end = event.start, event.end or event.start
         adhoc.cancelled = event.status == EventStatus.CANCELLED
-
-
-def _chunks(values: list[str], size: int = 500) -> Iterator[list[str]]:
-    """`values` in pieces small enough for one IN (...) on SQLite and PostgreSQL."""
-    for start in range(0, len(values), size):
-        yield values[start:start + size]
 
 
 def _is_tombstone(event: CalendarEvent) -> bool:

@@ -29,7 +29,7 @@ from connectors.base import CalendarConnector, ChangePage
 from connectors.errors import AuthRevoked, ConnectorError, CursorExpired, RateLimited
 from service.calendars.calls import CallRecorder
 from service.calendars.models import Calendar
-from service.db import utcnow
+from service.db import chunks, utcnow
 from service.pairs.models import (
     Occurrence,
     OccurrenceCopy,
@@ -309,10 +309,9 @@ def _sweep_unseen(session: Session, cal: Calendar, result: ApplyResult, start: d
         .where(OccurrenceCopy.calendar_id == cal.id, OccurrenceCopy.removed.is_(False),
                Occurrence.scheduled_start >= start, Occurrence.scheduled_start < end))
     unseen = sorted(set(in_window) - result.seen_copy_ids)
-    stale = [copy for start_at in range(0, len(unseen), 500)
+    stale = [copy for chunk in chunks(unseen)
              for copy in session.scalars(select(OccurrenceCopy).where(
-                 OccurrenceCopy.id.in_(unseen[start_at:start_at + 500]))
-                 .order_by(OccurrenceCopy.id))]
+                 OccurrenceCopy.id.in_(chunk)).order_by(OccurrenceCopy.id))]
     for copy in stale:
         copy.removed = True
         live = session.scalar(select(OccurrenceCopy.id).where(
