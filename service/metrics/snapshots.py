@@ -25,7 +25,7 @@ from typing import Any
 from sqlalchemy import Text, bindparam, cast, delete, false, insert, literal, null, or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from service.db import UTCDateTime, dialect_insert, read_session
+from service.db import UTCDateTime, chunks, dialect_insert, read_session
 from service.metrics import definitions as d
 from service.metrics.models import MetricChange, MetricSnapshot, MetricSnapshotState
 from service.metrics.queries import (
@@ -134,8 +134,8 @@ def write_weeks(session: Session, *, tz: tzinfo, targets: dict[int, set[str]],
         index_elements=[MetricSnapshot.pair_id, MetricSnapshot.iso_week],
         set_={k: getattr(stmt.excluded, k) for k in rows[0] if k not in ("pair_id", "iso_week")})
     connection = session.connection()  # Core executemany: one compiled statement, cached
-    for i in range(0, len(rows), 500):
-        connection.execute(upsert, rows[i:i + 500])
+    for chunk in chunks(rows):
+        connection.execute(upsert, list(chunk))
     return len(rows)
 
 
@@ -249,8 +249,7 @@ def _apply_changes(session: Session, *, now: datetime, max_rows: int) -> Refresh
     pair_ids = sorted({c.pair_id for c in changes if c.at is None or c.at <= now})
     zones: dict[int, str | None] = {}
     existing: dict[int, set[str]] = defaultdict(set)
-    for i in range(0, len(pair_ids), 500):
-        chunk = pair_ids[i:i + 500]
+    for chunk in chunks(pair_ids):
         zones.update(session.execute(
             select(Pair.id, Person.time_zone).join(Person, Person.id == Pair.manager_id)
             .where(Pair.id.in_(chunk))).all())
@@ -284,8 +283,8 @@ def _apply_changes(session: Session, *, now: datetime, max_rows: int) -> Refresh
         planned += len(new)
     written = sum(write_weeks(session, tz=zone_of(name), targets=dict(t), now=now)
                   for name, t in targets.items())
-    for i in range(0, len(consumed), 500):
-        session.execute(delete(MetricChange).where(MetricChange.id.in_(consumed[i:i + 500])))
+    for chunk in chunks(consumed):
+        session.execute(delete(MetricChange).where(MetricChange.id.in_(chunk)))
     return Refreshed(written, len(consumed))
 
 
@@ -333,8 +332,8 @@ def load_snapshots(session: Session, *, pair_ids: Sequence[int], weeks: Sequence
     if not weeks:
         return out
     connection = session.connection()
-    for i in range(0, len(pair_ids), 500):
-        rows = connection.execute(_SNAPSHOTS, {"pairs": list(pair_ids[i:i + 500]),
+    for chunk in chunks(pair_ids):
+        rows = connection.execute(_SNAPSHOTS, {"pairs": list(chunk),
                                                "weeks": list(weeks), "zone": zone_name(tz)})
         for pair_id, week, agendas, closed, *documents in rows:
             # one JSON parse per row instead of three: the reads are mostly parsing
