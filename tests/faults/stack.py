@@ -22,7 +22,7 @@ from typing import Any, cast
 
 import dramatiq
 from aiosmtpd.controller import Controller
-from sqlalchemy import select, text, update
+from sqlalchemy import delete, select, text, update
 
 from sandbox.admin import SandboxAdmin
 from sandbox.google import GoogleSandbox
@@ -32,9 +32,11 @@ from service.agenda.block import START_MARKER
 from service.agenda.items import add_topic
 from service.agenda.models import AgendaRecord
 from service.calendars.models import Calendar
+from service.email.models import OutboxMessage
 from service.email.outbox import make_message_id
 from service.metrics.definitions import iso_week_of
 from service.metrics.digest import CATCH_UP, dedupe_key, send_at
+from service.metrics.models import DigestZone
 from service.outcomes.service import alert_key
 from service.pairs.models import Occurrence, Pair, Series
 from service.people.models import Person
@@ -260,16 +262,33 @@ def or_none_before(column: Any, moment: datetime) -> Any:
 
 def expect_digests(stack: Stack) -> None:
     """Rapport has known the pairs for weeks (so the weekly digest is due) and note which
-    managers' send time this local week has come, by the settings' weekday and time."""
+    managers' send time this local week has come, by the settings' weekday and time; return
+    once the scheduler's reconcile has queued their digests."""
     now = datetime.now(UTC)
+    keys: dict[str, str] = {}  # outbox dedupe key -> manager email
     with stack.runtime.factory.begin() as session:
         session.execute(update(Pair).values(created_at=now - timedelta(days=15)))
         for manager in session.scalars(select(Person).join(Pair, Pair.manager_id == Person.id)
                                        .group_by(Person.id)):
-            due = send_at(iso_week_of(now, zone_of(manager.time_zone)),
-                          zone_of(manager.time_zone), stack.settings)
+            week = iso_week_of(now, zone_of(manager.time_zone))
+            due = send_at(week, zone_of(manager.time_zone), stack.settings)
             if due <= now < due + CATCH_UP:
                 stack.digests_due.add(manager.email)
+                keys[dedupe_key(manager.id, week)] = manager.email
+    # Had Rapport known them all along, no reconcile during the first sync would have found
+    # a zone's managers too new and marked its week done (a mark trusted for an hour): drop
+    # the marks of passes that began before the pairs were aged, a late one's included.
+    deadline = time.monotonic() + 60
+    while True:
+        with stack.runtime.factory.begin() as session:
+            session.execute(delete(DigestZone).where(DigestZone.done_at < now))
+            queued = set(session.scalars(select(OutboxMessage.dedupe_key).where(
+                OutboxMessage.dedupe_key.in_(keys))))
+        if len(queued) == len(keys) or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    assert len(queued) == len(keys), \
+        f"digests never queued: {sorted(keys[k] for k in set(keys) - queued)}"
 
 
 @dataclass(frozen=True)
