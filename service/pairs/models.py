@@ -61,7 +61,7 @@ class Pair(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     manager_id: Mapped[int] = mapped_column(ForeignKey("people.id"))
-    report_id: Mapped[int] = mapped_column(ForeignKey("people.id"))
+    report_id: Mapped[int] = mapped_column(ForeignKey("people.id"), index=True)
     muted: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 

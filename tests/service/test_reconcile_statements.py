@@ -26,8 +26,9 @@ from service.email.outbox import due_messages
 from service.email.reconsent import queue_reconsent_emails
 from service.metrics import digest
 from service.outcomes import service as outcomes
-from service.pairs.models import Occurrence
+from service.pairs.models import Occurrence, Pair
 from service.prep.nudge import queue_prep_nudges
+from service.prep.send_times import forget_send_times
 from service.settings import Settings
 from tests.service.reconcile_seed import HOUR, NOW, ZONES, seed
 from tests.statements import Statement, statements
@@ -109,14 +110,15 @@ def test_a_pass_with_nothing_due_costs_the_same_statements_at_10_and_200_pairs(
     assert counts[10] == counts[200] <= 6, counts
 
 
-def _plans(factory: sessionmaker[Session], seen: list[Statement]) -> list[str]:
-    """SQLite's query plan of each statement seen, with the parameters it ran with."""
+def _plans(factory: sessionmaker[Session], seen: list[Statement], *,
+           kinds: tuple[str, ...] = ("SELECT",)) -> list[str]:
+    """SQLite's query plan of each statement of these kinds seen, with its parameters."""
     plans = []
     with factory() as session:
         raw = session.connection().connection.driver_connection
         assert raw is not None
         for statement, parameters in seen:
-            if statement.lstrip().upper().startswith("SELECT"):
+            if statement.lstrip().upper().startswith(kinds):
                 rows = raw.execute("EXPLAIN QUERY PLAN " + statement, parameters).fetchall()
                 plans += [row[-1] for row in rows]
     return plans
@@ -228,3 +230,18 @@ def test_a_meeting_moved_closer_gets_its_nudges_at_the_new_time(
     assert len(queued) == 2
     with factory.begin() as session:
         assert queue_prep_nudges(session, settings=settings, now=NOW) == []  # once
+
+
+def test_a_persons_pairs_are_found_through_an_index_as_manager_and_as_report(
+        company: Callable[[int], sessionmaker[Session]]) -> None:
+    """A zone change forgets the send times of the person's pairs, whichever side they are
+    on: `pairs.report_id` has an index of its own (migration 0027), so neither side scans
+    the pairs of the whole company."""
+    factory = company(200)
+    with factory() as session:
+        person = session.scalar(select(Pair.report_id).order_by(Pair.id))
+    with statements(factory) as seen, factory.begin() as session:
+        forget_send_times(session, people={person})
+    plans = [p for p in _plans(factory, seen, kinds=("UPDATE",)) if " pairs" in p]
+    assert any("ix_pairs_report_id" in p for p in plans), plans
+    assert not [p for p in plans if p.startswith("SCAN pairs")], plans
