@@ -17,9 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from service.calendars.models import GraphSeriesUid
-from service.db import dialect_insert, read_session
-
-LOOKUP_CHUNK = 500  # ids per IN (...): well under SQLite's and PostgreSQL's parameter limits
+from service.db import chunks, dialect_insert, read_session
 
 
 class StoredSeriesUids:
@@ -34,15 +32,15 @@ class StoredSeriesUids:
         self.account_id = account_id
 
     def load(self, master_ids: Collection[str]) -> dict[str, str]:
-        """The iCalUIds known for those masters (one query per `LOOKUP_CHUNK` ids)."""
+        """The iCalUIds known for those masters (one query per `chunks()` of ids)."""
         ids = sorted(set(master_ids))
         found: dict[str, str] = {}
         with read_session(self.factory) as session:
-            for start in range(0, len(ids), LOOKUP_CHUNK):
+            for chunk in chunks(ids):
                 rows = session.execute(
                     select(GraphSeriesUid.master_id, GraphSeriesUid.ical_uid).where(
                         GraphSeriesUid.account_id == self.account_id,
-                        GraphSeriesUid.master_id.in_(ids[start:start + LOOKUP_CHUNK])))
+                        GraphSeriesUid.master_id.in_(chunk)))
                 found.update((master, uid) for master, uid in rows)
         return found
 

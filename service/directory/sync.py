@@ -29,6 +29,7 @@ from connectors.errors import ConnectorError
 from service.accounts.crypto import Vault
 from service.accounts.models import AccountStatus, DirectoryGrant
 from service.accounts.service import ensure_grant_accounts, set_accounts_status
+from service.db import chunks
 from service.pairs.service import end_series_of, refresh_pair_link, series_of_people
 from service.people.models import Person
 from service.people.names import clean_name
@@ -245,8 +246,8 @@ def _resolve_managers(session: Session, *, grant: DirectoryGrant,
     by_email = {p.email: p for p in people}
     wanted = {ref.partition("|")[2] for p in people if (ref := p.directory_manager_ref)}
     missing = sorted(e for e in wanted if e and e not in by_email)
-    for i in range(0, len(missing), 500):
-        for known in session.scalars(select(Person).where(Person.email.in_(missing[i:i + 500]))):
+    for chunk in chunks(missing):
+        for known in session.scalars(select(Person).where(Person.email.in_(chunk))):
             by_email[known.email] = known
     named: set[str] = set()
     moved: set[str] = set()

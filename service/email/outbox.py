@@ -21,7 +21,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from service.db import dialect_insert
+from service.db import chunks, dialect_insert
 from service.email.models import OutboxMessage, OutboxStatus
 from service.email.render import RenderedEmail
 from service.email.transport import Transport, address_domain, build_message
@@ -175,7 +175,6 @@ def due_messages(session: Session, *, now: datetime, lease: timedelta = LEASE) -
     return list(session.scalars(stmt))
 
 
-KEY_BATCH = 500  # keys per IN (...): well under SQLite's and PostgreSQL's parameter limits
 
 
 def used_keys(session: Session, keys: Iterable[str]) -> set[str]:
@@ -183,9 +182,9 @@ def used_keys(session: Session, keys: Iterable[str]) -> set[str]:
     caller checks a whole batch of "once" emails at once, not one query per email."""
     wanted = sorted(set(keys))
     used: set[str] = set()
-    for i in range(0, len(wanted), KEY_BATCH):
+    for chunk in chunks(wanted):
         used |= set(session.scalars(select(OutboxMessage.dedupe_key).where(
-            OutboxMessage.dedupe_key.in_(wanted[i:i + KEY_BATCH]))))
+            OutboxMessage.dedupe_key.in_(chunk))))
     return used
 
 

@@ -9,7 +9,7 @@ same transaction as the outcome, so deciding and queueing happen together or not
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session, aliased, sessionmaker
 from connectors.base import BusyInterval, FreeBusy
 from connectors.errors import ConnectorError, RateLimited
 from service.accounts.models import Account, AccountStatus
+from service.db import chunks
 from service.email.models import OutboxMessage, OutboxStatus
 from service.email.outbox import enqueue
 from service.outcomes.alerts import AlertFacts, quiet_until, render_alert
@@ -178,13 +179,8 @@ def _store(session: Session, occ: Occurrence, decision: Decision, *, now: dateti
 # -- the grace period ------------------------------------------------------------------
 
 
-BATCH = 500  # ids per IN (...): well under SQLite's and PostgreSQL's parameter limits
-
-
-def _batches(ids: Iterable[int]) -> Iterator[list[int]]:
-    ordered = sorted(set(ids))
-    for i in range(0, len(ordered), BATCH):
-        yield ordered[i:i + BATCH]
+def _batches(ids: Iterable[int]) -> Iterator[Sequence[int]]:
+    return chunks(sorted(set(ids)))
 
 
 def _drop_shown() -> ColumnElement[bool]:

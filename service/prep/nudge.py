@@ -25,7 +25,8 @@ from sqlalchemy.orm import Session, aliased
 
 from service.agenda.links import meeting_link_expiry, person_link
 from service.agenda.page import build_page
-from service.email.outbox import KEY_BATCH, enqueue, used_keys
+from service.db import chunks
+from service.email.outbox import enqueue, used_keys
 from service.email.render import RenderedEmail, render_email
 from service.pairs.models import Occurrence, OccurrenceStatus, Pair, Series, SeriesStatus
 from service.people.models import Person
@@ -135,8 +136,8 @@ def queue_prep_nudges(session: Session, *, settings: Settings, now: datetime) ->
             Occurrence.prep_due_for != Occurrence.scheduled_start))
     new_ids = list(session.scalars(entering))
     ahead = {a.occurrence_id: a for a in _ahead(session, Occurrence.prep_due_at <= now)}
-    for i in range(0, len(new_ids), KEY_BATCH):
-        fresh = _ahead(session, Occurrence.id.in_(new_ids[i:i + KEY_BATCH]))
+    for chunk in chunks(new_ids):
+        fresh = _ahead(session, Occurrence.id.in_(chunk))
         _remember_send_times(session, fresh, lead=lead, hours=hours)
         ahead.update((a.occurrence_id, a) for a in fresh)
     due = [(a.occurrence_id, person_id) for a in ahead.values()
@@ -160,8 +161,8 @@ def queue_prep_nudges(session: Session, *, settings: Settings, now: datetime) ->
         used.add(key)
     done = [a.occurrence_id for a in ahead.values() if a.start <= now
             or {dedupe_key(a.occurrence_id, p) for p, _, _ in a.people} <= used]
-    for i in range(0, len(done), KEY_BATCH):
-        session.execute(update(Occurrence).where(Occurrence.id.in_(done[i:i + KEY_BATCH]))
+    for chunk in chunks(done):
+        session.execute(update(Occurrence).where(Occurrence.id.in_(chunk))
                         .values(prep_nudged_at=now, prep_due_at=None, prep_due_for=None)
                         .execution_options(synchronize_session=False))
     return queued

@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from service.calendars.models import Calendar
 from service.calendars.push import calendars_needing_channels, calendars_of_stopped_accounts
 from service.calendars.queries import accounts_without_calendars, calendars_due_for_sync
-from service.db import make_engine, session_factory
+from service.db import IN_CHUNK, make_engine, session_factory
 from service.email.outbox import due_messages
 from service.email.reconsent import queue_reconsent_emails
 from service.metrics import digest
@@ -165,7 +165,7 @@ def test_a_syncs_follow_up_builds_no_context_for_occurrences_with_nothing_to_arm
     with statements(factory) as seen, factory.begin() as session:
         armed = outcomes.arm_checks(session, settings=settings, now=NOW, occurrence_ids=ids)
     assert armed == []
-    assert len(seen) == math.ceil(len(ids) / outcomes.BATCH) + 1  # + BEGIN
+    assert len(seen) == math.ceil(len(ids) / IN_CHUNK) + 1  # + BEGIN
 
 
 def test_a_calendar_with_a_live_channel_is_polled_only_at_the_fallback_interval(
