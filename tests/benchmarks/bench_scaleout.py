@@ -1,7 +1,8 @@
 """Scale-out benchmark: `rapport scheduler` plus 1, 2, 4 `rapport worker` processes on
-PostgreSQL and Redis against a Google sandbox of 2,000 accounts (issue 14 target 6).
+PostgreSQL and Redis against a Google (or Graph) sandbox of 2,000 accounts (issue 14 target 6).
 
-    PYTHONPATH=$PWD python tests/benchmarks/bench_scaleout.py [--accounts 2000] [--series 2]
+    PYTHONPATH=$PWD python tests/benchmarks/bench_scaleout.py [--provider google|microsoft]
+        [--accounts 2000] [--series 2]
         [--workers 1,2,4] [--threads 4] [--changes 50] [--latency-ms 0]
         [--database postgresql+psycopg://postgres@127.0.0.1:5432/test_scaleout]
         [--broker redis://127.0.0.1:6379/9]
@@ -49,6 +50,13 @@ Then the Google call budget those figures imply for a 50,000-person company agai
 Calendar API's documented quota (10,000 requests per minute per project, 600 per minute per
 user per project: https://developers.google.com/workspace/calendar/api/guides/quota).
 
+`--provider microsoft`: the same against the Graph sandbox (`RemoteSandbox("microsoft")`,
+HTTPS with its own CA, passed to the processes as RAPPORT_CA_BUNDLE), the accounts connected
+with a refresh token for provider "microsoft". The change listing is calendarView delta
+(kind "list"); a calendar's first sync also lists its series masters once (GET .../events,
+counted as kind "masters"). The budget is against Graph's Outlook limits, which are per
+mailbox (GRAPH_PER_MAILBOX) with a global cap per app, not per project.
+
 Not collected by pytest (the file name does not match test_*.py).
 """
 
@@ -81,7 +89,13 @@ from service.agenda.models import AgendaRecord
 from service.calendars.models import Calendar, ProviderCallLog
 from service.calendars.onboarding import connect_with_refresh_token
 from service.settings import Settings
-from tests.benchmarks.bench_sync import CLIENT_ID, RemoteSandbox, classify, manager_email
+from tests.benchmarks.bench_sync import (
+    CLIENT_ID,
+    RemoteSandbox,
+    classify,
+    manager_email,
+    product_urls,
+)
 from tests.benchmarks.scaleout_probe import Sampler, Usage, find_pids
 from tests.faults.conftest import process_env
 from tests.faults.fleet import Fleet
@@ -91,7 +105,17 @@ from workers.inprocess import wait_until_idle
 QUOTA_PER_MINUTE = 10_000  # Calendar API requests per minute per project (Google, above)
 COMPANY = 50_000  # people, one calendar each
 READY_TIMEOUT = 60.0  # seconds a worker has to say it runs
-API_KINDS = ("list", "read", "write")  # what the Calendar API quota counts (not OAuth tokens)
+API_KINDS = ("list", "masters", "read", "write")  # what the API limits count (not OAuth tokens)
+PROVIDER_NAMES = {"google": "Google", "microsoft": "Microsoft 365 (Graph)"}
+# The call-log operation of a calendar's change listing, whose first per calendar starts its sync
+LIST_OPERATION = {"google": "events.list", "microsoft": "calendarView.delta"}
+# Microsoft Graph, "Outlook service limits" (Calendar API resources: event, calendar, ...):
+# 10,000 API requests in a 10 minute period and 150 MB of upload (PATCH, POST, PUT) in a
+# 5 minute period per app ID and mailbox combination, 4 concurrent requests per app ID;
+# global: 130,000 requests per 10 seconds per app across all tenants.
+# https://learn.microsoft.com/graph/throttling-limits
+GRAPH_PER_MAILBOX = 10_000  # requests per 10 minutes per app and mailbox
+GRAPH_GLOBAL_PER_MINUTE = 130_000 * 6  # per app across all tenants (130,000 per 10 s)
 
 
 @dataclass
@@ -119,11 +143,19 @@ def fixed(pids: list[int]) -> Callable[[], list[int]]:
     return lambda: pids
 
 
+def kind_of(method: str, path: str) -> str:
+    """`classify`, with Graph's series-master listing (GET .../events, the calendar's
+    masters only; its change listing is calendarView/delta) as a kind of its own."""
+    kind = classify(method, path)
+    return "masters" if kind == "list" and path.startswith("/v1.0/") and \
+        path.endswith("/events") else kind
+
+
 def served(sandbox: RemoteSandbox, seconds: float) -> Phase:
     kinds: Counter[str] = Counter()
     per_user: dict[str | None, Counter[str]] = {}
     for request in sandbox.call("requests"):
-        kind = classify(request.method, request.path)
+        kind = kind_of(request.method, request.path)
         kinds[kind] += 1
         per_user.setdefault(request.user, Counter())[kind] += 1
     return Phase(seconds, kinds, per_user)
@@ -145,16 +177,16 @@ def recreate(server: URL, name: str, *, template: str | None = None) -> str:
     return server.set(database=name).render_as_string(hide_password=False)
 
 
-def connect_accounts(settings: Settings, accounts: int) -> float:
-    """Connect every manager through the product's import path (one calendarList each)."""
+def connect_accounts(settings: Settings, accounts: int, provider: str) -> float:
+    """Connect every manager through the product's import path (one calendar list each)."""
     began = time.perf_counter()
     started = start(settings)
     vault = Vault.from_settings(settings)
     for i in range(accounts):
-        who = Person(manager_email(i), "", "UTC", "google")
+        who = Person(manager_email(i), "", "UTC", provider)
         with started.runtime.factory.begin() as session:
             connect_with_refresh_token(session, settings=settings, vault=vault,
-                                       provider="google", client_id=CLIENT_ID,
+                                       provider=provider, client_id=CLIENT_ID,
                                        client_secret="bench-secret",
                                        refresh_token=who.refresh_token)
         if (i + 1) % 250 == 0:
@@ -264,12 +296,12 @@ def wait_for_first_sync(engine: Engine, calendars: int, timeout: float) -> None:
             time.sleep(0.5)
 
 
-def first_sync_windows(engine: Engine) -> tuple[float, int, float]:
-    """(seconds from the first events.list to the last account's first one, successful
+def first_sync_windows(engine: Engine, provider: str) -> tuple[float, int, float]:
+    """(seconds from the first change listing to the last account's first one, successful
     events.patch calls, seconds from the first of those to the last), from the call log."""
     with engine.connect() as conn:
         firsts = conn.execute(select(func.min(ProviderCallLog.at))
-                              .where(ProviderCallLog.operation == "events.list")
+                              .where(ProviderCallLog.operation == LIST_OPERATION[provider])
                               .group_by(ProviderCallLog.account_id)).scalars().all()
         writes = conn.execute(select(func.count(), func.min(ProviderCallLog.at),
                                      func.max(ProviderCallLog.at))
@@ -327,7 +359,8 @@ def run_workers(count: int, args: argparse.Namespace, settings: Settings, server
     started.broker.client.flushdb()  # type: ignore[attr-defined]  # queues and rate limits
     engine = started.runtime.engine
     database = make_url(url).database
-    dropped = ("RAPPORT_SMTP_URL", "RAPPORT_CA_BUNDLE")  # .eml outbox; Google here is HTTP
+    dropped = ("RAPPORT_SMTP_URL",  # the .eml outbox
+               *(() if settings.ca_bundle else ("RAPPORT_CA_BUNDLE",)))  # Google here is HTTP
     env = {k: v for k, v in process_env(run_settings).items() if k not in dropped}
     env["RAPPORT_LOG_LEVEL"] = "WARNING"  # a line per synced calendar is the harness's CPU
     folder = logs / f"w{count}"
@@ -363,7 +396,7 @@ def run_workers(count: int, args: argparse.Namespace, settings: Settings, server
         wait_for_first_sync(engine, calendars, args.timeout)
         idle(started, args.timeout)
         first = served(sandbox, time.perf_counter() - began)
-        sync_window, writes, write_window = first_sync_windows(engine)
+        sync_window, writes, write_window = first_sync_windows(engine, args.provider)
         say(f"{count} worker(s): first sync of {calendars} calendars in {first.seconds:.1f} s")
 
         changed = [i * args.accounts // args.changes for i in range(args.changes)]
@@ -397,8 +430,9 @@ def report(runs: list[Run], args: argparse.Namespace) -> str:
     base = runs[0]
     lines = [
         f"Rapport scale-out benchmark, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, "
-        f"{os.cpu_count()} CPUs, Python {platform.python_version()}; {args.accounts} Google "
-        f"accounts x {args.series} weekly 1:1s, `rapport worker --threads {args.threads}`, "
+        f"{os.cpu_count()} CPUs, Python {platform.python_version()}; {args.accounts} "
+        f"{PROVIDER_NAMES[args.provider]} accounts x {args.series} weekly 1:1s, "
+        f"`rapport worker --threads {args.threads}`, "
         f"PostgreSQL + Redis; provider latency {args.latency_ms:g} ms per request "
         "(sandbox `slow_down(\"any\")`; 0: the sandbox's own ~1 ms on these cores); "
         f"ANALYZE every {args.analyze_every:g} s (0: never; the server's autovacuum is "
@@ -423,23 +457,38 @@ def report(runs: list[Run], args: argparse.Namespace) -> str:
             f"{run.usage['postgres (run db)'].cpu_total:.0f} | "
             f"{run.usage['redis (shared)'].cpu_total:.0f} | "
             f"{run.usage['harness'].cpu_total:.0f} | {run.load} |")
+    kinds = first_sync_kinds(args.provider)
     lines += ["", "CPU seconds cover the whole run (first sync, the push and the poll pass); "
               "util = CPU s / first-sync wall s (1.00 = one core).", "",
-              "| workers | first sync: API calls per calendar (list / read / write), tokens | "
+              f"| workers | first sync: API calls per calendar ({' / '.join(kinds)}), tokens | "
               "push: API calls per changed occurrence | poll pass: API calls per changed "
               "occurrence / per calendar | unwritten agendas |",
               "| --- | --- | --- | --- | --- |"]
     for run in runs:
         f = run.first.kinds
         lines.append(
-            f"| {run.workers} | {f['list'] / run.calendars:.2f} / {f['read'] / run.calendars:.2f}"
-            f" / {f['write'] / run.calendars:.2f}, {f['token']} | "
+            f"| {run.workers} | {' / '.join(f'{f[k] / run.calendars:.2f}' for k in kinds)}, "
+            f"{f['token']}{graph_auth(run.first, args.provider)} | "
             f"{run.push.api / run.changes:.2f} ({dict(run.push.kinds)}) | "
             f"{run.poll.api / run.changes:.1f} / {run.poll.api / run.polled:.3f} "
             f"({run.polled} calendars) | "
             f"{run.unwritten} |")
-    lines += ["", *budget(runs[-1], args)]
+    limits = budget if args.provider == "google" else graph_limits
+    lines += ["", *limits(runs[-1], args)]
     return "\n".join(lines)
+
+
+def graph_auth(phase: Phase, provider: str) -> str:
+    """MSAL's reads of the authority's OpenID configuration and keys (kind "auth"; Graph
+    only, Google's client reads none)."""
+    return f" + {phase.kinds['auth']} authority reads" if provider == "microsoft" else ""
+
+
+def first_sync_kinds(provider: str) -> tuple[str, ...]:
+    """The API call kinds of the first sync's column: Graph's also lists series masters
+    (once per calendar, `_list_series_uids`), Google's listing carries them."""
+    return API_KINDS if provider == "microsoft" else tuple(k for k in API_KINDS
+                                                           if k != "masters")
 
 
 def autovacuum(args: argparse.Namespace) -> str:
@@ -452,12 +501,17 @@ def autovacuum(args: argparse.Namespace) -> str:
         engine.dispose()
 
 
+def call_rates(run: Run) -> tuple[float, float, float]:
+    """API calls per calendar in the first sync, per unchanged calendar in the poll pass (minus
+    what its changes cost) and per pushed change."""
+    unchanged = run.poll.api - run.push.api
+    return (run.first.api / run.calendars, unchanged / max(run.polled - run.changes, 1),
+            run.push.api / run.changes)
+
+
 def budget(run: Run, args: argparse.Namespace) -> list[str]:
     """What the figures imply for COMPANY people against QUOTA_PER_MINUTE."""
-    per_calendar_first = run.first.api / run.calendars
-    unchanged = run.poll.api - run.push.api  # the poll pass minus what its changes cost
-    per_unchanged = unchanged / max(run.polled - run.changes, 1)
-    per_change = run.push.api / run.changes
+    per_calendar_first, per_unchanged, per_change = call_rates(run)
     poll_minutes = args.poll_seconds / 60
     steady = COMPANY * per_unchanged / poll_minutes
     floor_minutes = COMPANY * per_calendar_first / QUOTA_PER_MINUTE
@@ -479,8 +533,40 @@ def budget(run: Run, args: argparse.Namespace) -> list[str]:
     ]
 
 
+def graph_limits(run: Run, args: argparse.Namespace) -> list[str]:
+    """What the figures imply for COMPANY people against Graph's Outlook limits, which are
+    per mailbox (GRAPH_PER_MAILBOX), with a global cap per app (GRAPH_GLOBAL_PER_MINUTE)."""
+    per_calendar_first, per_unchanged, per_change = call_rates(run)
+    polls_per_window = 600 / args.poll_seconds  # the mailbox limit's window is 10 minutes
+    mailbox_polling = per_unchanged * polls_per_window
+    steady = COMPANY * per_unchanged / (args.poll_seconds / 60)
+    rate = run.calendars_per_s
+    return [
+        f"Call budget for {COMPANY:,} people (one mailbox each) against Microsoft Graph's "
+        f"Outlook limits: {GRAPH_PER_MAILBOX:,} requests per 10 min per app and mailbox, 4 "
+        f"concurrent requests, {GRAPH_GLOBAL_PER_MINUTE // 6:,} requests per 10 s per app "
+        "globally (https://learn.microsoft.com/graph/throttling-limits; tokens are Entra ID's, "
+        "not Graph's):",
+        f"- first sync: {per_calendar_first:.2f} API calls per mailbox "
+        f"({100 * per_calendar_first / GRAPH_PER_MAILBOX:.2f} % of its 10-min limit) -> "
+        f"{COMPANY * per_calendar_first:,.0f} calls, at least "
+        f"{COMPANY * per_calendar_first / GRAPH_GLOBAL_PER_MINUTE:.1f} min at the global cap; "
+        f"at the {run.workers}-worker rate here ({rate:.1f} calendars/s = "
+        f"{rate * 60 * per_calendar_first:,.0f} calls/min) it takes "
+        f"{COMPANY / rate / 60 if rate else 0:.0f} min",
+        f"- steady-state polling every {args.poll_seconds} s: {per_unchanged:.2f} calls per "
+        f"unchanged mailbox = {mailbox_polling:.1f} of its {GRAPH_PER_MAILBOX:,} per 10 min; "
+        f"{steady:,.0f} calls/min company-wide = "
+        f"{100 * steady / GRAPH_GLOBAL_PER_MINUTE:.1f} % of the global cap",
+        f"- each change pushed: {per_change:.2f} calls; a mailbox polled at that pace has room "
+        f"for {max(GRAPH_PER_MAILBOX - mailbox_polling, 0) / per_change:,.0f} changes per "
+        "10 min",
+    ]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--provider", choices=tuple(PROVIDER_NAMES), default="google")
     parser.add_argument("--accounts", type=int, default=2000)
     parser.add_argument("--series", type=int, default=2)
     parser.add_argument("--workers", default="1,2,4",
@@ -507,19 +593,18 @@ def main(argv: list[str] | None = None) -> int:
     template = f"{server.database}_tpl"
 
     say(f"sandbox: seeding {args.accounts} accounts x {args.series} series")
-    sandbox = RemoteSandbox("google", args.accounts, args.series)
+    sandbox = RemoteSandbox(args.provider, args.accounts, args.series)
     folder = Path(tempfile.mkdtemp(prefix="rapport-scaleout-"))
     try:
         settings = Settings(
             data_dir=folder, database_url=recreate(server, template), broker_url=args.broker,
             secret_key=SecretStr(Fernet.generate_key().decode()),
-            google_api_url=sandbox.base_url, google_token_url=sandbox.token_url,
-            graph_api_url="https://unused.invalid/v1.0",
-            microsoft_authority="https://unused.invalid/tenant",
+            **product_urls(args.provider, sandbox),
             smtp_url=SecretStr("smtp://127.0.0.1:1"),  # dropped: the .eml outbox is used
             poll_interval_seconds=3600,  # no poll during a run: syncs are asked for explicitly
         )
-        say(f"connected in {connect_accounts(settings, args.accounts):.0f} s; logs in {folder}")
+        connected = connect_accounts(settings, args.accounts, args.provider)
+        say(f"connected in {connected:.0f} s; logs in {folder}")
         if args.analyze_every > 0:
             once = Autoanalyze(settings.database_url or "", 0)  # the template's statistics
             once.analyze()

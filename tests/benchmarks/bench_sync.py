@@ -177,6 +177,20 @@ class RemoteSandbox:
         self._process.join(timeout=10)
 
 
+def product_urls(provider: str, sandbox: RemoteSandbox) -> dict[str, Any]:
+    """The settings that point the product's `provider` client at the sandbox (the Graph
+    sandbox serves HTTPS with its own CA); the other provider's at an address never called."""
+    if provider == "google":
+        urls = {"google_api_url": sandbox.base_url, "google_token_url": sandbox.token_url}
+    else:
+        urls = {"graph_api_url": sandbox.base_url, "microsoft_authority": sandbox.token_url}
+    unused = {"google_api_url": "https://unused.invalid/calendar/v3/",
+              "google_token_url": "https://unused.invalid/token",
+              "graph_api_url": "https://unused.invalid/v1.0",
+              "microsoft_authority": "https://unused.invalid/tenant"}
+    return {**unused, **urls, "ca_bundle": Path(sandbox.ca_file) if sandbox.ca_file else None}
+
+
 # ----------------------------------------------------------------------------------------
 # Counting calls
 # ----------------------------------------------------------------------------------------
@@ -281,19 +295,7 @@ def run_provider(
         settings = Settings(
             data_dir=Path(tmp.name),
             secret_key=SecretStr(Fernet.generate_key().decode()),
-            google_api_url=sandbox.base_url
-            if provider == "google"
-            else "https://unused.invalid/calendar/v3/",
-            google_token_url=sandbox.token_url
-            if provider == "google"
-            else "https://unused.invalid/token",
-            graph_api_url=sandbox.base_url
-            if provider == "microsoft"
-            else "https://unused.invalid/v1.0",
-            microsoft_authority=sandbox.token_url
-            if provider == "microsoft"
-            else "https://unused.invalid/tenant",
-            ca_bundle=Path(sandbox.ca_file) if sandbox.ca_file else None,
+            **product_urls(provider, sandbox),
         )
         started = start(settings)
         runtime, broker = started.runtime, started.broker
