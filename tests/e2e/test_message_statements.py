@@ -7,15 +7,21 @@ The planner's own reads are left out: they are the planner's business.
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from datetime import timedelta
 
+import dramatiq
+import pytest
+from sqlalchemy import select, update
+
+from service.accounts.models import Account
 from service.agenda.planner import plan_due_agendas
 from service.calendars.models import Calendar
+from service.db import utcnow
 from tests.statements import Statement, statements
 from workers import actors
 
 from .conftest import Harness, ProviderCase
-from .helpers import add_topic, agenda_of, connect_pair, upcoming
+from .helpers import add_topic, agenda_of, calls, connect_pair, upcoming
 
 SQL = ("SELECT", "INSERT", "UPDATE", "DELETE")  # not SQLite's BEGIN / PRAGMA
 ACTING = "SELECT accounts.id, accounts.provider, accounts.not_before FROM"
@@ -72,6 +78,26 @@ def test_a_calendar_sync_reads_its_account_once_before_the_sync(
     assert len(sent[:lease]) == 2, sent[:lease]  # (the old code: 5)
     assert sent[0].startswith(f"{ACTING} accounts JOIN calendars")  # with its pace
     assert sent[1].startswith(CREDENTIALS)  # the connector knows the calendar's account
+
+
+def test_a_throttled_account_still_waits_on_the_lookup_that_found_it(
+        harness: Harness, case: ProviderCase) -> None:
+    connect_pair(harness, case)
+    harness.sync()
+    add_topic(harness, case, "The hiring plan")
+    with harness.runtime.factory.begin() as session:
+        due = plan_due_agendas(session, settings=harness.settings, now=harness.clock())
+        session.execute(update(Account).values(not_before=utcnow() + timedelta(minutes=5)))
+    sandbox = harness.sandbox(case.provider)
+    sandbox.clear_requests()
+
+    with statements(harness.runtime.factory, startswith=SQL) as seen, \
+            pytest.raises(dramatiq.Retry) as retry:
+        actors.write_agenda(due[0])
+
+    assert retry.value.delay is not None and 4 * 60_000 < retry.value.delay <= 5 * 60_000
+    assert len(seen) == 1 and _sent(seen)[0].startswith(ACTING)  # no second read for the pace
+    assert calls(sandbox).api == []
 
 
 def _occurrence_of(harness: Harness, agenda_id: int) -> int:
