@@ -177,9 +177,10 @@ def write_agenda(factory: sessionmaker[Session], *, agenda_id: int, connector_fo
         raise
 
     with factory.begin() as session:
-        if event is None:  # the description cannot take a block: owed no more until a sync
-            _owe_no_write(session, agenda_id=agenda_id, copy_id=target.copy_id)  # brings a
-            return WriteOutcome.SKIPPED  # new description (which plans it again)
+        if event is None:  # the description cannot take a block: owed no more until a
+            # sync brings a new description (which plans it again)
+            _owe_no_write(session, agenda_id=agenda_id, copy_id=target.copy_id)
+            return WriteOutcome.SKIPPED
         if not _record_written(session, agenda_id=agenda_id, copy_id=target.copy_id,
                                event=event, agenda=agenda, now=now):
             return WriteOutcome.SKIPPED  # the agenda or the copy was removed meanwhile
@@ -201,8 +202,7 @@ def _planning_inputs(session: Session, *, agenda_id: int) -> _PlanningInputs | N
         .select_from(AgendaRecord)
         .outerjoin(Occurrence, Occurrence.id == AgendaRecord.occurrence_id)
         .outerjoin(Series, Series.id == Occurrence.series_id)
-        .outerjoin(OccurrenceCopy,
-                   OccurrenceCopy.id == _target_copy_id())
+        .outerjoin(OccurrenceCopy, OccurrenceCopy.id == _target_copy_id())
         .outerjoin(Calendar, Calendar.id == OccurrenceCopy.calendar_id)
         .where(AgendaRecord.id == agenda_id)).first()
     if row is None:
