@@ -21,14 +21,16 @@ import dramatiq
 from dramatiq.middleware import Middleware
 from sqlalchemy.exc import SQLAlchemyError
 
+from service.accounts.pace import ActingAccount
 from service.calendars.calls import CallRecorder, start_recording, stop_recording
 from service.db import read_session
 from workers.runtime import current
 
 log = logging.getLogger(__name__)
 
-AccountOf = Callable[..., int | None]
-"""`(session, **the actor's arguments) -> account id`, None when there is none to act for."""
+AccountOf = Callable[..., int | ActingAccount | None]
+"""`(session, **the actor's arguments) -> account`, None when there is none to act for: an
+`ActingAccount` (read with its pace columns, so the pace needs no second read) or an id."""
 
 ACCOUNT_OF = "account_of"
 
@@ -46,19 +48,27 @@ class MessageContext:
         self._account_of = account_of
         self._arguments = arguments
         self._resolved = False
+        self._account: int | ActingAccount | None = None
         self._tokens: tuple[Token[MessageContext | None], Token[CallRecorder | None]] | None \
             = None
         self.what = what
         self.recorder = CallRecorder(None)
 
     @property
-    def account_id(self) -> int | None:
-        """The account this message acts for (its grant, its recorded calls)."""
+    def account(self) -> int | ActingAccount | None:
+        """What `account_of` answered for this message, looked up on first use."""
         if not self._resolved:
             with read_session(current().factory) as session:
-                self.recorder.account_id = self._account_of(session, **self._arguments)
+                self._account = self._account_of(session, **self._arguments)
             self._resolved = True
-        return self.recorder.account_id
+            self.recorder.account_id = self.account_id
+        return self._account
+
+    @property
+    def account_id(self) -> int | None:
+        """The account this message acts for (its grant, its recorded calls)."""
+        account = self.account
+        return account.id if isinstance(account, ActingAccount) else account
 
     def open(self) -> MessageContext:
         """Make this the current context; connectors' calls are recorded into it."""

@@ -109,7 +109,7 @@ def provider_actor(*, broker: dramatiq.Broker, queue_name: str, account_of: Acco
             with provider_errors():
                 if not paced:
                     return fn(*args, **kwargs)
-                with account_turn(message_context().account_id):
+                with account_turn(message_context().account):
                     return fn(*args, **kwargs)
 
         @functools.wraps(fn)

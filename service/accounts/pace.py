@@ -13,8 +13,10 @@ lease: they pace real requests, not the product's notion of "now".
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import ColumnElement, and_, or_, select, update
 from sqlalchemy.orm import Session
@@ -46,14 +48,41 @@ class AccountPace:
 
 def account_pace(session: Session, *, account_id: int) -> AccountPace | None:
     """The account's provider and how long it must still wait; None when it is gone."""
-    now = utcnow()
     row = session.execute(select(Account.provider, Account.not_before)
                           .where(Account.id == account_id)).first()
-    if row is None:
-        return None
-    provider, not_before = row
+    return None if row is None else pace_of(*row)
+
+
+def pace_of(provider: str, not_before: datetime | None) -> AccountPace:
+    """The pace of an account from its columns, against the wall clock now."""
+    now = utcnow()
     return AccountPace(provider, None if not_before is None or not_before <= now
                        else not_before - now)
+
+
+@dataclass(frozen=True)
+class ActingAccount:
+    """The active account a message acts for, read in the same statement as its pace
+    columns, so the actor's `account_of` lookup costs no second read for the pace."""
+
+    id: int
+    provider: str
+    not_before: datetime | None
+
+    def pace(self) -> AccountPace:
+        return pace_of(self.provider, self.not_before)
+
+
+ACTING_COLUMNS = (Account.id, Account.provider, Account.not_before)
+"""What an `ActingAccount` is made of: select these, then `acting_account(row)`."""
+
+
+def acting_account(row: Sequence[Any] | None) -> ActingAccount | None:
+    """The `ActingAccount` of a row of `ACTING_COLUMNS` (None: no row)."""
+    if row is None:
+        return None
+    account_id, provider, not_before = row
+    return ActingAccount(account_id, provider, not_before)
 
 
 def ready_accounts() -> ColumnElement[bool]:

@@ -20,11 +20,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import update
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy import ColumnElement, ScalarSelect, case, literal, select, update
+from sqlalchemy.orm import Session, aliased, sessionmaker
 
 from connectors.base import CalendarConnector, CalendarEvent, EventStatus
 from connectors.errors import ConnectorError, NotFound, PreconditionFailed
+from service.accounts.models import Account, AccountStatus
+from service.accounts.pace import ACTING_COLUMNS, ActingAccount, acting_account
 from service.agenda.block import (
     DescriptionTooLarge,
     block_hash_in,
@@ -36,9 +38,8 @@ from service.agenda.generator import Agenda
 from service.agenda.invite_edits import absorb_invite_edits
 from service.agenda.items import release_topics
 from service.agenda.models import AgendaRecord
-from service.agenda.planner import is_abandoned, plan_occurrence, target_copy
+from service.agenda.planner import is_abandoned, plan_occurrence
 from service.calendars.models import Calendar
-from service.calendars.queries import active_account_of_calendar
 from service.observability import AGENDA_WRITES
 from service.pairs.models import Occurrence, OccurrenceCopy, OccurrenceStatus, Series
 from service.settings import Settings
@@ -75,12 +76,26 @@ REFUSED_NOTE = ("not written: the provider answered the write with not found (40
 ConnectorFor = Callable[[int], CalendarConnector]  # calendar id -> connector of its account
 
 
-def writing_account(session: Session, *, agenda_id: int) -> int | None:
-    """The account whose grant the write of this agenda uses (the organizer's), None when
-    there is none or it is not active (re-consent needed: no write until it signs in)."""
-    record = session.get(AgendaRecord, agenda_id)
-    copy = target_copy(session, record.occurrence_id) if record else None
-    return active_account_of_calendar(session, calendar_id=copy.calendar_id) if copy else None
+def writing_account(session: Session, *, agenda_id: int) -> ActingAccount | None:
+    """The account whose grant the write of this agenda uses (the organizer's, through the
+    copy `target_copy` picks), None when there is none or it is not active (re-consent
+    needed: no write until it signs in). One statement, with the account's pace."""
+    return acting_account(session.execute(
+        select(*ACTING_COLUMNS).select_from(AgendaRecord)
+        .join(OccurrenceCopy, OccurrenceCopy.id == _target_copy_id())
+        .join(Calendar, Calendar.id == OccurrenceCopy.calendar_id)
+        .join(Account, Account.id == Calendar.account_id)
+        .where(AgendaRecord.id == agenda_id, Account.status == AccountStatus.ACTIVE)).first())
+
+
+def _target_copy_id() -> ScalarSelect[int]:
+    """SQL, correlated to `agendas`: the id of the copy `planner.target_copy` picks for the
+    agenda's occurrence (the same rule: the account, the write and the plan agree)."""
+    copy = aliased(OccurrenceCopy)
+    return (select(copy.id).where(copy.occurrence_id == AgendaRecord.occurrence_id,
+                                  copy.removed.is_(False),
+                                  copy.is_organizer_copy.is_(True))
+            .order_by(copy.id).limit(1).correlate_except(copy).scalar_subquery())
 
 
 def write_agenda(factory: sessionmaker[Session], *, agenda_id: int, connector_for: ConnectorFor,
@@ -94,16 +109,14 @@ def write_agenda(factory: sessionmaker[Session], *, agenda_id: int, connector_fo
     `request_sync`, sent right away, so the cancellation is recorded now, not at the next poll.
     """
     with factory() as session:
-        record = session.get(AgendaRecord, agenda_id)
-        if record is None:
+        found = _planning_inputs(session, agenda_id=agenda_id)
+        if found is None:
             return WriteOutcome.SKIPPED
-        occurrence = session.get(Occurrence, record.occurrence_id)
-        series = session.get(Series, occurrence.series_id) if occurrence else None
+        record, occurrence, series, copy, provider_calendar_id = found
         if occurrence is None or series is None or series.pair_id is None \
                 or occurrence.status != OccurrenceStatus.CONFIRMED \
                 or occurrence.scheduled_start <= now:
             return WriteOutcome.SKIPPED
-        copy = target_copy(session, occurrence.id)
         if is_abandoned(record, copy):
             return WriteOutcome.SKIPPED  # found cancelled already; waiting for the sync
         if copy is not None and copy.description is not None \
@@ -118,9 +131,8 @@ def write_agenda(factory: sessionmaker[Session], *, agenda_id: int, connector_fo
             _mark_written(record, copy, planned.agenda, now)
             session.commit()
             return WriteOutcome.UNCHANGED
-        calendar = session.get(Calendar, copy.calendar_id)
-        assert calendar is not None
-        target = _Target(calendar.id, calendar.provider_calendar_id, copy.id,
+        assert provider_calendar_id is not None
+        target = _Target(copy.calendar_id, provider_calendar_id, copy.id,
                          copy.provider_event_id, copy.description, copy.description_is_html,
                          copy.etag)
         occurrence_id = occurrence.id
@@ -165,22 +177,73 @@ def write_agenda(factory: sessionmaker[Session], *, agenda_id: int, connector_fo
         raise
 
     with factory.begin() as session:
-        copy = session.get(OccurrenceCopy, target.copy_id)
-        record = session.get(AgendaRecord, agenda_id)
-        if copy is None or record is None:
+        if event is None:  # the description cannot take a block: owed no more until a
+            # sync brings a new description (which plans it again)
+            _owe_no_write(session, agenda_id=agenda_id, copy_id=target.copy_id)
             return WriteOutcome.SKIPPED
-        if event is None:  # the description cannot take a block: owed no more until a sync
-            record.needs_write = False  # brings a new description (which plans it again)
-            return WriteOutcome.SKIPPED
-        copy.etag = event.etag
-        copy.description = event.description
-        copy.description_is_html = event.description_is_html
-        copy.block_hash = block_hash_in(event.description)
-        _mark_written(record, copy, agenda, now)
+        if not _record_written(session, agenda_id=agenda_id, copy_id=target.copy_id,
+                               event=event, agenda=agenda, now=now):
+            return WriteOutcome.SKIPPED  # the agenda or the copy was removed meanwhile
     AGENDA_WRITES.inc()
     log.info("agenda %s written into occurrence %s (calendar %s)", agenda_id, occurrence_id,
              target.calendar_id)
     return WriteOutcome.WRITTEN
+
+
+_PlanningInputs = tuple[AgendaRecord, Occurrence | None, Series | None, OccurrenceCopy | None,
+                        str | None]
+
+
+def _planning_inputs(session: Session, *, agenda_id: int) -> _PlanningInputs | None:
+    """The agenda, its occurrence and series, the copy to write into and its calendar's
+    provider id, in one statement (None: no such agenda)."""
+    row = session.execute(
+        select(AgendaRecord, Occurrence, Series, OccurrenceCopy, Calendar.provider_calendar_id)
+        .select_from(AgendaRecord)
+        .outerjoin(Occurrence, Occurrence.id == AgendaRecord.occurrence_id)
+        .outerjoin(Series, Series.id == Occurrence.series_id)
+        .outerjoin(OccurrenceCopy, OccurrenceCopy.id == _target_copy_id())
+        .outerjoin(Calendar, Calendar.id == OccurrenceCopy.calendar_id)
+        .where(AgendaRecord.id == agenda_id)).first()
+    if row is None:
+        return None
+    record, occurrence, series, copy, provider_calendar_id = row
+    return record, occurrence, series, copy, provider_calendar_id
+
+
+def _owe_no_write(session: Session, *, agenda_id: int, copy_id: int) -> None:
+    """The agenda is owed no write (while its copy is still there), in one UPDATE."""
+    session.execute(update(AgendaRecord)
+                    .where(AgendaRecord.id == agenda_id, _exists(OccurrenceCopy, copy_id))
+                    .values(needs_write=False).execution_options(synchronize_session=False))
+
+
+def _record_written(session: Session, *, agenda_id: int, copy_id: int, event: CalendarEvent,
+                    agenda: Agenda, now: datetime) -> bool:
+    """Store the event as written on its copy and mark the agenda written, with UPDATEs and
+    no read first; False when either row is gone (then the agenda is not marked)."""
+    copied = session.execute(  # type: ignore[attr-defined]
+        update(OccurrenceCopy)
+        .where(OccurrenceCopy.id == copy_id, _exists(AgendaRecord, agenda_id))
+        .values(etag=event.etag, description=event.description,
+                description_is_html=event.description_is_html,
+                block_hash=block_hash_in(event.description))
+        .execution_options(synchronize_session=False)).rowcount
+    if not copied:
+        return False
+    values = _written_values(agenda, copy_id=copy_id, etag=event.etag)
+    first_time = AgendaRecord.written_hash.is_distinct_from(values["written_hash"])
+    marked = session.execute(  # type: ignore[attr-defined]
+        update(AgendaRecord).where(AgendaRecord.id == agenda_id)
+        .values(written_at=case((first_time, literal(now, AgendaRecord.written_at.type)),
+                                else_=AgendaRecord.written_at), **values)
+        .execution_options(synchronize_session=False)).rowcount
+    return bool(marked)
+
+
+def _exists(model: type[AgendaRecord] | type[OccurrenceCopy], row_id: int) -> ColumnElement[bool]:
+    """SQL: the row with this id is still there."""
+    return select(model.id).where(model.id == row_id).exists()
 
 
 @dataclass(frozen=True)
@@ -264,9 +327,8 @@ def _record_failure(factory: sessionmaker[Session], *, agenda_id: int, note: str
     """Keep why the write failed on the agenda (the caller re-raises: retry or give up is the
     worker's call); a later successful write clears it."""
     with factory.begin() as session:
-        record = session.get(AgendaRecord, agenda_id)
-        if record is not None:
-            record.last_error = note
+        session.execute(update(AgendaRecord).where(AgendaRecord.id == agenda_id)
+                        .values(last_error=note).execution_options(synchronize_session=False))
 
 
 def _holds(description: str, digest: str) -> bool:
@@ -279,14 +341,17 @@ def _holds(description: str, digest: str) -> bool:
 
 def _mark_written(record: AgendaRecord, copy: OccurrenceCopy, agenda: Agenda,
                   now: datetime) -> None:
-    """The invite holds this agenda now; its lines are the base for reading people's edits."""
-    digest = content_hash(agenda)
-    if record.written_hash != digest:
+    """The invite holds this agenda now (its copy as loaded in this session)."""
+    values = _written_values(agenda, copy_id=copy.id, etag=copy.etag)
+    if record.written_hash != values["written_hash"]:
         record.written_at = now
-    record.written_hash = digest
-    record.written_text = "\n".join(block_lines(agenda))
-    record.written_copy_id = copy.id
-    record.provider_etag = copy.etag
-    record.last_error = None
-    record.abandoned_etag = None
-    record.needs_write = False
+    for name, value in values.items():
+        setattr(record, name, value)
+
+
+def _written_values(agenda: Agenda, *, copy_id: int, etag: str | None) -> dict[str, object]:
+    """The agenda's columns once the invite holds `agenda`; its lines are the base for
+    reading people's edits (`written_at` moves only when the content does)."""
+    return {"written_hash": content_hash(agenda), "written_text": "\n".join(block_lines(agenda)),
+            "written_copy_id": copy_id, "provider_etag": etag, "last_error": None,
+            "abandoned_etag": None, "needs_write": False}

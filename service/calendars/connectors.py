@@ -15,6 +15,7 @@ from collections import OrderedDict
 from typing import Any
 
 import httpx
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from connectors.base import CalendarConnector, CallObserver, DirectoryConnector
@@ -62,6 +63,7 @@ class UnknownProvider(ValueError):
 # (MSAL's application and cache; its idle authority connection is closed), so 10,000 stay
 # under ~160 MB.
 CONNECTORS_PER_PROCESS = 10_000
+CALENDARS_PER_PROCESS = 100_000  # calendar -> account ids kept (~100 bytes each)
 BUILD_STRIPES = 64  # locks that keep two threads from building one account's connector
 
 
@@ -90,6 +92,7 @@ class AccountConnectors:
         self.vault = vault or Vault.from_settings(settings)
         self.capacity = capacity
         self._connectors: OrderedDict[int, tuple[str, CalendarConnector]] = OrderedDict()
+        self._calendar_accounts: OrderedDict[int, int] = OrderedDict()  # calendar -> account
         self._lock = threading.Lock()
         self._building = [threading.Lock() for _ in range(BUILD_STRIPES)]
         self._google_http = PerThreadHttp(ca_bundle=outgoing_ca_bundle(settings))
@@ -100,12 +103,27 @@ class AccountConnectors:
 
     def for_calendar(self, calendar_id: int) -> CalendarConnector:
         """The connector of the account that owns `calendar_id`."""
+        return self.for_account(self._account_of(calendar_id))
+
+    def _account_of(self, calendar_id: int) -> int:
+        """The calendar's account, read once per process: a calendar never moves to another
+        account (`account_id` is set when it is stored, and `save_calendars` finds it by
+        account), and rows are not deleted, so the answer cannot go stale."""
+        with self._lock:
+            account_id = self._calendar_accounts.get(calendar_id)
+        if account_id is not None:
+            return account_id
         with read_session(self.factory) as session:
-            calendar = session.get(Calendar, calendar_id)
-            if calendar is None:
-                raise LookupError(f"calendar {calendar_id} does not exist")
-            account_id = calendar.account_id
-        return self.for_account(account_id)
+            account_id = session.scalar(select(Calendar.account_id)
+                                        .where(Calendar.id == calendar_id))
+        if account_id is None:
+            raise LookupError(f"calendar {calendar_id} does not exist")
+        with self._lock:
+            self._calendar_accounts[calendar_id] = account_id
+            self._calendar_accounts.move_to_end(calendar_id)
+            while len(self._calendar_accounts) > CALENDARS_PER_PROCESS:
+                self._calendar_accounts.popitem(last=False)
+        return account_id
 
     def for_account(self, account_id: int) -> CalendarConnector:
         """A connector for the stored account, authenticated with its own grant."""

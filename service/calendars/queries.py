@@ -14,7 +14,7 @@ from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
 from service.accounts.models import Account, AccountStatus
-from service.accounts.pace import ready_accounts
+from service.accounts.pace import ACTING_COLUMNS, ActingAccount, acting_account, ready_accounts
 from service.calendars.models import Calendar
 from service.db import utcnow
 from service.people.models import Person
@@ -26,17 +26,18 @@ def active_account_ids(session: Session) -> list[int]:
         Account.status == AccountStatus.ACTIVE).order_by(Account.id)))
 
 
-def active_account(session: Session, *, account_id: int) -> int | None:
-    """`account_id` when that account exists and is active, else None."""
-    account = session.get(Account, account_id)
-    return account.id if account is not None and account.status == AccountStatus.ACTIVE \
-        else None
+def active_account(session: Session, *, account_id: int) -> ActingAccount | None:
+    """That account when it exists and is active (with its pace: one statement), else None."""
+    return acting_account(session.execute(select(*ACTING_COLUMNS).where(
+        Account.id == account_id, Account.status == AccountStatus.ACTIVE)).first())
 
 
-def active_account_of_calendar(session: Session, *, calendar_id: int) -> int | None:
-    """The account that owns the calendar, when both exist and the account is active."""
-    calendar = session.get(Calendar, calendar_id)
-    return active_account(session, account_id=calendar.account_id) if calendar else None
+def active_account_of_calendar(session: Session, *, calendar_id: int) -> ActingAccount | None:
+    """The account that owns the calendar, when both exist and the account is active (with
+    its pace: one statement)."""
+    return acting_account(session.execute(
+        select(*ACTING_COLUMNS).join(Calendar, Calendar.account_id == Account.id)
+        .where(Calendar.id == calendar_id, Account.status == AccountStatus.ACTIVE)).first())
 
 
 @dataclass(frozen=True)
