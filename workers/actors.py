@@ -18,7 +18,6 @@ from dramatiq.brokers.stub import StubBroker
 from connectors.errors import AuthRevoked, Transient
 from service.accounts.crypto import Vault
 from service.accounts.models import Account, AccountStatus, DirectoryGrant
-from service.accounts.pace import account_pace
 from service.accounts.service import mark_grant_needs_reconsent
 from service.agenda.planner import plan_due_agendas, plan_touched_pairs
 from service.agenda.writer import write_agenda as write_agenda_into_invite
@@ -277,13 +276,10 @@ def check_occurrence(occurrence_id: int) -> None:
 
     An alert does not wait for a throttled account: it goes out on time without free/busy."""
     rt = current()
-    account_id = message_context().account_id
-    if account_id is not None:
-        with read_session(rt.factory) as session:
-            pace = account_pace(session, account_id=account_id)
-        if pace is not None and pace.wait is not None:
-            account_id = None
-    free_busy = rt.connectors.for_account(account_id).free_busy if account_id else None
+    account = message_context().account
+    if account is not None and account.pace().wait is not None:
+        account = None
+    free_busy = rt.connectors.for_account(account.id).free_busy if account else None
     result = outcomes.check_occurrence(rt.factory, occurrence_id=occurrence_id,
                                        settings=rt.settings, now=rt.clock(), free_busy=free_busy)
     if result.outbox_id is None:

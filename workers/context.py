@@ -28,9 +28,9 @@ from workers.runtime import current
 
 log = logging.getLogger(__name__)
 
-AccountOf = Callable[..., int | ActingAccount | None]
-"""`(session, **the actor's arguments) -> account`, None when there is none to act for: an
-`ActingAccount` (read with its pace columns, so the pace needs no second read) or an id."""
+AccountOf = Callable[..., ActingAccount | None]
+"""`(session, **the actor's arguments) -> account`, None when there is none to act for; read
+with its pace columns, so the pace needs no second read."""
 
 ACCOUNT_OF = "account_of"
 
@@ -48,14 +48,14 @@ class MessageContext:
         self._account_of = account_of
         self._arguments = arguments
         self._resolved = False
-        self._account: int | ActingAccount | None = None
+        self._account: ActingAccount | None = None
         self._tokens: tuple[Token[MessageContext | None], Token[CallRecorder | None]] | None \
             = None
         self.what = what
         self.recorder = CallRecorder(None)
 
     @property
-    def account(self) -> int | ActingAccount | None:
+    def account(self) -> ActingAccount | None:
         """What `account_of` answered for this message, looked up on first use."""
         if not self._resolved:
             with read_session(current().factory) as session:
@@ -68,7 +68,7 @@ class MessageContext:
     def account_id(self) -> int | None:
         """The account this message acts for (its grant, its recorded calls)."""
         account = self.account
-        return account.id if isinstance(account, ActingAccount) else account
+        return account.id if account is not None else None
 
     def open(self) -> MessageContext:
         """Make this the current context; connectors' calls are recorded into it."""

@@ -23,8 +23,7 @@ import dramatiq
 from dramatiq.rate_limits import ConcurrentRateLimiter, RateLimiterBackend
 from dramatiq.rate_limits.backends import StubBackend
 
-from service.accounts.pace import AccountPace, ActingAccount, account_pace
-from service.db import read_session
+from service.accounts.pace import ActingAccount
 from workers.runtime import current
 
 log = logging.getLogger(__name__)
@@ -55,26 +54,15 @@ def _backend(broker: dramatiq.Broker) -> RateLimiterBackend:
 
 
 @contextmanager
-def account_turn(account: int | ActingAccount | None) -> Iterator[None]:
+def account_turn(account: ActingAccount | None) -> Iterator[None]:
     """Run the block when the account may call its provider; else send the message back
-    to the queue (`dramatiq.Retry`) with the delay it has to wait.
-
-    An `ActingAccount` was read by this very message's `account_of` (its `not_before` is
-    as fresh as a read here would be); an id is read here."""
+    to the queue (`dramatiq.Retry`) with the delay it has to wait. The account was read by
+    this very message's `account_of`, so its `not_before` is as fresh as a read here."""
     if account is None:
         yield
         return
     rt = current()
-    pace: AccountPace | None
-    if isinstance(account, ActingAccount):
-        account_id, pace = account.id, account.pace()
-    else:
-        account_id = account
-        with read_session(rt.factory) as session:
-            pace = account_pace(session, account_id=account_id)
-    if pace is None:
-        yield
-        return
+    account_id, pace = account.id, account.pace()
     if pace.wait is not None:
         delay_ms = max(int(pace.wait.total_seconds() * 1000), 1)
         log.debug("account %s waits (provider asked); message back in %d ms", account_id,

@@ -64,8 +64,8 @@ def show_cancellations(started: Started, boxes: _Boxes, *, sync: Callable[[Start
     outbox_ids = []
     for occurrence_id in due:
         with rt.factory() as session:
-            account_id = outcomes.alert_account(session, occurrence_id=occurrence_id)
-        free_busy = rt.connectors.for_account(account_id).free_busy if account_id else None
+            account = outcomes.alert_account(session, occurrence_id=occurrence_id)
+        free_busy = rt.connectors.for_account(account.id).free_busy if account else None
         result = outcomes.check_occurrence(rt.factory, occurrence_id=occurrence_id,
                                            settings=rt.settings, now=later, free_busy=free_busy)
         with rt.factory() as session:

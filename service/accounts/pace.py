@@ -3,9 +3,10 @@
 A provider that throttles one account says how long to wait (``Retry-After``: Graph,
 https://learn.microsoft.com/en-us/graph/throttling; Google, 429/403 rateLimitExceeded,
 https://developers.google.com/calendar/api/guides/errors). The wait belongs to the account,
-not to the message that heard it: every actor acting for the account checks `account_pace`
-first and the reconciler enqueues nothing for it before `not_before` (`ready_accounts`), so
-the reconciler, dramatiq's retries and the connector's own retries no longer multiply.
+not to the message that heard it: every actor acting for the account checks its pace
+first (`ActingAccount`, read with the account) and the reconciler enqueues nothing for it
+before `not_before` (`ready_accounts`), so the reconciler, dramatiq's retries and the
+connector's own retries no longer multiply.
 
 Times here are wall-clock (`service.db.utcnow`), like Retry-After itself and like the sync
 lease: they pace real requests, not the product's notion of "now".
@@ -18,7 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, or_, select, update
+from sqlalchemy import ColumnElement, and_, or_, update
 from sqlalchemy.orm import Session
 
 from service.accounts.models import Account, AccountStatus
@@ -44,13 +45,6 @@ class AccountPace:
 
     provider: str
     wait: timedelta | None  # still to wait before the next call; None: call now
-
-
-def account_pace(session: Session, *, account_id: int) -> AccountPace | None:
-    """The account's provider and how long it must still wait; None when it is gone."""
-    row = session.execute(select(Account.provider, Account.not_before)
-                          .where(Account.id == account_id)).first()
-    return None if row is None else pace_of(*row)
 
 
 def pace_of(provider: str, not_before: datetime | None) -> AccountPace:

@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session, aliased, sessionmaker
 from connectors.base import BusyInterval, FreeBusy
 from connectors.errors import ConnectorError, RateLimited
 from service.accounts.models import Account, AccountStatus
+from service.accounts.pace import ACTING_COLUMNS, ActingAccount, acting_account
 from service.db import chunks
 from service.email.models import OutboxMessage, OutboxStatus
 from service.email.outbox import enqueue
@@ -329,17 +330,18 @@ class CheckResult:
     reason: str = ""
 
 
-def alert_account(session: Session, *, occurrence_id: int) -> int | None:
-    """The account whose connector reads free/busy: the manager's, else the report's."""
+def alert_account(session: Session, *, occurrence_id: int) -> ActingAccount | None:
+    """The account whose connector reads free/busy (with its pace): the manager's, else the
+    report's."""
     ctx = occurrence_context(session, occurrence_id)
     if ctx is None:
         return None
     for person in (ctx.manager, ctx.report):
-        account_id = session.scalar(select(Account.id).where(
+        account = acting_account(session.execute(select(*ACTING_COLUMNS).where(
             Account.email == person.email, Account.status == AccountStatus.ACTIVE)
-            .order_by(Account.id).limit(1))
-        if account_id is not None:
-            return account_id
+            .order_by(Account.id).limit(1)).first())
+        if account is not None:
+            return account
     return None
 
 

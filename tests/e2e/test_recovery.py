@@ -17,6 +17,7 @@ from sandbox.admin import RecordedRequest
 from service.accounts.models import Account, AccountStatus
 from service.agenda.models import AgendaRecord
 from service.calendars.models import Calendar, ProviderCallLog
+from service.calendars.queries import active_account
 from service.db import utcnow
 from service.sync.calendar_sync import LEASE, backoff
 from workers import actors
@@ -213,8 +214,9 @@ def test_a_page_cut_off_mid_body_fails_the_calendar_with_its_reason_and_backs_of
 
 def test_an_account_has_at_most_its_configured_calls_in_flight(harness: Harness) -> None:
     harness.runtime.settings.google_account_concurrency = 2
-    maya = harness.connect(CASES["google"].manager)
-    other = harness.connect(CASES["google"].report)
+    ids = [harness.connect(CASES["google"].manager), harness.connect(CASES["google"].report)]
+    with harness.session() as session:
+        maya, other = (active_account(session, account_id=i) for i in ids)
 
     with account_turn(maya), account_turn(maya):
         with pytest.raises(dramatiq.Retry):

@@ -19,8 +19,10 @@ from sqlalchemy.orm import Session
 from connectors.base import ProviderCall
 from connectors.errors import BadRequest, RateLimited
 from service.accounts.models import Account
+from service.accounts.pace import ActingAccount
 from service.calendars.calls import record_call
 from service.calendars.models import ProviderCallLog
+from service.calendars.queries import active_account
 from service.db import make_engine, migrate, session_factory
 from service.settings import Settings
 from workers import context
@@ -75,9 +77,9 @@ def account_id(runtime: Runtime) -> int:
         return account.id
 
 
-def _the_account(session: Session, *, account_id: int) -> int | None:
+def _the_account(session: Session, *, account_id: int) -> ActingAccount | None:
     """`account_of` of the tiny actors: the account named by the message."""
-    return account_id
+    return active_account(session, account_id=account_id)
 
 
 def _call(status: int) -> ProviderCall:
