@@ -13,19 +13,21 @@ with nothing due costs the same few statements whatever the number of series.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
+from functools import partial
 
-from sqlalchemy import and_, case, func, select
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from service.accounts.models import Account
 from service.accounts.pace import ready_accounts
 from service.agenda.block import content_hash
 from service.agenda.generator import Agenda, FollowUp, compose_agenda, kind_for
-from service.agenda.items import queued_topics
+from service.agenda.items import topics_for_occurrences
 from service.agenda.links import invite_links
-from service.agenda.models import ActionItem, AgendaRecord
+from service.agenda.models import ActionItem, AgendaRecord, PairTopic
 from service.agenda.questions import Area
 from service.agenda.rows import agenda_row
 from service.agenda.wanted import (
@@ -37,6 +39,7 @@ from service.agenda.wanted import (
     window,
 )
 from service.calendars.models import Calendar
+from service.db import IN_CHUNK, chunks
 from service.pairs.models import (
     Occurrence,
     OccurrenceCopy,
@@ -76,79 +79,126 @@ def plan_occurrence(session: Session, *, occurrence: Occurrence, series: Series,
     # referenced until planned, so the links find the pair and its people in the session's
     # identity map (it holds objects only while referenced) instead of reading them again
     people = [session.get(Person, i) for i in (pair.report_id, pair.manager_id)] if pair else []
+    follow_ups = _follow_ups(session, [pair]).get(series.pair_id, []) if pair else []
+    history = _histories(session, {series.pair_id: (occurrence, series)})[series.pair_id]
     planned = _plan(session, occurrence=occurrence, series=series, settings=settings,
-                    found=found, follow_ups=_follow_ups(session, pair))
+                    found=found, follow_ups=follow_ups, history=history)
     del people
     return planned
 
 
+@dataclass(frozen=True)
+class _History:
+    """What planning an occurrence reads of its pair's past: the last meetings' areas and
+    questions (most recent first), how many agendas came before (the rotation of kinds),
+    whether one was in this series, and the topics that may go into it."""
+
+    recent: list[tuple[list[str], list[str]]]
+    count: int
+    in_this_series: bool
+    topics: list[PairTopic]
+
+
+def _histories(session: Session,
+               planning: dict[int, tuple[Occurrence, Series]]) -> dict[int, _History]:
+    """`_History` of each pair's occurrence (pair id -> (occurrence, series)), in one query
+    of each kind for all of them: the last meetings before it, the count by series, the
+    topics. The history is read bounded, whatever its length."""
+    recent: dict[int, list[tuple[list[str], list[str]]]] = {p: [] for p in planning}
+    counts: dict[int, Counter[int]] = {p: Counter() for p in planning}
+    pair_ids = sorted(planning)
+    for chunk in chunks(pair_ids, IN_CHUNK // 2):  # two bound parameters per pair
+        earlier = or_(*(and_(AgendaRecord.pair_id == p,
+                             Occurrence.original_start < planning[p][0].original_start)
+                        for p in chunk))
+        rank = func.row_number().over(partition_by=AgendaRecord.pair_id,
+                                      order_by=Occurrence.original_start.desc())
+        last = select(AgendaRecord.pair_id, AgendaRecord.areas, AgendaRecord.question_ids,
+                      rank.label("rank")) \
+            .join(Occurrence, Occurrence.id == AgendaRecord.occurrence_id) \
+            .where(earlier).subquery()
+        for pair_id, areas, question_ids in session.execute(
+                select(last.c.pair_id, last.c.areas, last.c.question_ids)
+                .where(last.c.rank <= RECENT_MEETINGS_FOR_REPEATS)
+                .order_by(last.c.pair_id, last.c.rank)):
+            recent[pair_id].append((areas, question_ids))
+        for pair_id, series_id, count in session.execute(
+                select(AgendaRecord.pair_id, Occurrence.series_id, func.count())
+                .join(Occurrence, Occurrence.id == AgendaRecord.occurrence_id).where(earlier)
+                .group_by(AgendaRecord.pair_id, Occurrence.series_id)):
+            counts[pair_id][series_id] = count
+    topics = topics_for_occurrences(
+        session, {p: occurrence.id for p, (occurrence, _) in planning.items()})
+    return {p: _History(recent=recent[p], count=counts[p].total(),
+                        in_this_series=counts[p][series.id] > 0, topics=topics[p])
+            for p, (_, series) in planning.items()}
+
+
 def _plan(session: Session, *, occurrence: Occurrence, series: Series, settings: Settings,
-          found: AgendaRecord | None, follow_ups: list[FollowUp]) -> PlannedAgenda:
-    """`plan_occurrence` with the occurrence's record and the pair's open items given (a
-    batch reads them once). The pair's history is read bounded: the last meetings that the
-    balance and the repeats look at, and one count for the rotation of kinds."""
+          found: AgendaRecord | None, follow_ups: list[FollowUp], history: _History,
+          needs_write: Callable[[str], bool] | None = None) -> PlannedAgenda:
+    """`plan_occurrence` with the occurrence's record, the pair's open items and history
+    given (a batch reads them once); `needs_write`, given the plan's hash, whether the
+    invite lacks it (left as it is without)."""
     assert series.pair_id is not None
     pair_id = series.pair_id
-    earlier = (AgendaRecord.pair_id == pair_id,
-               Occurrence.original_start < occurrence.original_start)
-    recent = session.execute(
-        select(AgendaRecord.areas, AgendaRecord.question_ids)
-        .join(Occurrence, Occurrence.id == AgendaRecord.occurrence_id).where(*earlier)
-        .order_by(Occurrence.original_start.desc()).limit(RECENT_MEETINGS_FOR_REPEATS)
-    ).all()
-    count, in_this_series = session.execute(
-        select(func.count(), func.coalesce(func.max(case(
-            (Occurrence.series_id == series.id, 1), else_=0)), 0))
-        .select_from(AgendaRecord)
-        .join(Occurrence, Occurrence.id == AgendaRecord.occurrence_id).where(*earlier)
-    ).one()
     areas: Counter[Area] = Counter({area: 0 for area in Area})
-    for record_areas, _ in recent[:RECENT_MEETINGS_FOR_BALANCE]:
+    for record_areas, _ in history.recent[:RECENT_MEETINGS_FOR_BALANCE]:
         areas.update(Area(a) for a in record_areas)
     # most recent first, so an exhausted pool brings back the question asked longest ago
-    recently_asked = [q for _, question_ids in recent for q in question_ids]
-    topics = queued_topics(session, pair_id=pair_id, for_occurrence_id=occurrence.id)
+    recently_asked = [q for _, question_ids in history.recent for q in question_ids]
+    topics = history.topics
     for topic in topics:
         topic.used_in_occurrence_id = occurrence.id
     agenda = compose_agenda(
         series_key=f"pair-{pair_id}",
         occurrence_date=occurrence.original_start.date(),
-        kind=kind_for(cadence=settings.kinds, occurrence_index=count),
+        kind=kind_for(cadence=settings.kinds, occurrence_index=history.count),
         report_topics=[t.text for t in topics if t.added_by == "report" and not t.private],
         manager_topics=[t.text for t in topics if t.added_by == "manager" and not t.private],
         invite_topics=[t.text for t in topics if t.added_by not in ("report", "manager")],
         open_action_items=follow_ups,
         recent_area_counts=dict(areas),
         recently_asked=recently_asked,
-        first_of_series=not in_this_series,
+        first_of_series=not history.in_this_series,
         dismissed=found.dismissed if found is not None else (),
     )
     agenda = replace(agenda, links=invite_links(session, settings, pair_id=pair_id,
                                                 occurrence=occurrence))
     digest = content_hash(agenda)
-    # insert-or-get: the other person's sync may be planning this occurrence right now
+    kind, areas_planned = str(agenda.kind), sorted(str(a) for a in agenda.areas)
+    question_ids = [*agenda.question_ids, *agenda.section_ids]
+    # insert-or-get, inserting the plan itself: the other person's sync may be planning this
+    # occurrence right now, and then its row gets these values in an UPDATE
+    write = needs_write(digest) if needs_write is not None else None
     record = found or agenda_row(session, occurrence_id=occurrence.id, pair_id=pair_id,
-                                 content_hash=digest, kind=str(agenda.kind))
-    record.pair_id = pair_id
-    record.kind = str(agenda.kind)
-    record.areas = sorted(str(a) for a in agenda.areas)
-    record.question_ids = [*agenda.question_ids, *agenda.section_ids]
-    record.content_hash = digest
+                                 content_hash=digest, kind=kind, areas=areas_planned,
+                                 question_ids=question_ids, needs_write=bool(write))
+    record.pair_id, record.kind, record.content_hash = pair_id, kind, digest
+    record.areas, record.question_ids = areas_planned, question_ids
+    if write is not None:
+        record.needs_write = write
     session.flush()
     return PlannedAgenda(record=record, agenda=agenda, content_hash=digest)
 
 
-def _follow_ups(session: Session, pair: Pair | None) -> list[FollowUp]:
-    """The pair's open action items, oldest first, each with its owner's first name (the
-    role when no name is known): items belong to the pair, so they outlive any series."""
-    if pair is None:
-        return []
-    owners = {role: _first_name(session.get(Person, person_id), role.capitalize())
-              for role, person_id in (("report", pair.report_id), ("manager", pair.manager_id))}
-    items = session.scalars(
-        select(ActionItem).where(ActionItem.pair_id == pair.id, ActionItem.closed_at.is_(None))
-        .order_by(ActionItem.created_at, ActionItem.id)).all()
-    return [FollowUp(item.text, item_id=item.id, owner=owners.get(item.owner)) for item in items]
+def _follow_ups(session: Session, pairs: list[Pair]) -> dict[int, list[FollowUp]]:
+    """Each pair's open action items, oldest first, each with its owner's first name (the
+    role when no name is known), in one query: items belong to the pair, so they outlive any
+    series. The people are read from the session (held by the caller)."""
+    owners = {pair.id: {role: _first_name(session.get(Person, person_id), role.capitalize())
+                        for role, person_id in (("report", pair.report_id),
+                                                ("manager", pair.manager_id))}
+              for pair in pairs}
+    found: dict[int, list[FollowUp]] = {pair.id: [] for pair in pairs}
+    for chunk in chunks(sorted(owners)):
+        for item in session.scalars(
+                select(ActionItem).where(ActionItem.pair_id.in_(chunk),
+                                         ActionItem.closed_at.is_(None))
+                .order_by(ActionItem.pair_id, ActionItem.created_at, ActionItem.id)):
+            found[item.pair_id].append(FollowUp(item.text, item_id=item.id,
+                                                owner=owners[item.pair_id].get(item.owner)))
+    return found
 
 
 def _first_name(person: Person | None, fallback: str) -> str:
@@ -244,23 +294,35 @@ def _plan_series(session: Session, *, settings: Settings, now: datetime,
     records = {r.occurrence_id: r for r in session.scalars(
         select(AgendaRecord).where(AgendaRecord.occurrence_id.in_(occurrence_ids)))}
     held = _pairs_and_people(session, {series.pair_id for _, series in upcoming})
-    follow_ups: dict[int, list[FollowUp]] = {}
-    planned: list[int] = []
-    for occurrence, series in upcoming:
-        copy, found = copies.get(occurrence.id), records.get(occurrence.id)
-        if is_abandoned(found, copy):
-            continue  # cancelled at the provider; its topics went back to the queue
+    todo = [(occurrence, series) for occurrence, series in upcoming
+            if not is_abandoned(records.get(occurrence.id), copies.get(occurrence.id))]
+    # (abandoned: cancelled at the provider; its topics went back to the queue)
+    follow_ups = _follow_ups(session, [p for p in held if isinstance(p, Pair)])
+    firsts: dict[int, tuple[Occurrence, Series]] = {}
+    for occurrence, series in todo:
         assert series.pair_id is not None
-        if series.pair_id not in follow_ups:
-            follow_ups[series.pair_id] = _follow_ups(session, session.get(Pair, series.pair_id))
+        firsts.setdefault(series.pair_id, (occurrence, series))
+    histories = _histories(session, firsts)
+    touched: set[int] = set()  # pairs whose history this batch changed: read again
+    planned: list[int] = []
+    for occurrence, series in todo:
+        assert series.pair_id is not None
+        copy, found = copies.get(occurrence.id), records.get(occurrence.id)
+        history = histories[series.pair_id] if series.pair_id not in touched else \
+            _histories(session, {series.pair_id: (occurrence, series)})[series.pair_id]
+        touched.update({series.pair_id, *([found.pair_id] if found is not None else [])})
         result = _plan(session, occurrence=occurrence, series=series, settings=settings,
-                       found=found, follow_ups=follow_ups[series.pair_id])
-        result.record.needs_write = copy is not None and copy.description is not None \
-            and copy.block_hash != result.content_hash
+                       found=found, follow_ups=follow_ups.get(series.pair_id, []),
+                       history=history, needs_write=partial(_needs_write, copy))
         planned.append(result.record.id)
     session.flush()
     del held
     return planned
+
+
+def _needs_write(copy: OccurrenceCopy | None, digest: str) -> bool:
+    """Whether the invite's block lacks the plan `digest` (nothing to write without one)."""
+    return copy is not None and copy.description is not None and copy.block_hash != digest
 
 
 def _pairs_and_people(session: Session, pair_ids: set[int | None]) -> list[object]:

@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import case, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from connectors.base import CalendarConnector, ChangePage
@@ -80,15 +80,17 @@ class SyncLease:
         """In `session`'s transaction (after `renew`): True when a sync was requested while
         the round ran (the request is taken: another round follows); otherwise the lease is
         let go in that same transaction. A request made after it commits finds the lease
-        free and syncs itself, so none is lost between the two."""
-        again = session.execute(  # type: ignore[attr-defined]
+        free and syncs itself, so none is lost between the two. One UPDATE does both: its
+        CASEs read the row as it was (the request), and it returns the holder it leaves."""
+        requested = Calendar.sync_requested_at.is_not(None)
+        kept = session.scalar(
             update(Calendar)
-            .where(Calendar.id == self.calendar_id, Calendar.sync_requested_at.is_not(None))
-            .values(sync_requested_at=None)
-        ).rowcount
-        if not again:
-            _release(session, self)
-        return bool(again)
+            .where(Calendar.id == self.calendar_id, Calendar.sync_lease_holder == self.holder)
+            .values(sync_requested_at=None,
+                    sync_lease_until=case((requested, Calendar.sync_lease_until), else_=None),
+                    sync_lease_holder=case((requested, Calendar.sync_lease_holder), else_=None))
+            .returning(Calendar.sync_lease_holder))
+        return kept is not None
 
 
 _told_lock = threading.Lock()
