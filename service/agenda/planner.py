@@ -34,7 +34,7 @@ from service.agenda.wanted import (
     Marks,
     clear_marks,
     mark_time_driven,
-    want_plan,
+    want_series_plans,
     wanted_marks,
     window,
 )
@@ -380,10 +380,9 @@ def plan_touched_pairs(factory: sessionmaker[Session], *, series_ids: set[int],
     if not series_ids:
         return []
     with factory.begin() as session:
-        pair_ids = {pair_id for pair_id in session.scalars(select(Series.pair_id).where(
-            Series.id.in_(series_ids))) if pair_id is not None}
-        want_plan(session, pair_ids)
-    if not pair_ids:
+        marks = want_series_plans(session, series_ids)
+    if not marks:
         return []
     with factory.begin() as session:
-        return plan_pairs(session, settings=settings, now=now, pair_ids=pair_ids)
+        planned = _plan_marked(session, settings=settings, now=now, marks=marks)
+        return owed_writes(session, settings=settings, now=now, among=planned) if planned else []

@@ -54,6 +54,22 @@ def want_plan(session: Session, pair_ids: Iterable[int | None]) -> None:
         index_elements=[PlanWanted.pair_id], set_={"token": insert.excluded.token}))
 
 
+def want_series_plans(session: Session, series_ids: Iterable[int]) -> Marks:
+    """Mark the pairs of these series (`want_plan`) and return the marks made, in one
+    INSERT ... SELECT ... RETURNING: the planner that marked them needs not read them."""
+    marks: Marks = {}
+    for chunk in chunks(sorted(set(series_ids))):
+        insert = dialect_insert(session, PlanWanted)
+        marks.update(session.execute(insert.from_select(
+            ["pair_id", "token"],
+            select(Series.pair_id, literal(uuid.uuid4().hex)).where(
+                Series.id.in_(chunk), Series.pair_id.is_not(None)).group_by(Series.pair_id))
+            .on_conflict_do_update(index_elements=[PlanWanted.pair_id],
+                                   set_={"token": insert.excluded.token})
+            .returning(PlanWanted.pair_id, PlanWanted.token)))
+    return marks
+
+
 def want_every_pair(session: Session) -> None:
     """Mark every pair with an active series (no pass ran yet, or the settings changed)."""
     insert = dialect_insert(session, PlanWanted)

@@ -35,10 +35,12 @@ from service.pairs.models import (
     Occurrence,
     OccurrenceCopy,
     OccurrenceStatus,
+    Pair,
     Series,
     SeriesSource,
 )
 from service.pairs.service import link_pairs, refresh_pair_link, roles_of
+from service.people.models import Person
 from service.people.service import remember_names
 
 log = logging.getLogger(__name__)
@@ -118,6 +120,7 @@ class CalendarApplier:
         self._inserted_occurrences: dict[tuple[int, datetime], int] = {}
         self._inserted_copies: dict[str, int] = {}
         self._noted: list[tuple[set[int], NewOccurrence]] = []
+        self._held: list[object] = []  # pairs and people read by `_prefetch_series`
 
     def _prefetch(self, events: Sequence[CalendarEvent]) -> None:
         """Read what the events will look up, one query per kind: this calendar's copies of
@@ -136,7 +139,32 @@ class CalendarApplier:
             found = {s.series_key: s for s in self.session.scalars(
                 select(Series).where(Series.series_key.in_(chunk)))}
             self._by_key.update({key: found.get(key) for key in chunk})
+        self._prefetch_series(events)
         self._create_series(events)
+
+    def _prefetch_series(self, events: Sequence[CalendarEvent]) -> None:
+        """The stored series the events' sources name, their occurrences, pairs and people,
+        one query per kind for the page instead of one per event (the people and pairs are
+        held, so `roles_of` finds them in the identity map)."""
+        sources = {self._sources[e.series_id].series_id for e in events
+                   if e.series_id is not None and e.series_id in self._sources
+                   and not _is_tombstone(e)}
+        for chunk in chunks(sorted(sources - self._series.keys())):
+            for series in self.session.scalars(select(Series).where(Series.id.in_(chunk))):
+                self._series[series.id] = series
+        unloaded = sorted({self._sources[e.series_id].series_id for e in events
+                           if e.is_occurrence and not e.all_day and e.series_id in self._sources
+                           and not _is_tombstone(e)} & (self._series.keys() - self._loaded))
+        if unloaded:
+            self._load_occurrences(unloaded)
+        pair_ids = sorted({pair_id for i in sources if i in self._series
+                           if (pair_id := self._series[i].pair_id) is not None})
+        pairs = [pair for chunk in chunks(pair_ids)
+                 for pair in self.session.scalars(select(Pair).where(Pair.id.in_(chunk)))]
+        people = sorted({p.manager_id for p in pairs} | {p.report_id for p in pairs})
+        self._held = [*pairs, *(person for chunk in chunks(people)
+                                for person in self.session.scalars(
+                                    select(Person).where(Person.id.in_(chunk))))]
 
     def _create_series(self, events: Sequence[CalendarEvent]) -> None:
         """Insert the page's new series at once, each described by its first event as
@@ -311,6 +339,7 @@ class CalendarApplier:
         self._inserted_occurrences.clear()
         self._inserted_copies.clear()
         self._noted.clear()
+        self._held.clear()
 
     def quarantine(self, event_id: str | None, reason: str) -> None:
         """Keep an unusable item's id and reason; the round goes on."""
@@ -504,7 +533,7 @@ class CalendarApplier:
         if new is not None:
             return new
         if key not in self._occurrences and series.id not in self._loaded:
-            self._load_occurrences(series.id)
+            self._load_occurrences([series.id])
         occurrence = self._occurrences.get(key)
         if occurrence is None and key in self._inserted_occurrences:
             occurrence = self.session.get(Occurrence, self._inserted_occurrences[key])
@@ -527,13 +556,16 @@ class CalendarApplier:
             roles = self._roles[series.id] = roles_of(self.session, series)
         return roles
 
-    def _load_occurrences(self, series_id: int) -> None:
-        """Cache a series' stored occurrences with one query: a page holds many occurrences
-        of each series, and a query (with its autoflush) per event dominated a first sync."""
-        for occurrence in self.session.scalars(
-                select(Occurrence).where(Occurrence.series_id == series_id)):
-            self._occurrences.setdefault((series_id, occurrence.original_start), occurrence)
-        self._loaded.add(series_id)
+    def _load_occurrences(self, series_ids: Sequence[int]) -> None:
+        """Cache these series' stored occurrences with one query: a page holds many
+        occurrences of each series, and a query (with its autoflush) per event dominated a
+        first sync."""
+        for chunk in chunks(series_ids):
+            for occurrence in self.session.scalars(
+                    select(Occurrence).where(Occurrence.series_id.in_(chunk))):
+                self._occurrences.setdefault((occurrence.series_id, occurrence.original_start),
+                                             occurrence)
+        self._loaded.update(series_ids)
 
     def _confirm(self, occurrence: AnyOccurrence, event: CalendarEvent,
                  series: Series) -> None:

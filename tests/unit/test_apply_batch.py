@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
+from collections.abc import Sequence
 
 import pytest
 from office import MAYA, Office
@@ -57,8 +58,9 @@ def test_a_conflicting_insert_applies_the_page_again(
     real_load = CalendarApplier._load_occurrences
     raced: list[int] = []
 
-    def load_then_race(self: CalendarApplier, series_id: int) -> None:
-        real_load(self, series_id)
+    def load_then_race(self: CalendarApplier, series_ids: Sequence[int]) -> None:
+        real_load(self, series_ids)
+        series_id = series_ids[0]
         if raced:
             return
         occurrence = next(e for p in pages for e in p.events
