@@ -60,13 +60,14 @@ def want_series_plans(session: Session, series_ids: Iterable[int]) -> Marks:
     marks: Marks = {}
     for chunk in chunks(sorted(set(series_ids))):
         insert = dialect_insert(session, PlanWanted)
-        marks.update(session.execute(insert.from_select(
+        made = session.execute(insert.from_select(
             ["pair_id", "token"],
             select(Series.pair_id, literal(uuid.uuid4().hex)).where(
                 Series.id.in_(chunk), Series.pair_id.is_not(None)).group_by(Series.pair_id))
             .on_conflict_do_update(index_elements=[PlanWanted.pair_id],
                                    set_={"token": insert.excluded.token})
-            .returning(PlanWanted.pair_id, PlanWanted.token)))
+            .returning(PlanWanted.pair_id, PlanWanted.token))
+        marks.update((pair_id, token) for pair_id, token in made)
     return marks
 
 

@@ -19,6 +19,7 @@ from service.calendars.models import Calendar
 from service.db import utcnow
 from service.pairs.models import OccurrenceCopy
 from service.sync.calendar_sync import LEASE, backoff
+from tests.statements import statements
 
 
 class BetweenPages(MemoryConnector):
@@ -207,3 +208,18 @@ def test_a_round_ends_in_the_transaction_of_its_last_page(office: Office) -> Non
     assert len(commits) == len(pages) + 2
     row = calendar(office)
     assert row.sync_lease_holder is None and row.sync_lease_until is None
+
+
+def test_a_round_takes_the_lease_renews_it_per_page_and_ends_in_one_update(
+        office: Office) -> None:
+    """The lease's statements: one UPDATE takes it, one per page renews it, and the last
+    page's one UPDATE both takes a request and lets go (issue 14 target 6: two before)."""
+    office.connect(MAYA)
+    pages: list[int] = []
+    with statements(office.factory, startswith="UPDATE calendars SET sync_") as seen:
+        office.sync(MAYA, BetweenPages(office, MAYA, pages.append))
+    assert len(pages) > 2
+    assert len(seen) == 1 + len(pages) + 1, [s.sql for s in seen]
+    row = calendar(office)
+    assert row.sync_lease_holder is None and row.sync_lease_until is None
+    assert row.sync_requested_at is None
