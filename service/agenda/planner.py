@@ -13,7 +13,7 @@ with nothing due costs the same few statements whatever the number of series.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from functools import partial
@@ -39,7 +39,7 @@ from service.agenda.wanted import (
     window,
 )
 from service.calendars.models import Calendar
-from service.db import IN_CHUNK, chunks
+from service.db import chunks
 from service.pairs.models import (
     Occurrence,
     OccurrenceCopy,
@@ -48,6 +48,7 @@ from service.pairs.models import (
     Series,
     SeriesStatus,
 )
+from service.pairs.service import pairs_with_people
 from service.people.models import Person
 from service.people.names import display_name
 from service.settings import Settings
@@ -107,7 +108,7 @@ def _histories(session: Session,
     recent: dict[int, list[tuple[list[str], list[str]]]] = {p: [] for p in planning}
     counts: dict[int, Counter[int]] = {p: Counter() for p in planning}
     pair_ids = sorted(planning)
-    for chunk in chunks(pair_ids, IN_CHUNK // 2):  # two bound parameters per pair
+    for chunk in chunks(pair_ids):  # two bound parameters per pair, still well under the limit
         earlier = or_(*(and_(AgendaRecord.pair_id == p,
                              Occurrence.original_start < planning[p][0].original_start)
                         for p in chunk))
@@ -227,7 +228,7 @@ def is_abandoned(record: AgendaRecord | None, copy: OccurrenceCopy | None) -> bo
 
 
 PAIRS_PER_PASS = 1_000  # after a settings change or the upgrade, later passes plan the rest
-SERIES_PER_BATCH = 500  # series planned per batch of reads (bound parameters stay few)
+PAIRS_PER_BATCH = 500  # pairs planned per batch of reads (bound parameters stay few)
 
 
 def plan_due_agendas(session: Session, *, settings: Settings, now: datetime) -> list[int]:
@@ -255,30 +256,27 @@ def plan_pairs(session: Session, *, settings: Settings, now: datetime,
 
 def _plan_marked(session: Session, *, settings: Settings, now: datetime,
                  marks: Marks) -> list[int]:
-    """Plan every active series of the marked pairs, then clear the marks read."""
-    series_ids = list(session.scalars(
-        select(Series.id).where(Series.pair_id.in_(marks), Series.status == SeriesStatus.ACTIVE)
-        .order_by(Series.id)))
+    """Plan every active series of the marked pairs, a batch of pairs at a time, then clear
+    the marks read."""
     planned: list[int] = []
-    for start in range(0, len(series_ids), SERIES_PER_BATCH):
-        planned += _plan_series(session, settings=settings, now=now,
-                                series_ids=series_ids[start:start + SERIES_PER_BATCH])
+    for pair_ids in chunks(sorted(marks), PAIRS_PER_BATCH):
+        planned += _plan_batch(session, settings=settings, now=now, pair_ids=pair_ids)
     clear_marks(session, {pair: token for pair, token in marks.items() if token})
     return planned
 
 
-def _plan_series(session: Session, *, settings: Settings, now: datetime,
-                 series_ids: list[int]) -> list[int]:
-    """Plan the upcoming occurrences (the first `agenda_occurrences` in the horizon) of a
-    batch of series, reading their occurrences, copies and records in one query each; the
-    ids of the records planned. `needs_write` records whether the invite lacks the plan."""
+def _plan_batch(session: Session, *, settings: Settings, now: datetime,
+                pair_ids: Sequence[int]) -> list[int]:
+    """Plan the upcoming occurrences (the first `agenda_occurrences` in the horizon) of the
+    active series of a batch of pairs, reading their occurrences, copies, records and
+    history in one query each; the ids of the records planned. `needs_write` records
+    whether the invite lacks the plan."""
     span = window(settings, now)
     rank = func.row_number().over(partition_by=Occurrence.series_id,
                                   order_by=(Occurrence.scheduled_start, Occurrence.id))
     ranked = select(Occurrence.id, rank.label("rank")).join(
         Series, Series.id == Occurrence.series_id).where(
-        Series.id.in_(series_ids), Series.pair_id.is_not(None),
-        Series.status == SeriesStatus.ACTIVE,
+        Series.pair_id.in_(pair_ids), Series.status == SeriesStatus.ACTIVE,
         Occurrence.status == OccurrenceStatus.CONFIRMED,
         Occurrence.scheduled_start >= span.now, Occurrence.scheduled_start < span.until
     ).subquery()
@@ -293,7 +291,8 @@ def _plan_series(session: Session, *, settings: Settings, now: datetime,
     copies = _target_copies(session, occurrence_ids)
     records = {r.occurrence_id: r for r in session.scalars(
         select(AgendaRecord).where(AgendaRecord.occurrence_id.in_(occurrence_ids)))}
-    held = _pairs_and_people(session, {series.pair_id for _, series in upcoming})
+    held = pairs_with_people(session, {series.pair_id for _, series in upcoming
+                                       if series.pair_id is not None})
     todo = [(occurrence, series) for occurrence, series in upcoming
             if not is_abandoned(records.get(occurrence.id), copies.get(occurrence.id))]
     # (abandoned: cancelled at the provider; its topics went back to the queue)
@@ -323,16 +322,6 @@ def _plan_series(session: Session, *, settings: Settings, now: datetime,
 def _needs_write(copy: OccurrenceCopy | None, digest: str) -> bool:
     """Whether the invite's block lacks the plan `digest` (nothing to write without one)."""
     return copy is not None and copy.description is not None and copy.block_hash != digest
-
-
-def _pairs_and_people(session: Session, pair_ids: set[int | None]) -> list[object]:
-    """Load a batch's pairs and their people in two queries, and hold them: the session's
-    identity map keeps objects only while referenced, so `session.get` during the batch
-    finds them there instead of querying once per agenda."""
-    pairs = list(session.scalars(select(Pair).where(Pair.id.in_(pair_ids))))
-    people = session.scalars(select(Person).where(Person.id.in_(
-        {p.manager_id for p in pairs} | {p.report_id for p in pairs}))).all()
-    return [*pairs, *people]
 
 
 def _target_copies(session: Session, occurrence_ids: list[int]) -> dict[int, OccurrenceCopy]:

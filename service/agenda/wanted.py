@@ -34,7 +34,7 @@ from sqlalchemy.orm import Session
 
 from service.accounts.signing import link_key, public_base
 from service.agenda.models import PlanningWatermark, PlanWanted
-from service.db import IN_CHUNK, chunks, dialect_insert
+from service.db import chunks, dialect_insert
 from service.pairs.models import Occurrence, OccurrenceStatus, Pair, Series, SeriesStatus
 from service.people.models import Person
 from service.settings import Settings
@@ -125,7 +125,7 @@ def clear_marks(session: Session, marks: Marks) -> None:
     """Delete the marks planned, unless renewed meanwhile (another token: planned next), in
     one statement for the lot: (pair, token) IN (...)."""
     read = sorted(marks.items())
-    for chunk in chunks(read, IN_CHUNK // 2):  # two bound parameters per mark
+    for chunk in chunks(read):  # two bound parameters per mark, still well under the limit
         session.execute(delete(PlanWanted).where(
             tuple_(PlanWanted.pair_id, PlanWanted.token).in_(chunk)))
 

@@ -35,12 +35,10 @@ from service.pairs.models import (
     Occurrence,
     OccurrenceCopy,
     OccurrenceStatus,
-    Pair,
     Series,
     SeriesSource,
 )
-from service.pairs.service import link_pairs, refresh_pair_link, roles_of
-from service.people.models import Person
+from service.pairs.service import link_pairs, pairs_with_people, refresh_pair_link, roles_of
 from service.people.service import remember_names
 
 log = logging.getLogger(__name__)
@@ -120,7 +118,7 @@ class CalendarApplier:
         self._inserted_occurrences: dict[tuple[int, datetime], int] = {}
         self._inserted_copies: dict[str, int] = {}
         self._noted: list[tuple[set[int], NewOccurrence]] = []
-        self._held: list[object] = []  # pairs and people read by `_prefetch_series`
+        self._held: Sequence[object] = ()  # pairs and people read by `_prefetch_series`
 
     def _prefetch(self, events: Sequence[CalendarEvent]) -> None:
         """Read what the events will look up, one query per kind: this calendar's copies of
@@ -157,14 +155,9 @@ class CalendarApplier:
                            and not _is_tombstone(e)} & (self._series.keys() - self._loaded))
         if unloaded:
             self._load_occurrences(unloaded)
-        pair_ids = sorted({pair_id for i in sources if i in self._series
-                           if (pair_id := self._series[i].pair_id) is not None})
-        pairs = [pair for chunk in chunks(pair_ids)
-                 for pair in self.session.scalars(select(Pair).where(Pair.id.in_(chunk)))]
-        people = sorted({p.manager_id for p in pairs} | {p.report_id for p in pairs})
-        self._held = [*pairs, *(person for chunk in chunks(people)
-                                for person in self.session.scalars(
-                                    select(Person).where(Person.id.in_(chunk))))]
+        self._held = pairs_with_people(self.session, {
+            pair_id for i in sources if i in self._series
+            if (pair_id := self._series[i].pair_id) is not None})
 
     def _create_series(self, events: Sequence[CalendarEvent]) -> None:
         """Insert the page's new series at once, each described by its first event as
@@ -339,7 +332,7 @@ class CalendarApplier:
         self._inserted_occurrences.clear()
         self._inserted_copies.clear()
         self._noted.clear()
-        self._held.clear()
+        self._held = ()
 
     def quarantine(self, event_id: str | None, reason: str) -> None:
         """Keep an unusable item's id and reason; the round goes on."""
