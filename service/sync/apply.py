@@ -490,7 +490,7 @@ class CalendarApplier:
                 roles = refresh_pair_link(self.session, series) \
                     or (series.organizer_email, series.other_email)
             if series.pair_id is not None and series.series_key not in self._named:
-                remember_names(self.session, _names_of(event, series))
+                remember_names(self.session, _names_of(event, series), known=self._held)
                 self._named.add(series.series_key)
         return organizes, roles
 
