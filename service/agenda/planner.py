@@ -5,7 +5,8 @@ so re-planning changes nothing and an unchanged agenda costs no write. Agendas o
 that have started are frozen: they are the pair's record of what was asked.
 
 A pair is planned when one of its inputs changed (`wanted`: marks and the time-driven ranges),
-in batches that read a set of series' occurrences, copies and records in one query each;
+in batches of pairs that read their occurrences with copies and records in one query, and
+their history (past areas and questions, the count, topics, open items) one query per kind;
 the writes still owed are one indexed query (`AgendaRecord.needs_write`), so a reconcile pass
 with nothing due costs the same few statements whatever the number of series.
 """
@@ -19,7 +20,7 @@ from datetime import datetime
 from functools import partial
 
 from sqlalchemy import and_, func, or_, select
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session, aliased, sessionmaker
 
 from service.accounts.models import Account
 from service.accounts.pace import ready_accounts
@@ -268,9 +269,9 @@ def _plan_marked(session: Session, *, settings: Settings, now: datetime,
 def _plan_batch(session: Session, *, settings: Settings, now: datetime,
                 pair_ids: Sequence[int]) -> list[int]:
     """Plan the upcoming occurrences (the first `agenda_occurrences` in the horizon) of the
-    active series of a batch of pairs, reading their occurrences, copies, records and
-    history in one query each; the ids of the records planned. `needs_write` records
-    whether the invite lacks the plan."""
+    active series of a batch of pairs, reading their occurrences with their copies and
+    records in one query, and their history a query per kind; the ids of the records
+    planned. `needs_write` records whether the invite lacks the plan."""
     span = window(settings, now)
     rank = func.row_number().over(partition_by=Occurrence.series_id,
                                   order_by=(Occurrence.scheduled_start, Occurrence.id))
@@ -280,17 +281,23 @@ def _plan_batch(session: Session, *, settings: Settings, now: datetime,
         Occurrence.status == OccurrenceStatus.CONFIRMED,
         Occurrence.scheduled_start >= span.now, Occurrence.scheduled_start < span.until
     ).subquery()
-    upcoming = session.execute(
-        select(Occurrence, Series).join(ranked, ranked.c.id == Occurrence.id)
+    target = aliased(OccurrenceCopy)  # `target_copy`: the lowest id wins
+    target_id = select(func.min(target.id)).where(
+        target.occurrence_id == Occurrence.id, target.removed.is_(False),
+        target.is_organizer_copy.is_(True)).correlate(Occurrence).scalar_subquery()
+    rows = session.execute(
+        select(Occurrence, Series, AgendaRecord, OccurrenceCopy)
+        .join(ranked, ranked.c.id == Occurrence.id)
         .join(Series, Series.id == Occurrence.series_id)
+        .outerjoin(AgendaRecord, AgendaRecord.occurrence_id == Occurrence.id)
+        .outerjoin(OccurrenceCopy, OccurrenceCopy.id == target_id)
         .where(ranked.c.rank <= settings.agenda_occurrences)
         .order_by(Series.id, Occurrence.scheduled_start, Occurrence.id)).all()
-    if not upcoming:
+    if not rows:
         return []
-    occurrence_ids = [occurrence.id for occurrence, _ in upcoming]
-    copies = _target_copies(session, occurrence_ids)
-    records = {r.occurrence_id: r for r in session.scalars(
-        select(AgendaRecord).where(AgendaRecord.occurrence_id.in_(occurrence_ids)))}
+    upcoming = [(occurrence, series) for occurrence, series, _, _ in rows]
+    records = {o.id: record for o, _, record, _ in rows if record is not None}
+    copies = {o.id: copy for o, _, _, copy in rows if copy is not None}
     held = pairs_with_people(session, {series.pair_id for _, series in upcoming
                                        if series.pair_id is not None})
     todo = [(occurrence, series) for occurrence, series in upcoming
@@ -322,18 +329,6 @@ def _plan_batch(session: Session, *, settings: Settings, now: datetime,
 def _needs_write(copy: OccurrenceCopy | None, digest: str) -> bool:
     """Whether the invite's block lacks the plan `digest` (nothing to write without one)."""
     return copy is not None and copy.description is not None and copy.block_hash != digest
-
-
-def _target_copies(session: Session, occurrence_ids: list[int]) -> dict[int, OccurrenceCopy]:
-    """`target_copy` of each occurrence, in one query."""
-    copies: dict[int, OccurrenceCopy] = {}
-    for copy in session.scalars(
-            select(OccurrenceCopy).where(OccurrenceCopy.occurrence_id.in_(occurrence_ids),
-                                         OccurrenceCopy.removed.is_(False),
-                                         OccurrenceCopy.is_organizer_copy.is_(True))
-            .order_by(OccurrenceCopy.id.desc())):
-        copies[copy.occurrence_id] = copy  # the lowest id wins, as in `target_copy`
-    return copies
 
 
 def owed_writes(session: Session, *, settings: Settings, now: datetime,

@@ -257,6 +257,9 @@ def test_a_pass_planning_new_agendas_inserts_each_with_its_plan_and_reads_once_p
     assert sum(s.startswith("SELECT agendas.pair_id, occurrences.series_id, count(*)")
                for s in sql) == 1, sql
     assert sum(s.startswith("DELETE FROM plan_wanted") for s in sql) == 1, sql
+    # the batch's series, copies and records come with its occurrences
+    assert not any(s.startswith(("SELECT series.id FROM", "SELECT occurrence_copies.id",
+                                 "SELECT agendas.id")) for s in sql), sql
     with db.factory() as session:
         assert session.scalar(select(func.count()).select_from(PlanWanted)) == 0
         rows = session.scalars(select(AgendaRecord).where(AgendaRecord.id.in_(due))).all()
