@@ -19,7 +19,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from functools import partial
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import and_, case, func, or_, select
 from sqlalchemy.orm import Session, aliased, sessionmaker
 
 from service.accounts.models import Account
@@ -40,7 +40,7 @@ from service.agenda.wanted import (
     window,
 )
 from service.calendars.models import Calendar
-from service.db import chunks
+from service.db import IN_CHUNK, chunks
 from service.pairs.models import (
     Occurrence,
     OccurrenceCopy,
@@ -103,37 +103,39 @@ class _History:
 
 def _histories(session: Session,
                planning: dict[int, tuple[Occurrence, Series]]) -> dict[int, _History]:
-    """`_History` of each pair's occurrence (pair id -> (occurrence, series)), in one query
-    of each kind for all of them: the last meetings before it, the count by series, the
-    topics. The history is read bounded, whatever its length."""
+    """`_History` of each pair's occurrence (pair id -> (occurrence, series)), in two
+    queries for all of them: the last meetings before it, with the count of all before it
+    and whether one was in its series (window functions over the pair), then the topics.
+    The rows read are bounded, whatever the history's length."""
     recent: dict[int, list[tuple[list[str], list[str]]]] = {p: [] for p in planning}
-    counts: dict[int, Counter[int]] = {p: Counter() for p in planning}
-    pair_ids = sorted(planning)
-    for chunk in chunks(pair_ids):  # two bound parameters per pair, still well under the limit
+    counts: dict[int, tuple[int, bool]] = {}
+    for chunk in chunks(sorted(planning), IN_CHUNK // 2):  # four bound parameters per pair
         earlier = or_(*(and_(AgendaRecord.pair_id == p,
                              Occurrence.original_start < planning[p][0].original_start)
                         for p in chunk))
-        rank = func.row_number().over(partition_by=AgendaRecord.pair_id,
-                                      order_by=Occurrence.original_start.desc())
+        in_series = case(*((and_(AgendaRecord.pair_id == p,
+                                 Occurrence.series_id == planning[p][1].id), 1) for p in chunk),
+                         else_=0)
+        pair = AgendaRecord.pair_id
         last = select(AgendaRecord.pair_id, AgendaRecord.areas, AgendaRecord.question_ids,
-                      rank.label("rank")) \
+                      func.row_number().over(partition_by=pair, order_by=Occurrence
+                                             .original_start.desc()).label("rank"),
+                      func.count().over(partition_by=pair).label("count"),
+                      func.max(in_series).over(partition_by=pair).label("in_series")) \
             .join(Occurrence, Occurrence.id == AgendaRecord.occurrence_id) \
             .where(earlier).subquery()
-        for pair_id, areas, question_ids in session.execute(
-                select(last.c.pair_id, last.c.areas, last.c.question_ids)
+        for pair_id, areas, question_ids, count, in_this_series in session.execute(
+                select(last.c.pair_id, last.c.areas, last.c.question_ids, last.c.count,
+                       last.c.in_series)
                 .where(last.c.rank <= RECENT_MEETINGS_FOR_REPEATS)
                 .order_by(last.c.pair_id, last.c.rank)):
             recent[pair_id].append((areas, question_ids))
-        for pair_id, series_id, count in session.execute(
-                select(AgendaRecord.pair_id, Occurrence.series_id, func.count())
-                .join(Occurrence, Occurrence.id == AgendaRecord.occurrence_id).where(earlier)
-                .group_by(AgendaRecord.pair_id, Occurrence.series_id)):
-            counts[pair_id][series_id] = count
+            counts[pair_id] = (count, bool(in_this_series))
     topics = topics_for_occurrences(
         session, {p: occurrence.id for p, (occurrence, _) in planning.items()})
-    return {p: _History(recent=recent[p], count=counts[p].total(),
-                        in_this_series=counts[p][series.id] > 0, topics=topics[p])
-            for p, (_, series) in planning.items()}
+    return {p: _History(recent=recent[p], count=counts.get(p, (0, False))[0],
+                        in_this_series=counts.get(p, (0, False))[1], topics=topics[p])
+            for p in planning}
 
 
 def _plan(session: Session, *, occurrence: Occurrence, series: Series, settings: Settings,
