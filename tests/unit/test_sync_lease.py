@@ -100,7 +100,7 @@ def test_a_sync_renews_its_lease_with_every_page_and_keeps_it_short(office: Offi
     assert len(holders) == 1 and None not in holders
     untils = [until for _, until in seen]
     assert all(u is not None for u in untils)
-    assert untils == sorted(untils) and untils[-1] > untils[0]  # type: ignore[operator]
+    assert untils == sorted(untils) and untils[-1] > untils[0]  # type: ignore[type-var, operator]
     assert all(u <= utcnow() + LEASE for u in untils if u is not None)
 
 
