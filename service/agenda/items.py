@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from service.agenda.models import ActionItem, PairTopic
 from service.agenda.wanted import want_plan
+from service.db import chunks
 from service.pairs.models import Occurrence, OccurrenceStatus, Outcome, Pair
 
 MAX_TEXT = 500
@@ -120,25 +121,34 @@ def _dropped() -> ColumnElement[bool]:
                and_(Occurrence.outcome.is_not(None), Occurrence.outcome.not_in(TOOK_PLACE)))
 
 
-def queued_topics(session: Session, *, pair_id: int,
-                  for_occurrence_id: int | None = None) -> list[PairTopic]:
-    """Topics still waiting to be discussed, oldest first.
-
-    With `for_occurrence_id`, only those that may go into that occurrence: free ones, those
-    already planned into it, and those whose occurrence was dropped. A topic planned into an
-    occurrence that is still ahead (or over and not yet settled) stays with it.
-    """
-    query = (
+def queued_topics(session: Session, *, pair_id: int) -> list[PairTopic]:
+    """Topics still waiting to be discussed, oldest first."""
+    return list(session.scalars(
         select(PairTopic)
         .outerjoin(Occurrence, Occurrence.id == PairTopic.used_in_occurrence_id)
         .where(PairTopic.pair_id == pair_id,
                or_(PairTopic.used_in_occurrence_id.is_(None), ~_took_place()))
-    )
-    if for_occurrence_id is not None:
-        query = query.where(or_(PairTopic.used_in_occurrence_id.is_(None),
-                                PairTopic.used_in_occurrence_id == for_occurrence_id,
-                                _dropped()))
-    return list(session.scalars(query.order_by(PairTopic.created_at, PairTopic.id)))
+        .order_by(PairTopic.created_at, PairTopic.id)))
+
+
+def topics_for_occurrences(session: Session,
+                           occurrence_of: dict[int, int]) -> dict[int, list[PairTopic]]:
+    """The queued topics that may go into each pair's occurrence (pair id -> occurrence id),
+    oldest first, read in one query: free ones, those already planned into it, and those
+    whose occurrence was dropped. A topic planned into an occurrence that is still ahead (or
+    over and not yet settled) stays with it."""
+    found: dict[int, list[PairTopic]] = {pair_id: [] for pair_id in occurrence_of}
+    for chunk in chunks(sorted(occurrence_of)):
+        rows = session.execute(
+            select(PairTopic, _dropped())
+            .outerjoin(Occurrence, Occurrence.id == PairTopic.used_in_occurrence_id)
+            .where(PairTopic.pair_id.in_(chunk),
+                   or_(PairTopic.used_in_occurrence_id.is_(None), ~_took_place()))
+            .order_by(PairTopic.pair_id, PairTopic.created_at, PairTopic.id))
+        for topic, dropped in rows:
+            if dropped or topic.used_in_occurrence_id in (None, occurrence_of[topic.pair_id]):
+                found[topic.pair_id].append(topic)
+    return found
 
 
 def release_topics(session: Session, *, occurrence_id: int) -> None:

@@ -18,12 +18,23 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import CompoundSelect, and_, delete, event, inspect, literal, or_, select, union
+from sqlalchemy import (
+    CompoundSelect,
+    and_,
+    delete,
+    event,
+    inspect,
+    literal,
+    or_,
+    select,
+    tuple_,
+    union,
+)
 from sqlalchemy.orm import Session
 
 from service.accounts.signing import link_key, public_base
 from service.agenda.models import PlanningWatermark, PlanWanted
-from service.db import dialect_insert
+from service.db import chunks, dialect_insert
 from service.pairs.models import Occurrence, OccurrenceStatus, Pair, Series, SeriesStatus
 from service.people.models import Person
 from service.settings import Settings
@@ -41,6 +52,23 @@ def want_plan(session: Session, pair_ids: Iterable[int | None]) -> None:
     insert = dialect_insert(session, PlanWanted)
     session.execute(insert.values(rows).on_conflict_do_update(
         index_elements=[PlanWanted.pair_id], set_={"token": insert.excluded.token}))
+
+
+def want_series_plans(session: Session, series_ids: Iterable[int]) -> Marks:
+    """Mark the pairs of these series (`want_plan`) and return the marks made, in one
+    INSERT ... SELECT ... RETURNING: the planner that marked them needs not read them."""
+    marks: Marks = {}
+    for chunk in chunks(sorted(set(series_ids))):
+        insert = dialect_insert(session, PlanWanted)
+        made = session.execute(insert.from_select(
+            ["pair_id", "token"],
+            select(Series.pair_id, literal(uuid.uuid4().hex)).where(
+                Series.id.in_(chunk), Series.pair_id.is_not(None)).group_by(Series.pair_id))
+            .on_conflict_do_update(index_elements=[PlanWanted.pair_id],
+                                   set_={"token": insert.excluded.token})
+            .returning(PlanWanted.pair_id, PlanWanted.token))
+        marks.update((pair_id, token) for pair_id, token in made)
+    return marks
 
 
 def want_every_pair(session: Session) -> None:
@@ -94,13 +122,12 @@ def wanted_marks(session: Session, *, pair_ids: set[int] | None = None,
 
 
 def clear_marks(session: Session, marks: Marks) -> None:
-    """Delete the marks planned, unless renewed meanwhile (another token: planned next)."""
-    by_token: dict[str, list[int]] = {}
-    for pair_id, token in marks.items():
-        by_token.setdefault(token, []).append(pair_id)
-    for token, pair_ids in by_token.items():
-        session.execute(delete(PlanWanted).where(PlanWanted.token == token,
-                                                 PlanWanted.pair_id.in_(pair_ids)))
+    """Delete the marks planned, unless renewed meanwhile (another token: planned next), in
+    one statement for the lot: (pair, token) IN (...)."""
+    read = sorted(marks.items())
+    for chunk in chunks(read):  # two bound parameters per mark, still well under the limit
+        session.execute(delete(PlanWanted).where(
+            tuple_(PlanWanted.pair_id, PlanWanted.token).in_(chunk)))
 
 
 def settings_key(settings: Settings) -> str:

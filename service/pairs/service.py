@@ -99,6 +99,22 @@ def _manager_among(series: Series, people: Mapping[str, Person]) -> tuple[str, s
     return organizer, other
 
 
+def pairs_with_people(session: Session, pair_ids: Iterable[int]) -> list[Pair | Person]:
+    """These pairs and their two people, in one query: hold the list while working on
+    them, as the session's identity map keeps objects only while referenced, and
+    `session.get` then finds them there (`roles_of`, the links, the follow-ups)."""
+    manager, report = aliased(Person), aliased(Person)
+    held: list[Pair | Person] = []
+    for chunk in chunks(sorted(set(pair_ids))):
+        for pair, *people in session.execute(
+                select(Pair, manager, report)
+                .outerjoin(manager, manager.id == Pair.manager_id)
+                .outerjoin(report, report.id == Pair.report_id)
+                .where(Pair.id.in_(chunk))):
+            held += [pair, *(person for person in people if person is not None)]
+    return held
+
+
 def roles_of(session: Session, series: Series) -> tuple[str | None, str | None]:
     """(manager email, report email) as the series' pair has them; the organizer and the
     other person while it has no pair. Who declined is read through this, so a report who

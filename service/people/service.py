@@ -52,16 +52,21 @@ def people_by_email(session: Session, emails: Iterable[str]) -> dict[str, Person
     return people
 
 
-def remember_names(session: Session, names: Mapping[str, str | None]) -> None:
+def remember_names(session: Session, names: Mapping[str, str | None], *,
+                   known: Iterable[object] = ()) -> None:
     """Fill in the names providers sent for people Rapport already knows (by email).
 
     Only people who exist are touched: attendees of meetings that are not 1:1s do not
-    become people. A stored name is kept (see `better_name`).
+    become people. A stored name is kept (see `better_name`). `known`: people (among other
+    rows) the caller holds; when they are all the names name, they are not read again.
     """
     wanted = {e.lower(): n for e, n in names.items() if clean_name(n)}
     if not wanted:
         return
-    for person in session.scalars(select(Person).where(Person.email.in_(list(wanted)))):
+    held = {p.email: p for p in known if isinstance(p, Person) and p.email in wanted}
+    found = held.values() if held.keys() == wanted.keys() else \
+        session.scalars(select(Person).where(Person.email.in_(list(wanted))))
+    for person in found:
         name = better_name(person.display_name, wanted[person.email])
         if name != person.display_name:
             person.display_name = name

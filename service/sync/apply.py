@@ -38,7 +38,7 @@ from service.pairs.models import (
     Series,
     SeriesSource,
 )
-from service.pairs.service import link_pairs, refresh_pair_link, roles_of
+from service.pairs.service import link_pairs, pairs_with_people, refresh_pair_link, roles_of
 from service.people.service import remember_names
 
 log = logging.getLogger(__name__)
@@ -118,6 +118,7 @@ class CalendarApplier:
         self._inserted_occurrences: dict[tuple[int, datetime], int] = {}
         self._inserted_copies: dict[str, int] = {}
         self._noted: list[tuple[set[int], NewOccurrence]] = []
+        self._held: Sequence[object] = ()  # pairs and people read by `_prefetch_series`
 
     def _prefetch(self, events: Sequence[CalendarEvent]) -> None:
         """Read what the events will look up, one query per kind: this calendar's copies of
@@ -136,7 +137,27 @@ class CalendarApplier:
             found = {s.series_key: s for s in self.session.scalars(
                 select(Series).where(Series.series_key.in_(chunk)))}
             self._by_key.update({key: found.get(key) for key in chunk})
+        self._prefetch_series(events)
         self._create_series(events)
+
+    def _prefetch_series(self, events: Sequence[CalendarEvent]) -> None:
+        """The stored series the events' sources name, their occurrences, pairs and people,
+        one query per kind for the page instead of one per event (the people and pairs are
+        held, so `roles_of` finds them in the identity map)."""
+        sources = {self._sources[e.series_id].series_id for e in events
+                   if e.series_id is not None and e.series_id in self._sources
+                   and not _is_tombstone(e)}
+        for chunk in chunks(sorted(sources - self._series.keys())):
+            for series in self.session.scalars(select(Series).where(Series.id.in_(chunk))):
+                self._series[series.id] = series
+        unloaded = sorted({self._sources[e.series_id].series_id for e in events
+                           if e.is_occurrence and not e.all_day and e.series_id in self._sources
+                           and not _is_tombstone(e)} & (self._series.keys() - self._loaded))
+        if unloaded:
+            self._load_occurrences(unloaded)
+        self._held = pairs_with_people(self.session, {
+            pair_id for i in sources if i in self._series
+            if (pair_id := self._series[i].pair_id) is not None})
 
     def _create_series(self, events: Sequence[CalendarEvent]) -> None:
         """Insert the page's new series at once, each described by its first event as
@@ -311,6 +332,7 @@ class CalendarApplier:
         self._inserted_occurrences.clear()
         self._inserted_copies.clear()
         self._noted.clear()
+        self._held = ()
 
     def quarantine(self, event_id: str | None, reason: str) -> None:
         """Keep an unusable item's id and reason; the round goes on."""
@@ -468,7 +490,7 @@ class CalendarApplier:
                 roles = refresh_pair_link(self.session, series) \
                     or (series.organizer_email, series.other_email)
             if series.pair_id is not None and series.series_key not in self._named:
-                remember_names(self.session, _names_of(event, series))
+                remember_names(self.session, _names_of(event, series), known=self._held)
                 self._named.add(series.series_key)
         return organizes, roles
 
@@ -504,7 +526,7 @@ class CalendarApplier:
         if new is not None:
             return new
         if key not in self._occurrences and series.id not in self._loaded:
-            self._load_occurrences(series.id)
+            self._load_occurrences([series.id])
         occurrence = self._occurrences.get(key)
         if occurrence is None and key in self._inserted_occurrences:
             occurrence = self.session.get(Occurrence, self._inserted_occurrences[key])
@@ -527,13 +549,16 @@ class CalendarApplier:
             roles = self._roles[series.id] = roles_of(self.session, series)
         return roles
 
-    def _load_occurrences(self, series_id: int) -> None:
-        """Cache a series' stored occurrences with one query: a page holds many occurrences
-        of each series, and a query (with its autoflush) per event dominated a first sync."""
-        for occurrence in self.session.scalars(
-                select(Occurrence).where(Occurrence.series_id == series_id)):
-            self._occurrences.setdefault((series_id, occurrence.original_start), occurrence)
-        self._loaded.add(series_id)
+    def _load_occurrences(self, series_ids: Sequence[int]) -> None:
+        """Cache these series' stored occurrences with one query: a page holds many
+        occurrences of each series, and a query (with its autoflush) per event dominated a
+        first sync."""
+        for chunk in chunks(series_ids):
+            for occurrence in self.session.scalars(
+                    select(Occurrence).where(Occurrence.series_id.in_(chunk))):
+                self._occurrences.setdefault((occurrence.series_id, occurrence.original_start),
+                                             occurrence)
+        self._loaded.update(series_ids)
 
     def _confirm(self, occurrence: AnyOccurrence, event: CalendarEvent,
                  series: Series) -> None:

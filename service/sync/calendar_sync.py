@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import case, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from connectors.base import CalendarConnector, ChangePage
@@ -80,15 +80,17 @@ class SyncLease:
         """In `session`'s transaction (after `renew`): True when a sync was requested while
         the round ran (the request is taken: another round follows); otherwise the lease is
         let go in that same transaction. A request made after it commits finds the lease
-        free and syncs itself, so none is lost between the two."""
-        again = session.execute(  # type: ignore[attr-defined]
+        free and syncs itself, so none is lost between the two. One UPDATE does both: its
+        CASEs read the row as it was (the request), and it returns the holder it leaves."""
+        requested = Calendar.sync_requested_at.is_not(None)
+        kept = session.scalar(
             update(Calendar)
-            .where(Calendar.id == self.calendar_id, Calendar.sync_requested_at.is_not(None))
-            .values(sync_requested_at=None)
-        ).rowcount
-        if not again:
-            _release(session, self)
-        return bool(again)
+            .where(Calendar.id == self.calendar_id, Calendar.sync_lease_holder == self.holder)
+            .values(sync_requested_at=None,
+                    sync_lease_until=case((requested, Calendar.sync_lease_until), else_=None),
+                    sync_lease_holder=case((requested, Calendar.sync_lease_holder), else_=None))
+            .returning(Calendar.sync_lease_holder))
+        return kept is not None
 
 
 _told_lock = threading.Lock()
@@ -136,17 +138,19 @@ def sync_calendar(
     """Bring one calendar up to date with its provider; safe to run twice or concurrently."""
     outcome = SyncOutcome(calendar_id=calendar_id)
     lease = SyncLease(calendar_id)
-    other = _acquire_lease(factory, lease=lease, now=now)
-    if other is not None:
-        _say_running_elsewhere(calendar_id, other)
+    acquired = _acquire_lease(factory, lease=lease, now=now)
+    if isinstance(acquired, str):
+        _say_running_elsewhere(calendar_id, acquired)
         outcome.ran = False
         return outcome
+    held: Calendar | None = acquired  # the first round's row, as the lease UPDATE left it
     released = False
     try:
         for _ in range(1 + MAX_EXTRA_ROUNDS):
             # a round normally ends in the transaction of its last page (`_pages`)
             again = _round(factory, lease=lease, connector=connector, settings=settings,
-                           now=now, outcome=outcome, recorder=recorder)
+                           now=now, outcome=outcome, recorder=recorder, calendar=held)
+            held = None  # later rounds read the row again
             if again is None:  # no page carried a cursor
                 with factory.begin() as session:
                     lease.renew(session)
@@ -196,13 +200,15 @@ def _record_failure(factory: sessionmaker[Session], *, calendar_id: int, reason:
 
 def _round(factory: sessionmaker[Session], *, lease: SyncLease, connector: CalendarConnector,
            settings: Settings, now: datetime, outcome: SyncOutcome,
-           recorder: CallRecorder | None) -> bool | None:
-    """One round (a full one again if the cursor is gone); what `_pages` returns."""
+           recorder: CallRecorder | None, calendar: Calendar | None = None) -> bool | None:
+    """One round (a full one again if the cursor is gone); what `_pages` returns.
+    `calendar`: the row just read (detached), else it is read."""
     calendar_id = lease.calendar_id
     for attempt in range(2):
         try:
             return _pages(factory, lease=lease, connector=connector, settings=settings,
-                          now=now, outcome=outcome, recorder=recorder)
+                          now=now, outcome=outcome, recorder=recorder,
+                          calendar=None if attempt else calendar)
         except CursorExpired:
             if attempt:
                 raise
@@ -221,14 +227,16 @@ def _round(factory: sessionmaker[Session], *, lease: SyncLease, connector: Calen
 
 def _pages(factory: sessionmaker[Session], *, lease: SyncLease, connector: CalendarConnector,
            settings: Settings, now: datetime, outcome: SyncOutcome,
-           recorder: CallRecorder | None) -> bool | None:
+           recorder: CallRecorder | None, calendar: Calendar | None = None) -> bool | None:
     """Apply the round's pages, each in its own transaction. The page with the cursor ends
     the round in its transaction (`SyncLease.end_round`): whether another round was asked
-    for is returned, None when no page carried a cursor."""
+    for is returned, None when no page carried a cursor. `calendar`: as in `_round`."""
     calendar_id = lease.calendar_id
     again: bool | None = None
     with factory() as session:
-        cal = session.get(Calendar, calendar_id)
+        if calendar is not None:
+            session.add(calendar)  # detached, loaded: no SELECT
+        cal = calendar if calendar is not None else session.get(Calendar, calendar_id)
         if cal is None:
             raise LookupError(f"calendar {calendar_id} does not exist")
         cursor = cal.cursor
@@ -365,20 +373,21 @@ def settle_series(session: Session, series_ids: Iterable[int], now: datetime) ->
 
 
 def _acquire_lease(factory: sessionmaker[Session], *, lease: SyncLease,
-                   now: datetime) -> str | None:
-    """Take the calendar's lease when free or expired (its holder died or stalled): None.
-    Otherwise leave a sync request for the holder and return who holds it."""
+                   now: datetime) -> Calendar | str:
+    """Take the calendar's lease when free or expired (its holder died or stalled): the
+    calendar's row as the UPDATE that took it returns it (the first round reads it from
+    there). Otherwise leave a sync request for the holder and return who holds it."""
     wall = lease.clock()
     with factory.begin() as session:
-        won = session.execute(  # type: ignore[attr-defined]
+        won = session.scalars(
             update(Calendar)
             .where(Calendar.id == lease.calendar_id,
                    or_(Calendar.sync_lease_until.is_(None), Calendar.sync_lease_until < wall))
             .values(sync_lease_until=wall + LEASE, sync_lease_holder=lease.holder,
                     sync_requested_at=None)
-        ).rowcount
-        if won:
-            return None
+            .returning(Calendar)).first()
+        if won is not None:
+            return won
         session.execute(update(Calendar).where(Calendar.id == lease.calendar_id)
                         .values(sync_requested_at=now))
         holder = session.scalar(select(Calendar.sync_lease_holder)

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from cryptography.fernet import Fernet
 from pydantic import SecretStr
-from sqlalchemy import Engine, event, select, update
+from sqlalchemy import Engine, event, func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 import service.models  # noqa: F401  (every table)
@@ -25,7 +25,7 @@ from service.accounts.models import Account
 from service.accounts.signing import revoke_links
 from service.agenda.items import add_topic
 from service.agenda.models import AgendaRecord, PlanWanted
-from service.agenda.planner import plan_due_agendas, plan_occurrence
+from service.agenda.planner import plan_due_agendas, plan_occurrence, plan_touched_pairs
 from service.db import make_engine, migrate, session_factory, utcnow
 from service.pairs.models import Occurrence, Series
 from service.pairs.service import set_manager_override
@@ -234,3 +234,53 @@ def test_planning_one_held_agenda_reads_its_pair_and_people_once_and_not_its_row
     assert sum(" FROM pairs " in s for s in reads) == 1, reads
     assert sum(" FROM people " in s for s in reads) == 2, reads
     assert not any(s.startswith("SELECT agendas.id") for s in reads), reads
+
+
+def test_a_pass_planning_new_agendas_inserts_each_with_its_plan_and_reads_once_per_batch(
+        make_db: Any) -> None:
+    """Occurrences entering the horizon get their agenda row in one INSERT carrying the plan
+    (no SELECT and two UPDATEs of the row after it), the pairs' history, topics and items
+    are read once for the batch (their past agendas in one query), and their marks are
+    cleared in one DELETE (issue 14 target 6: 8 statements per new agenda and one DELETE
+    per pair before)."""
+    db = make_db(20)
+    later = NOW + timedelta(days=1)
+    with statements(db.engine) as seen, db.factory.begin() as session:
+        due = plan_due_agendas(session, settings=db.settings, now=later)
+    sql = [" ".join(s.sql.split()) for s in seen]
+    inserts = [i for i, s in enumerate(sql) if s.startswith("INSERT INTO agendas")]
+    assert len(inserts) == len(due) > 2  # new rows, and each lacks its invite's write
+    for i in inserts:
+        assert not sql[i + 1].startswith(("UPDATE agendas", "SELECT agendas")), sql[i:i + 3]
+    assert sum(s.startswith("UPDATE agendas") for s in sql) == 0, sql
+    assert sum(" FROM action_items " in s for s in sql) == 1, sql
+    assert sum(" FROM pair_topics " in s for s in sql) == 1, sql
+    assert sum("count(*) OVER" in s for s in sql) == 1, sql  # the past agendas
+    assert sum(s.startswith("DELETE FROM plan_wanted") for s in sql) == 1, sql
+    # the batch's series, copies and records come with its occurrences
+    assert not any(s.startswith(("SELECT series.id FROM", "SELECT occurrence_copies.id",
+                                 "SELECT agendas.id")) for s in sql), sql
+    with db.factory() as session:
+        assert session.scalar(select(func.count()).select_from(PlanWanted)) == 0
+        rows = session.scalars(select(AgendaRecord).where(AgendaRecord.id.in_(due))).all()
+    assert all(r.needs_write and r.areas and r.question_ids for r in rows)
+
+
+def test_a_sync_marks_its_pairs_in_one_statement_and_plans_with_those_marks(
+        make_db: Any) -> None:
+    """`plan_touched_pairs` marks the pairs of the series a sync touched with one INSERT ...
+    SELECT ... RETURNING (it read the series' pairs, then the marks, before), plans them and
+    clears the marks."""
+    db = make_db(6)
+    with db.factory.begin() as session:
+        add_topic(session, pair_id=session.scalars(select(Series.pair_id).where(
+            Series.id == 2)).one(), text="Budget for next year")
+    with statements(db.engine) as seen:
+        due = plan_touched_pairs(db.factory, series_ids={1, 2, 3}, settings=db.settings,
+                                 now=NOW + INTERVAL)
+    sql = [" ".join(s.sql.split()) for s in seen]
+    assert _series_of_due(db, due) == {2}  # the topic changed that plan only
+    assert sum(" plan_wanted" in s for s in sql) == 2, sql  # marked, then cleared
+    assert not any(s.startswith("SELECT series.pair_id") for s in sql), sql
+    with db.factory() as session:
+        assert session.scalar(select(func.count()).select_from(PlanWanted)) == 0

@@ -19,6 +19,7 @@ from service.calendars.models import Calendar
 from service.db import utcnow
 from service.pairs.models import OccurrenceCopy
 from service.sync.calendar_sync import LEASE, backoff
+from tests.statements import statements
 
 
 class BetweenPages(MemoryConnector):
@@ -99,7 +100,7 @@ def test_a_sync_renews_its_lease_with_every_page_and_keeps_it_short(office: Offi
     assert len(holders) == 1 and None not in holders
     untils = [until for _, until in seen]
     assert all(u is not None for u in untils)
-    assert untils == sorted(untils) and untils[-1] > untils[0]  # type: ignore[operator]
+    assert untils == sorted(untils) and untils[-1] > untils[0]  # type: ignore[type-var, operator]
     assert all(u <= utcnow() + LEASE for u in untils if u is not None)
 
 
@@ -187,9 +188,9 @@ def test_a_sync_asked_for_mid_round_runs_another_round_then_lets_go(office: Offi
 
 
 def test_a_round_ends_in_the_transaction_of_its_last_page(office: Office) -> None:
-    """Taking the lease, reading the calendar and one transaction per page: the check for a
-    further request and letting go of the lease commit with the last page (each commit is
-    an fsync on SQLite), and the lease is free afterwards."""
+    """Taking the lease (which reads the calendar too) and one transaction per page: the
+    check for a further request and letting go of the lease commit with the last page
+    (each commit is an fsync on SQLite), and the lease is free afterwards."""
     office.connect(MAYA)
     pages: list[int] = []
     commits: list[int] = []
@@ -204,6 +205,25 @@ def test_a_round_ends_in_the_transaction_of_its_last_page(office: Office) -> Non
     finally:
         event.remove(engine, "commit", count)
     assert len(pages) > 2
-    assert len(commits) == len(pages) + 2
+    assert len(commits) == len(pages) + 1
     row = calendar(office)
     assert row.sync_lease_holder is None and row.sync_lease_until is None
+
+
+def test_a_round_takes_the_lease_renews_it_per_page_and_ends_in_one_update(
+        office: Office) -> None:
+    """The lease's statements: one UPDATE takes it and returns the calendar's row (read
+    again after it before), one per page renews it, and the last page's one UPDATE both
+    takes a request and lets go (issue 14 target 6: two before)."""
+    office.connect(MAYA)
+    pages: list[int] = []
+    with statements(office.factory, startswith=("UPDATE calendars", "SELECT calendars")) \
+            as seen:
+        office.sync(MAYA, BetweenPages(office, MAYA, pages.append))
+    assert len(pages) > 2
+    lease = [s.sql for s in seen if s.sql.startswith("UPDATE calendars SET sync_")]
+    assert len(lease) == 1 + len(pages) + 1, lease
+    assert not any(s.sql.startswith("SELECT calendars") for s in seen), seen
+    row = calendar(office)
+    assert row.sync_lease_holder is None and row.sync_lease_until is None
+    assert row.sync_requested_at is None
