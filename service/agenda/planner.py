@@ -19,7 +19,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from functools import partial
 
-from sqlalchemy import and_, case, func, or_, select
+from sqlalchemy import ScalarSelect, SQLColumnExpression, and_, case, func, or_, select
 from sqlalchemy.orm import Session, aliased, sessionmaker
 
 from service.accounts.models import Account
@@ -215,11 +215,19 @@ def target_copy(session: Session, occurrence_id: int) -> OccurrenceCopy | None:
     change (Google answers 403 forbiddenForNonOrganizer to an attendee). None until the
     organizer's calendar is connected and synced; the reconciler tries again then."""
     return session.scalars(
-        select(OccurrenceCopy).where(OccurrenceCopy.occurrence_id == occurrence_id,
-                                     OccurrenceCopy.removed.is_(False),
-                                     OccurrenceCopy.is_organizer_copy.is_(True))
-        .order_by(OccurrenceCopy.id).limit(1)
+        select(OccurrenceCopy).where(OccurrenceCopy.id == target_copy_id(occurrence_id))
     ).first()
+
+
+def target_copy_id(occurrence_id: int | SQLColumnExpression[int]) -> ScalarSelect[int]:
+    """SQL: the id of `target_copy` of the occurrence (an id, or a column the query it is
+    used in correlates, e.g. `Occurrence.id`): the lowest id among its organizer's copies
+    not removed. The one rule the plan, the write and the writing account share."""
+    copy = aliased(OccurrenceCopy)
+    return (select(func.min(copy.id))
+            .where(copy.occurrence_id == occurrence_id, copy.removed.is_(False),
+                   copy.is_organizer_copy.is_(True))
+            .correlate_except(copy).scalar_subquery())
 
 
 def is_abandoned(record: AgendaRecord | None, copy: OccurrenceCopy | None) -> bool:
@@ -283,16 +291,12 @@ def _plan_batch(session: Session, *, settings: Settings, now: datetime,
         Occurrence.status == OccurrenceStatus.CONFIRMED,
         Occurrence.scheduled_start >= span.now, Occurrence.scheduled_start < span.until
     ).subquery()
-    target = aliased(OccurrenceCopy)  # `target_copy`: the lowest id wins
-    target_id = select(func.min(target.id)).where(
-        target.occurrence_id == Occurrence.id, target.removed.is_(False),
-        target.is_organizer_copy.is_(True)).correlate(Occurrence).scalar_subquery()
     rows = session.execute(
         select(Occurrence, Series, AgendaRecord, OccurrenceCopy)
         .join(ranked, ranked.c.id == Occurrence.id)
         .join(Series, Series.id == Occurrence.series_id)
         .outerjoin(AgendaRecord, AgendaRecord.occurrence_id == Occurrence.id)
-        .outerjoin(OccurrenceCopy, OccurrenceCopy.id == target_id)
+        .outerjoin(OccurrenceCopy, OccurrenceCopy.id == target_copy_id(Occurrence.id))
         .where(ranked.c.rank <= settings.agenda_occurrences)
         .order_by(Series.id, Occurrence.scheduled_start, Occurrence.id)).all()
     if not rows:

@@ -20,8 +20,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, ScalarSelect, case, literal, select, update
-from sqlalchemy.orm import Session, aliased, sessionmaker
+from sqlalchemy import ColumnElement, case, literal, select, update
+from sqlalchemy.orm import Session, sessionmaker
 
 from connectors.base import CalendarConnector, CalendarEvent, EventStatus
 from connectors.errors import ConnectorError, NotFound, PreconditionFailed
@@ -38,7 +38,7 @@ from service.agenda.generator import Agenda
 from service.agenda.invite_edits import absorb_invite_edits
 from service.agenda.items import release_topics
 from service.agenda.models import AgendaRecord
-from service.agenda.planner import is_abandoned, plan_occurrence
+from service.agenda.planner import is_abandoned, plan_occurrence, target_copy_id
 from service.calendars.models import Calendar
 from service.observability import AGENDA_WRITES
 from service.pairs.models import Occurrence, OccurrenceCopy, OccurrenceStatus, Series
@@ -82,20 +82,11 @@ def writing_account(session: Session, *, agenda_id: int) -> ActingAccount | None
     needed: no write until it signs in). One statement, with the account's pace."""
     return acting_account(session.execute(
         select(*ACTING_COLUMNS).select_from(AgendaRecord)
-        .join(OccurrenceCopy, OccurrenceCopy.id == _target_copy_id())
+        .join(OccurrenceCopy,
+              OccurrenceCopy.id == target_copy_id(AgendaRecord.occurrence_id))
         .join(Calendar, Calendar.id == OccurrenceCopy.calendar_id)
         .join(Account, Account.id == Calendar.account_id)
         .where(AgendaRecord.id == agenda_id, Account.status == AccountStatus.ACTIVE)).first())
-
-
-def _target_copy_id() -> ScalarSelect[int]:
-    """SQL, correlated to `agendas`: the id of the copy `planner.target_copy` picks for the
-    agenda's occurrence (the same rule: the account, the write and the plan agree)."""
-    copy = aliased(OccurrenceCopy)
-    return (select(copy.id).where(copy.occurrence_id == AgendaRecord.occurrence_id,
-                                  copy.removed.is_(False),
-                                  copy.is_organizer_copy.is_(True))
-            .order_by(copy.id).limit(1).correlate_except(copy).scalar_subquery())
 
 
 def write_agenda(factory: sessionmaker[Session], *, agenda_id: int, connector_for: ConnectorFor,
@@ -202,7 +193,8 @@ def _planning_inputs(session: Session, *, agenda_id: int) -> _PlanningInputs | N
         .select_from(AgendaRecord)
         .outerjoin(Occurrence, Occurrence.id == AgendaRecord.occurrence_id)
         .outerjoin(Series, Series.id == Occurrence.series_id)
-        .outerjoin(OccurrenceCopy, OccurrenceCopy.id == _target_copy_id())
+        .outerjoin(OccurrenceCopy,
+                   OccurrenceCopy.id == target_copy_id(AgendaRecord.occurrence_id))
         .outerjoin(Calendar, Calendar.id == OccurrenceCopy.calendar_id)
         .where(AgendaRecord.id == agenda_id)).first()
     if row is None:
