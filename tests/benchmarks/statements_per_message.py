@@ -199,7 +199,7 @@ def main(argv: list[str] | None = None) -> int:
             graph_api_url="https://unused.invalid/v1.0",
             microsoft_authority="https://unused.invalid/tenant",
             poll_interval_seconds=3600)
-        connect_accounts(settings, args.accounts)
+        connect_accounts(settings, args.accounts, "google")
         started = start(settings)
         broker, engine = started.broker, started.runtime.engine
         processed = Processed()
