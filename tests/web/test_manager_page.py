@@ -18,6 +18,8 @@ from tests.browser import ARTIFACTS, launch, require_chromium
 from tests.metrics.conftest import History, factory, history, settings, utc  # noqa: F401
 from tests.web.serving import serve
 
+TIMEOUT = 30.0  # seconds: a loaded box can take longer than httpx's default 5 s to render
+
 NOW = utc(2026, 3, 23, 12)
 
 
@@ -49,16 +51,16 @@ def server(factory: sessionmaker[Session], settings: Settings) -> Iterator[str]:
 
 def test_healthz_and_signature_checks_over_http(server: str, team: int,
                                                 settings: Settings) -> None:  # noqa: F811
-    health = httpx.get(f"{server}/healthz")
+    health = httpx.get(f"{server}/healthz", timeout=TIMEOUT)
     assert health.status_code == 200
     assert health.json() == {"status": "ok", "database": "ok", "broker": "ok",
                              "calendars_failing": 0, "accounts_needing_reconsent": 0}
     good = sign_manager(settings, team, version=0)
-    assert httpx.get(f"{server}/managers/{team}?sig={good}").status_code == 200
-    assert httpx.get(f"{server}/managers/{team}").status_code == 403
-    assert httpx.get(f"{server}/managers/{team}?sig={'0' * 64}").status_code == 403
+    assert httpx.get(f"{server}/managers/{team}?sig={good}", timeout=TIMEOUT).status_code == 200
+    assert httpx.get(f"{server}/managers/{team}", timeout=TIMEOUT).status_code == 403
+    assert httpx.get(f"{server}/managers/{team}?sig={'0' * 64}", timeout=TIMEOUT).status_code == 403
     other = sign_manager(settings, team + 1, version=0)
-    assert httpx.get(f"{server}/managers/{team}?sig={other}").status_code == 403
+    assert httpx.get(f"{server}/managers/{team}?sig={other}", timeout=TIMEOUT).status_code == 403
 
 
 @pytest.mark.browser
