@@ -35,14 +35,20 @@ def _sent(seen: list[Statement]) -> list[str]:
     return [" ".join(s.sql.split()) for s in seen]
 
 
-def test_one_agenda_write_reads_its_account_once_and_records_with_two_updates(
-        harness: Harness, case: ProviderCase) -> None:
+def _one_write_due(harness: Harness, case: ProviderCase) -> list[int]:
+    """A synced pair with a topic added: the one agenda write it owes."""
     connect_pair(harness, case)
     harness.sync()
     add_topic(harness, case, "The hiring plan")
     with harness.runtime.factory.begin() as session:
         due = plan_due_agendas(session, settings=harness.settings, now=harness.clock())
     assert len(due) == 1
+    return due
+
+
+def test_one_agenda_write_reads_its_account_once_and_records_with_two_updates(
+        harness: Harness, case: ProviderCase) -> None:
+    due = _one_write_due(harness, case)
 
     with statements(harness.runtime.factory, startswith=SQL) as seen:
         actors.write_agenda(due[0])
@@ -82,11 +88,8 @@ def test_a_calendar_sync_reads_its_account_once_before_the_sync(
 
 def test_a_throttled_account_still_waits_on_the_lookup_that_found_it(
         harness: Harness, case: ProviderCase) -> None:
-    connect_pair(harness, case)
-    harness.sync()
-    add_topic(harness, case, "The hiring plan")
+    due = _one_write_due(harness, case)
     with harness.runtime.factory.begin() as session:
-        due = plan_due_agendas(session, settings=harness.settings, now=harness.clock())
         session.execute(update(Account).values(not_before=utcnow() + timedelta(minutes=5)))
     sandbox = harness.sandbox(case.provider)
     sandbox.clear_requests()
