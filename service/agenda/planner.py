@@ -133,8 +133,7 @@ def _histories(session: Session,
             counts[pair_id] = (count, bool(in_this_series))
     topics = topics_for_occurrences(
         session, {p: occurrence.id for p, (occurrence, _) in planning.items()})
-    return {p: _History(recent=recent[p], count=counts.get(p, (0, False))[0],
-                        in_this_series=counts.get(p, (0, False))[1], topics=topics[p])
+    return {p: _History(recent[p], *counts.get(p, (0, False)), topics=topics[p])
             for p in planning}
 
 
