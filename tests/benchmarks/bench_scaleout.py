@@ -3,7 +3,7 @@ PostgreSQL and Redis against a Google (or Graph) sandbox of 2,000 accounts (issu
 
     PYTHONPATH=$PWD python tests/benchmarks/bench_scaleout.py [--provider google|microsoft]
         [--accounts 2000] [--series 2]
-        [--workers 1,2,4] [--threads 4] [--changes 50] [--latency-ms 0]
+        [--workers 1,2,4] [--threads 4] [--changes 50] [--latency-ms 0] [--worker-cpus 0]
         [--database postgresql+psycopg://postgres@127.0.0.1:5432/test_scaleout]
         [--broker redis://127.0.0.1:6379/9]
 
@@ -35,6 +35,13 @@ Calendar API is remote, tens to hundreds of ms per request, while the sandbox an
 1 ms on the same cores, so without it the benchmark measures a CPU-bound box, with it a
 worker's threads wait on the network as they would in production. The latency is printed
 with the figures; the accounts are connected before it is set.
+
+`--worker-cpus C` caps each worker at C CPUs with a cgroup CFS quota of its own
+(`cpu_quota.CpuQuota`), as a container's CPU limit does in production. Without it, the workers
+share this 2-core machine with PostgreSQL, Redis and the sandbox, so from 2 workers on the
+figure is the machine's ceiling; with it, N workers have N times one worker's CPU while the
+machine has that to give, and the ratio shows whether the product itself scales (leases,
+queues, row locks). The report prints how long each worker was held back by its quota.
 
 Table statistics: this machine's PostgreSQL runs with `autovacuum = off` (a shared test
 server), so tables filled during the run would never be analyzed and the planner would keep
@@ -96,6 +103,7 @@ from tests.benchmarks.bench_sync import (
     manager_email,
     product_urls,
 )
+from tests.benchmarks.cpu_quota import CpuQuota, QuotaUnavailable
 from tests.benchmarks.scaleout_probe import Sampler, Usage, find_pids
 from tests.faults.conftest import process_env
 from tests.faults.fleet import Fleet
@@ -164,9 +172,15 @@ def served(sandbox: RemoteSandbox, seconds: float) -> Phase:
 # -- databases ----------------------------------------------------------------------------
 
 
+def maintenance(server: URL) -> URL:
+    """The server's ``postgres`` maintenance database: what the harness administers and
+    watches from, so the base name given by ``--database`` need not exist."""
+    return server.set(database="postgres")
+
+
 def recreate(server: URL, name: str, *, template: str | None = None) -> str:
     """Drop and create database `name` (a copy of `template`); its URL."""
-    admin = create_engine(server, isolation_level="AUTOCOMMIT")
+    admin = create_engine(maintenance(server), isolation_level="AUTOCOMMIT")
     try:
         with admin.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
@@ -225,6 +239,7 @@ class Run:
     usage: dict[str, Usage]
     unwritten: int
     load: str
+    throttled: list[float]  # per worker: seconds held back by its `--worker-cpus` quota
 
     @property
     def calendars_per_s(self) -> float:
@@ -366,10 +381,15 @@ def run_workers(count: int, args: argparse.Namespace, settings: Settings, server
     folder = logs / f"w{count}"
     folder.mkdir()
     fleet = Fleet(env, folder)
-    pg = create_engine(server, pool_size=1)
+    pg = create_engine(maintenance(server), pool_size=1)
     analyzer = Autoanalyze(url, args.analyze_every)
+    quotas: list[CpuQuota] = []
     try:
         workers = [fleet.worker(threads=args.threads) for _ in range(count)]
+        if args.worker_cpus:
+            for n, worker in enumerate(workers):
+                quotas.append(CpuQuota(f"rapport-bench-worker-{n + 1}", args.worker_cpus))
+                quotas[-1].add(worker.pid)
         wait_for_workers(folder, count)
         scheduler_box: list[int] = []
         redis = find_pids("redis-server", argument=":6379")
@@ -414,10 +434,13 @@ def run_workers(count: int, args: argparse.Namespace, settings: Settings, server
                 AgendaRecord.written_hash.is_distinct_from(AgendaRecord.content_hash))) or 0
         return Run(count, calendars, sync_window, writes, write_window, first.seconds, first,
                    push, poll, len(sample), len(changed), usage, unwritten,
-                   " ".join(Path("/proc/loadavg").read_text().split()[:3]))
+                   " ".join(Path("/proc/loadavg").read_text().split()[:3]),
+                   [q.throttled_s() for q in quotas])
     finally:
         say(f"{count} worker(s): ANALYZE ran {analyzer.stop()} times")
         fleet.stop_all()
+        for quota in quotas:
+            quota.close()
         pg.dispose()
         started.broker.client.flushdb()  # type: ignore[attr-defined]
         close(started)
@@ -432,7 +455,7 @@ def report(runs: list[Run], args: argparse.Namespace) -> str:
         f"Rapport scale-out benchmark, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, "
         f"{os.cpu_count()} CPUs, Python {platform.python_version()}; {args.accounts} "
         f"{PROVIDER_NAMES[args.provider]} accounts x {args.series} weekly 1:1s, "
-        f"`rapport worker --threads {args.threads}`, "
+        f"`rapport worker --threads {args.threads}`{quota_text(args)}, "
         f"PostgreSQL + Redis; provider latency {args.latency_ms:g} ms per request "
         "(sandbox `slow_down(\"any\")`; 0: the sandbox's own ~1 ms on these cores); "
         f"ANALYZE every {args.analyze_every:g} s (0: never; the server's autovacuum is "
@@ -447,6 +470,8 @@ def report(runs: list[Run], args: argparse.Namespace) -> str:
         workers = [u for name, u in run.usage.items() if name.startswith("worker")]
         cpu = " / ".join(f"{u.cpu_total:.0f} ({u.cpu_total / run.first_wall:.2f})"
                          for u in workers)
+        if run.throttled:
+            cpu += f"; throttled {' / '.join(f'{t:.0f}' for t in run.throttled)} s"
         rss = " / ".join(f"{max(u.peak_mb.values(), default=0):.0f}" for u in workers)
         box = run.usage["sandbox"].cpu_total
         lines.append(
@@ -478,6 +503,13 @@ def report(runs: list[Run], args: argparse.Namespace) -> str:
     return "\n".join(lines)
 
 
+def quota_text(args: argparse.Namespace) -> str:
+    """How the workers' CPU was capped, for the report's first line."""
+    if not args.worker_cpus:
+        return ", no CPU cap per worker"
+    return f" capped at {args.worker_cpus:g} CPU each (cgroup CFS quota, as a container limit)"
+
+
 def graph_auth(phase: Phase, provider: str) -> str:
     """MSAL's reads of the authority's OpenID configuration and keys (kind "auth"; Graph
     only, Google's client reads none)."""
@@ -493,7 +525,7 @@ def first_sync_kinds(provider: str) -> tuple[str, ...]:
 
 def autovacuum(args: argparse.Namespace) -> str:
     """The server's `autovacuum` setting (whether it analyzes tables on its own)."""
-    engine = create_engine(make_url(args.database))
+    engine = create_engine(maintenance(make_url(args.database)))
     try:
         with engine.connect() as conn:
             return str(conn.scalar(text("SHOW autovacuum")))
@@ -584,11 +616,19 @@ def main(argv: list[str] | None = None) -> int:
         "RAPPORT_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test_scaleout"),
         help="server and base name: databases <name>_tpl and <name>_w<N> are (re)created")
     parser.add_argument("--broker", default="redis://127.0.0.1:6379/9")
+    parser.add_argument("--worker-cpus", type=float, default=0.0,
+                        help="cap each worker at this many CPUs, as a container limit does "
+                             "(cgroup CFS quota, root only); 0: no cap")
     parser.add_argument("--analyze-every", type=float, default=60.0,
                         help="ANALYZE the run database every S s (autovacuum's stand-in); 0: no")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     counts = [int(n) for n in args.workers.split(",")]
+    if args.worker_cpus:
+        try:
+            CpuQuota("rapport-bench-check", args.worker_cpus).close()
+        except QuotaUnavailable as err:
+            parser.error(f"--worker-cpus: {err}")
     server = make_url(args.database)
     template = f"{server.database}_tpl"
 

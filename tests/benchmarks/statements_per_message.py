@@ -40,6 +40,7 @@ from service.settings import Settings
 from tests.benchmarks.bench_scaleout import (
     calendar_ids,
     connect_accounts,
+    maintenance,
     move_occurrences,
     recreate,
 )
@@ -185,7 +186,7 @@ def main(argv: list[str] | None = None) -> int:
     server = make_url(args.database)
     name = f"{server.database}_stmts"
     url = recreate(server, name)
-    admin = create_engine(server, isolation_level="AUTOCOMMIT")
+    admin = create_engine(maintenance(server), isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:  # the trigger functions' time, in pg_stat_user_functions
         conn.execute(text(f"ALTER DATABASE \"{name}\" SET track_functions = 'pl'"))
     admin.dispose()
