@@ -97,8 +97,7 @@ def sync_calendar(calendar_id: int) -> None:
     try:
         outcome = sync_one_calendar(rt.factory, calendar_id=calendar_id,
                                     connector=rt.connectors.for_calendar(calendar_id),
-                                    settings=rt.settings, now=rt.clock(),
-                                    recorder=context.recorder)
+                                    settings=rt.settings, now=rt.clock())
     except Transient as err:  # the connector retried already; the calendar's backoff paces
         raise BackedOff(f"calendar {calendar_id} failing; tried again after its backoff") \
             from err

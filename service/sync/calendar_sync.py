@@ -27,7 +27,6 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from connectors.base import CalendarConnector, ChangePage
 from connectors.errors import AuthRevoked, ConnectorError, CursorExpired, RateLimited
-from service.calendars.calls import CallRecorder
 from service.calendars.models import Calendar
 from service.db import chunks, utcnow
 from service.pairs.models import (
@@ -133,9 +132,10 @@ def sync_calendar(
     connector: CalendarConnector,
     settings: Settings,
     now: datetime,
-    recorder: CallRecorder | None = None,
 ) -> SyncOutcome:
-    """Bring one calendar up to date with its provider; safe to run twice or concurrently."""
+    """Bring one calendar up to date with its provider; safe to run twice or concurrently.
+    The provider calls it makes are stored with the page transactions that follow them
+    (`service.calendars.calls`), when this thread records calls."""
     outcome = SyncOutcome(calendar_id=calendar_id)
     lease = SyncLease(calendar_id)
     acquired = _acquire_lease(factory, lease=lease, now=now)
@@ -149,7 +149,7 @@ def sync_calendar(
         for _ in range(1 + MAX_EXTRA_ROUNDS):
             # a round normally ends in the transaction of its last page (`_pages`)
             again = _round(factory, lease=lease, connector=connector, settings=settings,
-                           now=now, outcome=outcome, recorder=recorder, calendar=held)
+                           now=now, outcome=outcome, calendar=held)
             held = None  # later rounds read the row again
             if again is None:  # no page carried a cursor
                 with factory.begin() as session:
@@ -200,14 +200,14 @@ def _record_failure(factory: sessionmaker[Session], *, calendar_id: int, reason:
 
 def _round(factory: sessionmaker[Session], *, lease: SyncLease, connector: CalendarConnector,
            settings: Settings, now: datetime, outcome: SyncOutcome,
-           recorder: CallRecorder | None, calendar: Calendar | None = None) -> bool | None:
+           calendar: Calendar | None = None) -> bool | None:
     """One round (a full one again if the cursor is gone); what `_pages` returns.
     `calendar`: the row just read (detached), else it is read."""
     calendar_id = lease.calendar_id
     for attempt in range(2):
         try:
             return _pages(factory, lease=lease, connector=connector, settings=settings,
-                          now=now, outcome=outcome, recorder=recorder,
+                          now=now, outcome=outcome,
                           calendar=None if attempt else calendar)
         except CursorExpired:
             if attempt:
@@ -220,14 +220,12 @@ def _round(factory: sessionmaker[Session], *, lease: SyncLease, connector: Calen
                 cal = session.get(Calendar, calendar_id)
                 assert cal is not None
                 cal.cursor = None
-                if recorder:
-                    recorder.flush_into(session)
     raise AssertionError("unreachable: the second attempt returns or raises")
 
 
 def _pages(factory: sessionmaker[Session], *, lease: SyncLease, connector: CalendarConnector,
            settings: Settings, now: datetime, outcome: SyncOutcome,
-           recorder: CallRecorder | None, calendar: Calendar | None = None) -> bool | None:
+           calendar: Calendar | None = None) -> bool | None:
     """Apply the round's pages, each in its own transaction. The page with the cursor ends
     the round in its transaction (`SyncLease.end_round`): whether another round was asked
     for is returned, None when no page carried a cursor. `calendar`: as in `_round`."""
@@ -278,8 +276,6 @@ def _pages(factory: sessionmaker[Session], *, lease: SyncLease, connector: Calen
                 # leaves the cursor where it was, so the retry reads the pages again and
                 # settles every series they touch, not only what a lost attempt remembered
                 settle_series(session, result.series_touched, now)
-            if recorder:
-                recorder.flush_into(session)
             if page.cursor is not None:
                 again = lease.end_round(session)
             session.commit()

@@ -41,6 +41,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import cProfile
+import inspect
 import json
 import os
 import platform
@@ -382,10 +383,12 @@ def run_rapport(base_url: str, token_url: str, accounts: list[str], now: datetim
         for calendar_id, account_id in calendars:
             recorder = CallRecorder(account_id)
             token = start_recording(recorder)
-            try:
+            try:  # an older tree (`--rapport`) stored the calls through a parameter
+                older = {"recorder": recorder} if "recorder" in inspect.signature(
+                    sync_calendar).parameters else {}
                 sync_calendar(runtime.factory, calendar_id=calendar_id,
                               connector=runtime.connectors.for_calendar(calendar_id),
-                              settings=settings, now=now, recorder=recorder)
+                              settings=settings, now=now, **older)
             finally:
                 stop_recording(token)
     runtime.engine.dispose()

@@ -23,7 +23,7 @@ from service.accounts.pace import ActingAccount
 from service.calendars.calls import record_call
 from service.calendars.models import ProviderCallLog
 from service.calendars.queries import active_account
-from service.db import make_engine, migrate, session_factory
+from service.db import make_engine, migrate, read_session, session_factory
 from service.settings import Settings
 from workers import context
 from workers.broker import create_broker
@@ -170,3 +170,36 @@ def test_a_provider_actor_called_directly_stores_its_calls_too(
     assert _stored(runtime) == [(account_id, 200)]
     with pytest.raises(RuntimeError):
         context.message_context()  # closed again after the call
+
+
+def test_recorded_calls_ride_along_with_the_actors_own_commit(
+        runtime: Runtime, account_id: int) -> None:
+    """A message's calls go into the next transaction it commits, not one of their own;
+    a transaction that rolls back gives them back, and the message's end stores them."""
+    broker = create_broker(runtime.settings)
+    context.install(broker)
+    seen: dict[str, list[tuple[int | None, int]]] = {}
+
+    @provider_actor(broker=broker, queue_name="tiny", account_of=_the_account)
+    def writes(account_id: int) -> None:
+        assert context.message_context().account_id == account_id
+        record_call(_call(200))
+        with read_session(runtime.factory) as session:  # a reader takes none (SQLite)
+            session.scalar(select(Account.id))
+            session.commit()
+        with runtime.factory.begin() as session:  # the actor's own write
+            session.get(Account, account_id).status_reason = "kept"  # type: ignore[union-attr]
+        seen["after commit"] = _stored(runtime)
+        record_call(_call(201))
+        with pytest.raises(LookupError), runtime.factory.begin() as session:
+            session.get(Account, account_id).status_reason = "lost"  # type: ignore[union-attr]
+            raise LookupError("rolled back")
+        seen["after rollback"] = _stored(runtime)
+
+    writes(account_id)
+
+    assert seen["after commit"] == [(account_id, 200)]
+    assert seen["after rollback"] == [(account_id, 200)]
+    assert _stored(runtime) == [(account_id, 200), (account_id, 201)]
+    with runtime.factory() as session:
+        assert session.get(Account, account_id).status_reason == "kept"  # type: ignore[union-attr]
