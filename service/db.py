@@ -149,17 +149,43 @@ def _begin_sqlite(conn: Any, *, read_only: bool) -> None:
 _read_only_engines: WeakKeyDictionary[Engine, Engine] = WeakKeyDictionary()
 
 
+class ReadSession(Session):
+    """A session that only reads, ended with COMMIT, not ROLLBACK.
+
+    For a transaction that wrote nothing the two are the same to the database, but psycopg
+    forgets every statement it prepared on the connection at each ROLLBACK (and sends
+    DEALLOCATE ALL): `Connection.rollback` clears its prepared-statement cache, as a rollback
+    may have undone the DDL a statement depends on
+    (https://www.psycopg.org/psycopg3/docs/advanced/prepare.html). Readers ended that way
+    wiped a worker's prepared statements twice per message, so PostgreSQL parsed and planned
+    the hot statements again and again. A failed block still rolls back."""
+
+    def __exit__(self, type_: Any, value: Any, traceback: Any) -> None:
+        transaction = self.get_transaction()
+        try:
+            if type_ is None and transaction is not None and transaction.is_active:
+                self.commit()
+        finally:
+            super().__exit__(type_, value, traceback)
+
+
 def read_session(factory: sessionmaker[Session]) -> Session:
-    """A session for work that only reads: on SQLite it does not take the write lock, so
-    readers in other threads overlap a sync's writes; a write through it raises
-    ("attempt to write a readonly database"). PostgreSQL sessions are unchanged."""
+    """A session for work that only reads (use it as a context manager): a write through it
+    raises. On SQLite it does not take the write lock, so readers in other threads overlap a
+    sync's writes ("attempt to write a readonly database" on a write); on PostgreSQL its
+    transactions begin READ ONLY ("cannot execute ... in a read-only transaction"; psycopg's
+    `read_only`, no extra statement) and end with COMMIT (`ReadSession`)."""
     bind = factory.kw.get("bind")
-    if not isinstance(bind, Engine) or bind.dialect.name != "sqlite":
+    if not isinstance(bind, Engine):
         return factory()
     reader = _read_only_engines.get(bind)
     if reader is None:
-        reader = _read_only_engines.setdefault(bind, bind.execution_options(**{READ_ONLY: True}))
-    return factory(bind=reader)
+        options: dict[str, Any] = {READ_ONLY: True}
+        if bind.dialect.name == "postgresql":
+            options["postgresql_readonly"] = True
+        reader = _read_only_engines.setdefault(bind, bind.execution_options(**options))
+    kw = {k: v for k, v in factory.kw.items() if k != "bind"}
+    return ReadSession(bind=reader, **kw)
 
 
 def migrate(engine: Engine) -> None:

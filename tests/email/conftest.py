@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import os
 import socket
 import ssl
 import threading
-import uuid
 from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from email import message_from_bytes, policy
 from email.message import EmailMessage
@@ -19,10 +17,10 @@ import pytest
 import trustme
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, Envelope, LoginPassword
-from sqlalchemy import create_engine, make_url, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from service.db import make_engine, migrate, session_factory
+from tests.postgres import postgres_database
 
 SMTP_USER = "rapport"
 SMTP_PASSWORD = "s3cr3t-p4ss"
@@ -81,26 +79,6 @@ def _authenticator(
     return AuthResult(success=ok, handled=False)
 
 
-@contextmanager
-def _postgres_database() -> Iterator[str]:
-    """A throwaway database on RAPPORT_TEST_POSTGRES_URL's server; skips without (fails on CI)."""
-    admin_url = os.environ.get("RAPPORT_TEST_POSTGRES_URL")
-    if not admin_url:
-        if os.environ.get("CI"):
-            pytest.fail("RAPPORT_TEST_POSTGRES_URL must be set under CI")
-        pytest.skip("set RAPPORT_TEST_POSTGRES_URL to run against PostgreSQL")
-    name = f"rapport_email_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(make_url(admin_url), isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield make_url(admin_url).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
-        admin.dispose()
-
-
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.integration)])
 def factory(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[sessionmaker[Session]]:
     """Sessions on a fresh database (SQLite file, or PostgreSQL), migrated like production."""
@@ -108,7 +86,7 @@ def factory(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[sessionm
         if request.param == "sqlite":
             url = f"sqlite:///{tmp_path / 'rapport.db'}"
         else:
-            url = stack.enter_context(_postgres_database())
+            url = stack.enter_context(postgres_database("rapport_email"))
         engine = make_engine(url)
         stack.callback(engine.dispose)
         migrate(engine)
