@@ -217,6 +217,7 @@ def chunks(values: Sequence[Item], size: int = IN_CHUNK) -> Iterator[Sequence[It
     for start in range(0, len(values), size):
         yield values[start:start + size]
 
+
 # Column types whose values go to PostgreSQL as one array parameter per column: each has a
 # plain PostgreSQL array type, and SQLAlchemy's ARRAY applies the element type's own bind
 # processing (a TypeDecorator's `process_bind_param` included) to every element. These are all

@@ -232,7 +232,7 @@ def test_the_statement_text_is_the_same_for_one_row_and_for_300(
                 back = bulk_insert(session, occurrences, [
                     {"series_id": series, "original_start": start, "scheduled_start": start,
                      "scheduled_end": start, "status": OccurrenceStatus.CONFIRMED,
-                     "cancelled_at": None} for start in starts],
+                     "manager_response": None, "cancelled_at": None} for start in starts],
                     occurrences.c.id, occurrences.c.original_start)
                 assert sorted(start for _, start in back) == starts
     assert len(one) == len(many) == 1 and len(occurrence_inserts) == 2
