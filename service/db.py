@@ -222,7 +222,8 @@ def chunks(values: Sequence[Item], size: int = IN_CHUNK) -> Iterator[Sequence[It
 # plain PostgreSQL array type, and SQLAlchemy's ARRAY applies the element type's own bind
 # processing (a TypeDecorator's `process_bind_param` included) to every element. These are all
 # the types of the tables bulk-inserted today (tests/service/test_bulk_insert.py). Any other
-# type (JSON, ARRAY, Enum, Numeric, LargeBinary, ...) keeps the multi-row VALUES path.
+# type (JSON, ARRAY, Enum, Numeric, LargeBinary, ..., and the NullType of a foreign key whose
+# table was never imported) keeps the multi-row VALUES path.
 _ARRAY_SAFE: tuple[type[TypeEngine[Any]], ...] = (Integer, String, Float, Boolean, DateTime)
 
 
