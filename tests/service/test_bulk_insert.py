@@ -13,7 +13,18 @@ from pathlib import Path
 from typing import Any, cast
 
 import pytest
-from sqlalchemy import Engine, Table, create_engine, select, text
+from sqlalchemy import (
+    JSON,
+    Column,
+    Engine,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    create_engine,
+    select,
+    text,
+)
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DataError, StatementError
 from sqlalchemy.orm import Session, sessionmaker
@@ -302,3 +313,20 @@ def test_a_rolled_back_savepoint_leaves_none_of_its_rows_in_the_session(
         assert gone[0] not in session and kept[0] in session
         again = insert_returning(session, Person, [{"email": "gone@x.test"}])
         assert again[0] in session and again[0] is not gone[0]
+
+
+@pytest.mark.integration
+def test_a_type_that_is_not_sent_as_an_array_keeps_the_values_list(
+        pg_factory: sessionmaker[Session]) -> None:
+    """No table bulk-inserted today has one, but a JSON column (say) would not be sent as an
+    array: its rows go as a multi-row VALUES list, the other columns' types unchanged."""
+    metadata = MetaData()
+    table = Table("bulk_fallback", metadata, Column("id", Integer, primary_key=True),
+                  Column("doc", JSON), Column("name", String(20)))
+    metadata.create_all(pg_factory.kw["bind"])
+    rows: list[dict[str, Any]] = [{"doc": {"a": [1, None]}, "name": "x"},
+                                  {"doc": None, "name": None}]
+    with pg_factory.begin() as session, statements(pg_factory, startswith="INSERT") as seen:
+        back = bulk_insert(session, table, rows, table.c.doc, table.c.name)
+    assert sorted(back, key=lambda r: r.name or "") == [(None, None), ({"a": [1, None]}, "x")]
+    assert len(seen) == 1 and "VALUES" in seen[0].sql and "unnest" not in seen[0].sql
