@@ -5,7 +5,7 @@ start, calendar + provider id) before it is created, so applying the same page t
 after a crash half-way, leaves the same state.
 
 New occurrences and copies (nearly every event of a first sync) are plain values until the
-batch is settled, then inserted with one multi-row INSERT ... RETURNING per table: an ORM
+batch is settled, then inserted with one bulk INSERT ... RETURNING per table: an ORM
 object and a unit-of-work flush per event cost more than the rest of the sync together.
 Rows that already exist are ORM objects, changed in place and flushed with the session.
 """
@@ -19,7 +19,7 @@ from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, insert, inspect, select
+from sqlalchemy import Table, inspect, select
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
@@ -28,7 +28,7 @@ from service.agenda.block import block_hash_in
 from service.agenda.invite_edits import absorb_invite_edits
 from service.agenda.models import AgendaRecord
 from service.calendars.models import Calendar, QuarantinedItem
-from service.db import chunks, insert_returning
+from service.db import bulk_insert, chunks, insert_returning
 from service.pairs.detection import detect, humans_of
 from service.pairs.models import (
     AdHocMeeting,
@@ -248,15 +248,16 @@ class CalendarApplier:
 
     def _settle(self) -> None:
         """Insert the batch's new occurrences, then their copies (each knowing its
-        occurrence's id now), one multi-row INSERT ... RETURNING id each, and record the ids
-        the result names. The series they point at were flushed when they were created."""
+        occurrence's id now), one bulk INSERT ... RETURNING id each (`bulk_insert`), and
+        record the ids the result names. The series they point at were flushed when they
+        were created."""
         if self._new_occurrences:
-            # the ids come back with each row's natural key: a multi-row INSERT returns its
+            # the ids come back with each row's natural key: a bulk INSERT returns its
             # rows in no promised order (asking for it makes SQLAlchemy insert row by row)
             c = _OCCURRENCES.c
-            inserted = self.session.execute(
-                insert(_OCCURRENCES).returning(c.id, c.series_id, c.original_start),
-                [n.row() for n in self._new_occurrences.values()])
+            inserted = bulk_insert(self.session, _OCCURRENCES,
+                                   [n.row() for n in self._new_occurrences.values()],
+                                   c.id, c.series_id, c.original_start)
             for new_id, series_id, original in inserted:
                 self._new_occurrences[(series_id, original)].id = new_id
                 self._inserted_occurrences[(series_id, original)] = new_id
@@ -268,8 +269,8 @@ class CalendarApplier:
                     row["occurrence_id"] = occurrence.id
                 rows.append(row)
             c = _COPIES.c
-            for new_id, event_id in self.session.execute(
-                    insert(_COPIES).returning(c.id, c.provider_event_id), rows):
+            for new_id, event_id in bulk_insert(self.session, _COPIES, rows,
+                                                c.id, c.provider_event_id):
                 self._inserted_copies[event_id] = new_id
                 self.result.seen_copy_ids.add(new_id)
             self._new_copies.clear()
