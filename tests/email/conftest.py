@@ -86,7 +86,7 @@ def factory(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[sessionm
         if request.param == "sqlite":
             url = f"sqlite:///{tmp_path / 'rapport.db'}"
         else:
-            url = stack.enter_context(postgres_database("rapport_email"))
+            url = stack.enter_context(postgres_database("email"))
         engine = make_engine(url)
         stack.callback(engine.dispose)
         migrate(engine)

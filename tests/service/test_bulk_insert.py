@@ -5,7 +5,6 @@ it serves come back as given, None included; rows with other keys get their own 
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from datetime import UTC, datetime, timedelta, timezone
@@ -16,16 +15,12 @@ import pytest
 from sqlalchemy import (
     JSON,
     Column,
-    Engine,
     Integer,
     MetaData,
     String,
     Table,
-    create_engine,
     select,
-    text,
 )
-from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DataError, StatementError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -43,7 +38,7 @@ from service.pairs.models import (
     SeriesStatus,
 )
 from service.people.models import Person
-from tests.conftest import required_service_url
+from tests.postgres import postgres_database
 from tests.statements import statements
 
 WHEN = datetime(2026, 3, 29, 1, 30, 15, 123456, tzinfo=UTC)  # microseconds, a DST day
@@ -52,29 +47,16 @@ ELSEWHERE = timezone(timedelta(hours=-7, minutes=-30))  # stored as UTC, read ba
 
 @contextmanager
 def _database(kind: str, folder: Path) -> Iterator[sessionmaker[Session]]:
-    """Sessions on a migrated SQLite file, or on a throwaway PostgreSQL database named after
-    RAPPORT_TEST_POSTGRES_URL's (so a helper's own prefix holds), dropped afterwards."""
+    """Sessions on a migrated SQLite file, or on a throwaway PostgreSQL database."""
     with ExitStack() as stack:
         if kind == "sqlite":
             url = f"sqlite:///{folder / 'rapport.db'}"
         else:
-            server = make_url(required_service_url("RAPPORT_TEST_POSTGRES_URL"))
-            name = f"{server.database or 'rapport'}_bulk_{uuid.uuid4().hex[:10]}"
-            admin = create_engine(server, isolation_level="AUTOCOMMIT")
-            stack.callback(admin.dispose)
-            with admin.connect() as conn:
-                conn.execute(text(f'CREATE DATABASE "{name}"'))
-            stack.callback(_drop, admin, name)
-            url = server.set(database=name).render_as_string(hide_password=False)
+            url = stack.enter_context(postgres_database("bulk"))
         engine = make_engine(url)
         stack.callback(engine.dispose)
         migrate(engine)
         yield session_factory(engine)
-
-
-def _drop(admin: Engine, name: str) -> None:
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.integration)])

@@ -85,7 +85,7 @@ def test_a_writer_on_the_same_pooled_connection_can_write_again(factory) -> None
 def pg_engine():
     """A migrated PostgreSQL database with one connection in its pool, so each session
     below gets the same psycopg connection back."""
-    with postgres_database("rapport_read") as url:
+    with postgres_database("read") as url:
         engine = create_engine(url, pool_size=1, max_overflow=0)
         migrate(engine)
         with session_factory(engine).begin() as session:
