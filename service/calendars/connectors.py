@@ -23,6 +23,7 @@ from connectors.google.auth import (
     CALENDAR_SCOPES,
     DIRECTORY_MEMBERS_SCOPE,
     DIRECTORY_USERS_SCOPE,
+    SharedToken,
     delegated_credentials,
     google_credentials,
 )
@@ -42,6 +43,7 @@ from service.accounts.service import (
     read_grant_credentials,
     store_credentials,
 )
+from service.calendars.access_tokens import StoredAccessToken
 from service.calendars.calls import record_call
 from service.calendars.models import Calendar
 from service.calendars.series_uids import StoredSeriesUids
@@ -156,8 +158,9 @@ class AccountConnectors:
                     http=self._graph_http,
                     series_uids=StoredSeriesUids(self.factory, account_id))
             elif provider == "google":
-                connector = google_connector(self.settings, credentials, recorder=record_call,
-                                             http=self._google_http)
+                connector = google_connector(
+                    self.settings, credentials, recorder=record_call, http=self._google_http,
+                    shared_token=StoredAccessToken(self.factory, self.vault, account_id, grant))
             elif provider == "microsoft":
                 connector = self._microsoft(account_id, email, credentials, record_call)
             else:
@@ -263,10 +266,12 @@ def ca_verify(settings: Settings) -> str | bool:
 
 def google_connector(settings: Settings, credentials: dict[str, Any],
                      recorder: CallObserver | None = None,
-                     http: PerThreadHttp | None = None) -> CalendarConnector:
+                     http: PerThreadHttp | None = None,
+                     shared_token: SharedToken | None = None) -> CalendarConnector:
     """A Google connector from an "authorized_user" credentials dict, or, for a person
     reached through a company grant, from the grant's service-account key (``grant``) acting
-    as them (``subject``, domain-wide delegation) with the calendar scopes only."""
+    as them (``subject``, domain-wide delegation) with the calendar scopes only; with
+    `shared_token`, its access token is shared with other processes."""
 
     creds: Any
     if "grant" in credentials:
@@ -279,7 +284,7 @@ def google_connector(settings: Settings, credentials: dict[str, Any],
             credentials.get("token_uri") or settings.google_token_url)
     return GoogleConnector(creds, api_url=settings.google_api_url, observer=recorder,
                            http=http, ca_bundle=outgoing_ca_bundle(settings), max_attempts=3,
-                           max_sleep=5.0)
+                           max_sleep=5.0, shared_token=shared_token)
 
 
 def google_directory(settings: Settings, key: dict[str, Any], scope: dict[str, str], *,
