@@ -1,10 +1,13 @@
-"""One Google access token per account for the whole fleet, not per process: a token one
-process obtained is adopted by every other until it expires. Two `AccountConnectors` over one
-database stand for two worker processes; counted at the sandbox's token endpoint, real
-google-auth client over HTTP."""
+"""One access token per account for the whole fleet, not per process: a token one process
+obtained is adopted by every other until it expires (Google: `access_tokens`; Graph: the MSAL
+cache stored with the credentials). Two `AccountConnectors` over one database stand for two
+worker processes; counted at the sandboxes' token endpoints, real google-auth and MSAL
+clients over HTTP."""
 
 from __future__ import annotations
 
+import json
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -119,3 +122,34 @@ def test_people_reached_through_a_workspace_grant_share_their_delegated_token(
         stored = session.scalar(select(AccessToken.token_encrypted)
                                 .where(AccessToken.account_id == account_id))
     assert stored is not None and b"ya29." not in stored, "kept encrypted"
+
+
+def _expire_stored_msal_token(harness: Harness, account_id: int) -> None:
+    """The stored MSAL cache's access token has expired (MSAL then refreshes it)."""
+    vault = Vault.from_settings(harness.settings)
+    with harness.runtime.factory.begin() as session:
+        account = session.get(Account, account_id)
+        assert account is not None
+        credentials = read_credentials(account, vault=vault)
+        cache = json.loads(credentials["cache"])
+        for token in cache["AccessToken"].values():
+            token["expires_on"] = token["extended_expires_on"] = str(int(time.time()) - 60)
+        credentials["cache"] = json.dumps(cache)
+        store_credentials(account, vault=vault, credentials=credentials)
+
+
+def test_a_graph_connector_already_held_takes_the_cache_another_process_refreshed(
+        harness: Harness) -> None:
+    account_id = harness.connect(CASES["microsoft"].manager)
+    _expire_stored_msal_token(harness, account_id)
+    calendar = _primary(harness, account_id)
+    first, second = _process(harness), _process(harness)
+    held = second.for_account(account_id)  # built on the expired token, not used yet
+    graph = harness.graph
+    graph.clear_requests()
+
+    ids = _window_ids(harness, first.for_account(account_id), calendar)  # refreshes, saves
+    assert second.for_account(account_id) is held
+    assert _window_ids(harness, held, calendar) == ids
+
+    assert [r.status for r in _token_requests(graph)] == [200], "one refresh for both"
