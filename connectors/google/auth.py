@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Mapping, Sequence
-from typing import Any
+from datetime import datetime
+from typing import Any, Protocol
 
+from google.auth import _helpers
 from google.auth import credentials as auth_credentials
 from google.oauth2 import service_account
 from google.oauth2.credentials import Credentials
@@ -57,6 +59,25 @@ def google_credentials(
     )
 
 
+class SharedToken(Protocol):
+    """Where an account's current access token is kept for every process (the service
+    injects a database store; the connector never sees the database)."""
+
+    def load(self) -> tuple[str, datetime] | None:
+        """The token another process saved and its expiry (naive UTC, as google-auth's
+        ``expiry``), or None."""
+
+    def save(self, token: str, expiry: datetime) -> None:
+        """Keep a freshly obtained token and its expiry (naive UTC) for the other processes."""
+
+
+def _still_valid(expiry: datetime) -> bool:
+    """Whether google-auth would call a token with this expiry valid: it treats a token as
+    expired `REFRESH_THRESHOLD` (3 min 45 s) early (`Credentials.expired`,
+    https://github.com/googleapis/google-auth-library-python/blob/main/google/auth/_helpers.py)."""
+    return _helpers.utcnow() < expiry - _helpers.REFRESH_THRESHOLD
+
+
 class SerializedRefresh(auth_credentials.Credentials):
     """One account's google-auth credentials shared by every thread: one token refresh at a time.
 
@@ -66,11 +87,18 @@ class SerializedRefresh(auth_credentials.Credentials):
     first thread refreshes, the others find a valid token. After a 401, AuthorizedHttp calls
     `refresh` (google_auth_httplib2); a thread whose token another thread has replaced since
     it sent its request takes the new one instead of asking again.
+
+    With `shared`, processes share the token too: when a refresh would happen, a valid token
+    another process saved is adopted instead (unless it is the one that just failed), and a
+    token this process obtained is saved for them. The store is read only then, never while
+    this process's own token is valid.
     """
 
-    def __init__(self, inner: auth_credentials.Credentials) -> None:
+    def __init__(self, inner: auth_credentials.Credentials,
+                 shared: SharedToken | None = None) -> None:
         super().__init__()
         self.inner = inner
+        self.shared = shared
         self._lock = threading.Lock()
         self._sent = threading.local()  # the token this thread last put on a request
 
@@ -92,17 +120,34 @@ class SerializedRefresh(auth_credentials.Credentials):
         return bool(self.inner.valid)
 
     def refresh(self, request: Any) -> None:
-        """Refresh, unless another thread already replaced the token this thread sent."""
+        """Refresh (after a 401), unless another thread already replaced the token this
+        thread sent."""
         with self._lock:
             sent = getattr(self._sent, "token", None)
             if sent is None or self.inner.token in (None, sent):
-                self.inner.refresh(request)
+                self._renew(request, failed=sent)
 
     def before_request(self, request: Any, method: str, url: str, headers: Any) -> None:
-        """The wrapped credentials' refresh-if-needed and headers, under the lock."""
+        """Renew the token if it is not valid, then the wrapped credentials' headers (they
+        find it valid), under the lock."""
         with self._lock:
+            if not self.inner.valid:
+                self._renew(request, failed=None)
             self.inner.before_request(request, method, url, headers)
             self._sent.token = self.inner.token
+
+    def _renew(self, request: Any, *, failed: str | None) -> None:
+        """Adopt the shared token if it is valid and not `failed` (the token a 401 just
+        refused: adopting it again would loop), else ask the token endpoint and share the
+        answer. Called under the lock."""
+        if self.shared is not None:
+            stored = self.shared.load()
+            if stored is not None and stored[0] != failed and _still_valid(stored[1]):
+                self.inner.token, self.inner.expiry = stored
+                return
+        self.inner.refresh(request)
+        if self.shared is not None and self.inner.token and self.inner.expiry is not None:
+            self.shared.save(self.inner.token, self.inner.expiry)
 
     def apply(self, headers: Any, token: str | None = None) -> None:
         self.inner.apply(headers, token=token)

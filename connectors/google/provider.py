@@ -45,7 +45,7 @@ from connectors.base import (
     FreeBusy,
     Subscription,
 )
-from connectors.google.auth import SerializedRefresh
+from connectors.google.auth import SerializedRefresh, SharedToken
 from connectors.google.client import GoogleClient, build_service
 from connectors.google.parsing import parse_event, parse_items, parse_timestamp
 from connectors.google.transport import PerThreadHttp
@@ -83,6 +83,7 @@ class GoogleConnector:
         max_sleep: float = MAX_SLEEP_PER_CALL,
         retry: RetryPolicy | None = None,
         page_size: int = 250,
+        shared_token: SharedToken | None = None,
     ) -> None:
         """`retry` is the shared policy; `sleep`, `max_attempts` and `max_sleep` (seconds a call
         may sleep in all) are its short form, used when `retry` is not given.
@@ -90,9 +91,10 @@ class GoogleConnector:
         Thread-safe: one connector per account can serve every worker thread. Requests go
         out on `http` (by default a `PerThreadHttp`: each thread its own httplib2.Http, as
         google-api-python-client asks), and the credentials refresh one thread at a time
-        (`SerializedRefresh`), so an account costs one token however many threads use it."""
+        (`SerializedRefresh`), so an account costs one token however many threads use it;
+        with `shared_token`, however many processes do (until it expires)."""
         if not isinstance(credentials, SerializedRefresh):
-            credentials = SerializedRefresh(credentials)
+            credentials = SerializedRefresh(credentials, shared_token)
         if http is None:
             http = PerThreadHttp(timeout=timeout, ca_bundle=ca_bundle)
         service = build_service("calendar", "v3", credentials, api_url=api_url, http=http)

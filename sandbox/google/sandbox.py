@@ -376,6 +376,12 @@ class GoogleSandbox:
         """Revoke the person's grant: refresh answers invalid_grant, access tokens 401."""
         self.runtime.revoke(email)
 
+    def expire_access_tokens(self) -> None:
+        """Every access token issued so far answers 401 from now on, as an hour after it was
+        issued; grants stay valid, so a refresh gets a new one."""
+        with self.runtime.lock:
+            self.runtime.access_tokens.clear()
+
     # -- Google Workspace (Admin console and directory) --------------------------------------
 
     def mint_service_account_key(self, name: str = "rapport") -> dict[str, Any]:

@@ -48,6 +48,20 @@ class Account(Base):
         ForeignKey("directory_grants.id", ondelete="CASCADE"), index=True)
 
 
+class AccessToken(Base):
+    """An account's current provider access token, shared by every worker process
+    (`service.calendars.access_tokens`); kept apart from `Account.credentials_encrypted`,
+    whose content identifies the grant. `token_encrypted` holds the token and the grant it
+    was obtained with, encrypted like the credentials."""
+
+    __tablename__ = "access_tokens"
+
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"),
+                                            primary_key=True)
+    token_encrypted: Mapped[bytes] = mapped_column(LargeBinary)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
 class DirectoryGrant(Base):
     """One company-wide grant: a Google Workspace service account with domain-wide
     delegation, or a Microsoft 365 app registration with application permissions.

@@ -11,7 +11,8 @@ import hashlib
 import json
 import logging
 import threading
-from collections import OrderedDict
+from collections import OrderedDict, deque
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -23,6 +24,7 @@ from connectors.google.auth import (
     CALENDAR_SCOPES,
     DIRECTORY_MEMBERS_SCOPE,
     DIRECTORY_USERS_SCOPE,
+    SharedToken,
     delegated_credentials,
     google_credentials,
 )
@@ -42,6 +44,7 @@ from service.accounts.service import (
     read_grant_credentials,
     store_credentials,
 )
+from service.calendars.access_tokens import StoredAccessToken
 from service.calendars.calls import record_call
 from service.calendars.models import Calendar
 from service.calendars.series_uids import StoredSeriesUids
@@ -66,6 +69,10 @@ CONNECTORS_PER_PROCESS = 10_000
 CALENDARS_PER_PROCESS = 100_000  # calendar -> account ids kept (~100 bytes each)
 BUILD_STRIPES = 64  # locks that keep two threads from building one account's connector
 
+# What a held connector is kept with: the grant it was built from, and for a Graph account
+# the function that hands it the MSAL cache as stored now (see `AccountConnectors._microsoft`)
+StoredCache = Callable[[str | None], None]
+
 
 class AccountConnectors:
     """The production `ConnectorFactory`: one connector per account per process, shared by
@@ -80,7 +87,9 @@ class AccountConnectors:
     Graph's share one httpx connection pool and take their token one thread at a time. The
     least recently used are dropped past `capacity` accounts, so memory stays bounded; a
     dropped one is not closed (another thread may be using it; it holds no pool of its own).
-    A reconnected account (other grant) gets a fresh connector. A connector reports its
+    A reconnected account (other grant) gets a fresh connector. A Google access token one
+    process obtained is kept in the database (`StoredAccessToken`) and adopted by the other
+    processes' connectors of the same grant until it expires. A connector reports its
     calls through `record_call` to whatever records at the time of the call (in a worker,
     the recorder of the calling thread's current message).
     """
@@ -91,7 +100,8 @@ class AccountConnectors:
         self.factory = factory
         self.vault = vault or Vault.from_settings(settings)
         self.capacity = capacity
-        self._connectors: OrderedDict[int, tuple[str, CalendarConnector]] = OrderedDict()
+        self._connectors: OrderedDict[
+            int, tuple[str, CalendarConnector, StoredCache | None]] = OrderedDict()
         self._calendar_accounts: OrderedDict[int, int] = OrderedDict()  # calendar -> account
         self._lock = threading.Lock()
         self._building = [threading.Lock() for _ in range(BUILD_STRIPES)]
@@ -141,14 +151,15 @@ class AccountConnectors:
                                                  credentials["grant"])
         grant = json.dumps({k: v for k, v in credentials.items() if k != "cache"},
                            sort_keys=True)
-        held = self._held(account_id, grant)
+        held = self._held(account_id, grant, credentials)
         if held is not None:
             return held
         with self._building[account_id % BUILD_STRIPES]:  # one build per account at a time
-            held = self._held(account_id, grant)
+            held = self._held(account_id, grant, credentials)
             if held is not None:
                 return held
             connector: CalendarConnector
+            stored_cache: StoredCache | None = None
             if app_tokens is not None:  # a person of a Microsoft 365 tenant grant, app-only
                 connector = GraphConnector(
                     token_provider=app_tokens, api_url=self.settings.graph_api_url,
@@ -156,14 +167,16 @@ class AccountConnectors:
                     http=self._graph_http,
                     series_uids=StoredSeriesUids(self.factory, account_id))
             elif provider == "google":
-                connector = google_connector(self.settings, credentials, recorder=record_call,
-                                             http=self._google_http)
+                connector = google_connector(
+                    self.settings, credentials, recorder=record_call, http=self._google_http,
+                    shared_token=StoredAccessToken(self.factory, self.vault, account_id, grant))
             elif provider == "microsoft":
-                connector = self._microsoft(account_id, email, credentials, record_call)
+                connector, stored_cache = self._microsoft(account_id, email, credentials,
+                                                          record_call)
             else:
                 raise UnknownProvider(f"account {account_id} has unknown provider {provider!r}")
             with self._lock:
-                self._connectors[account_id] = (grant, connector)
+                self._connectors[account_id] = (grant, connector, stored_cache)
                 self._connectors.move_to_end(account_id)
                 while len(self._connectors) > self.capacity:
                     self._connectors.popitem(last=False)
@@ -177,14 +190,19 @@ class AccountConnectors:
                 self._graph_pool = graph_http(verify=ca_verify(self.settings))
             return self._graph_pool
 
-    def _held(self, account_id: int, grant: str) -> CalendarConnector | None:
-        """The account's connector if it was built from this grant (marked recently used)."""
+    def _held(self, account_id: int, grant: str,
+              credentials: dict[str, Any]) -> CalendarConnector | None:
+        """The account's connector if it was built from this grant (marked recently used);
+        a Graph one is handed the MSAL cache just read with `credentials`."""
         with self._lock:
             held = self._connectors.get(account_id)
             if held is None or held[0] != grant:
                 return None
             self._connectors.move_to_end(account_id)
-            return held[1]
+        _, connector, stored_cache = held
+        if stored_cache is not None:
+            stored_cache(credentials.get("cache"))
+        return connector
 
     def directory_for(self, grant_id: int) -> DirectoryConnector:
         """The directory of a company grant, read with the grant's own credentials."""
@@ -220,10 +238,19 @@ class AccountConnectors:
         return grant, read_grant_credentials(grant, vault=self.vault)
 
     def _microsoft(self, account_id: int, email: str, credentials: dict[str, Any],
-                   recorder: CallObserver) -> CalendarConnector:
+                   recorder: CallObserver) -> tuple[CalendarConnector, StoredCache]:
+        """A Graph connector on the account's MSAL cache, and the function `_held` hands the
+        cache as stored now: one another process saved since (it refreshed the access
+        token) replaces this one's, so this process uses that token instead of asking for
+        its own. Entra does not revoke a refresh token when a newer one is issued
+        (https://learn.microsoft.com/entra/identity-platform/refresh-tokens), so whichever
+        cache is kept, its refresh token works."""
 
         tokens = msal_provider(self.settings, credentials)
         lock = threading.Lock()
+        # digests of the caches this process loaded or saved lately: a stored one among them
+        # was read before this process saved a newer one, and is not taken back
+        had: deque[bytes] = deque([_digest(credentials.get("cache"))], maxlen=4)
 
         def token() -> str:
             # one thread at a time: MSAL's token cache locks itself, but the application's
@@ -232,6 +259,7 @@ class AccountConnectors:
                 value = tokens()
                 if tokens.has_state_changed:
                     credentials["cache"] = tokens.serialize()
+                    had.append(_digest(credentials["cache"]))
                     with self.factory.begin() as session:
                         account = session.get(Account, account_id)
                         if account is not None:
@@ -240,9 +268,28 @@ class AccountConnectors:
                     tokens.cache.has_state_changed = False
                 return value
 
-        return GraphConnector(token_provider=token, api_url=self.settings.graph_api_url,
-                              observer=recorder, owner_email=email, http=self._graph_http,
-                              series_uids=StoredSeriesUids(self.factory, account_id))
+        def stored_cache(cache: str | None) -> None:
+            # one this process never had was saved by another process since
+            with lock:
+                if not cache or cache == credentials.get("cache"):
+                    return
+                digest = _digest(cache)
+                if digest in had:
+                    return
+                tokens.deserialize(cache)
+                tokens.cache.has_state_changed = False
+                credentials["cache"] = cache
+                had.append(digest)
+
+        connector = GraphConnector(token_provider=token, api_url=self.settings.graph_api_url,
+                                   observer=recorder, owner_email=email, http=self._graph_http,
+                                   series_uids=StoredSeriesUids(self.factory, account_id))
+        return connector, stored_cache
+
+
+def _digest(cache: str | None) -> bytes:
+    """What tells one stored MSAL cache from another, without keeping the cache."""
+    return hashlib.sha256((cache or "").encode()).digest()
 
 
 def tenant_token_provider(settings: Settings, *, scope: dict[str, str],
@@ -263,10 +310,12 @@ def ca_verify(settings: Settings) -> str | bool:
 
 def google_connector(settings: Settings, credentials: dict[str, Any],
                      recorder: CallObserver | None = None,
-                     http: PerThreadHttp | None = None) -> CalendarConnector:
+                     http: PerThreadHttp | None = None,
+                     shared_token: SharedToken | None = None) -> CalendarConnector:
     """A Google connector from an "authorized_user" credentials dict, or, for a person
     reached through a company grant, from the grant's service-account key (``grant``) acting
-    as them (``subject``, domain-wide delegation) with the calendar scopes only."""
+    as them (``subject``, domain-wide delegation) with the calendar scopes only; with
+    `shared_token`, its access token is shared with other processes."""
 
     creds: Any
     if "grant" in credentials:
@@ -279,7 +328,7 @@ def google_connector(settings: Settings, credentials: dict[str, Any],
             credentials.get("token_uri") or settings.google_token_url)
     return GoogleConnector(creds, api_url=settings.google_api_url, observer=recorder,
                            http=http, ca_bundle=outgoing_ca_bundle(settings), max_attempts=3,
-                           max_sleep=5.0)
+                           max_sleep=5.0, shared_token=shared_token)
 
 
 def google_directory(settings: Settings, key: dict[str, Any], scope: dict[str, str], *,

@@ -149,8 +149,9 @@ def test_a_person_the_admin_no_longer_delegates_is_flagged_for_the_admin_not_for
     grant_id = _connect(harness, key)
     maya = _reach(harness, grant_id, "maya@acme.test")
     harness.google.authorise_delegation(key["client_id"], [DIRECTORY_USERS_SCOPE])
-    # the token issued before stays good until it expires; the next one is refused: a new
-    # process (connectors are kept per process) asks for it
+    # the token issued before stays good until it expires (and every process shares it,
+    # `access_tokens`); once it has, the next one is refused
+    harness.google.expire_access_tokens()
     harness.runtime.connectors = AccountConnectors(harness.settings, harness.runtime.factory)
 
     harness.sync()
