@@ -388,7 +388,8 @@ def run_workers(count: int, args: argparse.Namespace, settings: Settings, server
         workers = [fleet.worker(threads=args.threads) for _ in range(count)]
         if args.worker_cpus:
             for n, worker in enumerate(workers):
-                quotas.append(CpuQuota(f"rapport-bench-worker-{n + 1}", args.worker_cpus))
+                name = f"rapport-bench-{os.getpid()}-worker-{n + 1}"  # runs stay apart
+                quotas.append(CpuQuota(name, args.worker_cpus))
                 quotas[-1].add(worker.pid)
         wait_for_workers(folder, count)
         scheduler_box: list[int] = []
@@ -626,7 +627,7 @@ def main(argv: list[str] | None = None) -> int:
     counts = [int(n) for n in args.workers.split(",")]
     if args.worker_cpus:
         try:
-            CpuQuota("rapport-bench-check", args.worker_cpus).close()
+            CpuQuota(f"rapport-bench-{os.getpid()}-check", args.worker_cpus).close()
         except QuotaUnavailable as err:
             parser.error(f"--worker-cpus: {err}")
     server = make_url(args.database)
