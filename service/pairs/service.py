@@ -10,7 +10,8 @@ from typing import Any
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, aliased
 
-from service.db import chunks, insert_returning
+from service.bulk import insert_returning
+from service.db import chunks
 from service.pairs.detection import is_one_on_one
 from service.pairs.models import (
     Occurrence,

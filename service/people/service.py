@@ -7,7 +7,8 @@ from collections.abc import Iterable, Mapping
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from service.db import chunks, insert_returning
+from service.bulk import insert_returning
+from service.db import chunks
 from service.people.models import Person
 from service.people.names import better_name, clean_name
 

@@ -27,8 +27,9 @@ from connectors.base import CalendarEvent, EventStatus, Response
 from service.agenda.block import block_hash_in
 from service.agenda.invite_edits import absorb_invite_edits
 from service.agenda.models import AgendaRecord
+from service.bulk import bulk_insert, insert_returning
 from service.calendars.models import Calendar, QuarantinedItem
-from service.db import bulk_insert, chunks, insert_returning
+from service.db import chunks
 from service.pairs.detection import detect, humans_of
 from service.pairs.models import (
     AdHocMeeting,

@@ -25,8 +25,9 @@ from sqlalchemy.exc import DataError, StatementError
 from sqlalchemy.orm import Session, sessionmaker
 
 from service.accounts.models import Account
+from service.bulk import bulk_insert, insert_returning
 from service.calendars.models import Calendar
-from service.db import Base, bulk_insert, insert_returning, make_engine, migrate, session_factory
+from service.db import Base, make_engine, migrate, session_factory
 from service.pairs.models import (
     Occurrence,
     OccurrenceCopy,

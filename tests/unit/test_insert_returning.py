@@ -6,7 +6,7 @@ from __future__ import annotations
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from service.db import insert_returning
+from service.bulk import insert_returning
 from service.people.models import Person
 from tests.statements import statements
 
