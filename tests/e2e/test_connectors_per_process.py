@@ -208,6 +208,17 @@ def test_threads_sharing_a_graph_connector_refresh_an_expired_token_once_and_sav
     assert all(int(t["expires_on"]) > time.time() for t in saved["AccessToken"].values())
 
 
+def reconnect_with_another_secret(harness: Harness, account_id: int) -> None:
+    """The account is connected again with another grant (a new client secret)."""
+    vault = Vault.from_settings(harness.settings)
+    with harness.runtime.factory.begin() as session:
+        account = session.get(Account, account_id)
+        assert account is not None
+        credentials = read_credentials(account, vault=vault)
+        credentials["client_secret"] = "another-secret"
+        store_credentials(account, vault=vault, credentials=credentials)
+
+
 def test_connectors_stay_bounded_and_a_reconnected_account_gets_a_fresh_one(
         harness: Harness) -> None:
     maya, sam = (harness.connect(CASES["google"].manager),
@@ -219,11 +230,5 @@ def test_connectors_stay_bounded_and_a_reconnected_account_gets_a_fresh_one(
     again = connectors.for_account(maya)
     assert again is not first
 
-    vault = Vault.from_settings(harness.settings)
-    with harness.runtime.factory.begin() as session:  # reconnected: another grant
-        account = session.get(Account, maya)
-        assert account is not None
-        credentials = read_credentials(account, vault=vault)
-        credentials["client_secret"] = "another-secret"
-        store_credentials(account, vault=vault, credentials=credentials)
+    reconnect_with_another_secret(harness, maya)
     assert connectors.for_account(maya) is not again

@@ -22,7 +22,12 @@ from service.calendars.connectors import AccountConnectors
 from service.calendars.workspace import connect_google_workspace, grant_scope, workspace_scopes
 
 from .conftest import CASES, Harness
-from .test_connectors_per_process import _primary, _token_requests, _window_ids
+from .test_connectors_per_process import (
+    _primary,
+    _token_requests,
+    _window_ids,
+    reconnect_with_another_secret,
+)
 
 
 def _process(harness: Harness) -> AccountConnectors:
@@ -82,13 +87,7 @@ def test_a_reconnected_account_does_not_adopt_the_earlier_grant_s_token(
     account_id = harness.connect(CASES["google"].manager)
     calendar = _primary(harness, account_id)
     ids = _window_ids(harness, _process(harness).for_account(account_id), calendar)
-    vault = Vault.from_settings(harness.settings)
-    with harness.runtime.factory.begin() as session:  # reconnected: another grant
-        account = session.get(Account, account_id)
-        assert account is not None
-        credentials = read_credentials(account, vault=vault)
-        credentials["client_secret"] = "another-secret"
-        store_credentials(account, vault=vault, credentials=credentials)
+    reconnect_with_another_secret(harness, account_id)
     harness.google.clear_requests()
 
     assert _window_ids(harness, _process(harness).for_account(account_id), calendar) == ids
