@@ -6,7 +6,6 @@ import socket
 import ssl
 import threading
 from collections.abc import Iterator
-from contextlib import ExitStack
 from dataclasses import dataclass, field
 from email import message_from_bytes, policy
 from email.message import EmailMessage
@@ -19,8 +18,7 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, Envelope, LoginPassword
 from sqlalchemy.orm import Session, sessionmaker
 
-from service.db import make_engine, migrate, session_factory
-from tests.postgres import postgres_database
+from tests.postgres import migrated
 
 SMTP_USER = "rapport"
 SMTP_PASSWORD = "s3cr3t-p4ss"
@@ -82,15 +80,8 @@ def _authenticator(
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.integration)])
 def factory(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[sessionmaker[Session]]:
     """Sessions on a fresh database (SQLite file, or PostgreSQL), migrated like production."""
-    with ExitStack() as stack:
-        if request.param == "sqlite":
-            url = f"sqlite:///{tmp_path / 'rapport.db'}"
-        else:
-            url = stack.enter_context(postgres_database("email"))
-        engine = make_engine(url)
-        stack.callback(engine.dispose)
-        migrate(engine)
-        yield session_factory(engine)
+    with migrated(request.param, tmp_path, "email") as made:
+        yield made
 
 
 @dataclass

@@ -6,7 +6,6 @@ it serves come back as given, None included; rows with other keys get their own 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, cast
@@ -27,7 +26,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from service.accounts.models import Account
 from service.bulk import bulk_insert, insert_returning
 from service.calendars.models import Calendar
-from service.db import Base, make_engine, migrate, session_factory
+from service.db import Base
 from service.pairs.models import (
     Occurrence,
     OccurrenceCopy,
@@ -39,36 +38,22 @@ from service.pairs.models import (
     SeriesStatus,
 )
 from service.people.models import Person
-from tests.postgres import postgres_database
+from tests.postgres import migrated
 from tests.statements import statements
 
 WHEN = datetime(2026, 3, 29, 1, 30, 15, 123456, tzinfo=UTC)  # microseconds, a DST day
 ELSEWHERE = timezone(timedelta(hours=-7, minutes=-30))  # stored as UTC, read back as UTC
 
 
-@contextmanager
-def _database(kind: str, folder: Path) -> Iterator[sessionmaker[Session]]:
-    """Sessions on a migrated SQLite file, or on a throwaway PostgreSQL database."""
-    with ExitStack() as stack:
-        if kind == "sqlite":
-            url = f"sqlite:///{folder / 'rapport.db'}"
-        else:
-            url = stack.enter_context(postgres_database("bulk"))
-        engine = make_engine(url)
-        stack.callback(engine.dispose)
-        migrate(engine)
-        yield session_factory(engine)
-
-
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.integration)])
 def factory(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[sessionmaker[Session]]:
-    with _database(request.param, tmp_path) as made:
+    with migrated(request.param, tmp_path, "bulk") as made:
         yield made
 
 
 @pytest.fixture
 def pg_factory(tmp_path: Path) -> Iterator[sessionmaker[Session]]:
-    with _database("postgresql", tmp_path) as made:
+    with migrated("postgresql", tmp_path, "bulk") as made:
         yield made
 
 
