@@ -73,6 +73,7 @@ import argparse
 import logging
 import os
 import platform
+import signal
 import sys
 import tempfile
 import threading
@@ -623,6 +624,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--analyze-every", type=float, default=60.0,
                         help="ANALYZE the run database every S s (autovacuum's stand-in); 0: no")
     args = parser.parse_args(argv)
+    # a SIGTERM (timeout, kill) unwinds like Ctrl-C, so the workers, the scheduler and their
+    # cgroups are stopped and removed by the `finally` blocks instead of left running
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     logging.basicConfig(level=logging.WARNING)
     counts = [int(n) for n in args.workers.split(",")]
     if args.worker_cpus:
