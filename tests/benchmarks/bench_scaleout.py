@@ -439,6 +439,7 @@ def run_workers(count: int, args: argparse.Namespace, settings: Settings, server
                    " ".join(Path("/proc/loadavg").read_text().split()[:3]),
                    [q.throttled_s() for q in quotas])
     finally:
+        ending = signal.signal(signal.SIGTERM, signal.SIG_IGN)  # the cleanup runs whole
         say(f"{count} worker(s): ANALYZE ran {analyzer.stop()} times")
         fleet.stop_all()
         for quota in quotas:
@@ -446,6 +447,7 @@ def run_workers(count: int, args: argparse.Namespace, settings: Settings, server
         pg.dispose()
         started.broker.client.flushdb()  # type: ignore[attr-defined]
         close(started)
+        signal.signal(signal.SIGTERM, ending)
 
 
 # -- report -------------------------------------------------------------------------------
@@ -625,7 +627,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="ANALYZE the run database every S s (autovacuum's stand-in); 0: no")
     args = parser.parse_args(argv)
     # a SIGTERM (timeout, kill) unwinds like Ctrl-C, so the workers, the scheduler and their
-    # cgroups are stopped and removed by the `finally` blocks instead of left running
+    # cgroups are stopped and removed by `run_workers`' cleanup (which a SIGTERM does not cut
+    # short) instead of left running
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     logging.basicConfig(level=logging.WARNING)
     counts = [int(n) for n in args.workers.split(",")]
