@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import re
+import sys
 import traceback
 from collections.abc import MutableMapping
 from pathlib import Path
@@ -98,14 +99,33 @@ def _exception_as_text(_logger: Any, _name: str, event: MutableMapping[str, Any]
     return event
 
 
+class _CurrentStderr(logging.StreamHandler):  # type: ignore[type-arg]
+    """A handler that writes to whatever `sys.stderr` is when a line is logged, as logging's
+    own last-resort handler does: a `StreamHandler()` keeps the stream it was built with, and
+    a command run inside another program (a test runner's captured stream, an embedding
+    tool) may close that stream, after which every line fails ("I/O operation on closed
+    file") instead of reaching the stderr in use."""
+
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+
+    @property  # type: ignore[override]
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value: Any) -> None:
+        """Set by `StreamHandler.__init__` and `setStream` only; the stream is sys.stderr's."""
+
+
 def configure_logging(settings: Settings) -> None:
     """Install one handler on the root logger (idempotent)."""
     install_redaction()
     root = logging.getLogger()
-    for handler in list(root.handlers):
-        if getattr(handler, "_rapport", False):
-            root.removeHandler(handler)
-    handler = logging.StreamHandler()
+    for old in list(root.handlers):
+        if getattr(old, "_rapport", False):
+            root.removeHandler(old)
+    handler = _CurrentStderr()
     handler._rapport = True  # type: ignore[attr-defined]
     handler.addFilter(RedactingFilter())
     if settings.log_json:
