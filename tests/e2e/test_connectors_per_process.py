@@ -172,19 +172,25 @@ def test_one_google_connector_serves_threads_at_once_on_one_token(harness: Harne
     assert all(r.status == 200 for r in calls(harness.sandbox("google")).api)
 
 
-def test_threads_sharing_a_graph_connector_refresh_an_expired_token_once_and_save_the_cache(
-        harness: Harness) -> None:
-    account_id = harness.connect(CASES["microsoft"].manager)
+def expire_stored_msal_token(harness: Harness, account_id: int) -> None:
+    """The stored MSAL cache's access token has expired (MSAL then refreshes it)."""
     vault = Vault.from_settings(harness.settings)
     with harness.runtime.factory.begin() as session:
         account = session.get(Account, account_id)
         assert account is not None
         credentials = read_credentials(account, vault=vault)
         cache = json.loads(credentials["cache"])
-        for token in cache["AccessToken"].values():  # MSAL refreshes an expired access token
+        for token in cache["AccessToken"].values():
             token["expires_on"] = token["extended_expires_on"] = str(int(time.time()) - 60)
         credentials["cache"] = json.dumps(cache)
         store_credentials(account, vault=vault, credentials=credentials)
+
+
+def test_threads_sharing_a_graph_connector_refresh_an_expired_token_once_and_save_the_cache(
+        harness: Harness) -> None:
+    account_id = harness.connect(CASES["microsoft"].manager)
+    vault = Vault.from_settings(harness.settings)
+    expire_stored_msal_token(harness, account_id)
     connectors = AccountConnectors(harness.settings, harness.runtime.factory)
     calendar = _primary(harness, account_id)
     harness.sandbox("microsoft").clear_requests()

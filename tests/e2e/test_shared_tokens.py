@@ -6,8 +6,6 @@ clients over HTTP."""
 
 from __future__ import annotations
 
-import json
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -16,8 +14,8 @@ from sqlalchemy import event, select
 
 from sandbox.google.company import ADMIN_EMAIL
 from service.accounts.crypto import Vault
-from service.accounts.models import AccessToken, Account
-from service.accounts.service import read_credentials, save_account, store_credentials
+from service.accounts.models import AccessToken
+from service.accounts.service import save_account
 from service.calendars.connectors import AccountConnectors
 from service.calendars.workspace import connect_google_workspace, grant_scope, workspace_scopes
 
@@ -26,6 +24,7 @@ from .test_connectors_per_process import (
     _primary,
     _token_requests,
     _window_ids,
+    expire_stored_msal_token,
     reconnect_with_another_secret,
 )
 
@@ -123,24 +122,10 @@ def test_people_reached_through_a_workspace_grant_share_their_delegated_token(
     assert stored is not None and b"ya29." not in stored, "kept encrypted"
 
 
-def _expire_stored_msal_token(harness: Harness, account_id: int) -> None:
-    """The stored MSAL cache's access token has expired (MSAL then refreshes it)."""
-    vault = Vault.from_settings(harness.settings)
-    with harness.runtime.factory.begin() as session:
-        account = session.get(Account, account_id)
-        assert account is not None
-        credentials = read_credentials(account, vault=vault)
-        cache = json.loads(credentials["cache"])
-        for token in cache["AccessToken"].values():
-            token["expires_on"] = token["extended_expires_on"] = str(int(time.time()) - 60)
-        credentials["cache"] = json.dumps(cache)
-        store_credentials(account, vault=vault, credentials=credentials)
-
-
 def test_a_graph_connector_already_held_takes_the_cache_another_process_refreshed(
         harness: Harness) -> None:
     account_id = harness.connect(CASES["microsoft"].manager)
-    _expire_stored_msal_token(harness, account_id)
+    expire_stored_msal_token(harness, account_id)
     calendar = _primary(harness, account_id)
     first, second = _process(harness), _process(harness)
     held = second.for_account(account_id)  # built on the expired token, not used yet
