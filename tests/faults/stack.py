@@ -302,8 +302,10 @@ class Recovery:
 def wait_for_recovery(stack: Stack, *, since: float, label: str,
                       caught_up_since: datetime | None = None,
                       ceiling: float = RECOVERY_CEILING) -> Recovery:
-    """Poll `problems` until none is left (or the ceiling passes); print the figure."""
+    """Poll `problems` until none is left (or the ceiling passes); print the figure, and
+    when it took longer than expected, when each problem went away (what it waited for)."""
     left = stack.problems(caught_up_since=caught_up_since)
+    timeline = [(time.monotonic() - since, left)]
     while left and time.monotonic() - since < ceiling:
         if stack.duplicates():
             break  # a duplicate never heals: no point waiting
@@ -311,9 +313,14 @@ def wait_for_recovery(stack: Stack, *, since: float, label: str,
             break
         time.sleep(POLL)
         left = stack.problems(caught_up_since=caught_up_since)
+        if left != timeline[-1][1]:
+            timeline.append((time.monotonic() - since, left))
     seconds = time.monotonic() - since
     print(f"\n[faults] {label}: recovered in {seconds:.1f} s" if not left else
           f"\n[faults] {label}: NOT recovered after {seconds:.1f} s: {left[:5]}")
+    if seconds > EXPECTED_RECOVERY / 2:
+        for at, problems in timeline:
+            print(f"[faults]   at {at:5.1f} s: {problems[:6]}")
     return Recovery(seconds, left)
 
 

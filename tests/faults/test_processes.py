@@ -43,7 +43,7 @@ def _recovered(stack: Stack, label: str, *, since: float, caught_up_since: datet
     assert settled(stack) == []
     twice = {event: n for event, n in stack.writes().items() if n > writes_per_event}
     assert twice == {}, "an agenda was written more often than its content changed"
-    assert got.seconds <= EXPECTED_RECOVERY
+    assert got.seconds <= EXPECTED_RECOVERY, stack.fleet.tail()
     return got
 
 
