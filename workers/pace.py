@@ -3,11 +3,12 @@
 A message for an account that was told to wait (`service.accounts.pace`) goes back to the
 queue with the remaining delay before any provider call. At most
 `RAPPORT_{GOOGLE,MICROSOFT}_ACCOUNT_CONCURRENCY` messages call the provider for one account at
-once, counted by dramatiq's `ConcurrentRateLimiter`
-(https://dramatiq.io/cookbook.html#rate-limiting) on the broker's Redis when there is one,
-in this process otherwise (the in-process broker runs every worker thread here; with RabbitMQ
-the cap holds per worker process). A message that finds every slot taken waits a second or
-two on the queue instead of in a thread.
+once, counted in slots that each expire on their own (`workers.call_slots`; dramatiq's
+`ConcurrentRateLimiter`, https://dramatiq.io/cookbook.html#rate-limiting, kept a killed
+worker's slot for as long as the account stayed busy) on the broker's Redis when there is
+one, in this process otherwise (the in-process broker runs every worker thread here; with
+RabbitMQ the cap holds per worker process). A message that finds every slot taken waits a
+second or two on the queue instead of in a thread.
 """
 
 from __future__ import annotations
@@ -20,37 +21,35 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import dramatiq
-from dramatiq.rate_limits import ConcurrentRateLimiter, RateLimiterBackend
-from dramatiq.rate_limits.backends import StubBackend
 
 from service.accounts.pace import ActingAccount
+from workers.call_slots import CallSlots, MemoryCallSlots, RedisCallSlots, call_slot
 from workers.runtime import current
 
 log = logging.getLogger(__name__)
 
-SLOT_TTL_MS = 30_000  # a slot of a worker killed mid-call frees itself after this (the
+# A slot of a worker killed mid-call frees itself after this, however busy the account (the
 # sync lease's length: a killed worker costs one lease period, not two minutes; a longer call
-# only lets a fifth request in early)
+# only lets a fifth request in early).
+SLOT_TTL_MS = 30_000
 BUSY_DELAY_MS = (500, 2_000)  # back on the queue for this long when every slot is taken
 
 _lock = threading.Lock()
-_backends: dict[int, RateLimiterBackend] = {}
+_slots: dict[int, CallSlots] = {}
 
 
-def _backend(broker: dramatiq.Broker) -> RateLimiterBackend:
-    """The broker's Redis (shared by every worker process), else one per process."""
+def _slots_of(broker: dramatiq.Broker) -> CallSlots:
+    """The broker's Redis (shared by every worker process), else one set per process."""
     with _lock:
-        backend = _backends.get(id(broker))
-        if backend is None:
+        slots = _slots.get(id(broker))
+        if slots is None:
             module = sys.modules.get("dramatiq.brokers.redis")  # loaded when the broker is
             if module is not None and isinstance(broker, module.RedisBroker):
-                from dramatiq.rate_limits.backends import RedisBackend  # the redis extra
-
-                backend = RedisBackend(client=broker.client)
+                slots = RedisCallSlots(broker.client)
             else:
-                backend = StubBackend()
-            _backends[id(broker)] = backend
-        return backend
+                slots = MemoryCallSlots()
+            _slots[id(broker)] = slots
+        return slots
 
 
 @contextmanager
@@ -70,10 +69,10 @@ def account_turn(account: ActingAccount | None) -> Iterator[None]:
         raise dramatiq.Retry(f"account {account_id} was asked to wait", delay=delay_ms)
     limit = (rt.settings.microsoft_account_concurrency if pace.provider == "microsoft"
              else rt.settings.google_account_concurrency)
-    limiter = ConcurrentRateLimiter(_backend(dramatiq.get_broker()),
-                                    f"rapport:account-calls:{account_id}", limit=limit,
-                                    ttl=SLOT_TTL_MS)
-    with limiter.acquire(raise_on_failure=False) as acquired:
+    # a key of its own type (a sorted set): the counter dramatiq's limiter kept under
+    # "rapport:account-calls:<id>" may still be there during an upgrade
+    with call_slot(_slots_of(dramatiq.get_broker()), f"rapport:account-slots:{account_id}",
+                   limit=limit, ttl_ms=SLOT_TTL_MS) as acquired:
         if not acquired:
             delay_ms = random.randint(*BUSY_DELAY_MS)
             log.debug("account %s has %d calls in flight; message back in %d ms",

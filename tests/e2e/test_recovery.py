@@ -6,6 +6,7 @@ the calendar is failing with its reason and backs off."""
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 
 import dramatiq
@@ -20,7 +21,7 @@ from service.calendars.models import Calendar, ProviderCallLog
 from service.calendars.queries import active_account
 from service.db import utcnow
 from service.sync.calendar_sync import LEASE, backoff
-from workers import actors
+from workers import actors, pace
 from workers.inprocess import run_bounded
 from workers.pace import account_turn
 
@@ -225,4 +226,26 @@ def test_an_account_has_at_most_its_configured_calls_in_flight(harness: Harness)
         with account_turn(other):  # another account has its own slots
             pass
     with account_turn(maya):  # the slots were given back
+        pass
+
+
+def test_a_slot_a_killed_worker_never_gave_back_expires_while_the_account_stays_busy(
+        harness: Harness, monkeypatch: pytest.MonkeyPatch) -> None:
+    """dramatiq's concurrent limiter set its one counter's expiry again on every acquire and
+    release, so a dead holder's slot lived as long as the account kept calling."""
+    monkeypatch.setattr(pace, "SLOT_TTL_MS", 400)
+    harness.runtime.settings.google_account_concurrency = 2
+    account_id = harness.connect(CASES["google"].manager)
+    with harness.session() as session:
+        maya = active_account(session, account_id=account_id)
+    dead = account_turn(maya)
+    dead.__enter__()  # a worker killed mid-call: the slot is never given back
+
+    busy_until = time.monotonic() + 1.0  # the account keeps calling, past the slot's expiry
+    while time.monotonic() < busy_until:
+        with account_turn(maya):
+            pass
+        time.sleep(0.05)
+
+    with account_turn(maya), account_turn(maya):  # both slots are free again
         pass
