@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import logging
 import random
-import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -43,11 +42,8 @@ def _slots_of(broker: dramatiq.Broker) -> CallSlots:
     with _lock:
         slots = _slots.get(id(broker))
         if slots is None:
-            module = sys.modules.get("dramatiq.brokers.redis")  # loaded when the broker is
-            if module is not None and isinstance(broker, module.RedisBroker):
-                slots = RedisCallSlots(broker.client)
-            else:
-                slots = MemoryCallSlots()
+            client = getattr(broker, "client", None)  # RedisBroker's connection
+            slots = RedisCallSlots(client) if client is not None else MemoryCallSlots()
             _slots[id(broker)] = slots
         return slots
 

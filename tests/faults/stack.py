@@ -313,7 +313,7 @@ def wait_for_recovery(stack: Stack, *, since: float, label: str,
             break
         time.sleep(POLL)
         left = stack.problems(caught_up_since=caught_up_since)
-        if left != timeline[-1][1]:
+        if sorted(left) != sorted(timeline[-1][1]):  # what is left, not the order it comes in
             timeline.append((time.monotonic() - since, left))
     seconds = time.monotonic() - since
     print(f"\n[faults] {label}: recovered in {seconds:.1f} s" if not left else
