@@ -6,13 +6,14 @@ A slot a killed worker never gave back therefore lasts as long as the account ke
 every kill mid-call takes one slot away from a busy account for good (seen: 3 of 4 slots
 free 1.5 s after the holder died with a 0.5 s expiry, while the account kept calling).
 
-Here each holder is a member of the account's sorted set, scored by its own expiry (the
-counting semaphore with timeouts that redis.io describes for sorted sets: drop the expired
-members with ZREMRANGEBYSCORE, count with ZCARD, add with ZADD), all in one script, timed by
-the Redis server's clock (`TIME`, allowed before writes since Redis 5, which replicates a
-script's effects, not the script), so the workers' own clocks do not matter. In memory with
-the in-process broker, whose threads all live in this process.
-https://redis.io/docs/latest/commands/zremrangebyscore/ https://redis.io/docs/latest/commands/time/
+Here each holder is a member of the account's sorted set, scored by its own expiry: the
+counting semaphore with timeouts of "Redis in Action" (6.3, a holder that crashed times out:
+drop the expired members with ZREMRANGEBYSCORE, count with ZCARD, add with ZADD), all in one
+script so no race needs its rank check, timed by the Redis server's clock (`TIME`, allowed
+before writes since Redis 5, which replicates a script's effects, not the script), so the
+workers' own clocks do not matter. In memory with the in-process broker, whose threads all
+live in this process.
+https://redis.com/ebook/part-2-core-concepts/chapter-6-application-components-in-redis/6-3-counting-semaphores/
 """
 
 from __future__ import annotations
